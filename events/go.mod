@@ -1,0 +1,3 @@
+module github.com/convmeter/convmeter/events
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/convmeter/convmeter/projections
+
+go 1.26

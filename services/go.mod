@@ -1,0 +1,3 @@
+module github.com/convmeter/convmeter/services
+
+go 1.26
