@@ -42,7 +42,12 @@ STATE_MARKER=$STATE_DIR/.convmeter-services
 ENV_FILE=$STATE_DIR/env
 
 log() { printf '[services] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+UP_HINT=
+die() {
+	log "ERROR: $*"
+	[[ -z $UP_HINT ]] || log "$UP_HINT"
+	exit 1
+}
 
 # ---------------------------------------------------------------- helpers
 
@@ -380,6 +385,7 @@ print_env() {
 }
 
 do_up() {
+	UP_HINT="partial state may remain in $STATE_DIR; run '$0 down' to clean up"
 	ensure_tools
 	mkdir -p "$STATE_DIR"
 	touch "$STATE_MARKER"
