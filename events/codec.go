@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // ContentType is the media type of the JSON wire format.
@@ -56,24 +59,26 @@ func NewPayload(t Type) (Payload, bool) {
 }
 
 // Encode appends the JSON envelope of e to dst. The envelope fields are written by hand, in a fixed
-// order, so equal events encode to equal bytes.
+// order, and the payload's fields in struct order (map keys sorted), so equal events encode to
+// equal bytes. An event without data, or whose Type disagrees with its data, is refused with an
+// error matching ErrInvalid, and dst is returned unchanged. Encode does not run Validate: the
+// producer decides what it sends, and Decode refuses what it cannot accept.
 func Encode(dst []byte, e Event) ([]byte, error) {
 	if e.Data == nil {
-		return dst, &DecodeError{Kind: ErrKindInvalid, Type: e.Type, ID: e.ID, Err: errors.New("no data")}
+		return dst, fmt.Errorf("encode event %s %s: %w: %w", e.Type, e.ID, ErrInvalid, &FieldError{Field: "data", Problem: "missing"})
 	}
-	if e.Type == "" {
-		e.Type = e.Data.EventType()
+	if dt := e.Data.EventType(); e.Type == "" {
+		e.Type = dt
+	} else if e.Type != dt {
+		return dst, fmt.Errorf("encode event %s %s: %w: %w", e.Type, e.ID, ErrInvalid, &FieldError{Field: "type", Problem: "data is " + string(dt)})
 	}
-	data, err := json.Marshal(e.Data)
-	if err != nil {
-		return dst, fmt.Errorf("encode %s %s: %w", e.Type, e.ID, err)
-	}
+	start := len(dst)
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, EnvelopeVersion, 10)
 	dst = append(dst, `,"id":`...)
-	dst = strconv.AppendQuote(dst, e.ID)
+	dst = appendJSONString(dst, e.ID)
 	dst = append(dst, `,"type":`...)
-	dst = strconv.AppendQuote(dst, string(e.Type))
+	dst = appendJSONString(dst, string(e.Type))
 	dst = append(dst, `,"key":`...)
 	dst = appendJSONString(dst, e.Key)
 	dst = append(dst, `,"time":`...)
@@ -88,7 +93,10 @@ func Encode(dst []byte, e Event) ([]byte, error) {
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `,"data":`...)
-	dst = append(dst, data...)
+	dst, err := appendPayload(dst, e.Data)
+	if err != nil {
+		return dst[:start], fmt.Errorf("encode event %s %s: %w", e.Type, e.ID, err)
+	}
 	dst = append(dst, '}')
 	return dst, nil
 }
@@ -96,118 +104,238 @@ func Encode(dst []byte, e Event) ([]byte, error) {
 // Marshal is Encode into a new slice.
 func Marshal(e Event) ([]byte, error) { return Encode(nil, e) }
 
+// appendPayload appends the JSON of p.
+func appendPayload(dst []byte, p Payload) ([]byte, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string exactly as encoding/json writes it: HTML-sensitive
+// characters, U+2028 and U+2029 escaped, invalid UTF-8 replaced by U+FFFD. The payload is written
+// by encoding/json, so envelope and payload strings follow the same rules.
 func appendJSONString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s) // a string always marshals
-	return append(dst, b...)
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
 
-type wireEnvelope struct {
-	V     *int            `json:"v"`
-	ID    string          `json:"id"`
-	Type  Type            `json:"type"`
-	Key   string          `json:"key"`
-	Time  UnixTime        `json:"time"`
-	Cause *Cause          `json:"cause"`
-	Data  json.RawMessage `json:"data"`
-}
-
-// Decode parses one envelope. It is strict about the envelope (known version, known type, data
-// present) and about field types, tolerant of numeric strings and of unknown fields inside data,
-// and it validates the payload. Every failure is a *DecodeError naming the problem.
+// Decode parses one envelope. It is strict about the envelope (JSON syntax of the whole record,
+// known version, known type, id and data present, field types) and tolerant where Meta and older
+// clients differ: times may be numbers or numeric strings, and unknown fields are ignored, in the
+// envelope and inside data. Envelope field names match exactly (encoding/json would also accept
+// other cases). It validates the payload (see Validate). Every failure is a *DecodeError naming
+// the problem; the returned Event is then zero.
 func Decode(b []byte) (Event, error) {
 	if len(b) > MaxEventSize {
 		return Event{}, &DecodeError{Kind: ErrKindTooLarge, Err: fmt.Errorf("%d bytes, limit %d", len(b), MaxEventSize)}
 	}
-	var w wireEnvelope
-	if err := json.Unmarshal(b, &w); err != nil {
-		return Event{}, classify(err, "", "")
+	var h header
+	if err := h.scan(b); err != nil {
+		var de *DecodeError
+		if errors.As(err, &de) {
+			de.Type, de.ID = h.typ, h.id // what was read before the problem, if anything
+		}
+		return Event{}, err
 	}
-	if w.V == nil {
-		return Event{}, &DecodeError{Kind: ErrKindInvalid, Type: w.Type, ID: w.ID, Err: &FieldError{Field: "v", Problem: "missing"}}
+	if !h.hasV {
+		return Event{}, &DecodeError{Kind: ErrKindInvalid, Type: h.typ, ID: h.id, Err: &FieldError{Field: "v", Problem: "missing"}}
 	}
-	if *w.V < 1 || *w.V > EnvelopeVersion {
-		return Event{}, &DecodeError{Kind: ErrKindVersion, Type: w.Type, ID: w.ID, Err: fmt.Errorf("version %d, this build reads 1..%d", *w.V, EnvelopeVersion)}
+	if h.v < 1 || h.v > EnvelopeVersion {
+		return Event{}, &DecodeError{Kind: ErrKindVersion, Type: h.typ, ID: h.id, Err: fmt.Errorf("version %d, this build reads 1..%d", h.v, EnvelopeVersion)}
 	}
-	p, ok := NewPayload(w.Type)
+	p, ok := NewPayload(h.typ)
 	if !ok {
-		return Event{}, &DecodeError{Kind: ErrKindUnknownType, Type: w.Type, ID: w.ID, Err: fmt.Errorf("%q", truncate(string(w.Type), 80))}
+		return Event{}, &DecodeError{Kind: ErrKindUnknownType, Type: h.typ, ID: h.id, Err: fmt.Errorf("%q", truncate(string(h.typ), 80))}
 	}
-	if w.ID == "" {
-		return Event{}, &DecodeError{Kind: ErrKindInvalid, Type: w.Type, Err: &FieldError{Field: "id", Problem: "missing"}}
+	if h.id == "" {
+		return Event{}, &DecodeError{Kind: ErrKindInvalid, Type: h.typ, Err: &FieldError{Field: "id", Problem: "missing"}}
 	}
-	if len(w.Data) == 0 || string(w.Data) == "null" {
-		return Event{}, &DecodeError{Kind: ErrKindInvalid, Type: w.Type, ID: w.ID, Err: &FieldError{Field: "data", Problem: "missing"}}
+	if len(h.data) == 0 || h.data[0] == 'n' {
+		return Event{}, &DecodeError{Kind: ErrKindInvalid, Type: h.typ, ID: h.id, Err: &FieldError{Field: "data", Problem: "missing"}}
 	}
-	if err := json.Unmarshal(w.Data, p); err != nil {
-		return Event{}, classify(err, w.Type, w.ID)
+	if h.data[0] != '{' {
+		return Event{}, &DecodeError{Kind: ErrKindFieldType, Type: h.typ, ID: h.id, Err: &FieldError{Field: "data", Problem: "want an object, got JSON " + jsonKind(h.data[0])}}
 	}
-	e := Event{ID: w.ID, Type: w.Type, Key: w.Key, Time: w.Time, Cause: w.Cause, Data: p}
+	if err := unmarshalPayload(h.data, p); err != nil {
+		return Event{}, classify(err, h.typ, h.id, p, h.data)
+	}
+	e := Event{ID: h.id, Type: h.typ, Key: h.key, Time: h.time, Cause: h.cause, Data: p}
 	if err := Validate(e); err != nil {
-		return Event{}, &DecodeError{Kind: ErrKindInvalid, Type: w.Type, ID: w.ID, Err: err}
+		return Event{}, &DecodeError{Kind: ErrKindInvalid, Type: h.typ, ID: h.id, Err: err}
 	}
 	return e, nil
 }
 
-func classify(err error, t Type, id string) error {
+// unmarshalPayload decodes the data object into p.
+func unmarshalPayload(data []byte, p Payload) error { return json.Unmarshal(data, p) }
+
+// classify turns a payload decoding error into a DecodeError naming the field.
+func classify(err error, t Type, id string, p Payload, data []byte) error {
 	var (
 		syn *json.SyntaxError
 		ute *json.UnmarshalTypeError
-		fe  *FieldError
+		te  *timeError
 	)
 	switch {
 	case errors.As(err, &ute):
-		return &DecodeError{Kind: ErrKindFieldType, Type: t, ID: id, Err: &FieldError{Field: ute.Field, Problem: "want " + ute.Type.String() + ", got JSON " + ute.Value}}
-	case errors.As(err, &fe):
-		return &DecodeError{Kind: ErrKindFieldType, Type: t, ID: id, Err: fe}
+		return &DecodeError{Kind: ErrKindFieldType, Type: t, ID: id, Err: &FieldError{Field: "data." + jsonPath(ute.Field), Problem: "want " + ute.Type.String() + ", got JSON " + ute.Value}}
+	case errors.As(err, &te):
+		field := "data"
+		if path := badTimePath(reflect.TypeOf(p).Elem(), data); path != "" {
+			field += "." + path
+		}
+		return &DecodeError{Kind: ErrKindFieldType, Type: t, ID: id, Err: &FieldError{Field: field, Problem: te.Error()}}
 	case errors.As(err, &syn):
-		return &DecodeError{Kind: ErrKindMalformed, Type: t, ID: id, Err: fmt.Errorf("at byte %d: %w", syn.Offset, err)}
+		return &DecodeError{Kind: ErrKindMalformed, Type: t, ID: id, Err: fmt.Errorf("data at byte %d: %w", syn.Offset, err)}
 	}
 	return &DecodeError{Kind: ErrKindMalformed, Type: t, ID: id, Err: err}
 }
 
-// Validate checks the fields an event cannot do without.
+// jsonPath drops the Go names of embedded structs ("Account.user") from an encoding/json field
+// path: every JSON name in this package is lower case.
+func jsonPath(p string) string {
+	parts := strings.Split(p, ".")
+	out := parts[:0]
+	for _, s := range parts {
+		if s != "" && (s[0] < 'A' || s[0] > 'Z') {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, ".")
+}
+
+// badTimePath finds the first UnixTime field of struct type t whose value in data does not parse,
+// and returns its JSON path. It runs only on the error path, so it may be slow.
+func badTimePath(t reflect.Type, data []byte) string {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(data, &fields) != nil {
+		return ""
+	}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		ft := f.Type
+		if f.Anonymous && ft.Kind() == reflect.Struct {
+			if p := badTimePath(ft, data); p != "" {
+				return p
+			}
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		raw, ok := fields[name]
+		if name == "" || name == "-" || !ok {
+			continue
+		}
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch {
+		case ft == reflect.TypeOf(UnixTime(0)):
+			if _, err := parseUnixTime(raw); err != nil {
+				return name
+			}
+		case ft.Kind() == reflect.Struct && len(raw) > 0 && raw[0] == '{':
+			if p := badTimePath(ft, raw); p != "" {
+				return name + "." + p
+			}
+		}
+	}
+	return ""
+}
+
+// Validate checks the fields an event cannot do without. Field names in its errors are paths in
+// the envelope: "data.wamid", or "time" for a tick.
 func Validate(e Event) error {
 	req := func(field, v string) error {
 		if v == "" {
-			return &FieldError{Field: field, Problem: "missing"}
+			return &FieldError{Field: "data." + field, Problem: "missing"}
 		}
 		return nil
 	}
 	pos := func(field string, v UnixTime) error {
 		if v <= 0 {
-			return &FieldError{Field: field, Problem: "missing or not positive"}
+			return &FieldError{Field: "data." + field, Problem: "missing or not positive"}
 		}
 		return nil
 	}
-	user := func(wa, uid string) error {
+	user := func(wa, waName, uid, uidName string) error {
 		if wa == "" && uid == "" {
-			return &FieldError{Field: "wa_id", Problem: "missing, and no user_id either"}
+			return &FieldError{Field: "data." + waName, Problem: "missing, and no " + uidName + " either"}
 		}
 		return nil
 	}
 	switch p := e.Data.(type) {
 	case *InboundMessage:
-		return errors.Join(req("phone_number_id", p.PhoneNumberID), req("wamid", p.WAMID), user(p.WaID, p.UserID), pos("timestamp", p.Timestamp))
+		return errors.Join(req("phone_number_id", p.PhoneNumberID), req("wamid", p.WAMID), user(p.WaID, "wa_id", p.UserID, "user_id"), pos("timestamp", p.Timestamp))
 	case *OutboundSend:
 		var kind error
 		switch p.Kind {
 		case KindTemplate:
 			if !p.TemplateCategory.IsTemplateCategory() {
-				kind = &FieldError{Field: "template_category", Problem: fmt.Sprintf("%q is not a template category", p.TemplateCategory)}
+				kind = &FieldError{Field: "data.template_category", Problem: fmt.Sprintf("%q is not a template category", truncate(string(p.TemplateCategory), 40))}
 			}
 		case KindFreeForm:
 		default:
-			kind = &FieldError{Field: "kind", Problem: fmt.Sprintf("%q, want template or free_form", p.Kind)}
+			kind = &FieldError{Field: "data.kind", Problem: fmt.Sprintf("%q, want template or free_form", truncate(string(p.Kind), 40))}
 		}
-		return errors.Join(req("phone_number_id", p.PhoneNumberID), req("wamid", p.WAMID), user(p.WaID, p.UserID), pos("timestamp", p.Timestamp), kind)
+		return errors.Join(req("phone_number_id", p.PhoneNumberID), req("wamid", p.WAMID), user(p.WaID, "wa_id", p.UserID, "user_id"), pos("timestamp", p.Timestamp), kind)
 	case *StatusUpdate:
 		var st error
 		if !p.Status.Valid() {
-			st = &FieldError{Field: "status", Problem: fmt.Sprintf("%q is not a status", p.Status)}
+			st = &FieldError{Field: "data.status", Problem: fmt.Sprintf("%q is not a status", truncate(string(p.Status), 40))}
 		}
-		return errors.Join(req("phone_number_id", p.PhoneNumberID), req("wamid", p.WAMID), user(p.RecipientID, p.RecipientUserID), pos("timestamp", p.Timestamp), st)
+		return errors.Join(req("phone_number_id", p.PhoneNumberID), req("wamid", p.WAMID), user(p.RecipientID, "recipient_id", p.RecipientUserID, "recipient_user_id"), pos("timestamp", p.Timestamp), st)
 	case *Tick:
-		return pos("time", e.Time)
+		if e.Time <= 0 {
+			return &FieldError{Field: "time", Problem: "missing or not positive"}
+		}
+		return nil
 	case *AccountConfig:
 		return errors.Join(req("phone_number_id", p.PhoneNumberID), req("waba_id", p.WABAID), req("time_zone", p.TimeZone), req("currency", p.Currency))
 	case *LimitUpdate:

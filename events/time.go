@@ -1,7 +1,6 @@
 package events
 
 import (
-	"bytes"
 	"strconv"
 	"time"
 )
@@ -25,25 +24,59 @@ func (t UnixTime) MarshalJSON() ([]byte, error) {
 	return strconv.AppendInt(nil, int64(t), 10), nil
 }
 
-// UnmarshalJSON implements json.Unmarshaler, accepting 1750030073 and "1750030073".
+// UnmarshalJSON implements json.Unmarshaler, accepting 1750030073 and "1750030073"; null and ""
+// leave zero.
 func (t *UnixTime) UnmarshalJSON(b []byte) error {
-	if bytes.Equal(b, []byte("null")) {
-		return nil
+	v, err := parseUnixTime(b)
+	if err != nil {
+		return err
 	}
+	*t = v
+	return nil
+}
+
+// parseUnixTime parses the JSON value b as Unix seconds: an integer number, a string holding one,
+// null or "" (zero).
+func parseUnixTime(b []byte) (UnixTime, error) {
 	s := b
 	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
 		s = s[1 : len(s)-1]
 		if len(s) == 0 {
-			*t = 0
-			return nil
+			return 0, nil
+		}
+	} else if string(s) == "null" {
+		return 0, nil
+	}
+	// Fast path for the common case: up to 18 plain digits cannot overflow.
+	if n := len(s); n > 0 && n <= 18 {
+		var v int64
+		i := 0
+		neg := s[0] == '-'
+		if neg {
+			i = 1
+		}
+		for ; i < n && s[i] >= '0' && s[i] <= '9'; i++ {
+			v = v*10 + int64(s[i]-'0')
+		}
+		if i == n && (!neg || n > 1) {
+			if neg {
+				v = -v
+			}
+			return UnixTime(v), nil
 		}
 	}
 	v, err := strconv.ParseInt(string(s), 10, 64)
 	if err != nil {
-		return &FieldError{Field: "timestamp", Problem: "not a Unix time in seconds: " + truncate(string(b), 40)}
+		return 0, &timeError{value: truncate(string(b), 40)}
 	}
-	*t = UnixTime(v)
-	return nil
+	return UnixTime(v), nil
+}
+
+// timeError is a value that is not Unix seconds. The decoder adds the field's name.
+type timeError struct{ value string }
+
+func (e *timeError) Error() string {
+	return "want Unix seconds as a number or numeric string, got " + e.value
 }
 
 func truncate(s string, n int) string {

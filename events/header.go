@@ -1,0 +1,425 @@
+package events
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// header is the envelope read by the hand-written scanner below. It reads the envelope fields in
+// one pass, checks the JSON syntax of the whole record (so a malformed record is reported as
+// malformed whatever else is wrong with it), and leaves data as a byte span for the payload
+// decoder. This replaces a two-pass json.Unmarshal into a RawMessage, which scanned the data
+// bytes twice before the payload decoder scanned them twice more.
+type header struct {
+	hasV  bool
+	v     int64
+	id    string
+	typ   Type
+	key   string
+	time  UnixTime
+	cause *Cause
+	data  []byte // the raw data value, or nil when absent
+}
+
+// maxDepth bounds nesting, as encoding/json does, so hostile input cannot exhaust the stack.
+const maxDepth = 10000
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+// malformed is the error for bytes that are not one JSON object.
+func (s *scanner) malformed(what string) error {
+	if s.i >= len(s.b) {
+		return &DecodeError{Kind: ErrKindMalformed, Err: fmt.Errorf("unexpected end of input, %s", what)}
+	}
+	return &DecodeError{Kind: ErrKindMalformed, Err: fmt.Errorf("at byte %d (%s): %s", s.i, jsonKind(s.b[s.i]), what)}
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// scan reads the envelope from b.
+func (h *header) scan(b []byte) error {
+	s := scanner{b: b}
+	s.ws()
+	if s.i >= len(b) || b[s.i] != '{' {
+		return s.malformed("want a JSON object")
+	}
+	s.i++
+	s.ws()
+	if s.i < len(b) && b[s.i] == '}' {
+		s.i++
+	} else {
+		for {
+			s.ws()
+			kStart, kEnd, esc, err := s.stringSpan()
+			if err != nil {
+				return err
+			}
+			s.ws()
+			if s.i >= len(b) || b[s.i] != ':' {
+				return s.malformed("want ':' after an object key")
+			}
+			s.i++
+			s.ws()
+			key := b[kStart:kEnd]
+			if esc {
+				key = nil // an escaped envelope key is not one of ours: skip its value
+			}
+			if err := h.field(&s, string(key)); err != nil {
+				return err
+			}
+			s.ws()
+			if s.i >= len(b) {
+				return s.malformed("want ',' or '}'")
+			}
+			if b[s.i] == ',' {
+				s.i++
+				continue
+			}
+			if b[s.i] == '}' {
+				s.i++
+				break
+			}
+			return s.malformed("want ',' or '}'")
+		}
+	}
+	s.ws()
+	if s.i != len(b) {
+		return s.malformed("data after the envelope object")
+	}
+	return nil
+}
+
+// field reads the value of the envelope field named key.
+func (h *header) field(s *scanner, key string) error {
+	start := s.i
+	switch key {
+	case "v":
+		if err := s.skipValue(0); err != nil {
+			return err
+		}
+		raw := s.b[start:s.i]
+		if raw[0] == 'n' {
+			h.hasV = false
+			return nil
+		}
+		v, err := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil || raw[0] == '"' {
+			return fieldType("v", "want an integer, got JSON "+truncate(string(raw), 40))
+		}
+		h.hasV, h.v = true, v
+	case "id", "type", "key":
+		str, err := s.stringValue(key)
+		if err != nil {
+			return err
+		}
+		switch key {
+		case "id":
+			h.id = str
+		case "type":
+			h.typ = Type(str)
+		default:
+			h.key = str
+		}
+	case "time":
+		if err := s.skipValue(0); err != nil {
+			return err
+		}
+		t, err := parseUnixTime(s.b[start:s.i])
+		if err != nil {
+			return fieldType("time", err.Error())
+		}
+		h.time = t
+	case "cause":
+		c, err := s.cause()
+		if err != nil {
+			return err
+		}
+		h.cause = c
+	case "data":
+		if err := s.skipValue(0); err != nil {
+			return err
+		}
+		h.data = s.b[start:s.i]
+	default:
+		return s.skipValue(0)
+	}
+	return nil
+}
+
+func fieldType(field, problem string) error {
+	return &DecodeError{Kind: ErrKindFieldType, Err: &FieldError{Field: field, Problem: problem}}
+}
+
+// stringValue reads a JSON string (null reads as ""), for envelope field name.
+func (s *scanner) stringValue(name string) (string, error) {
+	if s.i < len(s.b) && s.b[s.i] == 'n' {
+		if err := s.skipValue(0); err != nil {
+			return "", err
+		}
+		return "", nil
+	}
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		start := s.i
+		if err := s.skipValue(0); err != nil {
+			return "", err
+		}
+		return "", fieldType(name, "want a string, got JSON "+jsonKind(s.b[start]))
+	}
+	start, end, esc, err := s.stringSpan()
+	if err != nil {
+		return "", err
+	}
+	if !esc {
+		return string(s.b[start:end]), nil
+	}
+	var str string
+	if err := json.Unmarshal(s.b[start-1:end+1], &str); err != nil {
+		return "", &DecodeError{Kind: ErrKindMalformed, Err: fmt.Errorf("string at byte %d: %w", start, err)}
+	}
+	return str, nil
+}
+
+// cause reads the cause object, or null.
+func (s *scanner) cause() (*Cause, error) {
+	start := s.i
+	if err := s.skipValue(0); err != nil {
+		return nil, err
+	}
+	raw := s.b[start:s.i]
+	switch raw[0] {
+	case 'n':
+		return nil, nil
+	case '{':
+	default:
+		return nil, fieldType("cause", "want an object, got JSON "+jsonKind(raw[0]))
+	}
+	var c Cause
+	if err := json.Unmarshal(raw, &c); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return nil, fieldType("cause."+ute.Field, "want "+ute.Type.String()+", got JSON "+ute.Value)
+		}
+		return nil, &DecodeError{Kind: ErrKindMalformed, Err: fmt.Errorf("cause: %w", err)}
+	}
+	return &c, nil
+}
+
+// stringSpan reads a JSON string starting at s.i and returns the span of its contents (without
+// quotes) and whether it holds escapes or non-ASCII bytes that need decoding.
+func (s *scanner) stringSpan() (start, end int, esc bool, err error) {
+	b := s.b
+	if s.i >= len(b) || b[s.i] != '"' {
+		return 0, 0, false, s.malformed("want a string")
+	}
+	s.i++
+	start = s.i
+	for s.i < len(b) {
+		c := b[s.i]
+		switch {
+		case c == '"':
+			end = s.i
+			s.i++
+			return start, end, esc, nil
+		case c == '\\':
+			esc = true
+			s.i++
+			if s.i >= len(b) {
+				return 0, 0, false, s.malformed("unterminated string")
+			}
+			switch b[s.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i++
+			case 'u':
+				if s.i+4 >= len(b) {
+					s.i = len(b)
+					return 0, 0, false, s.malformed("unterminated string")
+				}
+				for _, h := range b[s.i+1 : s.i+5] {
+					if !isHex(h) {
+						return 0, 0, false, s.malformed("bad \\u escape")
+					}
+				}
+				s.i += 5
+			default:
+				return 0, 0, false, s.malformed("bad escape")
+			}
+		case c < 0x20:
+			return 0, 0, false, s.malformed("control character in string")
+		case c >= utf8.RuneSelf:
+			esc = true // may be invalid UTF-8, which decodes to U+FFFD
+			s.i++
+		default:
+			s.i++
+		}
+	}
+	return 0, 0, false, s.malformed("unterminated string")
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// skipValue checks and skips one JSON value.
+func (s *scanner) skipValue(depth int) error {
+	b := s.b
+	if s.i >= len(b) {
+		return s.malformed("want a value")
+	}
+	switch c := b[s.i]; {
+	case c == '"':
+		_, _, _, err := s.stringSpan()
+		return err
+	case c == '{':
+		if depth >= maxDepth {
+			return s.malformed("nested too deeply")
+		}
+		s.i++
+		s.ws()
+		if s.i < len(b) && b[s.i] == '}' {
+			s.i++
+			return nil
+		}
+		for {
+			s.ws()
+			if _, _, _, err := s.stringSpan(); err != nil {
+				return err
+			}
+			s.ws()
+			if s.i >= len(b) || b[s.i] != ':' {
+				return s.malformed("want ':' after an object key")
+			}
+			s.i++
+			s.ws()
+			if err := s.skipValue(depth + 1); err != nil {
+				return err
+			}
+			s.ws()
+			if s.i < len(b) && b[s.i] == ',' {
+				s.i++
+				continue
+			}
+			if s.i < len(b) && b[s.i] == '}' {
+				s.i++
+				return nil
+			}
+			return s.malformed("want ',' or '}'")
+		}
+	case c == '[':
+		if depth >= maxDepth {
+			return s.malformed("nested too deeply")
+		}
+		s.i++
+		s.ws()
+		if s.i < len(b) && b[s.i] == ']' {
+			s.i++
+			return nil
+		}
+		for {
+			s.ws()
+			if err := s.skipValue(depth + 1); err != nil {
+				return err
+			}
+			s.ws()
+			if s.i < len(b) && b[s.i] == ',' {
+				s.i++
+				continue
+			}
+			if s.i < len(b) && b[s.i] == ']' {
+				s.i++
+				return nil
+			}
+			return s.malformed("want ',' or ']'")
+		}
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number()
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	}
+	return s.malformed("want a value")
+}
+
+func (s *scanner) literal(lit string) error {
+	if len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
+		return s.malformed("want " + lit)
+	}
+	s.i += len(lit)
+	return nil
+}
+
+// number checks and skips a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *scanner) number() error {
+	b := s.b
+	if b[s.i] == '-' {
+		s.i++
+	}
+	switch {
+	case s.i < len(b) && b[s.i] == '0':
+		s.i++
+	case s.i < len(b) && b[s.i] >= '1' && b[s.i] <= '9':
+		for s.i < len(b) && b[s.i] >= '0' && b[s.i] <= '9' {
+			s.i++
+		}
+	default:
+		return s.malformed("bad number")
+	}
+	if s.i < len(b) && b[s.i] == '.' {
+		s.i++
+		if s.i >= len(b) || b[s.i] < '0' || b[s.i] > '9' {
+			return s.malformed("bad number")
+		}
+		for s.i < len(b) && b[s.i] >= '0' && b[s.i] <= '9' {
+			s.i++
+		}
+	}
+	if s.i < len(b) && (b[s.i] == 'e' || b[s.i] == 'E') {
+		s.i++
+		if s.i < len(b) && (b[s.i] == '+' || b[s.i] == '-') {
+			s.i++
+		}
+		if s.i >= len(b) || b[s.i] < '0' || b[s.i] > '9' {
+			return s.malformed("bad number")
+		}
+		for s.i < len(b) && b[s.i] >= '0' && b[s.i] <= '9' {
+			s.i++
+		}
+	}
+	return nil
+}
+
+// jsonKind names the JSON kind of a value starting with c, for error messages.
+func jsonKind(c byte) string {
+	switch {
+	case c == '{':
+		return "object"
+	case c == '[':
+		return "array"
+	case c == '"':
+		return "string"
+	case c == 't' || c == 'f':
+		return "bool"
+	case c == 'n':
+		return "null"
+	case c == '-' || c >= '0' && c <= '9':
+		return "number"
+	}
+	return "invalid character " + strconv.QuoteRune(rune(c))
+}
