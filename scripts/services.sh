@@ -24,7 +24,7 @@ RELOAD4J_VERSION=1.2.25
 DEPENDENCY_PLUGIN_VERSION=3.6.1
 
 HOST=127.0.0.1
-CACHE_DIR=${CONVMETER_CACHE:-$HOME/.cache/convmeter}
+CACHE_DIR=${CONVMETER_CACHE:-${HOME:-/root}/.cache/convmeter}
 STATE_DIR=${CONVMETER_STATE:-/tmp/convmeter-services}
 KAFKA_PORT=${CONVMETER_KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${CONVMETER_KAFKA_CONTROLLER_PORT:-19093}
@@ -158,11 +158,13 @@ fetch_kafka_jars() {
 </project>
 EOF
 	rm -rf "$KAFKA_LIBS.tmp"
-	local mvn_args=(-B -q -Dstyle.color=never -f "$KAFKA_HOME/pom.xml" -Dmaven.repo.local="$CACHE_DIR/m2")
+	local mvn_args=(-B -ntp -Dstyle.color=never -f "$KAFKA_HOME/pom.xml" -Dmaven.repo.local="$CACHE_DIR/m2")
 	if ! mvn "${mvn_args[@]}" dependency:copy-dependencies \
-		-DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.tmp" >&2; then
+		-DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.tmp" \
+		</dev/null >"$KAFKA_HOME/mvn.log" 2>&1; then
 		rm -rf "$KAFKA_LIBS.tmp"
-		die "mvn dependency:copy-dependencies failed (see output above)"
+		tail -n 60 "$KAFKA_HOME/mvn.log" >&2 || true
+		die "mvn dependency:copy-dependencies failed (full log: $KAFKA_HOME/mvn.log)"
 	fi
 	[[ -n $(compgen -G "$KAFKA_LIBS.tmp/kafka_$SCALA_BINARY_VERSION-$KAFKA_VERSION.jar") ]] ||
 		die "Maven finished but kafka_$SCALA_BINARY_VERSION-$KAFKA_VERSION.jar is missing"
@@ -282,7 +284,7 @@ start_kafka() {
 		if [[ ! -f $KAFKA_STATE/data/meta.properties ]]; then
 			local cluster_id
 			cluster_id=$(kafka_tool kafka.tools.StorageTool random-uuid 2>>"$KAFKA_STATE/kafka.out") ||
-				{ kafka_tail_logs; die "StorageTool random-uuid failed"; }
+				{ kafka_tail_logs; die "StorageTool random-uuid failed: $cluster_id"; }
 			log "formatting kafka storage (cluster id $cluster_id)"
 			kafka_tool kafka.tools.StorageTool format -t "$cluster_id" \
 				-c "$KAFKA_STATE/server.properties" >>"$KAFKA_STATE/kafka.out" 2>&1 ||
