@@ -128,6 +128,7 @@ const (
 	ReasonServiceFree        = "service_free"          // CBP from 2024-11-01: service conversations free
 	ReasonUnknownKind        = "unknown_kind"          // neither send event nor Meta fields (A12)
 	ReasonFreeFormOutsideCSW = "free_form_outside_csw" // delivered although outside the CSW (A10)
+	ReasonCBPConversation    = "cbp_conversation_open" // PMP time, covered by a CBP conversation opened before the switch (§3.2)
 )
 
 // Charge is the billing consequence of one delivery: per conversation under CBP, per message under
