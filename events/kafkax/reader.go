@@ -1,0 +1,206 @@
+package kafkax
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// ReaderOption adjusts the configuration NewGroupReader builds, after its defaults are set.
+type ReaderOption func(*kafka.ReaderConfig)
+
+// WithReaderLogger sends kafka-go's error log to log at error level.
+func WithReaderLogger(log *slog.Logger) ReaderOption {
+	return func(c *kafka.ReaderConfig) { c.ErrorLogger = ErrorLogger(log) }
+}
+
+// WithDialer sets the dialer (TLS, SASL).
+func WithDialer(d *kafka.Dialer) ReaderOption {
+	return func(c *kafka.ReaderConfig) { c.Dialer = d }
+}
+
+// WithSessionTimeout sets the group session timeout; the heartbeat interval is a tenth of it.
+// Tests use a short one so a closed reader's partitions are reassigned quickly.
+func WithSessionTimeout(d time.Duration) ReaderOption {
+	return func(c *kafka.ReaderConfig) {
+		c.SessionTimeout = d
+		c.HeartbeatInterval = d / 10
+	}
+}
+
+// NewGroupReader returns a consumer-group reader of topic that never commits on its own:
+// CommitInterval 0 makes CommitMessages synchronous, and nothing else commits. Use FetchBatch and
+// Commit. A group with no committed offset starts at the first offset (the log is the source of
+// truth: a new projection reads it all). MaxWait 250ms bounds how long an idle fetch blocks.
+func NewGroupReader(brokers []string, group, topic string, opts ...ReaderOption) (*kafka.Reader, error) {
+	if len(brokers) == 0 {
+		return nil, fmt.Errorf("new reader for group %q topic %q: %w", group, topic, ErrNoBrokers)
+	}
+	if group == "" || topic == "" {
+		return nil, fmt.Errorf("new reader: group %q and topic %q must both be set", group, topic)
+	}
+	cfg := kafka.ReaderConfig{
+		Brokers:           brokers,
+		GroupID:           group,
+		Topic:             topic,
+		QueueCapacity:     1024,
+		MinBytes:          1,
+		MaxBytes:          16 << 20,
+		MaxWait:           250 * time.Millisecond,
+		ReadBatchTimeout:  10 * time.Second,
+		ReadLagInterval:   -1,
+		HeartbeatInterval: 3 * time.Second,
+		CommitInterval:    0,
+		SessionTimeout:    30 * time.Second,
+		RebalanceTimeout:  30 * time.Second,
+		JoinGroupBackoff:  time.Second,
+		StartOffset:       kafka.FirstOffset,
+		ReadBackoffMin:    50 * time.Millisecond,
+		ReadBackoffMax:    time.Second,
+		MaxAttempts:       5,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.CommitInterval != 0 {
+		return nil, fmt.Errorf("new reader for group %q topic %q: CommitInterval %v: only manual commits (0) are allowed", group, topic, cfg.CommitInterval)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new reader for group %q topic %q: %w", group, topic, err)
+	}
+	return kafka.NewReader(cfg), nil
+}
+
+// Fetcher is what FetchBatch reads from; *kafka.Reader is one.
+type Fetcher interface {
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+}
+
+// Committer is what Commit commits to; *kafka.Reader is one.
+type Committer interface {
+	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// PartitionBatch is the messages of one topic partition in a batch, in offset order.
+type PartitionBatch struct {
+	Topic     string
+	Partition int
+	Messages  []kafka.Message
+}
+
+// Last is the partition's last message: the one whose offset is committed.
+func (p PartitionBatch) Last() kafka.Message { return p.Messages[len(p.Messages)-1] }
+
+// Batch is what FetchBatch returns: messages grouped by topic partition, partitions in ascending
+// order, each partition's messages in offset order.
+type Batch struct {
+	Partitions []PartitionBatch
+	n          int
+}
+
+// Len is the number of messages in b.
+func (b Batch) Len() int { return b.n }
+
+// Last returns the last message of each partition: what Commit commits.
+func (b Batch) Last() []kafka.Message {
+	out := make([]kafka.Message, 0, len(b.Partitions))
+	for _, p := range b.Partitions {
+		out = append(out, p.Last())
+	}
+	return out
+}
+
+// Messages returns every message of b, partition by partition.
+func (b Batch) Messages() []kafka.Message {
+	out := make([]kafka.Message, 0, b.n)
+	for _, p := range b.Partitions {
+		out = append(out, p.Messages...)
+	}
+	return out
+}
+
+func (b *Batch) add(m kafka.Message) {
+	b.n++
+	for i := range b.Partitions {
+		p := &b.Partitions[i]
+		if p.Partition == m.Partition && p.Topic == m.Topic {
+			p.Messages = append(p.Messages, m)
+			return
+		}
+	}
+	b.Partitions = append(b.Partitions, PartitionBatch{Topic: m.Topic, Partition: m.Partition, Messages: []kafka.Message{m}})
+}
+
+func (b *Batch) sort() {
+	slices.SortFunc(b.Partitions, func(x, y PartitionBatch) int {
+		if x.Topic != y.Topic {
+			if x.Topic < y.Topic {
+				return -1
+			}
+			return 1
+		}
+		return x.Partition - y.Partition
+	})
+}
+
+// FetchBatch fetches up to max messages from r, waiting at most maxWait in all, and returns them
+// grouped by partition. It returns as soon as max messages are in; after maxWait it returns what it
+// has, possibly nothing (an empty batch and a nil error mean the topic was quiet: a loop can do its
+// periodic work and call again).
+//
+// When ctx ends or r fails, FetchBatch returns the messages fetched so far with the error. Those
+// messages are not committed; the reader has moved past them in this process, so a caller that
+// does not process them must restart its reader (the group then redelivers from the last commit).
+func FetchBatch(ctx context.Context, r Fetcher, max int, maxWait time.Duration) (Batch, error) {
+	var b Batch
+	if max <= 0 {
+		return b, fmt.Errorf("fetch batch: max %d, must be positive", max)
+	}
+	wctx, cancel := context.WithTimeout(ctx, maxWait)
+	defer cancel()
+	for b.n < max {
+		m, err := r.FetchMessage(wctx)
+		if err != nil {
+			b.sort()
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && wctx.Err() != nil {
+				return b, nil // maxWait passed
+			}
+			return b, fmt.Errorf("fetch batch after %d messages: %w", b.n, err)
+		}
+		b.add(m)
+	}
+	b.sort()
+	return b, nil
+}
+
+// Commit commits b: one offset per partition, the last message's, in one CommitMessages call. Call
+// it after the batch's effects are durable. An empty batch commits nothing.
+func Commit(ctx context.Context, c Committer, b Batch) error {
+	if b.n == 0 {
+		return nil
+	}
+	last := b.Last()
+	if err := c.CommitMessages(ctx, last...); err != nil {
+		return fmt.Errorf("commit %d partitions (%s): %w", len(last), describe(last), err)
+	}
+	return nil
+}
+
+func describe(ms []kafka.Message) string {
+	s := ""
+	for i, m := range ms {
+		if i > 0 {
+			s += " "
+		}
+		s += fmt.Sprintf("%s/%d@%d", m.Topic, m.Partition, m.Offset)
+		if i == 7 && len(ms) > 8 {
+			return s + fmt.Sprintf(" and %d more", len(ms)-8)
+		}
+	}
+	return s
+}
