@@ -1,0 +1,425 @@
+package kafkax_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/events/kafkatest"
+	"github.com/convmeter/convmeter/events/kafkax"
+	"github.com/segmentio/kafka-go"
+)
+
+func statusEvent(i int) events.Event {
+	return events.New(&events.StatusUpdate{
+		PhoneNumberID: "106540352242922", RecipientID: strconv.Itoa(16505550000 + i%97),
+		WAMID: "wamid." + strconv.Itoa(i), Status: events.StatusSent, Timestamp: events.UnixTime(1750030073 + i),
+	})
+}
+
+func writeEvents(t testing.TB, w *kafka.Writer, evs []events.Event) {
+	t.Helper()
+	msgs := make([]kafka.Message, len(evs))
+	for i, e := range evs {
+		m, err := kafkax.ToMessage(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs[i] = m
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("write %d events: %v", len(evs), err)
+	}
+}
+
+// fetchAll reads batches until want messages are in or the deadline passes.
+func fetchAll(t testing.TB, r kafkax.Fetcher, want int, batchMax int) []kafkax.Batch {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out []kafkax.Batch
+	n := 0
+	for n < want {
+		b, err := kafkax.FetchBatch(ctx, r, min(batchMax, want-n), 500*time.Millisecond)
+		if err != nil {
+			t.Fatalf("fetch after %d of %d: %v", n, want, err)
+		}
+		if b.Len() > 0 {
+			out = append(out, b)
+			n += b.Len()
+		}
+	}
+	return out
+}
+
+func TestIntegrationRoundTripWithHeaders(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, brokers, 3)
+	w, err := kafkax.NewWriter(brokers, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	evs := make([]events.Event, 60)
+	for i := range evs {
+		evs[i] = statusEvent(i)
+	}
+	writeEvents(t, w, evs)
+
+	r, err := kafkax.NewGroupReader(brokers, kafkatest.Name(t), topic, kafkax.WithSessionTimeout(6*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	byID := map[string]events.Event{}
+	for _, b := range fetchAll(t, r, len(evs), 1000) {
+		for _, pb := range b.Partitions {
+			for _, m := range pb.Messages {
+				e, err := kafkax.FromMessage(m)
+				if err != nil {
+					t.Fatalf("%s/%d@%d: %v", m.Topic, m.Partition, m.Offset, err)
+				}
+				if want := events.PartitionString(e.Key, 3); m.Partition != want {
+					t.Errorf("event %s key %s on partition %d, want %d", e.ID, e.Key, m.Partition, want)
+				}
+				if id, _ := kafkax.Header(m, kafkax.HeaderID); id != e.ID {
+					t.Errorf("ce_id %q, want %q", id, e.ID)
+				}
+				if ty, _ := kafkax.Header(m, kafkax.HeaderType); ty != string(events.TypeStatusUpdate) {
+					t.Errorf("ce_type %q", ty)
+				}
+				if ct, _ := kafkax.Header(m, kafkax.HeaderContentType); ct != "application/json" {
+					t.Errorf("content-type %q", ct)
+				}
+				if d := time.Since(m.Time); d < 0 || d > time.Hour {
+					t.Errorf("record time %v is not append time", m.Time)
+				}
+				byID[e.ID] = e
+			}
+		}
+	}
+	for _, e := range evs {
+		got, ok := byID[e.ID]
+		if !ok {
+			t.Fatalf("event %s not read back", e.ID)
+		}
+		b1, _ := events.Marshal(e)
+		b2, _ := events.Marshal(got)
+		if !bytes.Equal(b1, b2) {
+			t.Fatalf("event changed:\n%s\n%s", b1, b2)
+		}
+	}
+}
+
+func TestIntegrationEnsureTopicsDetectsPartitionMismatch(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topics := kafkax.PrefixedTopics(kafkatest.Name(t))
+	t.Cleanup(func() { _ = kafkax.DeleteTopics(context.Background(), brokers, topics.All()...) })
+
+	if err := kafkax.EnsureTopics(ctx, brokers, topics.Specs(4)...); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	for _, name := range topics.All() {
+		n, err := kafkax.PartitionCount(ctx, brokers, name)
+		if err != nil || n != 4 {
+			t.Fatalf("%s: %d partitions, err %v; want 4", name, n, err)
+		}
+	}
+	if err := kafkax.EnsureTopics(ctx, brokers, topics.Specs(4)...); err != nil {
+		t.Fatalf("second EnsureTopics with the same counts: %v", err)
+	}
+	err := kafkax.EnsureTopics(ctx, brokers, topics.Specs(6)...)
+	var pm *kafkax.PartitionMismatchError
+	if !errors.Is(err, kafkax.ErrPartitionMismatch) || !errors.As(err, &pm) {
+		t.Fatalf("EnsureTopics with 6 over 4: err %v, want a PartitionMismatchError", err)
+	}
+	if pm.Want != 6 || pm.Got != 4 {
+		t.Fatalf("mismatch %+v, want 6 and 4", pm)
+	}
+	if _, err := kafkax.PartitionCount(ctx, brokers, topics.MessageEvents+".absent"); !errors.Is(err, kafkax.ErrUnknownTopic) {
+		t.Fatalf("absent topic: %v, want ErrUnknownTopic", err)
+	}
+	// The snapshots topic is compacted.
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	resp, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topics.Snapshots, ConfigNames: []string{"cleanup.policy"},
+	}}})
+	if err != nil || len(resp.Resources) != 1 || len(resp.Resources[0].ConfigEntries) != 1 {
+		t.Fatalf("describe configs: %+v %v", resp, err)
+	}
+	if v := resp.Resources[0].ConfigEntries[0].ConfigValue; v != "compact" {
+		t.Fatalf("snapshots cleanup.policy %q, want compact", v)
+	}
+}
+
+// countingCommitter records every commit call a reader makes.
+type countingCommitter struct {
+	r     *kafka.Reader
+	calls [][]kafka.Message
+}
+
+func (c *countingCommitter) CommitMessages(ctx context.Context, msgs ...kafka.Message) error {
+	c.calls = append(c.calls, msgs)
+	return c.r.CommitMessages(ctx, msgs...)
+}
+
+func TestIntegrationCommitOnePerPartitionAndResume(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	const parts, total, first = 4, 400, 150
+	topic := kafkatest.Topic(t, brokers, parts)
+	group := kafkatest.Name(t)
+	w, err := kafkax.NewWriter(brokers, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	evs := make([]events.Event, total)
+	for i := range evs {
+		evs[i] = statusEvent(i)
+	}
+	writeEvents(t, w, evs)
+
+	r1, err := kafkax.NewGroupReader(brokers, group, topic, kafkax.WithSessionTimeout(6*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches := fetchAll(t, r1, first, first)
+	cc := &countingCommitter{r: r1}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	committed := map[int]int64{}
+	seen := map[string]bool{}
+	for _, b := range batches {
+		if err := kafkax.Commit(ctx, cc, b); err != nil {
+			t.Fatal(err)
+		}
+		for _, pb := range b.Partitions {
+			committed[pb.Partition] = pb.Last().Offset + 1
+			for _, m := range pb.Messages {
+				seen[strconv.Itoa(m.Partition)+"@"+strconv.FormatInt(m.Offset, 10)] = true
+			}
+		}
+	}
+	if len(cc.calls) != len(batches) {
+		t.Fatalf("%d commit calls for %d batches", len(cc.calls), len(batches))
+	}
+	for i, c := range cc.calls {
+		if len(c) != len(batches[i].Partitions) {
+			t.Fatalf("commit %d carried %d messages for %d partitions: one per partition expected", i, len(c), len(batches[i].Partitions))
+		}
+	}
+	if err := r1.Close(); err != nil {
+		t.Fatalf("close first reader: %v", err)
+	}
+
+	// The group's committed offsets are what Commit said.
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	offs, err := client.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: topic, GroupId: group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, o := range committed {
+		if offs[p] != o {
+			t.Errorf("partition %d: committed offset %d, want %d", p, offs[p], o)
+		}
+	}
+
+	// A new reader in the same group starts right after the commits: nothing seen twice, nothing lost.
+	r2, err := kafkax.NewGroupReader(brokers, group, topic, kafkax.WithSessionTimeout(6*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	firstOffset := map[int]int64{}
+	n := first
+	for _, b := range fetchAll(t, r2, total-first, 1000) {
+		for _, pb := range b.Partitions {
+			if _, ok := firstOffset[pb.Partition]; !ok {
+				firstOffset[pb.Partition] = pb.Messages[0].Offset
+			}
+			for _, m := range pb.Messages {
+				k := strconv.Itoa(m.Partition) + "@" + strconv.FormatInt(m.Offset, 10)
+				if seen[k] {
+					t.Fatalf("partition %d offset %d delivered again after commit", m.Partition, m.Offset)
+				}
+				seen[k] = true
+				n++
+			}
+		}
+	}
+	for p, o := range committed {
+		if fo, ok := firstOffset[p]; ok && fo != o {
+			t.Errorf("partition %d resumed at %d, want %d", p, fo, o)
+		}
+	}
+	if n != total || len(seen) != total {
+		t.Fatalf("read %d (%d distinct), want %d", n, len(seen), total)
+	}
+}
+
+func TestIntegrationBroadcastAndTicksReachEveryPartition(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	const parts = 5
+	topic := kafkatest.Topic(t, brokers, parts)
+	w, err := kafkax.NewWriter(brokers, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := events.New(&events.AccountConfig{PhoneNumberID: "106540352242922", WABAID: "w1", TimeZone: "UTC", Currency: "USD", EffectiveFrom: 1750000000})
+	if err := kafkax.Broadcast(ctx, w, cfg, parts); err != nil {
+		t.Fatal(err)
+	}
+	for p := range parts {
+		if err := kafkax.WriteToPartition(ctx, w, events.NewTick(int32(p), 1750000001), p, parts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p := range parts {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 200 * time.Millisecond})
+		var got []events.Event
+		for range 2 {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				t.Fatalf("partition %d: %v", p, err)
+			}
+			e, err := kafkax.FromMessage(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, e)
+		}
+		_ = r.Close()
+		if got[0].ID != cfg.ID || got[0].Type != events.TypeAccountConfig {
+			t.Errorf("partition %d: first record %s %s, want the account config", p, got[0].Type, got[0].ID)
+		}
+		if tk, ok := got[1].Data.(*events.Tick); !ok || int(tk.Partition) != p {
+			t.Errorf("partition %d: second record %s %+v, want its own tick", p, got[1].Type, got[1].Data)
+		}
+	}
+}
+
+// TestIntegrationPartitionerAgreesWithKcat is the placement proof against an independent client:
+// librdkafka (kcat) with murmur2_random, the Java-compatible partitioner, in both directions.
+func TestIntegrationPartitionerAgreesWithKcat(t *testing.T) {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Skip("kcat not installed (apt-get install kcat); scripts/services.sh installs it")
+	}
+	brokers := kafkatest.Brokers(t)
+	const parts, n = 6, 2000
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = events.PairKey(strconv.Itoa(106540352242900+i%7), strconv.Itoa(16505550000+i*7919), "")
+		if i%10 == 0 {
+			keys[i] = events.PairKey("106540352242922", "", "US.bsuid."+strconv.Itoa(i))
+		}
+	}
+
+	t.Run("kcat produces, kafka-go reads", func(t *testing.T) {
+		topic := kafkatest.Topic(t, brokers, parts)
+		var in bytes.Buffer
+		for i, k := range keys {
+			fmt.Fprintf(&in, "%s\t%d\n", k, i)
+		}
+		cmd := exec.CommandContext(ctx, kcat, "-P", "-b", strings.Join(brokers, ","), "-t", topic,
+			"-X", "topic.partitioner=murmur2_random", "-K", "\t")
+		cmd.Stdin = &in
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kcat -P: %v\n%s", err, out)
+		}
+		got := 0
+		for p := range parts {
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
+			last, err := lastOffset(ctx, brokers, topic, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for off := int64(0); off < last; off++ {
+				m, err := r.FetchMessage(ctx)
+				if err != nil {
+					t.Fatalf("partition %d: %v", p, err)
+				}
+				if want := events.Partition(m.Key, parts); want != p {
+					t.Errorf("kcat put key %q on partition %d; events.Partition says %d", m.Key, p, want)
+				}
+				got++
+			}
+			_ = r.Close()
+		}
+		if got != n {
+			t.Fatalf("read %d records, want %d", got, n)
+		}
+	})
+
+	t.Run("kafka-go writes, kcat reads", func(t *testing.T) {
+		topic := kafkatest.Topic(t, brokers, parts)
+		w, err := kafkax.NewWriter(brokers, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		msgs := make([]kafka.Message, n)
+		for i, k := range keys {
+			msgs[i] = kafka.Message{Key: []byte(k), Value: []byte(strconv.Itoa(i))}
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.CommandContext(ctx, kcat, "-C", "-b", strings.Join(brokers, ","), "-t", topic,
+			"-f", "%k\t%p\n", "-e", "-q").Output()
+		if err != nil {
+			t.Fatalf("kcat -C: %v", err)
+		}
+		got := 0
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		for sc.Scan() {
+			k, ps, ok := strings.Cut(sc.Text(), "\t")
+			if !ok {
+				t.Fatalf("kcat line %q", sc.Text())
+			}
+			p, _ := strconv.Atoi(ps)
+			if want := events.PartitionString(k, parts); p != want {
+				t.Errorf("key %q on partition %d, want %d", k, p, want)
+			}
+			got++
+		}
+		if got != n {
+			t.Fatalf("kcat read %d records, want %d", got, n)
+		}
+	})
+}
+
+func lastOffset(ctx context.Context, brokers []string, topic string, p int) (int64, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(p)}}})
+	if err != nil {
+		return 0, err
+	}
+	for _, po := range resp.Topics[topic] {
+		if po.Partition == p {
+			if po.Error != nil {
+				return 0, po.Error
+			}
+			return po.LastOffset, nil
+		}
+	}
+	return 0, fmt.Errorf("no offset for %s/%d", topic, p)
+}
