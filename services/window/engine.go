@@ -1,0 +1,532 @@
+package window
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/convmeter/convmeter/events"
+)
+
+// Config configures one partition's engine.
+type Config struct {
+	Partition int32
+	// Lateness is how late an event may arrive and still change the outcome (A11). Default 72 h.
+	Lateness time.Duration
+	// Retention is how long a settled message is remembered, so a status arriving weeks later
+	// (a read receipt, a retried webhook) is recognised. Default 35 days (TTL is at most 30).
+	Retention time.Duration
+	// Timeline is the pricing timeline; DefaultTimeline() when nil.
+	Timeline *Timeline
+	// NonOpeningTypes are inbound message types that do not open the CSW (A8). Default: system,
+	// unsupported.
+	NonOpeningTypes []string
+	// EntryPointSources are referral source_type values that start FEP eligibility (A9).
+	// Default: ad.
+	EntryPointSources []string
+}
+
+func (c *Config) defaults() {
+	if c.Lateness == 0 {
+		c.Lateness = 72 * time.Hour
+	}
+	if c.Retention == 0 {
+		c.Retention = 35 * 24 * time.Hour
+	}
+	if c.Timeline == nil {
+		c.Timeline = DefaultTimeline()
+	}
+	if c.NonOpeningTypes == nil {
+		c.NonOpeningTypes = []string{"system", "unsupported"}
+	}
+	if c.EntryPointSources == nil {
+		c.EntryPointSources = []string{"ad"}
+	}
+}
+
+// Stats counts what the engine did; the shell exports them as metrics.
+type Stats struct {
+	Inputs      uint64
+	Outputs     uint64
+	Duplicates  uint64
+	SetAside    uint64 // too late (A11)
+	Recomputes  uint64 // out-of-order facts that recomputed a pair
+	Corrections uint64
+	Evicted     uint64
+}
+
+// Engine is the window engine of one partition: a pure, deterministic state machine over the
+// partition's input events in log order. It reads no clock: stream time is the largest event time
+// seen (pair events and clock ticks). It is not safe for concurrent use.
+type Engine struct {
+	partition  int32
+	lateness   int64
+	retention  int64
+	timeline   *Timeline
+	nonOpening map[string]bool
+	entryPoint map[string]bool
+
+	accounts *accounts
+	settled  *settled
+	pairs    map[string]*pair
+	due      deadlines
+	stream   int64
+	stats    Stats
+
+	// per Apply
+	out    []events.Event
+	in     *events.Event
+	offset int64
+}
+
+// pair is one (business number, user) pair: its state at the fold cut, the facts since, and its
+// current state (base + facts, advanced to cur.at).
+type pair struct {
+	rules
+	base     pairState
+	cut      int64
+	pending  []fact
+	cur      pairState
+	deadline int64
+}
+
+// New returns an engine for one partition.
+func New(cfg Config) (*Engine, error) {
+	cfg.defaults()
+	if cfg.Lateness < 0 || cfg.Retention < cfg.Lateness {
+		return nil, fmt.Errorf("window: lateness %v must be >= 0 and <= retention %v", cfg.Lateness, cfg.Retention)
+	}
+	e := &Engine{
+		partition:  cfg.Partition,
+		lateness:   int64(cfg.Lateness / time.Second),
+		retention:  int64(cfg.Retention / time.Second),
+		timeline:   cfg.Timeline,
+		nonOpening: set(cfg.NonOpeningTypes),
+		entryPoint: set(cfg.EntryPointSources),
+		accounts:   newAccounts(),
+		settled:    newSettled(),
+		pairs:      map[string]*pair{},
+	}
+	return e, nil
+}
+
+func set(xs []string) map[string]bool {
+	m := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
+}
+
+// StreamTime is the partition's stream time (Unix seconds).
+func (e *Engine) StreamTime() int64 { return e.stream }
+
+// Pairs is the number of live pairs.
+func (e *Engine) Pairs() int { return len(e.pairs) }
+
+// Stats returns the counters.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// ErrUnsupported is returned for an event the engine does not take as input.
+var ErrUnsupported = errors.New("window: not an input event")
+
+// Apply applies one input event read at offset and appends the derived events to out, each with
+// its cause (partition, offset, index). Equal input sequences give byte-identical outputs.
+func (e *Engine) Apply(in events.Event, offset int64, out []events.Event) ([]events.Event, error) {
+	e.out, e.in, e.offset = out, &in, offset
+	defer func() { e.out, e.in = nil, nil }()
+	e.stats.Inputs++
+	t := int64(in.Time)
+	switch p := in.Data.(type) {
+	case *events.InboundMessage:
+		f := fact{t: int64(p.Timestamp), kind: factInbound, wamid: p.WAMID, id: in.ID}
+		if e.opensCSW(p) {
+			f.flags |= flagOpensCSW
+			if p.Referral != nil && e.entryPoint[p.Referral.SourceType] {
+				f.flags |= flagEntryPoint
+			}
+		}
+		e.pairFact(in, p.PhoneNumberID, events.UserIdentity(p.WaID, p.UserID), f)
+	case *events.OutboundSend:
+		f := fact{t: int64(p.Timestamp), kind: factSend, wamid: p.WAMID, id: in.ID}
+		if p.Kind == events.KindTemplate {
+			f.flags |= flagTemplate
+			f.cat = catOf(events.NormalizeCategory(string(p.TemplateCategory)))
+		} else {
+			f.flags |= flagFreeForm
+		}
+		e.pairFact(in, p.PhoneNumberID, events.UserIdentity(p.WaID, p.UserID), f)
+	case *events.StatusUpdate:
+		if !p.Status.Valid() {
+			return e.out, fmt.Errorf("window: status %q of %s: %w", p.Status, p.WAMID, ErrUnsupported)
+		}
+		f := fact{t: int64(p.Timestamp), kind: statusFact(p.Status), wamid: p.WAMID, id: in.ID}
+		if p.Pricing != nil || p.Conversation != nil {
+			f.meta = &metaFacts{pricing: p.Pricing, conversation: p.Conversation, rank: p.Status.Rank()}
+		}
+		for _, er := range p.Errors {
+			if er.Code == 131047 {
+				f.flags |= flag131047
+			}
+		}
+		e.pairFact(in, p.PhoneNumberID, events.UserIdentity(p.RecipientID, p.RecipientUserID), f)
+	case *events.Tick:
+		// Only moves stream time.
+	case *events.AccountConfig:
+		if err := e.accounts.put(p); err != nil {
+			return e.out, err
+		}
+		e.passThrough(in)
+		return e.out, nil
+	case *events.LimitUpdate, *events.VolumeTier, *events.TemplateCategory:
+		e.passThrough(in)
+		return e.out, nil
+	default:
+		return e.out, fmt.Errorf("window: %s: %w", in.Type, ErrUnsupported)
+	}
+	if t > e.stream {
+		e.stream = t
+	}
+	e.runDue()
+	return e.out, nil
+}
+
+func (e *Engine) opensCSW(p *events.InboundMessage) bool {
+	if e.nonOpening[p.MessageType] {
+		return false
+	}
+	// An errors-only payload is not a user message (A8).
+	return !(len(p.ErrorCodes) > 0 && (p.MessageType == "" || p.MessageType == "unsupported"))
+}
+
+// emit appends an output with the next cause index of the current input.
+func (e *Engine) emit(ev events.Event) {
+	ev.Cause = &events.Cause{Partition: e.partition, Offset: e.offset, Index: int32(len(e.out))}
+	e.out = append(e.out, ev)
+	e.stats.Outputs++
+}
+
+func (e *Engine) passThrough(in events.Event) {
+	out := in
+	out.ID = events.InputID("passthrough", in.ID)
+	e.emit(out)
+}
+
+// live is the sink of in-order processing: outputs go straight out.
+type live struct {
+	e   *Engine
+	key string
+}
+
+func (l live) emit(ev events.Event) { l.e.emit(ev) }
+
+func (l live) retract(id string) {
+	l.e.stats.Corrections++
+	l.e.emit(l.e.correction(l.key, []string{id}, "superseded"))
+}
+
+func (e *Engine) correction(key string, ids []string, reason string) events.Event {
+	id := events.InputID(string(events.TypeCorrection), e.in.ID, itoa(int64(len(e.out))))
+	return events.Event{ID: id, Type: events.TypeCorrection, Key: key, Time: e.in.Time, Data: &events.Correction{
+		Key: key, Retracts: ids, Reason: reason, CausedBy: e.in.ID,
+	}}
+}
+
+// pairFact routes a fact to its pair: set aside when too late, ignored when a duplicate, applied
+// in place when it comes after everything the pair has seen, otherwise the pair is recomputed in
+// canonical order and the difference is emitted as a correction plus replacements.
+func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
+	if f.t < e.stream-e.lateness {
+		e.stats.SetAside++
+		e.emit(events.Event{
+			ID: events.InputID(string(events.TypeEventSetAside), in.ID), Type: events.TypeEventSetAside, Key: in.Key, Time: in.Time,
+			Data: &events.EventSetAside{Reason: events.SetAsideTooLate, InputID: in.ID, InputType: in.Type, InputTime: in.Time, StreamTime: events.UnixTime(e.stream)},
+		})
+		return
+	}
+	key := events.PairKey(pnid, user, "")
+	p := e.pairs[key]
+	if p == nil {
+		p = &pair{rules: rules{e: e, key: key, pnid: pnid, user: user}}
+		p.cut = e.stream - e.lateness
+		p.base.at, p.cur.at = p.cut, p.cut
+		e.pairs[key] = p
+	}
+	pos := sort.Search(len(p.pending), func(i int) bool { return f.less(&p.pending[i]) })
+	for i := pos - 1; i >= 0 && p.pending[i].t == f.t; i-- {
+		if p.pending[i].same(&f) {
+			e.stats.Duplicates++
+			return
+		}
+	}
+	if f.kind <= factSend { // inbound/send duplicates may carry another timestamp
+		for i := range p.pending {
+			if p.pending[i].same(&f) {
+				e.stats.Duplicates++
+				return
+			}
+		}
+	}
+	if pos == len(p.pending) && f.t >= p.cur.at {
+		p.pending = append(p.pending, f)
+		l := live{e: e, key: key}
+		p.advance(&p.cur, f.t, l)
+		p.step(&p.cur, &p.pending[len(p.pending)-1], l)
+		e.schedule(p)
+		return
+	}
+	e.recompute(p, pos, f)
+}
+
+// recompute inserts an out-of-order fact and re-derives the pair from its base, emitting a
+// correction for what no longer holds and the outputs that are new.
+func (e *Engine) recompute(p *pair, pos int, f fact) {
+	e.stats.Recomputes++
+	to := max(p.cur.at, f.t)
+	_, old := e.replay(p, p.pending, to)
+	p.pending = append(p.pending, fact{})
+	copy(p.pending[pos+1:], p.pending[pos:])
+	p.pending[pos] = f
+	st, now := e.replay(p, p.pending, to)
+	p.cur = st
+	var gone []string
+	for _, ev := range old.list() {
+		if !now.has(ev.ID) {
+			gone = append(gone, ev.ID)
+		}
+	}
+	if len(gone) > 0 {
+		e.stats.Corrections++
+		e.emit(e.correction(p.key, gone, "late_event"))
+	}
+	for _, ev := range now.list() {
+		if !old.has(ev.ID) {
+			e.emit(ev)
+		}
+	}
+	e.schedule(p)
+}
+
+// replay derives a pair's state and net outputs from its base over facts, advanced to time to.
+func (e *Engine) replay(p *pair, facts []fact, to int64) (pairState, *collector) {
+	st := p.base.clone()
+	c := &collector{}
+	for i := range facts {
+		p.advance(&st, facts[i].t, c)
+		p.step(&st, &facts[i], c)
+	}
+	p.advance(&st, to, c)
+	return st, c
+}
+
+// collector is the sink of a replay: the net outputs, retractions applied.
+type collector struct {
+	evs  []events.Event
+	gone map[string]bool
+}
+
+func (c *collector) emit(ev events.Event) { c.evs = append(c.evs, ev) }
+
+func (c *collector) retract(id string) {
+	if c.gone == nil {
+		c.gone = map[string]bool{}
+	}
+	c.gone[id] = true
+}
+
+func (c *collector) list() []events.Event {
+	out := c.evs[:0:0]
+	for _, ev := range c.evs {
+		if !c.gone[ev.ID] {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func (c *collector) has(id string) bool {
+	if c.gone[id] {
+		return false
+	}
+	for i := range c.evs {
+		if c.evs[i].ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+type discard struct{}
+
+func (discard) emit(events.Event) {}
+func (discard) retract(string)    {}
+
+// schedule computes when the pair next needs attention (an expiry, a fact becoming foldable, a
+// message to forget) and queues it.
+func (e *Engine) schedule(p *pair) {
+	next := p.cur.nextExpiry()
+	take := func(t int64) {
+		if next == 0 || t < next {
+			next = t
+		}
+	}
+	if len(p.pending) > 0 {
+		take(p.pending[0].t + e.lateness + 1)
+	}
+	for i := range p.cur.msgs {
+		take(e.forgetAt(&p.cur.msgs[i]))
+	}
+	if next == 0 {
+		next = e.stream + 1 // nothing left: evict at the next stream advance
+	}
+	// Only an earlier deadline is queued; a later one is found when the queued one comes due and
+	// maintain reschedules, so the queue does not grow with every fact.
+	if p.deadline == 0 || next < p.deadline {
+		p.deadline = next
+		heap.Push(&e.due, due{t: next, key: p.key})
+	}
+}
+
+// forgetAt is when a message's record can be dropped: once settled and past the lateness, or,
+// undelivered, past the retention (Meta's TTL is at most 30 days).
+func (e *Engine) forgetAt(m *msg) int64 {
+	if m.settled() {
+		return m.settledAt() + e.lateness + 1
+	}
+	return m.sentAt + e.retention + 1
+}
+
+// runDue gives attention to every pair whose deadline stream time has reached, in (time, key)
+// order.
+func (e *Engine) runDue() {
+	for e.due.Len() > 0 && e.due[0].t <= e.stream {
+		d := heap.Pop(&e.due).(due)
+		p := e.pairs[d.key]
+		if p == nil || p.deadline != d.t {
+			continue
+		}
+		p.deadline = 0
+		e.maintain(p)
+	}
+	e.settled.sweep(e.stream - e.retention)
+}
+
+// maintain advances a pair to stream time, folds facts that can no longer be preceded by a late
+// event into its base, forgets settled messages, and evicts the pair when nothing is left.
+func (e *Engine) maintain(p *pair) {
+	p.advance(&p.cur, e.stream, live{e: e, key: p.key})
+	cut := e.stream - e.lateness
+	if cut > p.cut {
+		n := sort.Search(len(p.pending), func(i int) bool { return p.pending[i].t >= cut })
+		for i := 0; i < n; i++ {
+			p.advance(&p.base, p.pending[i].t, discard{})
+			p.step(&p.base, &p.pending[i], discard{})
+		}
+		p.advance(&p.base, cut, discard{})
+		p.pending = append(p.pending[:0], p.pending[n:]...)
+		p.cut = cut
+		if gone := e.forget(&p.cur, cut); len(gone) > 0 {
+			drop(&p.base, gone)
+		}
+	}
+	if len(p.pending) == 0 && p.cur.empty() && p.base.empty() {
+		delete(e.pairs, p.key)
+		e.stats.Evicted++
+		return
+	}
+	e.schedule(p)
+}
+
+// forget drops the current state's messages that nothing can change any more, remembering settled
+// ones partition-wide, and returns their wamids so the base forgets the same ones.
+func (e *Engine) forget(st *pairState, cut int64) []string {
+	var gone []string
+	kept := st.msgs[:0]
+	for _, m := range st.msgs {
+		if e.forgetAt(&m) <= cut+e.lateness {
+			if m.settled() {
+				e.settled.add(m.wamid, m.settledAt())
+			}
+			gone = append(gone, m.wamid)
+			continue
+		}
+		kept = append(kept, m)
+	}
+	st.msgs = kept
+	return gone
+}
+
+func drop(st *pairState, wamids []string) {
+	kept := st.msgs[:0]
+	for _, m := range st.msgs {
+		if !slices.Contains(wamids, m.wamid) {
+			kept = append(kept, m)
+		}
+	}
+	st.msgs = kept
+}
+
+// due is a pair's queued deadline.
+type due struct {
+	t   int64
+	key string
+}
+
+type deadlines []due
+
+func (d deadlines) Len() int { return len(d) }
+func (d deadlines) Less(i, j int) bool {
+	if d[i].t != d[j].t {
+		return d[i].t < d[j].t
+	}
+	return d[i].key < d[j].key
+}
+func (d deadlines) Swap(i, j int) { d[i], d[j] = d[j], d[i] }
+func (d *deadlines) Push(x any)   { *d = append(*d, x.(due)) }
+func (d *deadlines) Pop() any {
+	old := *d
+	x := old[len(old)-1]
+	*d = old[:len(old)-1]
+	return x
+}
+
+// settled remembers settled messages by a 64-bit hash of their wamid for the retention period, so a
+// read receipt weeks after delivery is a no-op rather than a new delivery.
+type settled struct {
+	at        map[uint64]int64
+	nextSweep int64
+}
+
+func newSettled() *settled { return &settled{at: map[uint64]int64{}} }
+
+func wamidHash(w string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(w))
+	return h.Sum64()
+}
+
+func (s *settled) has(w string) bool {
+	if len(s.at) == 0 {
+		return false
+	}
+	_, ok := s.at[wamidHash(w)]
+	return ok
+}
+
+func (s *settled) add(w string, t int64) { s.at[wamidHash(w)] = t }
+
+func (s *settled) sweep(before int64) {
+	if before < s.nextSweep {
+		return
+	}
+	for k, t := range s.at {
+		if t < before {
+			delete(s.at, k)
+		}
+	}
+	s.nextSweep = before + 6*3600
+}

@@ -1,0 +1,161 @@
+package window
+
+import (
+	"strconv"
+
+	"github.com/convmeter/convmeter/events"
+)
+
+// Output ids are derived from the output's content (its type, pair and identifying fields), never
+// from arrival, so that recomputing a pair reproduces the ids of outputs that did not change and a
+// retraction can name an output without the engine remembering what it emitted.
+func (r *rules) id(t events.Type, parts ...string) string {
+	all := make([]string, 0, len(parts)+2)
+	all = append(all, string(t), r.key)
+	all = append(all, parts...)
+	return events.InputID(all...)
+}
+
+func itoa(t int64) string { return strconv.FormatInt(t, 10) }
+
+func (r *rules) account(a *account, t int64) events.Account {
+	out := events.Account{PhoneNumberID: r.pnid, User: r.user}
+	if a.cfg == nil {
+		return out
+	}
+	out.WABAID = a.cfg.WABAID
+	out.PortfolioID = a.cfg.PortfolioID
+	out.TimeZone = a.cfg.TimeZone
+	out.Currency = a.cfg.Currency
+	out.Month = a.month(t)
+	out.Configured = true
+	return out
+}
+
+func (r *rules) accountAt(t int64) events.Account {
+	return r.account(r.e.accounts.resolve(r.pnid, t), t)
+}
+
+func (r *rules) event(t events.Type, at int64, id string, p events.Payload) events.Event {
+	return events.Event{ID: id, Type: t, Key: r.key, Time: events.UnixTime(at), Data: p}
+}
+
+func (r *rules) windowOpened(f *fact, refresh, entry bool) events.Event {
+	return r.event(events.TypeWindowOpened, f.t, r.id(events.TypeWindowOpened, f.wamid, itoa(f.t)), &events.WindowOpened{
+		Account:    r.accountAt(f.t),
+		WAMID:      f.wamid,
+		OpenedAt:   events.UnixTime(f.t),
+		ExpiresAt:  events.UnixTime(f.t + cswLength),
+		Refresh:    refresh,
+		EntryPoint: entry,
+	})
+}
+
+func (r *rules) windowExpired(opened int64) events.Event {
+	at := opened + cswLength
+	return r.event(events.TypeWindowExpired, at, r.id(events.TypeWindowExpired, itoa(opened)), &events.WindowExpired{
+		Account:   r.accountAt(at),
+		OpenedAt:  events.UnixTime(opened),
+		ExpiredAt: events.UnixTime(at),
+	})
+}
+
+func (r *rules) conversationOpened(c conv, d *delivery) events.Event {
+	return r.event(events.TypeConversationOpened, c.opened, r.id(events.TypeConversationOpened, c.id), &events.ConversationOpened{
+		Account:            r.account(d.acct, d.t),
+		ConversationID:     c.id,
+		Category:           c.cat.category(),
+		PricingModel:       c.model,
+		OpenedAt:           events.UnixTime(c.opened),
+		ExpiresAt:          events.UnixTime(c.expires),
+		OpenedBy:           d.m.wamid,
+		MetaConversationID: c.metaID,
+	})
+}
+
+func (r *rules) conversationClosed(c conv, at int64, reason string) events.Event {
+	return r.event(events.TypeConversationClosed, at, r.id(events.TypeConversationClosed, c.id, itoa(at), reason), &events.ConversationClosed{
+		Account:        r.accountAt(at),
+		ConversationID: c.id,
+		Category:       c.cat.category(),
+		PricingModel:   c.model,
+		OpenedAt:       events.UnixTime(c.opened),
+		ClosedAt:       events.UnixTime(at),
+		Reason:         reason,
+	})
+}
+
+func (r *rules) dispatched(m *msg, t int64) events.Event {
+	return r.event(events.TypeMessageDispatched, t, r.id(events.TypeMessageDispatched, m.wamid, itoa(t)), &events.MessageDispatched{
+		Account: r.accountAt(t),
+		WAMID:   m.wamid,
+		SentAt:  events.UnixTime(t),
+		Kind:    m.kind.wire(),
+	})
+}
+
+func (r *rules) violation(m *msg, t int64, delivered bool) events.Event {
+	return r.event(events.TypePolicyViolation, t, r.id(events.TypePolicyViolation, m.wamid, strconv.FormatBool(delivered)), &events.PolicyViolation{
+		Account:   r.accountAt(t),
+		WAMID:     m.wamid,
+		Code:      131047,
+		Reason:    events.ReasonFreeFormOutsideCSW,
+		At:        events.UnixTime(t),
+		Delivered: delivered,
+	})
+}
+
+func (r *rules) charge(d delivery, unit events.ChargeUnit, typ events.PricingType, billable bool, reason string) events.Event {
+	c := &events.Charge{
+		Account:      r.account(d.acct, d.t),
+		Unit:         unit,
+		PricingModel: d.model,
+		Category:     d.cat.category(),
+		PricingType:  typ,
+		Billable:     billable,
+		Reason:       reason,
+		WAMID:        d.m.wamid,
+		Kind:         d.m.kind.wire(),
+		Recipient:    r.user,
+		DeliveredAt:  events.UnixTime(d.t),
+	}
+	if d.conv != nil {
+		c.ConversationID = d.conv.id
+		c.PricingModel = d.conv.model
+		if unit == events.UnitConversation {
+			c.Category = d.conv.cat.category()
+		}
+	}
+	return r.event(events.TypeCharge, d.t, r.id(events.TypeCharge, d.m.wamid, itoa(d.t), string(unit), reason, string(c.Category)), c)
+}
+
+func (r *rules) delivered(d delivery) events.Event {
+	m := d.m
+	out := &events.MessageDelivered{
+		Account:          r.account(d.acct, d.t),
+		WAMID:            m.wamid,
+		DeliveredAt:      events.UnixTime(d.t),
+		Kind:             m.kind.wire(),
+		KindSource:       kindSrcNames[m.kindSrc],
+		TemplateCategory: m.cat.category(),
+		InsideCSW:        d.inCSW,
+		InsideFEP:        d.conv != nil && d.conv.cat == catReferral,
+		Ours:             d.verdict,
+	}
+	if m.kind != kindTemplate {
+		out.TemplateCategory = ""
+	}
+	if m.meta != nil {
+		if p := m.meta.pricing; p != nil {
+			out.Meta = &events.Verdict{Billable: p.IsBillable(), Category: p.Category, PricingType: events.PricingType(p.Type), PricingModel: p.PricingModel}
+		}
+		if c := m.meta.conversation; c != nil {
+			out.MetaConversation = c
+			if out.Meta == nil {
+				out.Meta = &events.Verdict{}
+			}
+			out.Meta.ConversationID = c.ID
+		}
+	}
+	return r.event(events.TypeMessageDelivered, d.t, r.id(events.TypeMessageDelivered, m.wamid, itoa(d.t)), out)
+}
