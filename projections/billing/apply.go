@@ -1,0 +1,310 @@
+package billing
+
+import (
+	"strconv"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/projections/ratecard"
+)
+
+// Difference kinds of reconciliation. The list is only appended to.
+const (
+	DiffBillable     = "billable"
+	DiffCategory     = "category"
+	DiffPricingType  = "pricing_type"
+	DiffPricingModel = "pricing_model"
+	DiffConversation = "conversation"
+)
+
+// Diff is a reconciliation record: a delivered message whose Meta verdict differs from ours.
+type Diff struct {
+	ID     string          `json:"id"`
+	WAMID  string          `json:"wamid"`
+	Pair   string          `json:"pair"`
+	WABA   string          `json:"waba"`
+	Number string          `json:"number"`
+	Month  string          `json:"month"`
+	At     events.UnixTime `json:"at"`
+	Kinds  []string        `json:"kinds"`
+	Ours   events.Verdict  `json:"ours"`
+	Meta   events.Verdict  `json:"meta"`
+}
+
+// WM is the WABA-month the diff is counted under.
+func (d Diff) WM() string { return d.WABA + "|" + d.Month }
+
+// Compare returns the kinds in which Meta's verdict differs from ours. Categories are compared
+// after normalising spellings (A6). Conversation ids differ in kind, not value: ours are derived
+// ids, Meta's are its own, so a difference is one side counting the message in a conversation and
+// the other not.
+func Compare(ours, meta events.Verdict) []string {
+	var k []string
+	if ours.Billable != meta.Billable {
+		k = append(k, DiffBillable)
+	}
+	if events.NormalizeCategory(string(ours.Category)) != events.NormalizeCategory(string(meta.Category)) {
+		k = append(k, DiffCategory)
+	}
+	if ours.PricingType != meta.PricingType {
+		k = append(k, DiffPricingType)
+	}
+	if ours.PricingModel != "" && meta.PricingModel != "" && ours.PricingModel != meta.PricingModel {
+		k = append(k, DiffPricingModel)
+	}
+	if (ours.ConversationID == "") != (meta.ConversationID == "") {
+		k = append(k, DiffConversation)
+	}
+	return k
+}
+
+// Prior is what Apply needs to know of the stored state: the high-water causes per source
+// partition and the stored lines and diffs of ids the batch retracts.
+type Prior struct {
+	HW    map[int32]events.Cause
+	Lines map[string]Line
+	Diffs map[string]Diff
+}
+
+// Bad is an event the projection could not use, kept with the reason.
+type Bad struct {
+	ID     string `json:"id"`
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+}
+
+// Plan is the state change of one batch: what the store writes in one atomic unit.
+type Plan struct {
+	HW       map[int32]events.Cause      // new high-water causes, only the ones that moved
+	Put      []Line                      // lines to store (new, or replacing a deleted one)
+	Del      []Line                      // stored lines to remove (retracted or replaced)
+	PutDiffs []Diff                      // reconciliation records to store
+	DelDiffs []Diff                      // stored records to remove
+	Totals   map[string]map[string]int64 // WABA-month → totals field → delta
+	Counts   map[string]map[string]int64 // WABA-month → difference kind → delta
+	Bad      []Bad
+	Applied  int // events after the high-water mark
+	Skipped  int // events at or below it
+}
+
+// Apply computes the plan of a batch, in log order. It is pure: the same batch and prior give the
+// same plan. Events at or below their partition's high-water cause are skipped; a correction
+// removes the lines and diffs of the ids it retracts, whether stored or earlier in the batch.
+func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
+	p := Plan{HW: map[int32]events.Cause{}, Totals: map[string]map[string]int64{}, Counts: map[string]map[string]int64{}}
+	hw := make(map[int32]events.Cause, len(prior.HW))
+	for k, v := range prior.HW {
+		hw[k] = v
+	}
+	type slot[T any] struct {
+		stored *T // the stored version, if any
+		cur    *T // the version after the batch so far; nil = none
+		order  int
+	}
+	lines := map[string]*slot[Line]{}
+	diffs := map[string]*slot[Diff]{}
+	n := 0
+	lineSlot := func(id string) *slot[Line] {
+		s, ok := lines[id]
+		if !ok {
+			s = &slot[Line]{order: n}
+			n++
+			if l, ok := prior.Lines[id]; ok {
+				s.stored, s.cur = &l, &l
+			}
+			lines[id] = s
+		}
+		return s
+	}
+	diffSlot := func(id string) *slot[Diff] {
+		s, ok := diffs[id]
+		if !ok {
+			s = &slot[Diff]{order: n}
+			n++
+			if d, ok := prior.Diffs[id]; ok {
+				s.stored, s.cur = &d, &d
+			}
+			diffs[id] = s
+		}
+		return s
+	}
+	addLine := func(l Line, sign int64) {
+		m := p.Totals[l.WM()]
+		if m == nil {
+			m = map[string]int64{}
+			p.Totals[l.WM()] = m
+		}
+		Contribute(l, l.List, l.PricingType, l.Unpriced, sign, func(f string, v int64) { m[f] += v })
+	}
+	addDiff := func(d Diff, sign int64) {
+		m := p.Counts[d.WM()]
+		if m == nil {
+			m = map[string]int64{}
+			p.Counts[d.WM()] = m
+		}
+		m["messages"] += sign
+		for _, k := range d.Kinds {
+			m[k] += sign
+		}
+	}
+	for _, e := range batch {
+		if e.Cause == nil {
+			p.Bad = append(p.Bad, Bad{ID: e.ID, Type: string(e.Type), Reason: "no cause: cannot be applied exactly once"})
+			continue
+		}
+		if last, ok := hw[e.Cause.Partition]; ok && !e.Cause.After(last) {
+			p.Skipped++
+			continue
+		}
+		hw[e.Cause.Partition] = *e.Cause
+		p.HW[e.Cause.Partition] = *e.Cause
+		p.Applied++
+		switch d := e.Data.(type) {
+		case *events.Charge:
+			l := pr.Line(e, d)
+			s := lineSlot(e.ID)
+			if s.cur != nil {
+				addLine(*s.cur, -1)
+			}
+			s.cur = &l
+			addLine(l, +1)
+		case *events.MessageDelivered:
+			if d.Meta == nil {
+				continue
+			}
+			kinds := Compare(d.Ours, *d.Meta)
+			if len(kinds) == 0 {
+				continue
+			}
+			df := Diff{ID: e.ID, WAMID: d.WAMID, Pair: e.Key, WABA: d.WABAID, Number: d.PhoneNumberID,
+				Month: d.Month, At: d.DeliveredAt, Kinds: kinds, Ours: d.Ours, Meta: *d.Meta}
+			if df.WABA == "" {
+				df.WABA = UnconfiguredWABA
+			}
+			if df.Month == "" {
+				df.Month = d.DeliveredAt.Time().Format("2006-01")
+			}
+			s := diffSlot(e.ID)
+			if s.cur != nil {
+				addDiff(*s.cur, -1)
+			}
+			s.cur = &df
+			addDiff(df, +1)
+		case *events.Correction:
+			for _, id := range d.Retracts {
+				if s := lineSlot(id); s.cur != nil {
+					addLine(*s.cur, -1)
+					s.cur = nil
+				}
+				if s := diffSlot(id); s.cur != nil {
+					addDiff(*s.cur, -1)
+					s.cur = nil
+				}
+			}
+		}
+	}
+	// Emit in first-touch order so equal inputs give equal plans.
+	ls := make([]*slot[Line], n)
+	ds := make([]*slot[Diff], n)
+	for _, s := range lines {
+		ls[s.order] = s
+	}
+	for _, s := range diffs {
+		ds[s.order] = s
+	}
+	for i := 0; i < n; i++ {
+		if s := ls[i]; s != nil {
+			if s.stored != nil && s.cur != s.stored {
+				p.Del = append(p.Del, *s.stored)
+			}
+			if s.cur != nil && s.cur != s.stored {
+				p.Put = append(p.Put, *s.cur)
+			}
+		}
+		if s := ds[i]; s != nil {
+			if s.stored != nil && s.cur != s.stored {
+				p.DelDiffs = append(p.DelDiffs, *s.stored)
+			}
+			if s.cur != nil && s.cur != s.stored {
+				p.PutDiffs = append(p.PutDiffs, *s.cur)
+			}
+		}
+	}
+	for wm, m := range p.Totals {
+		for f, v := range m {
+			if v == 0 {
+				delete(m, f)
+			}
+		}
+		if len(m) == 0 {
+			delete(p.Totals, wm)
+		}
+	}
+	for wm, m := range p.Counts {
+		for f, v := range m {
+			if v == 0 {
+				delete(m, f)
+			}
+		}
+		if len(m) == 0 {
+			delete(p.Counts, wm)
+		}
+	}
+	return p
+}
+
+// Totals dimensions: a line adds to one bucket per dimension.
+const (
+	DimAll         = "all"
+	DimNumber      = "number"
+	DimMarket      = "market"
+	DimCategory    = "category"
+	DimPricingType = "pricing_type"
+	DimModel       = "model"
+	DimCurrency    = "currency"
+	DimUnpriced    = "unpriced" // by unpriced reason
+)
+
+// Measures of a bucket.
+const (
+	mLines    = "l"
+	mBillable = "b"
+	mUnpriced = "u"
+	mAmount   = "a"
+)
+
+// Contribute calls add for every totals field line l changes when counted (sign +1) or uncounted
+// (sign -1) at the given amount, pricing type and unpriced reason. Apply counts lines at their list
+// price; settlement moves free-tier and higher-tier lines by uncounting and recounting them.
+func Contribute(l Line, amount ratecard.Micros, pt events.PricingType, unpriced string, sign int64, add func(field string, v int64)) {
+	market := l.Market
+	if market == "" {
+		market = "?"
+	}
+	dims := [...][2]string{
+		{DimAll, ""}, {DimNumber, l.Number}, {DimMarket, market}, {DimCategory, string(l.Category)},
+		{DimPricingType, string(pt)}, {DimModel, string(l.Model)}, {DimCurrency, l.Currency},
+	}
+	for _, d := range dims {
+		pre := d[0] + ":" + d[1] + "|"
+		add(pre+mLines, sign)
+		if l.Billable {
+			add(pre+mBillable, sign)
+		}
+		if unpriced != "" {
+			add(pre+mUnpriced, sign)
+		}
+		if amount != 0 {
+			add(pre+mAmount, sign*int64(amount))
+		}
+	}
+	if unpriced != "" {
+		add(DimUnpriced+":"+unpriced+"|"+mLines, sign)
+	}
+	if l.Group != "" {
+		add("group:"+l.Group, sign)
+	}
+}
+
+func causeString(c events.Cause) string {
+	return strconv.FormatInt(c.Offset, 10) + ":" + strconv.FormatInt(int64(c.Index), 10)
+}

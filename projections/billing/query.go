@@ -1,0 +1,503 @@
+package billing
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/convmeter/convmeter/projections/ratecard"
+)
+
+// Bucket is one row of a totals breakdown. AmountMicros is settled (free tier and volume tiers
+// applied); Amount is the same as a decimal string.
+type Bucket struct {
+	Lines        int64           `json:"lines"`
+	Billable     int64           `json:"billable"`
+	Unpriced     int64           `json:"unpriced"`
+	AmountMicros ratecard.Micros `json:"amount_micros"`
+	Amount       string          `json:"amount"`
+}
+
+// FreeTierUsage is the CBP free tier of a WABA-month.
+type FreeTierUsage struct {
+	Eligible int64 `json:"eligible"` // conversations that count toward it
+	Used     int64 `json:"used"`     // conversations it made free
+	Limit    int64 `json:"limit"`
+}
+
+// VolumeTierUsage is one volume group the WABA-month has lines in.
+type VolumeTierUsage struct {
+	Group         string           `json:"group"`
+	GroupMessages int64            `json:"group_messages"` // whole portfolio, all partitions
+	WABAMessages  int64            `json:"waba_messages"`
+	ByTier        map[string]int64 `json:"by_tier"` // this WABA's messages per tier "lower:upper"
+}
+
+// Totals of one WABA and month (in the WABA's time zone), settled.
+type Totals struct {
+	WABA          string            `json:"waba"`
+	Month         string            `json:"month"`
+	Total         Bucket            `json:"total"`
+	ByNumber      map[string]Bucket `json:"by_number"`
+	ByMarket      map[string]Bucket `json:"by_market"`
+	ByCategory    map[string]Bucket `json:"by_category"`
+	ByPricingType map[string]Bucket `json:"by_pricing_type"`
+	ByModel       map[string]Bucket `json:"by_model"`
+	ByCurrency    map[string]Bucket `json:"by_currency"`
+	Unpriced      map[string]int64  `json:"unpriced"` // lines per unpriced reason
+	FreeTier      *FreeTierUsage    `json:"free_tier,omitempty"`
+	VolumeTiers   []VolumeTierUsage `json:"volume_tiers,omitempty"`
+}
+
+// Totals merges the per-partition totals of a WABA-month and settles them: the free-tier
+// conversations and the messages above the first volume tier are moved from their list price to
+// their final one.
+func (s *Store) Totals(ctx context.Context, waba, month string) (Totals, error) {
+	wm := waba + "|" + month
+	parts, err := s.partitions(ctx)
+	if err != nil {
+		return Totals{}, err
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(parts))
+	for i, p := range parts {
+		cmds[i] = pipe.HGetAll(ctx, kTotals(s.tag(p), wm))
+	}
+	if len(parts) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return Totals{}, fmt.Errorf("billing: read totals of %s: %w", wm, err)
+		}
+	}
+	f := map[string]int64{}
+	for _, c := range cmds {
+		for k, v := range c.Val() {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return Totals{}, fmt.Errorf("billing: totals field %s of %s: %w", k, wm, err)
+			}
+			f[k] += n
+		}
+	}
+	add := func(k string, v int64) { f[k] += v }
+	st := s.newSettler(parts)
+	t := Totals{WABA: waba, Month: month}
+
+	// Free tier.
+	ftGroup := "ft|" + wm
+	if n := f["group:"+ftGroup]; n > 0 {
+		cut, err := st.cut(ctx, ftGroup, FreeTierSize)
+		if err != nil {
+			return Totals{}, err
+		}
+		ids, err := s.groupMembers(ctx, parts, "", ftGroup, nil, cut)
+		if err != nil {
+			return Totals{}, err
+		}
+		free, err := s.fetchLines(ctx, ids)
+		if err != nil {
+			return Totals{}, err
+		}
+		used := int64(0)
+		for _, ls := range free {
+			for _, l := range ls {
+				Contribute(l, l.List, l.PricingType, l.Unpriced, -1, add)
+				Contribute(l, 0, PricingFreeTier, "", +1, add)
+				used++
+			}
+		}
+		t.FreeTier = &FreeTierUsage{Eligible: n, Used: used, Limit: FreeTierSize}
+	}
+
+	// Volume tiers.
+	for _, k := range sortedKeys(f) {
+		group, ok := strings.CutPrefix(k, "group:vt|")
+		if !ok || f[k] <= 0 {
+			continue
+		}
+		group = "vt|" + group
+		u := VolumeTierUsage{Group: group, WABAMessages: f[k], ByTier: map[string]int64{}}
+		if u.GroupMessages, err = st.size(ctx, group); err != nil {
+			return Totals{}, err
+		}
+		r, ok := s.groupRate(group)
+		if !ok {
+			t.VolumeTiers = append(t.VolumeTiers, u)
+			continue
+		}
+		u.ByTier[r.Tiers[0].String()] = u.WABAMessages
+		cut0, err := st.cut(ctx, group, r.Tiers[0].Upper)
+		if err != nil {
+			return Totals{}, err
+		}
+		if cut0 != nil {
+			ids, err := s.groupMembers(ctx, parts, waba, group, cut0, nil)
+			if err != nil {
+				return Totals{}, err
+			}
+			upper, err := s.fetchLines(ctx, ids)
+			if err != nil {
+				return Totals{}, err
+			}
+			for p, ls := range upper {
+				for _, l := range ls {
+					sl, err := st.settle(ctx, l, p)
+					if err != nil {
+						return Totals{}, err
+					}
+					u.ByTier[r.Tiers[0].String()]--
+					u.ByTier[sl.Tier]++
+					if sl.Amount != l.List {
+						Contribute(l, l.List, l.PricingType, l.Unpriced, -1, add)
+						Contribute(l, sl.Amount, l.PricingType, l.Unpriced, +1, add)
+					}
+				}
+			}
+		}
+		t.VolumeTiers = append(t.VolumeTiers, u)
+	}
+	fillBuckets(&t, f)
+	return t, nil
+}
+
+func fillBuckets(t *Totals, f map[string]int64) {
+	t.ByNumber, t.ByMarket, t.ByCategory = map[string]Bucket{}, map[string]Bucket{}, map[string]Bucket{}
+	t.ByPricingType, t.ByModel, t.ByCurrency = map[string]Bucket{}, map[string]Bucket{}, map[string]Bucket{}
+	t.Unpriced = map[string]int64{}
+	for k, v := range f {
+		if v == 0 {
+			continue
+		}
+		dim, rest, ok := strings.Cut(k, ":")
+		if !ok || dim == "group" {
+			continue
+		}
+		i := strings.LastIndexByte(rest, '|')
+		if i < 0 {
+			continue
+		}
+		val, m := rest[:i], rest[i+1:]
+		if dim == DimUnpriced {
+			t.Unpriced[val] += v
+			continue
+		}
+		var dst map[string]Bucket
+		switch dim {
+		case DimAll:
+		case DimNumber:
+			dst = t.ByNumber
+		case DimMarket:
+			dst = t.ByMarket
+		case DimCategory:
+			dst = t.ByCategory
+		case DimPricingType:
+			dst = t.ByPricingType
+		case DimModel:
+			dst = t.ByModel
+		case DimCurrency:
+			dst = t.ByCurrency
+		default:
+			continue
+		}
+		b := t.Total
+		if dst != nil {
+			b = dst[val]
+		}
+		switch m {
+		case mLines:
+			b.Lines += v
+		case mBillable:
+			b.Billable += v
+		case mUnpriced:
+			b.Unpriced += v
+		case mAmount:
+			b.AmountMicros += ratecard.Micros(v)
+		}
+		b.Amount = b.AmountMicros.String()
+		if dst != nil {
+			dst[val] = b
+		} else {
+			t.Total = b
+		}
+	}
+	for _, m := range []map[string]Bucket{t.ByNumber, t.ByMarket, t.ByCategory, t.ByPricingType, t.ByModel, t.ByCurrency} {
+		for k, b := range m {
+			b.Amount = b.AmountMicros.String()
+			if b.Lines == 0 && b.AmountMicros == 0 {
+				delete(m, k)
+				continue
+			}
+			m[k] = b
+		}
+	}
+	t.Total.Amount = t.Total.AmountMicros.String()
+}
+
+// groupMembers lists, per partition, the members of a group (only waba's when waba is not empty)
+// with order key strictly after from (nil: from the start) and at or before to (nil: to the end).
+func (s *Store) groupMembers(ctx context.Context, parts []int32, waba, group string, from, to *OrderKey) (map[int32][]string, error) {
+	min, max := "-inf", "+inf"
+	if from != nil {
+		min = strconv.FormatInt(from.At, 10)
+	}
+	if to != nil {
+		max = strconv.FormatInt(to.At, 10)
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.ZSliceCmd, len(parts))
+	for i, p := range parts {
+		k := kGroup(s.tag(p), group)
+		if waba != "" {
+			k = kGroupWABA(s.tag(p), waba, group)
+		}
+		cmds[i] = pipe.ZRangeByScoreWithScores(ctx, k, &redis.ZRangeBy{Min: min, Max: max})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("billing: members of %s: %w", group, err)
+	}
+	out := map[int32][]string{}
+	for i, c := range cmds {
+		for _, z := range c.Val() {
+			k := OrderKey{At: int64(z.Score), ID: z.Member.(string)}
+			if from != nil && !from.Less(k) {
+				continue
+			}
+			if to != nil && to.Less(k) {
+				continue
+			}
+			out[parts[i]] = append(out[parts[i]], k.ID)
+		}
+	}
+	return out, nil
+}
+
+// Cursor is an opaque position in a (time, id)-ordered listing.
+func encodeCursor(k OrderKey) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(k.At, 10) + "|" + k.ID))
+}
+
+// ErrBadCursor: the cursor was not produced by this API.
+var ErrBadCursor = errors.New("billing: bad cursor")
+
+func decodeCursor(c string) (*OrderKey, error) {
+	if c == "" {
+		return nil, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return nil, ErrBadCursor
+	}
+	at, id, ok := strings.Cut(string(b), "|")
+	n, err := strconv.ParseInt(at, 10, 64)
+	if !ok || err != nil {
+		return nil, ErrBadCursor
+	}
+	return &OrderKey{At: n, ID: id}, nil
+}
+
+type member struct {
+	p int32
+	k OrderKey
+}
+
+// page merges the (time, id)-ordered index zsets of all partitions and returns up to limit
+// members after the cursor, and whether more follow. Two pipelined round trips.
+func (s *Store) page(ctx context.Context, parts []int32, index func(tag string) string, after *OrderKey, limit int) ([]member, bool, error) {
+	ties := make([]int64, len(parts))
+	if after != nil {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.IntCmd, len(parts))
+		at := strconv.FormatInt(after.At, 10)
+		for i, p := range parts {
+			cmds[i] = pipe.ZCount(ctx, index(s.tag(p)), at, at)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, false, fmt.Errorf("billing: page: %w", err)
+		}
+		for i, c := range cmds {
+			ties[i] = c.Val()
+		}
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.ZSliceCmd, len(parts))
+	min := "-inf"
+	if after != nil {
+		min = strconv.FormatInt(after.At, 10)
+	}
+	for i, p := range parts {
+		cmds[i] = pipe.ZRangeByScoreWithScores(ctx, index(s.tag(p)), &redis.ZRangeBy{Min: min, Max: "+inf", Count: int64(limit) + 1 + ties[i]})
+	}
+	if len(parts) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, false, fmt.Errorf("billing: page: %w", err)
+		}
+	}
+	var all []member
+	for i, c := range cmds {
+		for _, z := range c.Val() {
+			k := OrderKey{At: int64(z.Score), ID: z.Member.(string)}
+			if after != nil && !after.Less(k) {
+				continue
+			}
+			all = append(all, member{parts[i], k})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].k.Less(all[j].k) })
+	more := len(all) > limit
+	if more {
+		all = all[:limit]
+	}
+	return all, more, nil
+}
+
+// LinePage is one page of settled ledger lines in (delivery time, id) order.
+type LinePage struct {
+	Lines []Settled `json:"lines"`
+	Next  string    `json:"next,omitempty"` // cursor of the next page; empty at the end
+}
+
+// Lines returns up to limit settled ledger lines of a WABA-month after cursor.
+func (s *Store) Lines(ctx context.Context, waba, month, cursor string, limit int) (LinePage, error) {
+	after, err := decodeCursor(cursor)
+	if err != nil {
+		return LinePage{}, err
+	}
+	parts, err := s.partitions(ctx)
+	if err != nil {
+		return LinePage{}, err
+	}
+	return s.linesPage(ctx, s.newSettler(parts), waba+"|"+month, after, limit)
+}
+
+func (s *Store) linesPage(ctx context.Context, st *settler, wm string, after *OrderKey, limit int) (LinePage, error) {
+	ms, more, err := s.page(ctx, st.parts, func(tag string) string { return kIndex(tag, wm) }, after, limit)
+	if err != nil {
+		return LinePage{}, err
+	}
+	ids := map[int32][]string{}
+	for _, m := range ms {
+		ids[m.p] = append(ids[m.p], m.k.ID)
+	}
+	got, err := s.fetchLines(ctx, ids)
+	if err != nil {
+		return LinePage{}, err
+	}
+	byID := map[string]Line{}
+	for _, ls := range got {
+		for _, l := range ls {
+			byID[l.ID] = l
+		}
+	}
+	out := LinePage{Lines: make([]Settled, 0, len(ms))}
+	for _, m := range ms {
+		l, ok := byID[m.k.ID]
+		if !ok {
+			continue
+		}
+		sl, err := st.settle(ctx, l, m.p)
+		if err != nil {
+			return LinePage{}, err
+		}
+		out.Lines = append(out.Lines, sl)
+	}
+	if more && len(ms) > 0 {
+		out.Next = encodeCursor(ms[len(ms)-1].k)
+	}
+	return out, nil
+}
+
+// EachLine calls fn for every settled line of a WABA-month in order, a page at a time.
+func (s *Store) EachLine(ctx context.Context, waba, month string, fn func(Settled) error) error {
+	parts, err := s.partitions(ctx)
+	if err != nil {
+		return err
+	}
+	st := s.newSettler(parts)
+	var after *OrderKey
+	for {
+		pg, err := s.linesPage(ctx, st, waba+"|"+month, after, 1000)
+		if err != nil {
+			return err
+		}
+		for _, l := range pg.Lines {
+			if err := fn(l); err != nil {
+				return err
+			}
+		}
+		if pg.Next == "" {
+			return nil
+		}
+		after, _ = decodeCursor(pg.Next)
+	}
+}
+
+// Reconciliation is the differences between Meta's verdicts and ours for a WABA-month.
+type Reconciliation struct {
+	WABA   string           `json:"waba"`
+	Month  string           `json:"month"`
+	Counts map[string]int64 `json:"counts"` // "messages" with any difference, and per kind
+	Diffs  []Diff           `json:"diffs"`
+	Next   string           `json:"next,omitempty"`
+}
+
+// Reconciliation returns the difference counts and a page of difference records.
+func (s *Store) Reconciliation(ctx context.Context, waba, month, cursor string, limit int) (Reconciliation, error) {
+	wm := waba + "|" + month
+	after, err := decodeCursor(cursor)
+	if err != nil {
+		return Reconciliation{}, err
+	}
+	parts, err := s.partitions(ctx)
+	if err != nil {
+		return Reconciliation{}, err
+	}
+	out := Reconciliation{WABA: waba, Month: month, Counts: map[string]int64{}, Diffs: []Diff{}}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(parts))
+	for i, p := range parts {
+		cmds[i] = pipe.HGetAll(ctx, kDiffCounts(s.tag(p), wm))
+	}
+	if len(parts) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return out, fmt.Errorf("billing: read reconciliation counts of %s: %w", wm, err)
+		}
+	}
+	for _, c := range cmds {
+		for k, v := range c.Val() {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			if out.Counts[k] += n; out.Counts[k] == 0 {
+				delete(out.Counts, k)
+			}
+		}
+	}
+	ms, more, err := s.page(ctx, parts, func(tag string) string { return kDiffIndex(tag, wm) }, after, limit)
+	if err != nil {
+		return out, err
+	}
+	pipe = s.rdb.Pipeline()
+	gets := make([]*redis.StringCmd, len(ms))
+	for i, m := range ms {
+		gets[i] = pipe.HGet(ctx, kDiffs(s.tag(m.p)), m.k.ID)
+	}
+	if len(ms) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return out, fmt.Errorf("billing: read differences of %s: %w", wm, err)
+		}
+	}
+	for _, g := range gets {
+		var d Diff
+		if err := json.Unmarshal([]byte(g.Val()), &d); err == nil {
+			out.Diffs = append(out.Diffs, d)
+		}
+	}
+	if more && len(ms) > 0 {
+		out.Next = encodeCursor(ms[len(ms)-1].k)
+	}
+	return out, nil
+}

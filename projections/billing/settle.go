@@ -1,0 +1,251 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/projections/ratecard"
+)
+
+// Settled is a ledger line with its final amount: list price, free tier or volume-tier price.
+type Settled struct {
+	Line
+	Partition     int32              `json:"partition"`
+	Amount        ratecard.Micros    `json:"amount_micros"`
+	AmountDecimal string             `json:"amount"`
+	SettledType   events.PricingType `json:"settled_pricing_type"`
+	Tier          string             `json:"tier,omitempty"`
+}
+
+// settler computes group cuts once per query: the order key of the B-th member of a group merged
+// over all partitions. Lines at or before the cut are inside the first B.
+type settler struct {
+	s     *Store
+	parts []int32
+	cuts  map[string]*OrderKey // group+"#"+B → cut, nil when the group has at most B members
+	sizes map[string]int64
+}
+
+func (s *Store) newSettler(parts []int32) *settler {
+	return &settler{s: s, parts: parts, cuts: map[string]*OrderKey{}, sizes: map[string]int64{}}
+}
+
+// partitions lists the partitions the store has written.
+func (s *Store) partitions(ctx context.Context) ([]int32, error) {
+	ms, err := s.rdb.SMembers(ctx, s.partitionsKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("billing: list partitions: %w", err)
+	}
+	out := make([]int32, 0, len(ms))
+	for _, m := range ms {
+		p, err := strconv.Atoi(m)
+		if err != nil {
+			return nil, fmt.Errorf("billing: bad partition %q in registry", m)
+		}
+		out = append(out, int32(p))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+func (st *settler) size(ctx context.Context, group string) (int64, error) {
+	if n, ok := st.sizes[group]; ok {
+		return n, nil
+	}
+	pipe := st.s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(st.parts))
+	for i, p := range st.parts {
+		cmds[i] = pipe.ZCard(ctx, kGroup(st.s.tag(p), group))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("billing: size of group %s: %w", group, err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
+	}
+	st.sizes[group] = n
+	return n, nil
+}
+
+func (st *settler) countAtOrBelow(ctx context.Context, group string, max string) (int64, error) {
+	pipe := st.s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(st.parts))
+	for i, p := range st.parts {
+		cmds[i] = pipe.ZCount(ctx, kGroup(st.s.tag(p), group), "-inf", max)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("billing: count group %s: %w", group, err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
+	}
+	return n, nil
+}
+
+// cut returns the key of the b-th (1-based) member of group in (time, id) order over all
+// partitions, or nil when the group has at most b members. It binary-searches the time with
+// pipelined ZCOUNTs, then orders the members sharing that second by id.
+func (st *settler) cut(ctx context.Context, group string, b int64) (*OrderKey, error) {
+	ck := group + "#" + strconv.FormatInt(b, 10)
+	if c, ok := st.cuts[ck]; ok {
+		return c, nil
+	}
+	n, err := st.size(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	if n <= b {
+		st.cuts[ck] = nil
+		return nil, nil
+	}
+	pipe := st.s.rdb.Pipeline()
+	first := make([]*redis.ZSliceCmd, len(st.parts))
+	last := make([]*redis.ZSliceCmd, len(st.parts))
+	for i, p := range st.parts {
+		first[i] = pipe.ZRangeWithScores(ctx, kGroup(st.s.tag(p), group), 0, 0)
+		last[i] = pipe.ZRangeWithScores(ctx, kGroup(st.s.tag(p), group), -1, -1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("billing: bounds of group %s: %w", group, err)
+	}
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for i := range st.parts {
+		for _, z := range first[i].Val() {
+			lo = min(lo, int64(z.Score))
+		}
+		for _, z := range last[i].Val() {
+			hi = max(hi, int64(z.Score))
+		}
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		c, err := st.countAtOrBelow(ctx, group, strconv.FormatInt(mid, 10))
+		if err != nil {
+			return nil, err
+		}
+		if c >= b {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	below, err := st.countAtOrBelow(ctx, group, "("+strconv.FormatInt(lo, 10))
+	if err != nil {
+		return nil, err
+	}
+	ties, err := st.membersAt(ctx, group, lo)
+	if err != nil {
+		return nil, err
+	}
+	i := b - below - 1
+	if i < 0 || i >= int64(len(ties)) {
+		return nil, fmt.Errorf("billing: group %s changed while settling", group)
+	}
+	c := &OrderKey{At: lo, ID: ties[i]}
+	st.cuts[ck] = c
+	return c, nil
+}
+
+func (st *settler) membersAt(ctx context.Context, group string, at int64) ([]string, error) {
+	pipe := st.s.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(st.parts))
+	t := strconv.FormatInt(at, 10)
+	for i, p := range st.parts {
+		cmds[i] = pipe.ZRangeByScore(ctx, kGroup(st.s.tag(p), group), &redis.ZRangeBy{Min: t, Max: t})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("billing: members of group %s at %d: %w", group, at, err)
+	}
+	var out []string
+	for _, c := range cmds {
+		out = append(out, c.Val()...)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// groupRate parses a volume group and returns its rate from the card the lines were priced on.
+func (s *Store) groupRate(group string) (ratecard.Rate, bool) {
+	f := strings.Split(group, "|")
+	if len(f) != 6 || f[0] != "vt" {
+		return ratecard.Rate{}, false
+	}
+	return s.book.CardRate(f[5], f[3], events.Category(f[4]))
+}
+
+// settle computes the final amount of a line: the settlement rule of the package doc.
+func (st *settler) settle(ctx context.Context, l Line, p int32) (Settled, error) {
+	out := Settled{Line: l, Partition: p, Amount: l.List, SettledType: l.PricingType}
+	switch {
+	case strings.HasPrefix(l.Group, "ft|"):
+		c, err := st.cut(ctx, l.Group, FreeTierSize)
+		if err != nil {
+			return out, err
+		}
+		if c == nil || !c.Less(l.Key()) {
+			out.Amount, out.SettledType, out.Unpriced = 0, PricingFreeTier, ""
+		}
+	case strings.HasPrefix(l.Group, "vt|"):
+		r, ok := st.s.groupRate(l.Group)
+		if !ok {
+			break
+		}
+		tier := 0
+		for k := 0; k < len(r.Tiers)-1; k++ {
+			c, err := st.cut(ctx, l.Group, r.Tiers[k].Upper)
+			if err != nil {
+				return out, err
+			}
+			if c == nil || !c.Less(l.Key()) {
+				break
+			}
+			tier = k + 1
+		}
+		out.Amount, out.Tier = r.Tiers[tier].Price, r.Tiers[tier].String()
+	}
+	out.AmountDecimal = out.Amount.String()
+	return out, nil
+}
+
+// fetchLines reads lines by partition and id.
+func (s *Store) fetchLines(ctx context.Context, ids map[int32][]string) (map[int32][]Line, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := map[int32]*redis.SliceCmd{}
+	for p, is := range ids {
+		if len(is) > 0 {
+			cmds[p] = pipe.HMGet(ctx, kLines(s.tag(p)), is...)
+		}
+	}
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("billing: read lines: %w", err)
+	}
+	out := map[int32][]Line{}
+	for p, c := range cmds {
+		for i, v := range c.Val() {
+			str, ok := v.(string)
+			if !ok {
+				continue // removed since it was listed
+			}
+			var l Line
+			if err := json.Unmarshal([]byte(str), &l); err != nil {
+				return nil, fmt.Errorf("billing: decode line %s: %w", ids[p][i], err)
+			}
+			out[p] = append(out[p], l)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,187 @@
+// Package projector is the generic projection consumer: it reads the conversation-events topic
+// in a consumer group, hands each partition's run of events to a projections.Projection as one
+// Batch, and commits the partition's offset only after Apply returned. Exactly-once effect comes
+// from the projection: Apply writes its state and the partition's high-water cause atomically and
+// skips what is at or below it, so a crash between Apply and the commit, or a rebalance, only
+// replays events the projection then ignores.
+//
+// Records that do not decode are logged with topic, partition and offset and counted; they stay in
+// the log (the source of truth) for the audit, and the partition moves on (architecture rule 6).
+package projector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/events/kafkax"
+	"github.com/convmeter/convmeter/projections"
+)
+
+// Config configures Run. Zero values take the defaults noted.
+type Config struct {
+	Brokers []string
+	Topic   string // default kafkax.ConversationEvents
+	Group   string // default "convmeter.<projection name>.v1" (kafkax.GroupBilling for billing)
+	// MaxBatch bounds the records fetched per round (all partitions together); default 10000.
+	MaxBatch int
+	// MaxWait bounds how long a round waits for MaxBatch records; default 200ms.
+	MaxWait time.Duration
+	// RetryMin and RetryMax bound the backoff of a failing Apply or commit; defaults 100ms, 10s.
+	RetryMin, RetryMax time.Duration
+	// ReaderOptions adjust the group reader (session timeout, dialer, ...).
+	ReaderOptions []kafkax.ReaderOption
+	// OnBatch, when set, is called after each round is applied and committed (metrics, tests).
+	OnBatch func(Stats)
+}
+
+// Stats describes one committed round.
+type Stats struct {
+	Records   int // records fetched
+	Events    int // records decoded and handed to Apply
+	Undecoded int // records that did not decode (logged, skipped)
+	Apply     time.Duration
+}
+
+func (c *Config) defaults(name string) error {
+	if len(c.Brokers) == 0 {
+		return errors.New("projector: no brokers")
+	}
+	if c.Topic == "" {
+		c.Topic = kafkax.ConversationEvents
+	}
+	if c.Group == "" {
+		c.Group = "convmeter." + name + ".v1"
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 10000
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 200 * time.Millisecond
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = 100 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 10 * time.Second
+	}
+	return nil
+}
+
+// Run consumes until ctx ends, then returns nil (or the first error that is not retried).
+func Run(ctx context.Context, cfg Config, p projections.Projection, log *slog.Logger) error {
+	if p == nil {
+		return errors.New("projector: nil projection")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.defaults(p.Name()); err != nil {
+		return err
+	}
+	log = log.With("projection", p.Name(), "topic", cfg.Topic, "group", cfg.Group)
+	opts := append([]kafkax.ReaderOption{kafkax.WithReaderLogger(log)}, cfg.ReaderOptions...)
+	r, err := kafkax.NewGroupReader(cfg.Brokers, cfg.Group, cfg.Topic, opts...)
+	if err != nil {
+		return fmt.Errorf("projector %s: %w", p.Name(), err)
+	}
+	defer func() {
+		if err := r.Close(); err != nil {
+			log.Warn("projector: close reader", "err", err)
+		}
+	}()
+	log.Info("projector: started")
+	for {
+		b, err := kafkax.FetchBatch(ctx, r, cfg.MaxBatch, cfg.MaxWait)
+		if ctx.Err() != nil {
+			log.Info("projector: stopped")
+			return nil // fetched but unapplied records are redelivered to the next owner
+		}
+		if err != nil {
+			return fmt.Errorf("projector %s: %w", p.Name(), err)
+		}
+		if b.Len() == 0 {
+			continue
+		}
+		st, err := applyBatch(ctx, cfg, p, b, log)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if err := retry(ctx, cfg, log, "commit", func() error { return kafkax.Commit(ctx, r, b) }); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if cfg.OnBatch != nil {
+			cfg.OnBatch(st)
+		}
+	}
+}
+
+// Decode turns one partition's records into a projection batch, skipping (and reporting) records
+// that do not decode.
+func Decode(pb kafkax.PartitionBatch, log *slog.Logger) (projections.Batch, int) {
+	out := projections.Batch{Partition: int32(pb.Partition), Events: make([]events.Event, 0, len(pb.Messages))}
+	bad := 0
+	for _, m := range pb.Messages {
+		e, err := kafkax.FromMessage(m)
+		if err != nil {
+			bad++
+			log.Warn("projector: undecodable record skipped", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
+			continue
+		}
+		out.Events = append(out.Events, e)
+	}
+	return out, bad
+}
+
+func applyBatch(ctx context.Context, cfg Config, p projections.Projection, b kafkax.Batch, log *slog.Logger) (Stats, error) {
+	st := Stats{Records: b.Len()}
+	start := time.Now()
+	for _, pb := range b.Partitions {
+		batch, bad := Decode(pb, log)
+		st.Undecoded += bad
+		st.Events += len(batch.Events)
+		if len(batch.Events) == 0 {
+			continue
+		}
+		err := retry(ctx, cfg, log.With("partition", pb.Partition, "offset", pb.Last().Offset), "apply",
+			func() error { return p.Apply(ctx, batch) })
+		if err != nil {
+			return st, err
+		}
+	}
+	st.Apply = time.Since(start)
+	return st, nil
+}
+
+// retry runs fn until it succeeds or ctx ends, backing off exponentially between failures: Redis
+// or Kafka being away is transient, and committing past an unapplied batch would lose it.
+func retry(ctx context.Context, cfg Config, log *slog.Logger, what string, fn func() error) error {
+	wait := cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn("projector: "+what+" failed, retrying", "attempt", attempt, "wait", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, cfg.RetryMax)
+	}
+}
