@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -222,6 +223,7 @@ func classify(err error, t Type, id string, p Payload, data []byte) error {
 		syn *json.SyntaxError
 		ute *json.UnmarshalTypeError
 		te  *timeError
+		b64 base64.CorruptInputError
 	)
 	switch {
 	case errors.As(err, &ute):
@@ -232,6 +234,8 @@ func classify(err error, t Type, id string, p Payload, data []byte) error {
 			field += "." + path
 		}
 		return &DecodeError{Kind: ErrKindFieldType, Type: t, ID: id, Err: &FieldError{Field: field, Problem: te.Error()}}
+	case errors.As(err, &b64):
+		return &DecodeError{Kind: ErrKindFieldType, Type: t, ID: id, Err: &FieldError{Field: "data", Problem: "a bytes field is not base64: " + b64.Error()}}
 	case errors.As(err, &syn):
 		return &DecodeError{Kind: ErrKindMalformed, Type: t, ID: id, Err: fmt.Errorf("data at byte %d: %w", syn.Offset, err)}
 	}
