@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"reflect"
 	"slices"
 	"sort"
 	"time"
@@ -293,9 +294,12 @@ func (e *Engine) recompute(p *pair, pos int, f fact) {
 	p.pending[pos] = f
 	st, now := e.replay(p, p.pending, to)
 	p.cur = st
+	// An output whose content changed keeps its id (ids name what an output is about, not what it
+	// says): it is retracted and emitted again with the new content, in that order.
+	before, after := old.byID(), now.byID()
 	var gone []string
 	for _, ev := range old.list() {
-		if !now.has(ev.ID) {
+		if n, ok := after[ev.ID]; !ok || !sameContent(ev, n) {
 			gone = append(gone, ev.ID)
 		}
 	}
@@ -304,11 +308,15 @@ func (e *Engine) recompute(p *pair, pos int, f fact) {
 		e.emit(e.correction(p.key, gone, "late_event"))
 	}
 	for _, ev := range now.list() {
-		if !old.has(ev.ID) {
+		if o, ok := before[ev.ID]; !ok || !sameContent(o, ev) {
 			e.emit(ev)
 		}
 	}
 	e.schedule(p)
+}
+
+func sameContent(a, b events.Event) bool {
+	return a.Type == b.Type && a.Time == b.Time && reflect.DeepEqual(a.Data, b.Data)
 }
 
 // replay derives a pair's state and net outputs from its base over facts, advanced to time to.
@@ -348,16 +356,12 @@ func (c *collector) list() []events.Event {
 	return out
 }
 
-func (c *collector) has(id string) bool {
-	if c.gone[id] {
-		return false
+func (c *collector) byID() map[string]events.Event {
+	m := make(map[string]events.Event, len(c.evs))
+	for _, ev := range c.list() {
+		m[ev.ID] = ev
 	}
-	for i := range c.evs {
-		if c.evs[i].ID == id {
-			return true
-		}
-	}
-	return false
+	return m
 }
 
 type discard struct{}

@@ -117,22 +117,29 @@ func (h *harness) tick(at int64) { h.apply(events.NewTick(0, events.UnixTime(at)
 func (h *harness) net() []events.Event { return net(h.out) }
 
 func net(out []events.Event) []events.Event {
-	gone := map[string]bool{}
+	// In log order: an output is in the outcome from its emission until a correction retracts it;
+	// a replacement may reuse the id with new content.
+	live := map[string]events.Event{}
+	var order []string
 	for _, ev := range out {
 		if c, ok := ev.Data.(*events.Correction); ok {
 			for _, id := range c.Retracts {
-				gone[id] = true
+				delete(live, id)
 			}
-		}
-	}
-	var keep []events.Event
-	seen := map[string]bool{}
-	for _, ev := range out {
-		if ev.Type == events.TypeCorrection || gone[ev.ID] || seen[ev.ID] {
 			continue
 		}
-		seen[ev.ID] = true
-		keep = append(keep, ev)
+		if _, ok := live[ev.ID]; !ok {
+			order = append(order, ev.ID)
+		}
+		live[ev.ID] = ev
+	}
+	var keep []events.Event
+	done := map[string]bool{}
+	for _, id := range order {
+		if ev, ok := live[id]; ok && !done[id] {
+			done[id] = true
+			keep = append(keep, ev)
+		}
 	}
 	return keep
 }

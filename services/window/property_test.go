@@ -1,0 +1,185 @@
+package window
+
+import (
+	"bytes"
+	"math/rand"
+	"strings"
+	"testing"
+
+	"github.com/convmeter/convmeter/events"
+)
+
+func seeds(t *testing.T) []int64 {
+	if testing.Short() {
+		return []int64{1, 2, 3}
+	}
+	out := make([]int64, 12)
+	for i := range out {
+		out[i] = int64(i + 1)
+	}
+	return out
+}
+
+func encodeAll(t testing.TB, evs []events.Event) []byte {
+	var buf []byte
+	var err error
+	for _, ev := range evs {
+		buf, err = events.Encode(buf, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf = append(buf, '\n')
+	}
+	return buf
+}
+
+func TestPropertyDeterminism(t *testing.T) {
+	for _, seed := range seeds(t) {
+		in := genTraffic(seed, 60, 12)
+		a, _ := run(in)
+		b, _ := run(in)
+		if !bytes.Equal(encodeAll(t, a), encodeAll(t, b)) {
+			t.Fatalf("seed %d: two runs over the same input differ", seed)
+		}
+		if len(a) < len(in)/4 {
+			t.Fatalf("seed %d: suspiciously few outputs: %d for %d inputs", seed, len(a), len(in))
+		}
+	}
+}
+
+// The final outcome (outputs net of corrections) does not depend on the arrival order, as long
+// as every event is within the allowed lateness (A11).
+func TestPropertyOrderIndependence(t *testing.T) {
+	for _, seed := range seeds(t) {
+		in := genTraffic(seed, 60, 12)
+		want, _ := run(in)
+		shuffled := shuffleWithin(seed*7919, in, 30*hour)
+		got, e := run(shuffled)
+		if e.Stats().SetAside != 0 {
+			t.Fatalf("seed %d: %d events set aside within the lateness", seed, e.Stats().SetAside)
+		}
+		if e.Stats().Recomputes == 0 {
+			t.Fatalf("seed %d: the shuffle produced no out-of-order fact; the test proves nothing", seed)
+		}
+		diffOutcomes(t, seed, fingerprint(net(want)), fingerprint(net(got)))
+	}
+}
+
+func diffOutcomes(t *testing.T, seed int64, want, got []string) {
+	t.Helper()
+	if strings.Join(want, "\n") == strings.Join(got, "\n") {
+		return
+	}
+	w, g := map[string]bool{}, map[string]bool{}
+	for _, x := range want {
+		w[x] = true
+	}
+	for _, x := range got {
+		g[x] = true
+	}
+	var missing, extra []string
+	for _, x := range want {
+		if !g[x] {
+			missing = append(missing, x)
+		}
+	}
+	for _, x := range got {
+		if !w[x] {
+			extra = append(extra, x)
+		}
+	}
+	if len(missing) > 5 {
+		missing = missing[:5]
+	}
+	if len(extra) > 5 {
+		extra = extra[:5]
+	}
+	t.Fatalf("seed %d: outcomes differ (%d vs %d outputs)\nmissing:\n%s\nextra:\n%s", seed, len(want), len(got), strings.Join(missing, "\n"), strings.Join(extra, "\n"))
+}
+
+func TestPropertyDuplicatesAreNoOps(t *testing.T) {
+	for _, seed := range seeds(t) {
+		in := genTraffic(seed, 60, 12)
+		want, _ := run(in)
+		r := rand.New(rand.NewSource(seed))
+		var dup []events.Event
+		for i, ev := range in {
+			dup = append(dup, ev)
+			if ev.Type != events.TypeTick && r.Intn(4) == 0 {
+				// Meta retries: the same event again, a little later in the log.
+				j := min(len(in)-1, i+r.Intn(20))
+				_ = j
+				dup = append(dup, ev)
+			}
+		}
+		got, e := run(dup)
+		if e.Stats().Duplicates == 0 {
+			t.Fatalf("seed %d: no duplicate detected", seed)
+		}
+		diffOutcomes(t, seed, fingerprint(net(want)), fingerprint(net(got)))
+	}
+}
+
+// Conservation: under PMP every delivered template yields exactly one charge, and nothing is
+// charged without a delivery (A1, A7).
+func TestPropertyConservation(t *testing.T) {
+	for _, seed := range seeds(t) {
+		in := genTraffic(seed, 80, 12)
+		out, _ := run(shuffleWithin(seed, in, 20*hour))
+		checkConservation(t, in, net(out))
+	}
+}
+
+func checkConservation(t testing.TB, in, out []events.Event) {
+	t.Helper()
+	delivered := map[string]bool{}
+	for _, ev := range in {
+		if s, ok := ev.Data.(*events.StatusUpdate); ok && (s.Status == events.StatusDelivered || s.Status == events.StatusRead || s.Status == events.StatusPlayed) {
+			delivered[s.WAMID] = true
+		}
+	}
+	charges := map[string]int{}
+	for _, c := range of[*events.Charge](out) {
+		if !delivered[c.WAMID] {
+			t.Fatalf("charge without a delivery: %s", chargeLine(c))
+		}
+		charges[c.WAMID]++
+	}
+	for _, d := range of[*events.MessageDelivered](out) {
+		if !delivered[d.WAMID] {
+			t.Fatalf("delivery reported for %s that was never delivered", d.WAMID)
+		}
+		n := charges[d.WAMID]
+		pmp := !strings.HasPrefix(d.Ours.PricingModel, "CBP")
+		switch {
+		case pmp && n != 1:
+			t.Fatalf("PMP delivery %s (%s, %s) has %d charges, want exactly 1", d.WAMID, d.Kind, d.Ours.PricingModel, n)
+		case n > 1:
+			t.Fatalf("delivery %s has %d charges", d.WAMID, n)
+		}
+	}
+	seen := map[string]int{}
+	for _, d := range of[*events.MessageDelivered](out) {
+		seen[d.WAMID]++
+		if seen[d.WAMID] > 1 {
+			t.Fatalf("message %s delivered twice", d.WAMID)
+		}
+	}
+}
+
+// Events later than the allowed lateness are set aside with a reason, never applied.
+func TestTooLateIsSetAside(t *testing.T) {
+	h := configured(t, "UTC")
+	t0 := at("2025-09-01T00:00:00Z")
+	h.tick(t0 + 80*hour)
+	w := h.wamid("tpl")
+	h.send(t0, w, events.CategoryMarketing)
+	out := h.net()
+	sa := of[*events.EventSetAside](out)
+	if len(sa) != 1 || sa[0].Reason != events.SetAsideTooLate || int64(sa[0].InputTime) != t0 {
+		t.Fatalf("want one too_late set-aside, got %+v", sa)
+	}
+	if len(of[*events.MessageDispatched](out)) != 0 {
+		t.Fatal("a too-late event was applied")
+	}
+}
