@@ -1,0 +1,66 @@
+package testenv_test
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/convmeter/convmeter/events/testenv"
+)
+
+// recorder is a testing.TB that records how a helper ended the test.
+type recorder struct {
+	testing.TB
+	fatal, skip string
+}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.fatal = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+func (r *recorder) Skip(args ...any) {
+	r.skip = fmt.Sprint(args...)
+	runtime.Goexit()
+}
+
+func run(fn func(t testing.TB)) *recorder {
+	r := &recorder{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(r)
+	}()
+	<-done
+	return r
+}
+
+func TestUnavailableSkipsOrFails(t *testing.T) {
+	t.Setenv(testenv.EnvRequireServices, "")
+	r := run(func(tb testing.TB) { testenv.Unavailable(tb, "kafka", testenv.EnvKafkaBrokers, "") })
+	if r.fatal != "" || !strings.Contains(r.skip, "scripts/services.sh") || !strings.Contains(r.skip, testenv.EnvKafkaBrokers) {
+		t.Fatalf("without %s: fatal %q skip %q, want a skip naming the script and the variable", testenv.EnvRequireServices, r.fatal, r.skip)
+	}
+	t.Setenv(testenv.EnvRequireServices, "1")
+	r = run(func(tb testing.TB) { testenv.Unavailable(tb, "redis", testenv.EnvRedisURL, "dial refused") })
+	if r.skip != "" || !strings.Contains(r.fatal, "scripts/services.sh") || !strings.Contains(r.fatal, "dial refused") {
+		t.Fatalf("with %s=1: fatal %q skip %q, want a failure naming the script and the reason", testenv.EnvRequireServices, r.fatal, r.skip)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	t.Setenv("CONVMETER_TESTENV_PROBE", "127.0.0.1:1")
+	if v, src := testenv.Lookup("CONVMETER_TESTENV_PROBE"); v != "127.0.0.1:1" || src != testenv.FromEnv {
+		t.Fatalf("set: %q %v", v, src)
+	}
+	t.Setenv("CONVMETER_TESTENV_PROBE", "")
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+	_, src := testenv.Lookup("CONVMETER_TESTENV_PROBE")
+	if src == testenv.FromEnv {
+		t.Fatalf("unset variable reported as %v", src)
+	}
+	if want := map[bool]testenv.Source{true: testenv.FromDocker, false: testenv.Missing}[testenv.DockerAvailable()]; src != want {
+		t.Fatalf("source %v, want %v", src, want)
+	}
+}
