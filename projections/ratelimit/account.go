@@ -1,0 +1,158 @@
+package ratelimit
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/convmeter/convmeter/events"
+)
+
+// NumberConfig is what the projection keeps of an account.config event: the facts admission needs.
+type NumberConfig struct {
+	PhoneNumberID string          `json:"-"`
+	EffectiveFrom events.UnixTime `json:"-"`
+	WABAID        string          `json:"waba_id,omitempty"`
+	PortfolioID   string          `json:"portfolio_id,omitempty"`
+	TimeZone      string          `json:"time_zone,omitempty"`
+	Currency      string          `json:"currency,omitempty"`
+	ThroughputMPS int             `json:"throughput_mps,omitempty"`
+	Coexistence   bool            `json:"coexistence,omitempty"`
+}
+
+// Throughput limits (domain §4.4): 80 mps by default, 1,000 after the upgrade, 20 for
+// coexistence numbers.
+const (
+	DefaultMPS     = 80
+	CoexistenceMPS = 20
+)
+
+// MPS is the number's throughput limit in messages per second.
+func (c NumberConfig) MPS() int {
+	switch {
+	case c.Coexistence:
+		return CoexistenceMPS
+	case c.ThroughputMPS > 0:
+		return c.ThroughputMPS
+	}
+	return DefaultMPS
+}
+
+// Account facts are kept in one lex-ordered ZSET per partition (account events are broadcast to
+// every partition, so each has them, atomically with its own high-water mark):
+//
+//	cfg|<pn>|<effective12>|<json NumberConfig>
+//	tier|pn:<pn>|<effective12>|<TIER>      (account.config tier, or account.limit scope phone_number)
+//	tier|pf:<portfolio>|<effective12>|<TIER> (account.limit scope portfolio)
+//	pfn|<portfolio>|<pn>                    (the number belongs / belonged to the portfolio)
+func cfgPrefix(pn string) string                              { return "cfg" + sep + pn + sep }
+func tierPrefix(s Scope) string                               { return "tier" + sep + string(s) + sep }
+func memberPrefix(pf string) string                           { return "pfn" + sep + pf + sep }
+func acctMember(p string, t events.UnixTime, v string) string { return p + pad12(t) + sep + v }
+
+func (r *reducer) accountConfig(d *events.AccountConfig) {
+	r.c.Stats.AccountEvents++
+	nc := NumberConfig{WABAID: d.WABAID, PortfolioID: d.PortfolioID, TimeZone: d.TimeZone,
+		Currency: d.Currency, ThroughputMPS: d.ThroughputMPS, Coexistence: d.Coexistence}
+	b, _ := json.Marshal(nc)
+	r.c.zset(kAccounts, acctMember(cfgPrefix(d.PhoneNumberID), d.EffectiveFrom, string(b)), 0)
+	if t := ParseTier(d.MessagingLimitTier); t != TierNotSet {
+		r.c.zset(kAccounts, acctMember(tierPrefix(PhoneScope(d.PhoneNumberID)), d.EffectiveFrom, string(t)), 0)
+	}
+	if d.PortfolioID != "" {
+		r.c.zset(kAccounts, memberPrefix(d.PortfolioID)+d.PhoneNumberID, 0)
+	}
+}
+
+func (r *reducer) limitUpdate(d *events.LimitUpdate) {
+	r.c.Stats.AccountEvents++
+	t := ParseTier(d.Tier)
+	if t == TierNotSet || d.ID == "" {
+		return
+	}
+	s := PhoneScope(d.ID)
+	if d.Scope == "portfolio" {
+		s = PortfolioScope(d.ID)
+	}
+	r.c.zset(kAccounts, acctMember(tierPrefix(s), d.EffectiveFrom, string(t)), 0)
+}
+
+// dated is one value of a time series kept as lex members "<prefix><effective12>|<value>".
+type dated struct {
+	at  events.UnixTime
+	val string
+}
+
+// series parses the members that share prefix (already filtered by the caller's lex range).
+func series(prefix string, members []string) []dated {
+	out := make([]dated, 0, len(members))
+	for _, m := range members {
+		rest, ok := strings.CutPrefix(m, prefix)
+		if !ok {
+			continue
+		}
+		ts, val, ok := strings.Cut(rest, sep)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil {
+			continue
+		}
+		out = append(out, dated{events.UnixTime(n), val})
+	}
+	return out
+}
+
+// at returns the value in force at t: the one with the latest effective time not after t. Ties
+// take the greatest value, so the answer does not depend on which partition was read first.
+func at(ds []dated, t events.UnixTime) (dated, bool) {
+	var best dated
+	found := false
+	for _, d := range ds {
+		if d.at > t {
+			continue
+		}
+		if !found || d.at > best.at || (d.at == best.at && d.val > best.val) {
+			best, found = d, true
+		}
+	}
+	return best, found
+}
+
+// ConfigAt resolves a number's configuration at t from its cfg members. Before the first config
+// the earliest one is used (facts rarely change; an unknown number is reported unconfigured).
+func ConfigAt(pn string, members []string, t events.UnixTime) (NumberConfig, bool) {
+	ds := series(cfgPrefix(pn), members)
+	d, ok := at(ds, t)
+	if !ok {
+		return NumberConfig{PhoneNumberID: pn}, false
+	}
+	var nc NumberConfig
+	if err := json.Unmarshal([]byte(d.val), &nc); err != nil {
+		return NumberConfig{PhoneNumberID: pn}, false
+	}
+	nc.PhoneNumberID, nc.EffectiveFrom = pn, d.at
+	return nc, true
+}
+
+// TierAt resolves a scope's tier at t from its tier members; TierNotSet when none applies.
+func TierAt(s Scope, members []string, t events.UnixTime) Tier {
+	d, ok := at(series(tierPrefix(s), members), t)
+	if !ok {
+		return TierNotSet
+	}
+	return ParseTier(d.val)
+}
+
+// PortfolioNumbers lists the numbers recorded as members of portfolio pf.
+func PortfolioNumbers(pf string, members []string) []string {
+	var out []string
+	p := memberPrefix(pf)
+	for _, m := range members {
+		if n, ok := strings.CutPrefix(m, p); ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}

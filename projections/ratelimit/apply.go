@@ -1,0 +1,507 @@
+package ratelimit
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/convmeter/convmeter/events"
+)
+
+// Durations in seconds.
+const (
+	Hour = events.UnixTime(3600)
+	Day  = 24 * Hour
+)
+
+// Config holds the windows the projection serves. Zero fields take the defaults.
+type Config struct {
+	// LimitWindow is the moving window of the messaging limit (24 h).
+	LimitWindow events.UnixTime
+	// UsageWindow is the window of upgrade eligibility (7 days); counted deliveries are kept for
+	// it, which also bounds how far back a retraction can be undone exactly.
+	UsageWindow events.UnixTime
+	// ThroughputWindow is how long per-second message counts are kept (1 h): peaks are over it.
+	ThroughputWindow events.UnixTime
+	// HitWindow is how long would-be 131056 records are kept (7 days).
+	HitWindow events.UnixTime
+	// UndoWindow is how long the undo record of an output is kept: at least the engine's allowed
+	// lateness (72 h), after which no correction can retract it.
+	UndoWindow events.UnixTime
+}
+
+func (c Config) withDefaults() Config {
+	if c.LimitWindow <= 0 {
+		c.LimitWindow = Day
+	}
+	if c.UsageWindow <= 0 {
+		c.UsageWindow = 7 * Day
+	}
+	if c.ThroughputWindow <= 0 {
+		c.ThroughputWindow = Hour
+	}
+	if c.HitWindow <= 0 {
+		c.HitWindow = 7 * Day
+	}
+	if c.UndoWindow <= 0 {
+		c.UndoWindow = 96 * Hour
+	}
+	return c
+}
+
+// View is the part of one partition's state a batch reads: loaded by the store before Reduce and
+// updated by Reduce as it goes (write-through), so later events of the batch see earlier ones.
+type View struct {
+	HW     events.Cause
+	HasHW  bool
+	Stream events.UnixTime
+	// Buckets holds the token bucket of every pair the batch touches (absent = full).
+	Buckets map[string]Bucket
+	// Fields holds the pair-state fields the batch touches (absent = closed).
+	Fields map[string]string
+	// Undo holds the undo records of retracted ids found in the store.
+	Undo map[string]undoRecord
+	// Deliveries holds, for each "scope|user" whose delivery is retracted, every counted delivery
+	// member of that user kept in the store (the usage window), so the latest can be recomputed.
+	Deliveries map[string]map[string]bool
+}
+
+// NewView returns an empty view (a fresh partition).
+func NewView() *View {
+	return &View{
+		Buckets: map[string]Bucket{}, Fields: map[string]string{},
+		Undo: map[string]undoRecord{}, Deliveries: map[string]map[string]bool{},
+	}
+}
+
+// undoRecord is what the projection remembers about an applied output so a correction can undo it.
+type undoRecord struct {
+	Kind string `json:"k"` // "d" counted delivery, "s" dispatched, "i" inbound, "f" pair field
+	// Delivery: the dlx member.
+	Member string `json:"m,omitempty"`
+	// Throughput: number and second counted.
+	PN  string          `json:"pn,omitempty"`
+	Sec events.UnixTime `json:"s,omitempty"`
+	// Dispatched: pair, bucket before and after, and the hit member when it would have hit 131056.
+	Pair string `json:"p,omitempty"`
+	Pre  string `json:"b0,omitempty"`
+	Post string `json:"b1,omitempty"`
+	Hit  string `json:"h,omitempty"`
+	// Pair field: field, value before and after ("" = absent).
+	Field string `json:"f,omitempty"`
+	FPre  string `json:"v0,omitempty"`
+	FPost string `json:"v1,omitempty"`
+	// Time is the event time, which the trim index uses.
+	Time events.UnixTime `json:"t"`
+}
+
+// Changes is the net effect of a batch on one partition, element by element, so the store can
+// write it in any order inside one atomic unit.
+type Changes struct {
+	HW     events.Cause
+	HasHW  bool
+	Stream events.UnixTime
+	// ZSets: key → member → score (set exactly) ; ZMax: key → member → score (ZADD GT);
+	// ZDel: key → members to remove.
+	ZSet map[string]map[string]events.UnixTime
+	ZMax map[string]map[string]events.UnixTime
+	ZDel map[string]map[string]bool
+	// HSet: key → field → value; HDel: key → fields; HIncr: key → field → delta.
+	HSet  map[string]map[string]string
+	HDel  map[string]map[string]bool
+	HIncr map[string]map[string]int64
+	Stats Stats
+}
+
+// Stats counts what a batch did.
+type Stats struct {
+	Applied, Skipped, NoCause         int
+	Counted, Dispatched, Inbound      int
+	PairRateHits, Retracted, Unknown  int
+	WindowEvents, ConversationEvents  int
+	AccountEvents, IgnoredEventsTypes int
+}
+
+func newChanges() *Changes {
+	return &Changes{
+		ZSet: map[string]map[string]events.UnixTime{}, ZMax: map[string]map[string]events.UnixTime{},
+		ZDel: map[string]map[string]bool{}, HSet: map[string]map[string]string{},
+		HDel: map[string]map[string]bool{}, HIncr: map[string]map[string]int64{},
+	}
+}
+
+func (c *Changes) zset(key, m string, s events.UnixTime) {
+	inner(c.ZSet, key)[m] = s
+	delete(c.ZMax[key], m)
+	delete(c.ZDel[key], m)
+}
+
+func (c *Changes) zmax(key, m string, s events.UnixTime) {
+	if cur, ok := c.ZSet[key][m]; ok {
+		c.ZSet[key][m] = max(cur, s)
+		return
+	}
+	delete(c.ZDel[key], m)
+	if cur, ok := c.ZMax[key][m]; ok && cur >= s {
+		return
+	}
+	inner(c.ZMax, key)[m] = s
+}
+
+func (c *Changes) zdel(key, m string) {
+	delete(c.ZSet[key], m)
+	delete(c.ZMax[key], m)
+	innerB(c.ZDel, key)[m] = true
+}
+
+func (c *Changes) hset(key, f, v string) {
+	innerS(c.HSet, key)[f] = v
+	delete(c.HDel[key], f)
+}
+
+func (c *Changes) hdel(key, f string) {
+	delete(c.HSet[key], f)
+	innerB(c.HDel, key)[f] = true
+}
+
+func (c *Changes) hincr(key, f string, d int64) {
+	m := innerI(c.HIncr, key)
+	m[f] += d
+	if m[f] == 0 {
+		delete(m, f)
+	}
+}
+
+func inner(m map[string]map[string]events.UnixTime, k string) map[string]events.UnixTime {
+	v, ok := m[k]
+	if !ok {
+		v = map[string]events.UnixTime{}
+		m[k] = v
+	}
+	return v
+}
+
+func innerS(m map[string]map[string]string, k string) map[string]string {
+	v, ok := m[k]
+	if !ok {
+		v = map[string]string{}
+		m[k] = v
+	}
+	return v
+}
+
+func innerB(m map[string]map[string]bool, k string) map[string]bool {
+	v, ok := m[k]
+	if !ok {
+		v = map[string]bool{}
+		m[k] = v
+	}
+	return v
+}
+
+func innerI(m map[string]map[string]int64, k string) map[string]int64 {
+	v, ok := m[k]
+	if !ok {
+		v = map[string]int64{}
+		m[k] = v
+	}
+	return v
+}
+
+// Reduce applies the events of one partition's batch to the view and returns the net changes.
+// It is pure: no clock, no I/O. Events at or below the view's high-water cause are skipped.
+func Reduce(cfg Config, v *View, evs []events.Event) *Changes {
+	cfg = cfg.withDefaults()
+	r := reducer{cfg: cfg, v: v, c: newChanges()}
+	r.c.HW, r.c.HasHW, r.c.Stream = v.HW, v.HasHW, v.Stream
+	for i := range evs {
+		r.event(&evs[i])
+	}
+	v.HW, v.HasHW, v.Stream = r.c.HW, r.c.HasHW, r.c.Stream
+	return r.c
+}
+
+type reducer struct {
+	cfg Config
+	v   *View
+	c   *Changes
+}
+
+func (r *reducer) event(e *events.Event) {
+	if e.Cause == nil {
+		r.c.Stats.NoCause++
+		return
+	}
+	if r.c.HasHW && !e.Cause.After(r.c.HW) {
+		r.c.Stats.Skipped++
+		return
+	}
+	r.c.HW, r.c.HasHW = *e.Cause, true
+	r.c.Stats.Applied++
+	switch d := e.Data.(type) {
+	case *events.MessageDelivered:
+		r.advance(d.DeliveredAt)
+		r.delivered(e.ID, d)
+	case *events.MessageDispatched:
+		r.advance(d.SentAt)
+		r.dispatched(e.ID, d)
+	case *events.WindowOpened:
+		r.advance(d.OpenedAt)
+		r.windowOpened(e.ID, d)
+	case *events.WindowExpired:
+		r.advance(d.ExpiredAt)
+		r.windowExpired(e.ID, d)
+	case *events.ConversationOpened:
+		r.advance(d.OpenedAt)
+		r.conversationOpened(e.ID, d)
+	case *events.ConversationClosed:
+		r.advance(d.ClosedAt)
+		r.conversationClosed(e.ID, d)
+	case *events.Correction:
+		r.correction(d)
+	case *events.AccountConfig:
+		r.accountConfig(d)
+	case *events.LimitUpdate:
+		r.limitUpdate(d)
+	default:
+		r.c.Stats.IgnoredEventsTypes++
+	}
+}
+
+// advance moves stream time; only pair events do (account events carry effective times that
+// may lie anywhere).
+func (r *reducer) advance(t events.UnixTime) {
+	if t > r.c.Stream {
+		r.c.Stream = t
+	}
+}
+
+func (r *reducer) remember(id string, u undoRecord) {
+	if id == "" {
+		return
+	}
+	b, _ := json.Marshal(u) // a struct of strings and integers always marshals
+	r.c.hset(kUndo, id, string(b))
+	r.c.zset(kUndoIdx, id, u.Time)
+	r.v.Undo[id] = u
+}
+
+func (r *reducer) forget(id string) {
+	r.c.hdel(kUndo, id)
+	r.c.zdel(kUndoIdx, id)
+	delete(r.v.Undo, id)
+}
+
+func pairOf(a events.Account) string { return events.PairKey(a.PhoneNumberID, a.User, "") }
+
+// delivered counts a delivery outside the service window toward its messaging-limit scope.
+func (r *reducer) delivered(id string, d *events.MessageDelivered) {
+	if d.InsideCSW || d.User == "" {
+		return
+	}
+	r.c.Stats.Counted++
+	s := ScopeFor(d.Account, d.DeliveredAt)
+	m := deliveryMember(s, d.User, d.DeliveredAt, id)
+	su := string(s) + sep + d.User
+	r.c.zset(kDeliveries, m, 0)
+	r.c.zset(kDeliveryIdx, m, d.DeliveredAt)
+	if set, ok := r.v.Deliveries[su]; ok {
+		// The user's deliveries are loaded (a retraction in this batch concerns them): keep the
+		// latest exact rather than by ZADD GT, since an undo may lower it.
+		set[m] = true
+		r.setLatest(s, d.User, set)
+	} else {
+		r.c.zmax(kLimitPrefix+string(s), d.User, d.DeliveredAt)
+	}
+	r.remember(id, undoRecord{Kind: "d", Member: m, Time: d.DeliveredAt})
+}
+
+// setLatest writes a user's latest counted delivery from the full set of their deliveries.
+func (r *reducer) setLatest(s Scope, user string, set map[string]bool) {
+	var latest events.UnixTime
+	found := false
+	for m := range set {
+		if _, _, t, _, ok := parseDeliveryMember(m); ok && (!found || t > latest) {
+			latest, found = t, true
+		}
+	}
+	if found {
+		r.c.zset(kLimitPrefix+string(s), user, latest)
+	} else {
+		r.c.zdel(kLimitPrefix+string(s), user)
+	}
+}
+
+func (r *reducer) countSecond(pn string, t events.UnixTime, d int64) {
+	sec := strconv.FormatInt(int64(t), 10)
+	r.c.hincr(kTputPrefix+pn, sec, d)
+	if d > 0 {
+		r.c.zset(kTputIdx, pn+sep+sec, t)
+	}
+}
+
+// dispatched counts a business message toward throughput and takes a token from its pair.
+func (r *reducer) dispatched(id string, d *events.MessageDispatched) {
+	r.c.Stats.Dispatched++
+	r.countSecond(d.PhoneNumberID, d.SentAt, 1)
+	pair := pairOf(d.Account)
+	pre := r.v.Buckets[pair]
+	post, ok := pre.Take(d.SentAt)
+	r.setBucket(pair, post)
+	u := undoRecord{Kind: "s", PN: d.PhoneNumberID, Sec: d.SentAt, Pair: pair, Pre: pre.encode(),
+		Post: post.encode(), Time: d.SentAt}
+	if !ok {
+		r.c.Stats.PairRateHits++
+		hm := d.User + sep + d.WAMID + sep + id
+		r.c.zset(kHitPrefix+d.PhoneNumberID, hm, d.SentAt)
+		r.c.zset(kHitIdx, d.PhoneNumberID+sep+hm, d.SentAt)
+		u.Hit = hm
+	}
+	r.remember(id, u)
+}
+
+func (r *reducer) setBucket(pair string, b Bucket) {
+	r.v.Buckets[pair] = b
+	if !b.Set {
+		r.c.hdel(kBuckets, pair)
+		r.c.zdel(kBucketIdx, pair)
+		return
+	}
+	r.c.hset(kBuckets, pair, b.encode())
+	r.c.zset(kBucketIdx, pair, b.FullAt())
+}
+
+// setField writes a pair-state field; "" deletes it. expires indexes it for trimming.
+func (r *reducer) setField(f, val string, expires events.UnixTime) {
+	if val == "" {
+		delete(r.v.Fields, f)
+		r.c.hdel(kPairs, f)
+		r.c.zdel(kPairIdx, f)
+		return
+	}
+	r.v.Fields[f] = val
+	r.c.hset(kPairs, f, val)
+	r.c.zset(kPairIdx, f, expires)
+}
+
+func (r *reducer) changeField(id, f, val string, expires, t events.UnixTime, pn string, inbound bool) {
+	pre := r.v.Fields[f]
+	r.setField(f, val, expires)
+	u := undoRecord{Kind: "f", Field: f, FPre: pre, FPost: val, Time: t}
+	if inbound {
+		u.PN, u.Sec = pn, t
+	}
+	r.remember(id, u)
+}
+
+func (r *reducer) windowOpened(id string, d *events.WindowOpened) {
+	r.c.Stats.WindowEvents++
+	r.c.Stats.Inbound++
+	r.countSecond(d.PhoneNumberID, d.OpenedAt, 1)
+	f := windowField(pairOf(d.Account))
+	w, _ := decodeWindow(r.v.Fields[f])
+	w.OpenedAt, w.ExpiresAt = d.OpenedAt, d.ExpiresAt
+	if d.EntryPoint {
+		w.EntryAt = d.OpenedAt
+	}
+	r.changeField(id, f, w.encode(), max(w.ExpiresAt, w.EntryAt+Day), d.OpenedAt, d.PhoneNumberID, true)
+}
+
+func (r *reducer) windowExpired(id string, d *events.WindowExpired) {
+	r.c.Stats.WindowEvents++
+	f := windowField(pairOf(d.Account))
+	w, ok := decodeWindow(r.v.Fields[f])
+	if !ok || w.ExpiresAt > d.ExpiredAt {
+		return // already gone, or refreshed since
+	}
+	r.changeField(id, f, "", 0, d.ExpiredAt, "", false)
+}
+
+func (r *reducer) conversationOpened(id string, d *events.ConversationOpened) {
+	r.c.Stats.ConversationEvents++
+	c := Conversation{ID: d.ConversationID, Category: d.Category, OpenedAt: d.OpenedAt, ExpiresAt: d.ExpiresAt}
+	r.changeField(id, convField(pairOf(d.Account), d.Category), c.encode(), c.ExpiresAt, d.OpenedAt, "", false)
+}
+
+func (r *reducer) conversationClosed(id string, d *events.ConversationClosed) {
+	r.c.Stats.ConversationEvents++
+	f := convField(pairOf(d.Account), d.Category)
+	c, ok := decodeConversation(d.Category, r.v.Fields[f])
+	if !ok || (c.ID != "" && c.ID != d.ConversationID) {
+		return // a newer conversation of the category is open
+	}
+	r.changeField(id, f, "", 0, d.ClosedAt, "", false)
+}
+
+// correction undoes retracted outputs, newest first (an undo stack). Ids never applied here are
+// ignored.
+func (r *reducer) correction(d *events.Correction) {
+	for i := len(d.Retracts) - 1; i >= 0; i-- {
+		id := d.Retracts[i]
+		u, ok := r.v.Undo[id]
+		if !ok {
+			r.c.Stats.Unknown++
+			continue
+		}
+		r.c.Stats.Retracted++
+		r.undo(u)
+		r.forget(id)
+	}
+}
+
+func (r *reducer) undo(u undoRecord) {
+	switch u.Kind {
+	case "d":
+		s, user, _, _, ok := parseDeliveryMember(u.Member)
+		if !ok {
+			return
+		}
+		r.c.zdel(kDeliveries, u.Member)
+		r.c.zdel(kDeliveryIdx, u.Member)
+		su := string(s) + sep + user
+		set, loaded := r.v.Deliveries[su]
+		if !loaded {
+			// The store loads every retracted user's deliveries; without them, drop the user only
+			// if this was their latest (conservative, and never reached through Store.Apply).
+			set = map[string]bool{}
+			r.v.Deliveries[su] = set
+		}
+		delete(set, u.Member)
+		r.setLatest(s, user, set)
+	case "s":
+		r.countSecond(u.PN, u.Sec, -1)
+		cur := r.v.Buckets[u.Pair]
+		if cur.encode() == u.Post {
+			r.setBucket(u.Pair, decodeBucket(u.Pre)) // exact: nothing after it touched the bucket
+		} else if u.Hit == "" {
+			r.setBucket(u.Pair, cur.Refund()) // later messages used the bucket: give the token back
+		}
+		if u.Hit != "" {
+			r.c.zdel(kHitPrefix+u.PN, u.Hit)
+			r.c.zdel(kHitIdx, u.PN+sep+u.Hit)
+		}
+	case "f":
+		if u.PN != "" {
+			r.countSecond(u.PN, u.Sec, -1)
+		}
+		if r.v.Fields[u.Field] != u.FPost {
+			return // changed since by an output that was not retracted: it stands
+		}
+		var exp events.UnixTime
+		if u.FPre != "" {
+			exp = fieldExpiry(u.Field, u.FPre)
+		}
+		r.setField(u.Field, u.FPre, exp)
+	}
+}
+
+// fieldExpiry is the trim time of a pair field value.
+func fieldExpiry(field, val string) events.UnixTime {
+	if w, ok := decodeWindow(val); ok && len(field) > 2 && field[len(field)-2:] == sep+"w" {
+		return max(w.ExpiresAt, w.EntryAt+Day)
+	}
+	var c Conversation
+	if c, ok := decodeConversation("", val); ok {
+		return c.ExpiresAt
+	}
+	return c.ExpiresAt
+}

@@ -1,0 +1,76 @@
+// Package ratelimit is the rate-limit projection: messaging limits, throughput and the pair rate
+// limit (domain §4), plus the per-pair service-window and conversation state that admission
+// needs, built from the conversation-events topic.
+//
+// # Contract
+//
+// Reduce is the pure core: given the part of a partition's state a batch reads (a View) and the
+// batch's events, it returns the net changes. No clock, no I/O; everything counts in event time,
+// so replaying the log rebuilds the same state. Store is the Redis shell: it loads the View,
+// runs Reduce and writes the changes, the new high-water cause and the trims in one Lua script
+// per batch (projections.Projection). Events at or below the stored high-water cause are skipped,
+// so a batch applied twice changes nothing the second time.
+//
+// What counts:
+//   - Messaging limit: a message.delivered.v1 outside the customer service window (InsideCSW
+//     false) counts its user toward the scope chosen by the delivery's own time: the phone number
+//     before 2025-10-07 (PortfolioSwitch), the business portfolio from then on. A user counts
+//     once per scope and stays counted until their latest counted delivery + 24 h.
+//   - Throughput: every message.dispatched.v1 (outbound) and window.opened.v1 (inbound, refresh
+//     or not) adds one to its number's count for that second.
+//   - Pair rate: every message.dispatched.v1 takes a token from its pair's bucket (capacity 45,
+//     one token per 6 s, in event time). A message finding the bucket empty is recorded as a
+//     would-be 131056 (number, user, wamid, time) and spends nothing.
+//   - Pair state: window.opened/expired and conversation.opened/closed keep each pair's service
+//     window (with the newest entry-point time, for free-entry-point eligibility) and its open
+//     conversations per category.
+//   - correction.v1 undoes each retracted output it applied, newest first. Every applied output
+//     leaves an undo record (kept UndoWindow, at least the engine's allowed lateness): a counted
+//     delivery is removed from the user's deliveries and the user's latest recomputed from the
+//     rest (exact); a dispatch gives its second back and restores the bucket it found when
+//     nothing has used the bucket since (exact), else refunds one token; a pair field is
+//     restored when nothing has changed it since.
+//
+// # Redis layout
+//
+// Every key of partition p lives under the hash tag "{<ns>:p<p>}", so each batch's atomic write
+// touches one Redis Cluster slot:
+//
+//	{ns:pP}:meta        HASH  hw = "offset:index" of the last applied cause, st = stream time
+//	{ns:pP}:lim:<scope> ZSET  user → latest counted delivery time   (scope "pn:<id>" | "pf:<id>")
+//	{ns:pP}:dlx         ZSET  score 0, "scope|user|time12|id": counted deliveries, by user (lex)
+//	{ns:pP}:dlxt        ZSET  the same members by delivery time (trim index)
+//	{ns:pP}:fx          HASH  output id → undo record (JSON)
+//	{ns:pP}:fxt         ZSET  output id → event time (trim index)
+//	{ns:pP}:tp:<pn>     HASH  unix second → messages of the number (inbound + outbound)
+//	{ns:pP}:tpt         ZSET  "pn|second" → second (trim index)
+//	{ns:pP}:pb          HASH  pair → token bucket "units:at" (absent = full)
+//	{ns:pP}:pbt         ZSET  pair → time the bucket is full again (trim index)
+//	{ns:pP}:pr          HASH  "pair|w" → service window, "pair|c|<category>" → conversation
+//	{ns:pP}:prt         ZSET  pair field → expiry (trim index)
+//	{ns:pP}:hit:<pn>    ZSET  "user|wamid|id" → time of a would-be 131056
+//	{ns:pP}:hitt        ZSET  "pn|user|wamid|id" → time (trim index)
+//	{ns:pP}:acct        ZSET  score 0, lex: account facts by effective time (see account.go)
+//
+// A pair lives in one partition, but one portfolio's pairs (and one user reached through several
+// numbers of a portfolio) spread over many, so a scope's counter is split by partition. Queries
+// merge them: the distinct-user union with the maximum latest delivery per user (Store.Limit),
+// summed seconds for throughput, the union of hits. Admission first sums ZCOUNT over partitions,
+// an upper bound on distinct users; only when that bound leaves no headroom does it take the
+// exact union, so the decision is always exact.
+//
+// # Bounded memory
+//
+// As a partition's stream time (the largest event time it has applied) advances, the script
+// trims every index: counted deliveries and counters older than the usage window (7 days: the
+// 24 h counter is a score range of the same set), undo records older than UndoWindow, throughput
+// seconds older than ThroughputWindow (1 h), buckets once full, pair fields once expired, hits
+// older than HitWindow. Each trim is bounded per batch and resumes on the next one.
+//
+// # Deliberate limits
+//
+//   - A query "at T" well before a partition's stream time sees the latest deliveries, not the
+//     ones as of T: counters answer for now, not for history (replay rebuilds history).
+//   - Out-of-order dispatches of one pair are taken at the bucket's time (time never runs back
+//     for a bucket), so the outcome depends on log order, which replay reproduces.
+package ratelimit

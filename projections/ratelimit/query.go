@@ -1,0 +1,401 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/convmeter/convmeter/events"
+)
+
+// LimitStatus is a messaging-limit counter at a moment, merged over all partitions.
+type LimitStatus struct {
+	Scope     Scope           `json:"scope"`
+	Era       Era             `json:"era"`
+	At        events.UnixTime `json:"at"`
+	Tier      Tier            `json:"tier"`
+	TierSet   bool            `json:"tier_set"` // false: no account event set it, DefaultTier applies
+	Limit     int64           `json:"limit"`    // 0 when unlimited
+	Unlimited bool            `json:"unlimited"`
+	// Used is the number of distinct users with a counted delivery in (At-24h, At].
+	Used     int64 `json:"used"`
+	Headroom int64 `json:"headroom"` // Limit-Used, at least 0; 0 when unlimited
+	// HeadroomAt is when a new user can be reached again: At when there is headroom, else when
+	// enough of the oldest counted users leave the window (a user counts until their latest
+	// counted delivery + 24 h).
+	HeadroomAt events.UnixTime `json:"headroom_at"`
+	// Used7d is the number of distinct users reached in (At-7d, At]; upgrade eligibility needs
+	// at least half the limit (§4.2).
+	Used7d           int64 `json:"used_7d"`
+	UpgradeThreshold int64 `json:"upgrade_threshold"`
+	UpgradeEligible  bool  `json:"upgrade_eligible"`
+	NextTier         Tier  `json:"next_tier,omitempty"`
+}
+
+// Usage computes a LimitStatus from the merged latest counted delivery per user. It is pure.
+func Usage(cfg Config, scope Scope, tier Tier, tierSet bool, latest map[string]events.UnixTime, at events.UnixTime) LimitStatus {
+	cfg = cfg.withDefaults()
+	st := LimitStatus{Scope: scope, Era: EraAt(at), At: at, Tier: tier, TierSet: tierSet, HeadroomAt: at}
+	if !tierSet {
+		st.Tier = DefaultTier
+	}
+	var counted []events.UnixTime
+	for _, t := range latest {
+		if t > at-cfg.LimitWindow {
+			counted = append(counted, t)
+		}
+		if t > at-cfg.UsageWindow {
+			st.Used7d++
+		}
+	}
+	st.Used = int64(len(counted))
+	limit, limited := st.Tier.Limit()
+	st.Unlimited = !limited
+	if next, ok := st.Tier.Next(st.Era); ok {
+		st.NextTier = next
+	}
+	if !limited {
+		return st
+	}
+	st.Limit = limit
+	st.Headroom = max(0, limit-st.Used)
+	if st.Used >= limit {
+		sort.Slice(counted, func(i, j int) bool { return counted[i] < counted[j] })
+		st.HeadroomAt = counted[st.Used-limit] + cfg.LimitWindow
+	}
+	st.UpgradeThreshold = (limit + 1) / 2
+	st.UpgradeEligible = st.NextTier != "" && 2*st.Used7d >= limit
+	return st
+}
+
+// accounts returns the account members under the given lex prefixes, merged over partitions and
+// cached for the store's account TTL.
+func (s *Store) accounts(ctx context.Context, prefixes ...string) ([]string, error) {
+	var out, missing []string
+	now := s.now()
+	s.mu.Lock()
+	for _, p := range prefixes {
+		if e, ok := s.cache[p]; ok && s.acctTTL > 0 && now.Sub(e.loaded) < s.acctTTL {
+			out = append(out, e.members...)
+		} else {
+			missing = append(missing, p)
+		}
+	}
+	s.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([][]*redis.StringSliceCmd, len(missing))
+	for i, p := range missing {
+		for part := 0; part < s.partitions; part++ {
+			cmds[i] = append(cmds[i], pipe.ZRangeByLex(ctx, s.prefix(int32(part))+kAccounts,
+				&redis.ZRangeBy{Min: "[" + p, Max: "(" + p + "\xff"}))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("ratelimit: read account facts: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, p := range missing {
+		seen := map[string]bool{}
+		var ms []string
+		for _, c := range cmds[i] {
+			for _, m := range c.Val() {
+				if !seen[m] {
+					seen[m] = true
+					ms = append(ms, m)
+				}
+			}
+		}
+		s.cache[p] = acctEntry{members: ms, loaded: now}
+		out = append(out, ms...)
+	}
+	return out, nil
+}
+
+// NumberConfig returns the number's configuration in force at t.
+func (s *Store) NumberConfig(ctx context.Context, pn string, t events.UnixTime) (NumberConfig, bool, error) {
+	ms, err := s.accounts(ctx, cfgPrefix(pn))
+	if err != nil {
+		return NumberConfig{}, false, err
+	}
+	nc, ok := ConfigAt(pn, ms, t)
+	return nc, ok, nil
+}
+
+// ScopeOf is the counter a number's deliveries count toward at t.
+func (s *Store) ScopeOf(ctx context.Context, pn string, t events.UnixTime) (Scope, NumberConfig, bool, error) {
+	nc, ok, err := s.NumberConfig(ctx, pn, t)
+	if err != nil {
+		return "", nc, false, err
+	}
+	return ScopeFor(events.Account{PhoneNumberID: pn, PortfolioID: nc.PortfolioID}, t), nc, ok, nil
+}
+
+// TierOf resolves a scope's tier at t: the latest tier set for it; for a portfolio without one,
+// the highest tier of its numbers (each portfolio inherited the highest limit of its numbers on
+// 2025-10-07, §4.2). set is false when nothing set it (DefaultTier applies).
+func (s *Store) TierOf(ctx context.Context, sc Scope, t events.UnixTime) (tier Tier, set bool, err error) {
+	ms, err := s.accounts(ctx, tierPrefix(sc))
+	if err != nil {
+		return "", false, err
+	}
+	tier = TierAt(sc, ms, t)
+	pf, isPF := strings.CutPrefix(string(sc), "pf:")
+	if tier != TierNotSet || !isPF {
+		return tier, tier != TierNotSet, nil
+	}
+	nums, err := s.accounts(ctx, memberPrefix(pf))
+	if err != nil {
+		return "", false, err
+	}
+	for _, n := range PortfolioNumbers(pf, nums) {
+		nms, err := s.accounts(ctx, tierPrefix(PhoneScope(n)))
+		if err != nil {
+			return "", false, err
+		}
+		tier = MaxTier(tier, TierAt(PhoneScope(n), nms, t))
+	}
+	return tier, tier != TierNotSet, nil
+}
+
+// scopeUsers merges every partition's counter of sc: user → latest counted delivery after from.
+func (s *Store) scopeUsers(ctx context.Context, sc Scope, from events.UnixTime) (map[string]events.UnixTime, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.ZSliceCmd, s.partitions)
+	for p := range s.partitions {
+		cmds[p] = pipe.ZRangeByScoreWithScores(ctx, s.prefix(int32(p))+kLimitPrefix+string(sc),
+			&redis.ZRangeBy{Min: "(" + strconv.FormatInt(int64(from), 10), Max: "+inf"})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("ratelimit: read counter %s: %w", sc, err)
+	}
+	out := map[string]events.UnixTime{}
+	for _, c := range cmds {
+		for _, z := range c.Val() {
+			u, _ := z.Member.(string)
+			t := events.UnixTime(z.Score)
+			if cur, ok := out[u]; !ok || t > cur {
+				out[u] = t
+			}
+		}
+	}
+	return out, nil
+}
+
+// Limit returns the messaging-limit status of a scope at t, exact over all partitions.
+func (s *Store) Limit(ctx context.Context, sc Scope, t events.UnixTime) (LimitStatus, error) {
+	tier, set, err := s.TierOf(ctx, sc, t)
+	if err != nil {
+		return LimitStatus{}, err
+	}
+	users, err := s.scopeUsers(ctx, sc, t-s.cfg.UsageWindow)
+	if err != nil {
+		return LimitStatus{}, err
+	}
+	return Usage(s.cfg, sc, tier, set, users, t), nil
+}
+
+// ThroughputStatus is a number's messages per second (inbound and outbound, §4.4).
+type ThroughputStatus struct {
+	PhoneNumberID string          `json:"phone_number_id"`
+	At            events.UnixTime `json:"at"`
+	LimitMPS      int             `json:"limit_mps"`
+	Current       int64           `json:"current"` // messages in the second At
+	Peak          int64           `json:"peak"`    // the busiest second in the kept window
+	PeakAt        events.UnixTime `json:"peak_at,omitempty"`
+	// SecondsOver counts the kept seconds above the limit: where Meta would have answered 130429.
+	SecondsOver int64 `json:"seconds_over"`
+}
+
+// Throughput merges the per-second counts of a number over all partitions.
+func (s *Store) Throughput(ctx context.Context, pn string, t events.UnixTime, limitMPS int) (ThroughputStatus, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, s.partitions)
+	for p := range s.partitions {
+		cmds[p] = pipe.HGetAll(ctx, s.prefix(int32(p))+kTputPrefix+pn)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return ThroughputStatus{}, fmt.Errorf("ratelimit: read throughput: %w", err)
+	}
+	secs := map[events.UnixTime]int64{}
+	for _, c := range cmds {
+		for k, v := range c.Val() {
+			sec, err1 := strconv.ParseInt(k, 10, 64)
+			n, err2 := strconv.ParseInt(v, 10, 64)
+			if err1 == nil && err2 == nil {
+				secs[events.UnixTime(sec)] += n
+			}
+		}
+	}
+	return PeakOf(pn, secs, t, limitMPS), nil
+}
+
+// PeakOf summarises per-second counts. It is pure.
+func PeakOf(pn string, secs map[events.UnixTime]int64, t events.UnixTime, limitMPS int) ThroughputStatus {
+	st := ThroughputStatus{PhoneNumberID: pn, At: t, LimitMPS: limitMPS, Current: secs[t]}
+	for sec, n := range secs {
+		if n > st.Peak || (n == st.Peak && sec < st.PeakAt) {
+			st.Peak, st.PeakAt = n, sec
+		}
+		if n > int64(limitMPS) {
+			st.SecondsOver++
+		}
+	}
+	return st
+}
+
+// PairRateHit is a message that would have hit 131056.
+type PairRateHit struct {
+	PhoneNumberID string          `json:"phone_number_id"`
+	User          string          `json:"user"`
+	WAMID         string          `json:"wamid"`
+	At            events.UnixTime `json:"at"`
+}
+
+// PairRateHits lists a number's would-be 131056 messages in [from, to], merged over partitions.
+func (s *Store) PairRateHits(ctx context.Context, pn string, from, to events.UnixTime) ([]PairRateHit, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.ZSliceCmd, s.partitions)
+	for p := range s.partitions {
+		cmds[p] = pipe.ZRangeByScoreWithScores(ctx, s.prefix(int32(p))+kHitPrefix+pn, &redis.ZRangeBy{
+			Min: strconv.FormatInt(int64(from), 10), Max: strconv.FormatInt(int64(to), 10)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("ratelimit: read pair-rate hits: %w", err)
+	}
+	var out []PairRateHit
+	for _, c := range cmds {
+		for _, z := range c.Val() {
+			m, _ := z.Member.(string)
+			parts := strings.Split(m, sep)
+			if len(parts) != 3 {
+				continue
+			}
+			out = append(out, PairRateHit{PhoneNumberID: pn, User: parts[0], WAMID: parts[1], At: events.UnixTime(z.Score)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].At != out[j].At {
+			return out[i].At < out[j].At
+		}
+		return out[i].WAMID < out[j].WAMID
+	})
+	return out, nil
+}
+
+// PairState is what admission needs to know about one pair at a moment.
+type PairState struct {
+	Pair          string         `json:"pair"`
+	Window        Window         `json:"window"`
+	WindowKnown   bool           `json:"window_known"`
+	Conversations []Conversation `json:"conversations,omitempty"` // open at the moment asked
+	Bucket        Bucket         `json:"-"`
+}
+
+// Snapshot is everything an admission decision reads, taken in one pipelined round trip (two
+// when the messaging-limit counter is near its limit and the exact union is needed).
+type Snapshot struct {
+	At         events.UnixTime
+	Config     NumberConfig
+	Configured bool
+	Scope      Scope
+	Tier       Tier
+	TierSet    bool
+	// Used is exact when Exact, otherwise an upper bound (the sum over partitions) that was
+	// already far enough below the limit to decide.
+	Used        int64
+	Exact       bool
+	UserCounted bool // the user already counts in the window: reaching them again adds nothing
+	Limit       LimitStatus
+	Pair        PairState
+	Second      int64 // messages of the number in the second At
+}
+
+// Admission reads the state for "may pn send to user at t".
+func (s *Store) Admission(ctx context.Context, pn, user string, t events.UnixTime) (Snapshot, error) {
+	sc, nc, configured, err := s.ScopeOf(ctx, pn, t)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	tier, tierSet, err := s.TierOf(ctx, sc, t)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	snap := Snapshot{At: t, Config: nc, Configured: configured, Scope: sc, Tier: tier, TierSet: tierSet}
+	pair := events.PairKey(pn, user, "")
+	pp := int32(events.PartitionString(pair, s.partitions))
+	fields := []string{windowField(pair)}
+	for _, c := range ConvCategories {
+		fields = append(fields, convField(pair, c))
+	}
+	from := strconv.FormatInt(int64(t-s.cfg.LimitWindow), 10)
+	sec := strconv.FormatInt(int64(t), 10)
+
+	pipe := s.rdb.Pipeline()
+	counts := make([]*redis.IntCmd, s.partitions)
+	scores := make([]*redis.FloatCmd, s.partitions)
+	seconds := make([]*redis.StringCmd, s.partitions)
+	for p := range s.partitions {
+		pfx := s.prefix(int32(p))
+		counts[p] = pipe.ZCount(ctx, pfx+kLimitPrefix+string(sc), "("+from, "+inf")
+		scores[p] = pipe.ZScore(ctx, pfx+kLimitPrefix+string(sc), user)
+		seconds[p] = pipe.HGet(ctx, pfx+kTputPrefix+pn, sec)
+	}
+	bucket := pipe.HGet(ctx, s.prefix(pp)+kBuckets, pair)
+	pr := pipe.HMGet(ctx, s.prefix(pp)+kPairs, fields...)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Snapshot{}, fmt.Errorf("ratelimit: read admission state: %w", err)
+	}
+	nonEmpty := 0
+	for p := range s.partitions {
+		n := counts[p].Val()
+		snap.Used += n
+		if n > 0 {
+			nonEmpty++
+		}
+		if v, err := scores[p].Result(); err == nil && events.UnixTime(v) > t-s.cfg.LimitWindow {
+			snap.UserCounted = true
+		}
+		if v, err := seconds[p].Int64(); err == nil {
+			snap.Second += v
+		}
+	}
+	snap.Exact = nonEmpty <= 1
+	snap.Pair = PairState{Pair: pair, Bucket: decodeBucket(bucket.Val())}
+	for i, x := range pr.Val() {
+		str, ok := x.(string)
+		if !ok {
+			continue
+		}
+		if i == 0 {
+			snap.Pair.Window, snap.Pair.WindowKnown = decodeWindow(str)
+			continue
+		}
+		if c, ok := decodeConversation(ConvCategories[i-1], str); ok && c.OpenAt(t) {
+			snap.Pair.Conversations = append(snap.Pair.Conversations, c)
+		}
+	}
+	limit, limited := tier.Limit() // TierNotSet has DefaultTier's limit
+	add := int64(1)
+	if snap.UserCounted {
+		add = 0
+	}
+	if limited && !snap.Exact && snap.Used+add > limit {
+		// Near the limit: the sum over partitions may count a user twice; take the exact union.
+		users, err := s.scopeUsers(ctx, sc, t-s.cfg.UsageWindow)
+		if err != nil {
+			return Snapshot{}, err
+		}
+		snap.Limit = Usage(s.cfg, sc, tier, tierSet, users, t)
+		snap.Used, snap.Exact = snap.Limit.Used, true
+	}
+	return snap, nil
+}

@@ -1,0 +1,148 @@
+package ratelimit
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/convmeter/convmeter/events"
+)
+
+// Key names inside one partition's hash tag (see doc.go for the full layout). Wire data: only
+// appended to.
+const (
+	kMeta        = "meta" // HASH: hw (high-water cause "offset:index"), st (stream time)
+	kLimitPrefix = "lim:" // ZSET per scope: user → latest counted delivery time
+	kDeliveries  = "dlx"  // ZSET, score 0, lex members "scope|user|time12|id": counted deliveries
+	kDeliveryIdx = "dlxt" // ZSET: the same members by delivery time, for trimming
+	kUndo        = "fx"   // HASH: output id → undo record (JSON)
+	kUndoIdx     = "fxt"  // ZSET: output id → event time, for trimming
+	kTputPrefix  = "tp:"  // HASH per phone number: unix second → messages (inbound + outbound)
+	kTputIdx     = "tpt"  // ZSET: "pn|second" → second, for trimming
+	kBuckets     = "pb"   // HASH: pair key → token bucket "units:at"
+	kBucketIdx   = "pbt"  // ZSET: pair key → time the bucket is full again, for trimming
+	kPairs       = "pr"   // HASH: pair state fields, "pair|w" (service window) and "pair|c|category"
+	kPairIdx     = "prt"  // ZSET: pair field → expiry, for trimming
+	kHitPrefix   = "hit:" // ZSET per phone number: "user|wamid|id" → time of a would-be 131056
+	kHitIdx      = "hitt" // ZSET: "pn|user|wamid|id" → time, for trimming
+	kAccounts    = "acct" // ZSET, score 0, lex members: account facts by effective time
+)
+
+const sep = "|"
+
+// Scope names a messaging-limit counter: "pn:<phone_number_id>" before the portfolio switch and
+// "pf:<portfolio_id>" from it on.
+type Scope string
+
+// PhoneScope and PortfolioScope build scopes.
+func PhoneScope(phoneNumberID string) Scope { return Scope("pn:" + phoneNumberID) }
+
+// PortfolioScope is the scope of a business portfolio.
+func PortfolioScope(portfolioID string) Scope { return Scope("pf:" + portfolioID) }
+
+// ScopeFor is the counter a delivery of a counts toward at t: the number before the switch, the
+// portfolio from then on (the number when its portfolio is unknown).
+func ScopeFor(a events.Account, t events.UnixTime) Scope {
+	if EraAt(t) == EraPortfolio && a.PortfolioID != "" {
+		return PortfolioScope(a.PortfolioID)
+	}
+	return PhoneScope(a.PhoneNumberID)
+}
+
+// pad12 formats t with leading zeros so lexicographic order is time order.
+func pad12(t events.UnixTime) string {
+	s := strconv.FormatInt(int64(t), 10)
+	if len(s) >= 12 {
+		return s
+	}
+	return strings.Repeat("0", 12-len(s)) + s
+}
+
+func deliveryMember(s Scope, user string, t events.UnixTime, id string) string {
+	return string(s) + sep + user + sep + pad12(t) + sep + id
+}
+
+// parseDeliveryMember splits a dlx member. Ids contain no "|".
+func parseDeliveryMember(m string) (s Scope, user string, t events.UnixTime, id string, ok bool) {
+	parts := strings.Split(m, sep)
+	if len(parts) != 4 {
+		return "", "", 0, "", false
+	}
+	v, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil {
+		return "", "", 0, "", false
+	}
+	return Scope(parts[0]), parts[1], events.UnixTime(v), parts[3], true
+}
+
+func windowField(pair string) string { return pair + sep + "w" }
+
+func convField(pair string, c events.Category) string { return pair + sep + "c" + sep + string(c) }
+
+// ConvCategories are the conversation categories whose state is tracked per pair.
+var ConvCategories = []events.Category{
+	events.CategoryMarketing, events.CategoryUtility, events.CategoryAuthentication,
+	events.CategoryAuthenticationInternational, events.CategoryMarketingLite, events.CategoryService,
+	events.CategoryReferralConversion, events.CategoryBusinessInitiated, events.CategoryUserInitiated,
+}
+
+// Window is a pair's customer service window as the projection last saw it.
+type Window struct {
+	OpenedAt  events.UnixTime `json:"opened_at"`
+	ExpiresAt events.UnixTime `json:"expires_at"`
+	// EntryAt is the time of the newest entry-point (ad / page button) user message, 0 if none:
+	// a reply delivered before EntryAt+24h opens a free-entry-point window (A9).
+	EntryAt events.UnixTime `json:"entry_at,omitempty"`
+}
+
+// OpenAt reports whether the window is open at t (half-open [opened, expires), A13).
+func (w Window) OpenAt(t events.UnixTime) bool { return w.OpenedAt <= t && t < w.ExpiresAt }
+
+func (w Window) encode() string {
+	return fmt.Sprintf("%d %d %d", w.OpenedAt, w.ExpiresAt, w.EntryAt)
+}
+
+func decodeWindow(s string) (Window, bool) {
+	var w Window
+	if _, err := fmt.Sscanf(s, "%d %d %d", &w.OpenedAt, &w.ExpiresAt, &w.EntryAt); err != nil {
+		return Window{}, false
+	}
+	return w, true
+}
+
+// Conversation is an open conversation of a pair (a CBP conversation or a free-entry-point window).
+type Conversation struct {
+	ID        string          `json:"conversation_id"`
+	Category  events.Category `json:"category"`
+	OpenedAt  events.UnixTime `json:"opened_at"`
+	ExpiresAt events.UnixTime `json:"expires_at"`
+}
+
+// OpenAt reports whether the conversation is open at t.
+func (c Conversation) OpenAt(t events.UnixTime) bool { return c.OpenedAt <= t && t < c.ExpiresAt }
+
+func (c Conversation) encode() string {
+	return fmt.Sprintf("%d %d %s", c.OpenedAt, c.ExpiresAt, c.ID)
+}
+
+func decodeConversation(cat events.Category, s string) (Conversation, bool) {
+	c := Conversation{Category: cat}
+	var id string
+	n, _ := fmt.Sscanf(s, "%d %d %s", &c.OpenedAt, &c.ExpiresAt, &id)
+	if n < 2 {
+		return Conversation{}, false
+	}
+	c.ID = id
+	return c, true
+}
+
+// sortedKeys returns m's keys in order, so ops are emitted deterministically.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

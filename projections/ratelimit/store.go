@@ -1,0 +1,385 @@
+package ratelimit
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/projections"
+)
+
+// Name is the projection's stable name: consumer-group suffix and default key namespace.
+const Name = "ratelimit"
+
+//go:embed apply.lua
+var applyLua string
+
+var applyScript = redis.NewScript(applyLua)
+
+// ErrConflict means another writer moved a partition's high-water mark while a batch was being
+// computed, more often than the store retries.
+var ErrConflict = errors.New("ratelimit: concurrent writer moved the high-water mark")
+
+// Store is the rate-limit projection over Redis. It implements projections.Projection and
+// answers the status and admission queries.
+type Store struct {
+	rdb        redis.UniversalClient
+	ns         string
+	cfg        Config
+	partitions int
+	acctTTL    time.Duration
+	now        func() time.Time // the shell's clock, for the account cache only
+
+	mu    sync.Mutex
+	cache map[string]acctEntry
+}
+
+type acctEntry struct {
+	members []string
+	loaded  time.Time
+}
+
+// Option configures a Store.
+type Option func(*Store) error
+
+// WithNamespace sets the key namespace (default "convmeter:ratelimit"); replay builds into a
+// fresh one and compares.
+func WithNamespace(ns string) Option {
+	return func(s *Store) error {
+		if ns == "" || strings.ContainsAny(ns, "{}") {
+			return fmt.Errorf("ratelimit: bad namespace %q", ns)
+		}
+		s.ns = ns
+		return nil
+	}
+}
+
+// WithConfig sets the windows.
+func WithConfig(c Config) Option {
+	return func(s *Store) error { s.cfg = c.withDefaults(); return nil }
+}
+
+// WithPartitions sets the number of partitions of the conversation-events topic, which queries
+// merge (default 1).
+func WithPartitions(n int) Option {
+	return func(s *Store) error {
+		if n <= 0 {
+			return fmt.Errorf("ratelimit: partitions must be positive, got %d", n)
+		}
+		s.partitions = n
+		return nil
+	}
+}
+
+// WithAccountCache sets how long queries reuse account facts read from Redis (default 1 s;
+// 0 reads them every time). clock is the wall clock; nil means time.Now.
+func WithAccountCache(ttl time.Duration, clock func() time.Time) Option {
+	return func(s *Store) error {
+		s.acctTTL = ttl
+		if clock != nil {
+			s.now = clock
+		}
+		return nil
+	}
+}
+
+// NewStore returns a Store over rdb.
+func NewStore(rdb redis.UniversalClient, opts ...Option) (*Store, error) {
+	if rdb == nil {
+		return nil, errors.New("ratelimit: nil redis client")
+	}
+	s := &Store{rdb: rdb, ns: "convmeter:" + Name, cfg: Config{}.withDefaults(), partitions: 1,
+		acctTTL: time.Second, now: time.Now, cache: map[string]acctEntry{}}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Name implements projections.Projection.
+func (s *Store) Name() string { return Name }
+
+// Partitions is the number of partitions queries merge.
+func (s *Store) Partitions() int { return s.partitions }
+
+// prefix is the key prefix of partition p: every key of a partition shares the hash tag
+// "{<ns>:p<N>}", so one batch's atomic write lands in one Redis Cluster slot.
+func (s *Store) prefix(p int32) string {
+	return "{" + s.ns + ":p" + strconv.Itoa(int(p)) + "}:"
+}
+
+func encodeCause(c events.Cause) string {
+	return strconv.FormatInt(c.Offset, 10) + ":" + strconv.Itoa(int(c.Index))
+}
+
+func decodeCause(p int32, s string) (events.Cause, bool) {
+	o, i, ok := strings.Cut(s, ":")
+	if !ok {
+		return events.Cause{}, false
+	}
+	off, err1 := strconv.ParseInt(o, 10, 64)
+	idx, err2 := strconv.ParseInt(i, 10, 32)
+	if err1 != nil || err2 != nil {
+		return events.Cause{}, false
+	}
+	return events.Cause{Partition: p, Offset: off, Index: int32(idx)}, true
+}
+
+// HighWater implements projections.Projection.
+func (s *Store) HighWater(ctx context.Context, p int32) (events.Cause, bool, error) {
+	v, err := s.rdb.HGet(ctx, s.prefix(p)+kMeta, "hw").Result()
+	if errors.Is(err, redis.Nil) {
+		return events.Cause{}, false, nil
+	}
+	if err != nil {
+		return events.Cause{}, false, fmt.Errorf("ratelimit: read high-water of partition %d: %w", p, err)
+	}
+	c, ok := decodeCause(p, v)
+	if !ok {
+		return events.Cause{}, false, fmt.Errorf("ratelimit: partition %d: bad high-water %q", p, v)
+	}
+	return c, true, nil
+}
+
+// Apply implements projections.Projection: one read round trip (two when a correction retracts
+// counted deliveries), the pure Reduce, and one script that checks the high-water mark, writes
+// the net changes and the new mark, and trims what the windows no longer need.
+func (s *Store) Apply(ctx context.Context, b projections.Batch) error {
+	_, err := s.ApplyStats(ctx, b)
+	return err
+}
+
+// ApplyStats is Apply returning what the batch did.
+func (s *Store) ApplyStats(ctx context.Context, b projections.Batch) (Stats, error) {
+	for attempt := 0; attempt < 5; attempt++ {
+		v, err := s.load(ctx, b)
+		if err != nil {
+			return Stats{}, err
+		}
+		expected := ""
+		if v.HasHW {
+			expected = encodeCause(v.HW)
+		}
+		ch := Reduce(s.cfg, v, b.Events)
+		if ch.Stats.Applied == 0 {
+			return ch.Stats, nil
+		}
+		ok, err := s.write(ctx, b.Partition, expected, ch, len(b.Events))
+		if err != nil {
+			return Stats{}, err
+		}
+		if ok {
+			return ch.Stats, nil
+		}
+	}
+	return Stats{}, fmt.Errorf("partition %d: %w", b.Partition, ErrConflict)
+}
+
+// load reads the state the batch needs.
+func (s *Store) load(ctx context.Context, b projections.Batch) (*View, error) {
+	pfx := s.prefix(b.Partition)
+	pairs := map[string]bool{}
+	fields := map[string]bool{}
+	var retracted []string
+	batchDeliveries := map[string]string{} // id → "scope|user" of deliveries in this batch
+	for i := range b.Events {
+		e := &b.Events[i]
+		switch d := e.Data.(type) {
+		case *events.MessageDispatched:
+			pairs[pairOf(d.Account)] = true
+		case *events.WindowOpened:
+			fields[windowField(pairOf(d.Account))] = true
+		case *events.WindowExpired:
+			fields[windowField(pairOf(d.Account))] = true
+		case *events.ConversationOpened:
+			fields[convField(pairOf(d.Account), d.Category)] = true
+		case *events.ConversationClosed:
+			fields[convField(pairOf(d.Account), d.Category)] = true
+		case *events.MessageDelivered:
+			if !d.InsideCSW {
+				batchDeliveries[e.ID] = string(ScopeFor(d.Account, d.DeliveredAt)) + sep + d.User
+			}
+		case *events.Correction:
+			retracted = append(retracted, d.Retracts...)
+			if pn, user, ok := events.SplitPairKey(d.Key); ok {
+				pair := events.PairKey(pn, user, "")
+				pairs[pair] = true
+				fields[windowField(pair)] = true
+				for _, c := range ConvCategories {
+					fields[convField(pair, c)] = true
+				}
+			}
+		}
+	}
+	pairList, fieldList := sortedKeys(pairs), sortedKeys(fields)
+
+	pipe := s.rdb.Pipeline()
+	metaCmd := pipe.HMGet(ctx, pfx+kMeta, "hw", "st")
+	var pbCmd, prCmd, fxCmd *redis.SliceCmd
+	if len(pairList) > 0 {
+		pbCmd = pipe.HMGet(ctx, pfx+kBuckets, pairList...)
+	}
+	if len(fieldList) > 0 {
+		prCmd = pipe.HMGet(ctx, pfx+kPairs, fieldList...)
+	}
+	if len(retracted) > 0 {
+		fxCmd = pipe.HMGet(ctx, pfx+kUndo, retracted...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("ratelimit: load state of partition %d: %w", b.Partition, err)
+	}
+	v := NewView()
+	mv := metaCmd.Val()
+	if hw, ok := mv[0].(string); ok {
+		c, ok := decodeCause(b.Partition, hw)
+		if !ok {
+			return nil, fmt.Errorf("ratelimit: partition %d: bad high-water %q", b.Partition, hw)
+		}
+		v.HW, v.HasHW = c, true
+	}
+	if st, ok := mv[1].(string); ok {
+		n, _ := strconv.ParseInt(st, 10, 64)
+		v.Stream = events.UnixTime(n)
+	}
+	if pbCmd != nil {
+		for i, x := range pbCmd.Val() {
+			if str, ok := x.(string); ok {
+				v.Buckets[pairList[i]] = decodeBucket(str)
+			}
+		}
+	}
+	if prCmd != nil {
+		for i, x := range prCmd.Val() {
+			if str, ok := x.(string); ok {
+				v.Fields[fieldList[i]] = str
+			}
+		}
+	}
+	users := map[string]bool{}
+	if fxCmd != nil {
+		for i, x := range fxCmd.Val() {
+			str, ok := x.(string)
+			if !ok {
+				if su, ok := batchDeliveries[retracted[i]]; ok {
+					users[su] = true
+				}
+				continue
+			}
+			var u undoRecord
+			if err := json.Unmarshal([]byte(str), &u); err != nil {
+				return nil, fmt.Errorf("ratelimit: partition %d: undo record of %s: %w", b.Partition, retracted[i], err)
+			}
+			v.Undo[retracted[i]] = u
+			if u.Kind == "d" {
+				if sc, user, _, _, ok := parseDeliveryMember(u.Member); ok {
+					users[string(sc)+sep+user] = true
+				}
+			}
+		}
+	}
+	if len(users) == 0 {
+		return v, nil
+	}
+	// Second round: every counted delivery of the users whose deliveries are retracted.
+	ul := sortedKeys(users)
+	pipe = s.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(ul))
+	for i, su := range ul {
+		cmds[i] = pipe.ZRangeByLex(ctx, pfx+kDeliveries, &redis.ZRangeBy{Min: "[" + su + sep, Max: "(" + su + sep + "\xff"})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("ratelimit: load deliveries of partition %d: %w", b.Partition, err)
+	}
+	for i, su := range ul {
+		set := map[string]bool{}
+		for _, m := range cmds[i].Val() {
+			set[m] = true
+		}
+		v.Deliveries[su] = set
+	}
+	return v, nil
+}
+
+// maxArgs bounds the arguments of one Redis command the script issues (Lua's unpack limit).
+const maxArgs = 6000
+
+// write runs the apply script. It reports false when the high-water mark moved under it.
+func (s *Store) write(ctx context.Context, p int32, expected string, ch *Changes, batchLen int) (bool, error) {
+	pfx := s.prefix(p)
+	st := ch.Stream
+	cut := func(w events.UnixTime) string { return strconv.FormatInt(int64(st-w), 10) }
+	args := make([]any, 0, 16+8*batchLen)
+	args = append(args, pfx, expected, encodeCause(ch.HW), strconv.FormatInt(int64(st), 10),
+		cut(s.cfg.UsageWindow), cut(s.cfg.UndoWindow), cut(s.cfg.ThroughputWindow), cut(0), cut(0),
+		cut(s.cfg.HitWindow), strconv.Itoa(2*batchLen+10000))
+	group := func(op, key string, kv []any, step int) {
+		for len(kv) > 0 {
+			n := min(len(kv), maxArgs/step*step)
+			args = append(args, op, key, n)
+			args = append(args, kv[:n]...)
+			kv = kv[n:]
+		}
+	}
+	for _, key := range sortedKeys(ch.ZSet) {
+		var kv []any
+		for _, m := range sortedKeys(ch.ZSet[key]) {
+			kv = append(kv, int64(ch.ZSet[key][m]), m)
+		}
+		group("ZS", key, kv, 2)
+	}
+	for _, key := range sortedKeys(ch.ZMax) {
+		var kv []any
+		for _, m := range sortedKeys(ch.ZMax[key]) {
+			kv = append(kv, int64(ch.ZMax[key][m]), m)
+		}
+		group("ZG", key, kv, 2)
+	}
+	for _, key := range sortedKeys(ch.ZDel) {
+		var kv []any
+		for _, m := range sortedKeys(ch.ZDel[key]) {
+			kv = append(kv, m)
+		}
+		group("ZR", key, kv, 1)
+	}
+	for _, key := range sortedKeys(ch.HSet) {
+		var kv []any
+		for _, f := range sortedKeys(ch.HSet[key]) {
+			kv = append(kv, f, ch.HSet[key][f])
+		}
+		group("HS", key, kv, 2)
+	}
+	for _, key := range sortedKeys(ch.HDel) {
+		var kv []any
+		for _, f := range sortedKeys(ch.HDel[key]) {
+			kv = append(kv, f)
+		}
+		group("HD", key, kv, 1)
+	}
+	for _, key := range sortedKeys(ch.HIncr) {
+		var kv []any
+		for _, f := range sortedKeys(ch.HIncr[key]) {
+			kv = append(kv, f, ch.HIncr[key][f])
+		}
+		group("HI", key, kv, 2)
+	}
+	res, err := applyScript.Run(ctx, s.rdb, []string{pfx + kMeta}, args...).Slice()
+	if err != nil {
+		return false, fmt.Errorf("ratelimit: apply batch to partition %d: %w", p, err)
+	}
+	if len(res) == 0 {
+		return false, fmt.Errorf("ratelimit: apply batch to partition %d: empty reply", p)
+	}
+	n, _ := res[0].(int64)
+	return n == 1, nil
+}
