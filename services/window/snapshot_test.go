@@ -1,0 +1,84 @@
+package window
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/convmeter/convmeter/events"
+)
+
+// A snapshot taken anywhere and restored gives exactly the outputs of an uninterrupted run, and a
+// restored engine snapshots to the same bytes.
+func TestSnapshotRestoreContinuesIdentically(t *testing.T) {
+	for _, seed := range seeds(t) {
+		in := shuffleWithin(seed, genTraffic(seed, 50, 12), 20*hour)
+		want, _ := run(in)
+		for _, cutAt := range []int{len(in) / 3, 2 * len(in) / 3} {
+			e, _ := New(Config{})
+			var out []events.Event
+			var err error
+			for i, ev := range in[:cutAt] {
+				if out, err = e.Apply(ev, int64(i), out); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var snap bytes.Buffer
+			if err := e.Snapshot(&snap); err != nil {
+				t.Fatal(err)
+			}
+			r, err := Restore(bytes.NewReader(snap.Bytes()), Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var again bytes.Buffer
+			if err := r.Snapshot(&again); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(snap.Bytes(), again.Bytes()) {
+				t.Fatalf("seed %d: restored engine snapshots differently", seed)
+			}
+			if r.Pairs() != e.Pairs() || r.StreamTime() != e.StreamTime() {
+				t.Fatalf("seed %d: restored %d pairs at %d, had %d at %d", seed, r.Pairs(), r.StreamTime(), e.Pairs(), e.StreamTime())
+			}
+			for i, ev := range in[cutAt:] {
+				if out, err = r.Apply(ev, int64(cutAt+i), out); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !bytes.Equal(encodeAll(t, want), encodeAll(t, out)) {
+				t.Fatalf("seed %d: output after restore at %d differs from the uninterrupted run", seed, cutAt)
+			}
+		}
+	}
+}
+
+func TestRestoreRefusesBadSnapshots(t *testing.T) {
+	e, _ := New(Config{})
+	in := genTraffic(1, 20, 6)
+	var err error
+	for i, ev := range in {
+		if _, err = e.Apply(ev, int64(i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var snap bytes.Buffer
+	if err := e.Snapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	b := snap.Bytes()
+	cases := map[string][]byte{
+		"empty":     nil,
+		"magic":     append([]byte("XXXX"), b[4:]...),
+		"truncated": b[:len(b)/2],
+		"version":   append([]byte("CVMW\x09"), b[5:]...),
+	}
+	for name, bad := range cases {
+		if _, err := Restore(bytes.NewReader(bad), Config{}); !errors.Is(err, ErrSnapshot) {
+			t.Errorf("%s: want ErrSnapshot, got %v", name, err)
+		}
+	}
+	if _, err := Restore(bytes.NewReader(b), Config{Partition: 7}); !errors.Is(err, ErrSnapshot) {
+		t.Errorf("other partition: want ErrSnapshot, got %v", err)
+	}
+}
