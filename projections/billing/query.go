@@ -92,7 +92,7 @@ func (s *Store) Totals(ctx context.Context, waba, month string) (Totals, error) 
 	// Free tier.
 	ftGroup := "ft|" + wm
 	if n := f["group:"+ftGroup]; n > 0 {
-		cut, err := st.cut(ctx, ftGroup, FreeTierSize)
+		cut, err := st.cut(ctx, ftGroup, s.freeTier)
 		if err != nil {
 			return Totals{}, err
 		}
@@ -112,7 +112,7 @@ func (s *Store) Totals(ctx context.Context, waba, month string) (Totals, error) 
 				used++
 			}
 		}
-		t.FreeTier = &FreeTierUsage{Eligible: n, Used: used, Limit: FreeTierSize}
+		t.FreeTier = &FreeTierUsage{Eligible: n, Used: used, Limit: s.freeTier}
 	}
 
 	// Volume tiers.

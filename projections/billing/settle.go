@@ -189,7 +189,7 @@ func (st *settler) settle(ctx context.Context, l Line, p int32) (Settled, error)
 	out := Settled{Line: l, Partition: p, Amount: l.List, SettledType: l.PricingType}
 	switch {
 	case strings.HasPrefix(l.Group, "ft|"):
-		c, err := st.cut(ctx, l.Group, FreeTierSize)
+		c, err := st.cut(ctx, l.Group, st.s.freeTier)
 		if err != nil {
 			return out, err
 		}

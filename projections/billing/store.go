@@ -62,6 +62,8 @@ type Store struct {
 	book   *ratecard.Book
 	pricer *Pricer
 	log    *slog.Logger
+	// freeTier is FreeTierSize; tests lower it to exercise the boundary with few lines.
+	freeTier int64
 }
 
 var _ projections.Projection = (*Store)(nil)
@@ -78,7 +80,7 @@ func NewStore(rdb redis.UniversalClient, prefix string, book *ratecard.Book, log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{rdb: rdb, prefix: prefix, book: book, pricer: pr, log: log}, nil
+	return &Store{rdb: rdb, prefix: prefix, book: book, pricer: pr, log: log, freeTier: FreeTierSize}, nil
 }
 
 // Name implements projections.Projection.

@@ -1,0 +1,154 @@
+package billing
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/events/testenv"
+	"github.com/convmeter/convmeter/projections"
+	"github.com/convmeter/convmeter/projections/ratecard"
+)
+
+// testRedis returns a client of the real Redis named by CONVMETER_REDIS_URL and a key prefix unique
+// to the test; the test's keys are deleted afterwards.
+func testRedis(t testing.TB) (*redis.Client, string) {
+	t.Helper()
+	url, src := testenv.Lookup(testenv.EnvRedisURL)
+	if src != testenv.FromEnv {
+		testenv.Unavailable(t, "redis", testenv.EnvRedisURL, "")
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("parse %s: %v", testenv.EnvRedisURL, err)
+	}
+	c := redis.NewClient(opt)
+	if err := c.Ping(context.Background()).Err(); err != nil {
+		testenv.Unavailable(t, "redis", testenv.EnvRedisURL, err.Error())
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	prefix := "t" + hex.EncodeToString(b[:]) + ":"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		for _, pat := range []string{prefix + "*", "{" + prefix + "*"} {
+			it := c.Scan(ctx, 0, pat, 1000).Iterator()
+			var keys []string
+			for it.Next(ctx) {
+				keys = append(keys, it.Val())
+				if len(keys) == 500 {
+					c.Unlink(ctx, keys...)
+					keys = keys[:0]
+				}
+			}
+			if len(keys) > 0 {
+				c.Unlink(ctx, keys...)
+			}
+		}
+		_ = c.Close()
+	})
+	return c, prefix
+}
+
+func exampleBook(t testing.TB) *ratecard.Book {
+	t.Helper()
+	b, err := ratecard.Load("../ratecard/examples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newStore(t testing.TB, book *ratecard.Book) *Store {
+	t.Helper()
+	c, prefix := testRedis(t)
+	s, err := NewStore(c, prefix, book, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// sameRedis returns a second store on the same Redis with a fresh prefix.
+func sameRedis(t testing.TB, s *Store, book *ratecard.Book) *Store {
+	t.Helper()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	prefix := "t" + hex.EncodeToString(b[:]) + ":"
+	c := s.rdb.(*redis.Client)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		it := c.Scan(ctx, 0, "{"+prefix+"*", 1000).Iterator()
+		for it.Next(ctx) {
+			c.Unlink(ctx, it.Val())
+		}
+		c.Unlink(ctx, prefix+Name+":partitions")
+	})
+	s2, err := NewStore(c, prefix, book, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s2
+}
+
+var ist = events.Account{PhoneNumberID: "N1", WABAID: "W1", PortfolioID: "P1", TimeZone: "Asia/Kolkata",
+	Currency: "USD", Month: "2025-07", Configured: true}
+
+// chargeEvent builds a charge.v1 output event at input position (p, off).
+func chargeEvent(p int32, off int64, id string, acct events.Account, c events.Charge) events.Event {
+	c.Account = acct
+	if c.Unit == "" {
+		c.Unit = events.UnitMessage
+	}
+	if c.PricingType == "" {
+		c.PricingType = events.PricingRegular
+		c.Billable = true
+	}
+	c.Account.User = c.Recipient
+	return events.Event{ID: id, Type: events.TypeCharge, Key: events.PairKey(acct.PhoneNumberID, c.Recipient, ""),
+		Time: c.DeliveredAt, Cause: &events.Cause{Partition: p, Offset: off}, Data: &c}
+}
+
+func apply(t testing.TB, s *Store, p int32, evs ...events.Event) {
+	t.Helper()
+	if err := s.Apply(context.Background(), projections.Batch{Partition: p, Events: evs}); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+}
+
+func totals(t testing.TB, s *Store, waba, month string) Totals {
+	t.Helper()
+	tt, err := s.Totals(context.Background(), waba, month)
+	if err != nil {
+		t.Fatalf("totals %s %s: %v", waba, month, err)
+	}
+	return tt
+}
+
+func allLines(t testing.TB, s *Store, waba, month string) []Settled {
+	t.Helper()
+	var out []Settled
+	if err := s.EachLine(context.Background(), waba, month, func(l Settled) error { out = append(out, l); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func dump(t testing.TB, s *Store, waba, month string) string {
+	t.Helper()
+	tt := totals(t, s, waba, month)
+	ls := allLines(t, s, waba, month)
+	for i := range ls {
+		ls[i].Partition = 0 // where a line lives is not part of the ledger
+	}
+	b, _ := json.Marshal(struct {
+		T Totals
+		L []Settled
+	}{tt, ls})
+	return string(b)
+}
