@@ -385,7 +385,7 @@ func (r *rules) resolveKind(st *pairState, m *msg, model events.PricingModel) {
 	default:
 		return
 	}
-	k := catOf(category)
+	k := catOf(events.NormalizeCategory(string(category)))
 	switch {
 	case k.isTemplate():
 		m.kind, m.cat = kindTemplate, k
