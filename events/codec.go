@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	segjson "github.com/segmentio/encoding/json"
 )
 
 // ContentType is the media type of the JSON wire format.
@@ -105,13 +107,10 @@ func Encode(dst []byte, e Event) ([]byte, error) {
 // Marshal is Encode into a new slice.
 func Marshal(e Event) ([]byte, error) { return Encode(nil, e) }
 
-// appendPayload appends the JSON of p.
+// appendPayload appends the JSON of p. segmentio/encoding/json writes what encoding/json writes
+// (HTML escaping, sorted map keys, U+FFFD for invalid UTF-8) without the intermediate buffer.
 func appendPayload(dst []byte, p Payload) ([]byte, error) {
-	b, err := json.Marshal(p)
-	if err != nil {
-		return dst, err
-	}
-	return append(dst, b...), nil
+	return segjson.Append(dst, p, segjson.EscapeHTML|segjson.SortMapKeys)
 }
 
 const hexDigits = "0123456789abcdef"
@@ -214,8 +213,17 @@ func Decode(b []byte) (Event, error) {
 	return e, nil
 }
 
-// unmarshalPayload decodes the data object into p.
-func unmarshalPayload(data []byte, p Payload) error { return json.Unmarshal(data, p) }
+// unmarshalPayload decodes the data object into p. The envelope scanner has already checked the
+// syntax of data, so it is decoded in one pass by segmentio/encoding/json, which follows
+// encoding/json's semantics (case-insensitive field names, unknown fields ignored, the same error
+// types) at a fraction of the cost.
+func unmarshalPayload(data []byte, p Payload) error {
+	rest, err := segjson.Parse(data, p, 0)
+	if err == nil && len(rest) != 0 {
+		err = fmt.Errorf("%d bytes after the data object", len(rest))
+	}
+	return err
+}
 
 // classify turns a payload decoding error into a DecodeError naming the field.
 func classify(err error, t Type, id string, p Payload, data []byte) error {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	segjson "github.com/segmentio/encoding/json"
 )
 
 // header is the envelope read by the hand-written scanner below. It reads the envelope fields in
@@ -122,17 +124,32 @@ func (h *header) field(s *scanner, key string) error {
 			return fieldType("v", "want an integer, got JSON "+truncate(string(raw), 40))
 		}
 		h.hasV, h.v = true, v
-	case "id", "type", "key":
+	case "type":
+		if s.i < len(s.b) && s.b[s.i] == '"' {
+			save := s.i
+			start, end, esc, err := s.stringSpan()
+			if err != nil {
+				return err
+			}
+			if !esc {
+				h.typ = internType(s.b[start:end])
+				return nil
+			}
+			s.i = save
+		}
 		str, err := s.stringValue(key)
 		if err != nil {
 			return err
 		}
-		switch key {
-		case "id":
+		h.typ = Type(str)
+	case "id", "key":
+		str, err := s.stringValue(key)
+		if err != nil {
+			return err
+		}
+		if key == "id" {
 			h.id = str
-		case "type":
-			h.typ = Type(str)
-		default:
+		} else {
 			h.key = str
 		}
 	case "time":
@@ -209,7 +226,7 @@ func (s *scanner) cause() (*Cause, error) {
 		return nil, fieldType("cause", "want an object, got JSON "+jsonKind(raw[0]))
 	}
 	var c Cause
-	if err := json.Unmarshal(raw, &c); err != nil {
+	if _, err := segjson.Parse(raw, &c, 0); err != nil {
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {
 			return nil, fieldType("cause."+ute.Field, "want "+ute.Type.String()+", got JSON "+ute.Value)
@@ -422,4 +439,20 @@ func jsonKind(c byte) string {
 		return "number"
 	}
 	return "invalid character " + strconv.QuoteRune(rune(c))
+}
+
+// internType returns the constant for a known wire name, so decoded events share the constant's
+// memory; an unknown name is returned as is.
+func internType(s []byte) Type {
+	for _, t := range InputTypes {
+		if string(t) == string(s) {
+			return t
+		}
+	}
+	for _, t := range OutputTypes {
+		if string(t) == string(s) {
+			return t
+		}
+	}
+	return Type(string(s))
 }
