@@ -1,0 +1,144 @@
+package billing
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/projections/ratecard"
+)
+
+// smallBook has tiny tiers so a few dozen events cross them.
+func smallBook(t testing.TB) *ratecard.Book {
+	b, err := ratecard.Parse(map[string]string{
+		"m.csv": "market,India\nmarket,North America\nmarket,Other\nprefix,91,India,,\nprefix,1,North America,,\n",
+		"cbp.csv": "card,currency,USD\ncard,effective_from,2023-01-01\n" +
+			"rate,India,service,,0.004\nrate,India,marketing,,0.0099\nrate,India,business_initiated,,0.0091\n" +
+			"rate,North America,service,,0.0088\nrate,North America,marketing,,0.025\nrate,North America,business_initiated,,0.0147\n",
+		"pmp.csv": "card,currency,USD\ncard,effective_from,2025-07-01\n" +
+			"rate,India,marketing,,0.0107\nrate,India,utility,0:3,0.0014\nrate,India,utility,3:7,0.0012\nrate,India,utility,7:MAX,0.001\n" +
+			"rate,India,authentication,0:4,0.0014\nrate,India,authentication,4:MAX,0.0011\n" +
+			"rate,North America,marketing,,0.025\nrate,North America,utility,0:3,0.0034\nrate,North America,utility,3:MAX,0.0032\n" +
+			"rate,North America,authentication,,0.0034\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// genHistory generates charges of two WABAs (one portfolio) over three partitions, with
+// corrections, many events sharing a second.
+func genHistory(r *rand.Rand, n int) map[int32][]events.Event {
+	h := map[int32][]events.Event{}
+	wabas := []events.Account{
+		{PhoneNumberID: "A1", WABAID: "WA", PortfolioID: "P", TimeZone: "Asia/Kolkata", Currency: "USD", Configured: true},
+		{PhoneNumberID: "B1", WABAID: "WB", PortfolioID: "P", TimeZone: "America/New_York", Currency: "USD", Configured: true},
+		{PhoneNumberID: "B2", WABAID: "WB", PortfolioID: "P", TimeZone: "America/New_York", Currency: "USD", Configured: true},
+	}
+	recipients := []string{"919800000001", "919800000002", "16505550001", "16505550002", "999000111"}
+	var ids []string
+	for i := 0; i < n; i++ {
+		acct := wabas[r.IntN(len(wabas))]
+		rcpt := recipients[r.IntN(len(recipients))]
+		p := int32(len(acct.PhoneNumberID+rcpt)+int(rcpt[len(rcpt)-1])) % 3
+		off := int64(len(h[p]))
+		if len(ids) > 0 && r.IntN(10) == 0 {
+			k := r.IntN(3) + 1
+			var ret []string
+			for j := 0; j < k; j++ {
+				ret = append(ret, ids[r.IntN(len(ids))])
+			}
+			h[p] = append(h[p], events.Event{ID: fmt.Sprintf("c%d", i), Type: events.TypeCorrection,
+				Cause: &events.Cause{Partition: p, Offset: off}, Data: &events.Correction{Retracts: ret}})
+			continue
+		}
+		id := fmt.Sprintf("e%04d", i)
+		ids = append(ids, id)
+		var c events.Charge
+		if r.IntN(3) == 0 { // CBP 2023-03: free tier in play
+			acct.Month = "2023-03"
+			c = events.Charge{Unit: events.UnitConversation, PricingModel: events.ModelCBP2023, Reason: events.ReasonConversationOpened,
+				Category: []events.Category{events.CategoryService, events.CategoryService, events.CategoryMarketing}[r.IntN(3)],
+				DeliveredAt: at("2023-03-10T00:00:00Z") + events.UnixTime(r.IntN(40))}
+		} else {
+			acct.Month = "2025-08"
+			c = events.Charge{PricingModel: events.ModelPMP, Reason: events.ReasonTemplateDelivered,
+				Category:    []events.Category{events.CategoryUtility, events.CategoryAuthentication, events.CategoryMarketing}[r.IntN(3)],
+				DeliveredAt: at("2025-08-10T00:00:00Z") + events.UnixTime(r.IntN(40))}
+			if r.IntN(6) == 0 {
+				c.PricingType, c.Reason = events.PricingFreeCustomerService, events.ReasonUtilityInCSW
+			}
+		}
+		if r.IntN(15) == 0 {
+			acct.Configured = false
+		}
+		c.Recipient = rcpt
+		h[p] = append(h[p], chargeEvent(p, off, id, acct, c))
+	}
+	return h
+}
+
+// TestTotalsEqualSumOfLines: for generated histories, the settled totals of every WABA-month equal
+// the sum of its settled lines, overall and per number, market, category and pricing type; and a
+// second store fed the partitions in another order and other batch sizes holds the same ledger.
+func TestTotalsEqualSumOfLines(t *testing.T) {
+	book := smallBook(t)
+	base := newStore(t, book)
+	for seed := uint64(1); seed <= 12; seed++ {
+		r := rand.New(rand.NewPCG(seed, 99))
+		h := genHistory(r, 150+r.IntN(150))
+		a := sameRedis(t, base, book)
+		b := sameRedis(t, base, book)
+		a.freeTier, b.freeTier = 5, 5
+		for _, p := range []int32{0, 1, 2} {
+			apply(t, a, p, h[p]...)
+		}
+		for _, p := range []int32{2, 0, 1} {
+			evs := h[p]
+			for i := 0; i < len(evs); {
+				k := 1 + r.IntN(20)
+				apply(t, b, p, evs[i:min(i+k, len(evs))]...)
+				i += k
+			}
+		}
+		for _, wm := range [][2]string{{"WA", "2023-03"}, {"WB", "2023-03"}, {"WA", "2025-08"}, {"WB", "2025-08"}, {UnconfiguredWABA, "2025-08"}} {
+			tt := totals(t, a, wm[0], wm[1])
+			ls := allLines(t, a, wm[0], wm[1])
+			var sum Bucket
+			by := map[string]map[string]ratecard.Micros{"number": {}, "market": {}, "category": {}, "pt": {}}
+			for _, l := range ls {
+				sum.Lines++
+				sum.AmountMicros += l.Amount
+				if l.Billable {
+					sum.Billable++
+				}
+				m := l.Market
+				if m == "" {
+					m = "?"
+				}
+				by["number"][l.Number] += l.Amount
+				by["market"][m] += l.Amount
+				by["category"][string(l.Category)] += l.Amount
+				by["pt"][string(l.SettledType)] += l.Amount
+			}
+			if sum.Lines != tt.Total.Lines || sum.Billable != tt.Total.Billable || sum.AmountMicros != tt.Total.AmountMicros {
+				t.Fatalf("seed %d %v: lines sum to %+v, totals say %+v", seed, wm, sum, tt.Total)
+			}
+			for dim, got := range map[string]map[string]Bucket{"number": tt.ByNumber, "market": tt.ByMarket, "category": tt.ByCategory, "pt": tt.ByPricingType} {
+				for k, v := range by[dim] {
+					if got[k].AmountMicros != v {
+						t.Fatalf("seed %d %v: %s %s lines sum to %d, totals say %d", seed, wm, dim, k, v, got[k].AmountMicros)
+					}
+				}
+			}
+			if tt.FreeTier != nil && tt.FreeTier.Used != min(tt.FreeTier.Eligible, 5) {
+				t.Fatalf("seed %d %v: free tier %+v", seed, wm, tt.FreeTier)
+			}
+			if da, db := dump(t, a, wm[0], wm[1]), dump(t, b, wm[0], wm[1]); da != db {
+				t.Fatalf("seed %d %v: ledger depends on processing order", seed, wm)
+			}
+		}
+	}
+}
