@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -54,6 +55,18 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("errors.Is does not match the kind: %v", err)
 			}
 			return
+		}
+		// The payload decoder agrees with encoding/json, whose semantics the codec promises.
+		var h header
+		if err := h.scan(b); err != nil {
+			t.Fatalf("Decode accepted what the scanner rejects: %v", err)
+		}
+		std, _ := NewPayload(e.Type)
+		if err := json.Unmarshal(h.data, std); err != nil {
+			t.Fatalf("encoding/json rejects data that Decode accepted: %v\n%q", err, h.data)
+		}
+		if !sameEvent(Event{Data: std}, Event{Data: e.Data}) {
+			t.Fatalf("encoding/json decodes data differently\nstd   %#v\nours  %#v\ninput %q", std, e.Data, h.data)
 		}
 		b1, err := Marshal(e)
 		if err != nil {
@@ -134,5 +147,59 @@ func TestSameEvent(t *testing.T) {
 	}
 	if sameEvent(Event{Data: &Tick{}}, Event{Data: &Correction{}}) {
 		t.Error("different payload types are equal")
+	}
+}
+
+// TestPayloadDecoderMatchesEncodingJSON pins the corners where a fast JSON library could differ
+// from encoding/json: both must accept or both reject, and accepted data must decode alike.
+func TestPayloadDecoderMatchesEncodingJSON(t *testing.T) {
+	cases := []struct {
+		typ  Type
+		data string
+	}{
+		{TypeInboundMessage, "{\"phone_number_id\":\"1\",\"wa_id\":\"2\",\"wamid\":\"w\xff\xfe\",\"timestamp\":5}"}, // invalid UTF-8
+		{TypeInboundMessage, `{"phone_number_id":"1","wa_id":"2","WAMID":"upper","timestamp":5}`},                   // case-insensitive name
+		{TypeInboundMessage, `{"phone_number_id":"1","wa_id":"2","wamid":"a","wamid":"b","timestamp":5}`},           // duplicate: last wins
+		{TypeInboundMessage, `{"phone_number_id":"1","wa_id":"2","wamid":"\u0000\ud800x","timestamp":5}`},           // NUL, lone surrogate
+		{TypeInboundMessage, `{"phone_number_id":"1","wa_id":"2","wamid":"w","timestamp":5,"error_codes":[1.5]}`},   // float into int
+		{TypeInboundMessage, `{"phone_number_id":"1","wa_id":"2","wamid":"w","timestamp":5,"error_codes":"x"}`},     // string into slice
+		{TypeInboundMessage, `{"phone_number_id":"1","wa_id":"2","wamid":"w","timestamp":5,"error_codes":null}`},    // null slice
+		{TypeInboundMessage, `{"phone_number_id":"1","wa_id":"2","wamid":"w","timestamp":5,"referral":null}`},       // null pointer
+		{TypeInboundMessage, `{"phone_number_id":null,"wa_id":"2","wamid":"w","timestamp":5}`},                      // null string
+		{TypeTick, `{"partition":1099511627776}`},                                                                   // int32 overflow
+		{TypeTick, `{"partition":-1}`},   // negative
+		{TypeTick, `{"partition":1e2}`},  // exponent into int
+		{TypeTick, `{"partition":null}`}, // null int
+		{TypeAccountConfig, `{"phone_number_id":"1","waba_id":"2","time_zone":"UTC","currency":"USD","coexistence":null}`},
+		{TypeAccountConfig, `{"phone_number_id":"1","waba_id":"2","time_zone":"UTC","currency":"USD","coexistence":1}`},
+		{TypeDeadLetter, `{"reason":"r","error_kind":"k","partition":0,"offset":0,"original":"aGVsbG8="}`},       // base64
+		{TypeDeadLetter, `{"reason":"r","error_kind":"k","partition":0,"offset":0,"original":"aGVsbG8"}`},        // unpadded base64
+		{TypeDeadLetter, `{"reason":"r","error_kind":"k","partition":0,"offset":0,"headers":{"b":"2","a":"1"}}`}, // map
+		{TypeDeadLetter, `{"reason":"r","error_kind":"k","partition":0,"offset":0,"headers":{"a":1}}`},           // map value type
+		{TypeStatusUpdate, `{"phone_number_id":"1","recipient_id":"2","wamid":"w","status":"sent","timestamp":5,"pricing":{"billable":null}}`},
+		{TypeStatusUpdate, `{"phone_number_id":"1","recipient_id":"2","wamid":"w","status":"sent","timestamp":5,"errors":[{"code":"131047"}]}`},
+	}
+	for _, c := range cases {
+		std, _ := NewPayload(c.typ)
+		stdErr := json.Unmarshal([]byte(c.data), std)
+		env := `{"v":1,"id":"x","type":"` + string(c.typ) + `","time":1,"data":` + c.data + `}`
+		e, err := Decode([]byte(env))
+		if err != nil && KindOf(err) == ErrKindInvalid {
+			err = nil // Validate's verdict, not the JSON decoder's
+			e.Data = nil
+		}
+		if (stdErr == nil) != (err == nil) {
+			t.Errorf("%s: encoding/json error %v, Decode error %v", c.data, stdErr, err)
+			continue
+		}
+		if err != nil {
+			if KindOf(err) == ErrKindMalformed {
+				t.Errorf("%s: a type mismatch reported as malformed: %v", c.data, err)
+			}
+			continue
+		}
+		if e.Data != nil && !sameEvent(Event{Data: std}, Event{Data: e.Data}) {
+			t.Errorf("%s: decoded differently\nstd  %#v\nours %#v", c.data, std, e.Data)
+		}
 	}
 }
