@@ -15,6 +15,7 @@ import (
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkatest"
 	"github.com/convmeter/convmeter/events/kafkax"
+	"github.com/convmeter/convmeter/events/testenv"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -316,22 +317,18 @@ func TestIntegrationBroadcastAndTicksReachEveryPartition(t *testing.T) {
 // TestIntegrationPartitionerAgreesWithKcat is the placement proof against an independent client:
 // librdkafka (kcat) with murmur2_random, the Java-compatible partitioner, in both directions.
 func TestIntegrationPartitionerAgreesWithKcat(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
-		t.Skip("kcat not installed (apt-get install kcat); scripts/services.sh installs it")
+		if testenv.Required() {
+			t.Fatal("kcat not installed; scripts/services.sh installs it (apt-get install kcat)")
+		}
+		t.Skip("kcat not installed; scripts/services.sh installs it (apt-get install kcat)")
 	}
-	brokers := kafkatest.Brokers(t)
 	const parts, n = 6, 2000
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-
-	keys := make([]string, n)
-	for i := range keys {
-		keys[i] = events.PairKey(strconv.Itoa(106540352242900+i%7), strconv.Itoa(16505550000+i*7919), "")
-		if i%10 == 0 {
-			keys[i] = events.PairKey("106540352242922", "", "US.bsuid."+strconv.Itoa(i))
-		}
-	}
+	keys := proofKeys(n)
 
 	t.Run("kcat produces, kafka-go reads", func(t *testing.T) {
 		topic := kafkatest.Topic(t, brokers, parts)
@@ -405,6 +402,67 @@ func TestIntegrationPartitionerAgreesWithKcat(t *testing.T) {
 			t.Fatalf("kcat read %d records, want %d", got, n)
 		}
 	})
+}
+
+func proofKeys(n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = events.PairKey(strconv.Itoa(106540352242900+i%7), strconv.Itoa(16505550000+i*7919), "")
+		if i%10 == 0 {
+			keys[i] = events.PairKey("106540352242922", "", "US.bsuid."+strconv.Itoa(i))
+		}
+	}
+	return keys
+}
+
+// pythonProducer sends each stdin line as a key with kafka-python's default (Java-compatible
+// murmur2) partitioner and prints "key<TAB>partition" from the broker's acknowledgement.
+const pythonProducer = `
+import sys
+from kafka import KafkaProducer
+p = KafkaProducer(bootstrap_servers=sys.argv[1].split(","), acks="all")
+keys = [l.rstrip("\n") for l in sys.stdin]
+fs = [(k, p.send(sys.argv[2], key=k.encode(), value=b"v")) for k in keys]
+for k, f in fs:
+    print("%s\t%d" % (k, f.get(timeout=60).partition))
+p.close()
+`
+
+// TestIntegrationPartitionerAgreesWithKafkaPython is an optional third opinion: kafka-python's
+// default partitioner. It skips when python3 or the kafka module is missing (pip install
+// kafka-python).
+func TestIntegrationPartitionerAgreesWithKafkaPython(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	py, err := exec.LookPath("python3")
+	if err != nil || exec.Command(py, "-c", "import kafka").Run() != nil {
+		t.Skip("python3 with kafka-python not available (optional: pip install kafka-python)")
+	}
+	const parts, n = 6, 500
+	topic := kafkatest.Topic(t, brokers, parts)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	keys := proofKeys(n)
+	cmd := exec.CommandContext(ctx, py, "-c", pythonProducer, strings.Join(brokers, ","), topic)
+	cmd.Stdin = strings.NewReader(strings.Join(keys, "\n") + "\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kafka-python producer: %v", err)
+	}
+	got := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		k, ps, _ := strings.Cut(line, "\t")
+		p, err := strconv.Atoi(ps)
+		if err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if want := events.PartitionString(k, parts); p != want {
+			t.Errorf("kafka-python put %q on %d, events.Partition says %d", k, p, want)
+		}
+		got++
+	}
+	if got != n {
+		t.Fatalf("%d acknowledgements, want %d", got, n)
+	}
 }
 
 func lastOffset(ctx context.Context, brokers []string, topic string, p int) (int64, error) {
