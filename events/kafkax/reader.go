@@ -180,6 +180,10 @@ func FetchBatch(ctx context.Context, r Fetcher, max int, maxWait time.Duration) 
 
 // Commit commits b: one offset per partition, the last message's, in one CommitMessages call. Call
 // it after the batch's effects are durable. An empty batch commits nothing.
+//
+// If the group rebalanced while the batch was processed, kafka-go may fail the commit (or the new
+// owner may already be re-reading the partitions from the previous commit). Either way nothing is
+// lost: effects are idempotent by position (architecture rule 3), so the caller restarts its loop.
 func Commit(ctx context.Context, c Committer, b Batch) error {
 	if b.n == 0 {
 		return nil
