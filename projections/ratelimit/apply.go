@@ -320,7 +320,7 @@ func (r *reducer) setLatest(s Scope, user string, set map[string]bool) {
 	var latest events.UnixTime
 	found := false
 	for m := range set {
-		if _, _, t, _, ok := parseDeliveryMember(m); ok && (!found || t > latest) {
+		if _, _, t, _, ok := parseDeliveryMember(m); ok && t > r.c.Stream-r.cfg.UsageWindow && (!found || t > latest) {
 			latest, found = t, true
 		}
 	}
@@ -344,7 +344,7 @@ func (r *reducer) dispatched(id string, d *events.MessageDispatched) {
 	r.c.Stats.Dispatched++
 	r.countSecond(d.PhoneNumberID, d.SentAt, 1)
 	pair := pairOf(d.Account)
-	pre := r.v.Buckets[pair]
+	pre := r.bucket(pair)
 	post, ok := pre.Take(d.SentAt)
 	r.setBucket(pair, post)
 	u := undoRecord{Kind: "s", PN: d.PhoneNumberID, Sec: d.SentAt, Pair: pair, Pre: pre.encode(),
@@ -357,6 +357,35 @@ func (r *reducer) dispatched(id string, d *events.MessageDispatched) {
 		u.Hit = hm
 	}
 	r.remember(id, u)
+}
+
+// The state a batch reads is normalised by stream time so that the outcome never depends on
+// whether a trim already ran (i.e. on how the log was cut into batches): a bucket full by now, a
+// pair field expired by now, an undo record or a delivery older than its window read as absent,
+// exactly as if the trim had run after every event.
+
+func (r *reducer) bucket(pair string) Bucket {
+	b := r.v.Buckets[pair]
+	if b.Set && b.FullAt() <= r.c.Stream {
+		return Bucket{}
+	}
+	return b
+}
+
+func (r *reducer) field(f string) string {
+	v := r.v.Fields[f]
+	if v != "" && fieldExpiry(f, v) <= r.c.Stream {
+		return ""
+	}
+	return v
+}
+
+func (r *reducer) undoRecord(id string) (undoRecord, bool) {
+	u, ok := r.v.Undo[id]
+	if !ok || u.Time <= r.c.Stream-r.cfg.UndoWindow {
+		return undoRecord{}, false
+	}
+	return u, true
 }
 
 func (r *reducer) setBucket(pair string, b Bucket) {
@@ -384,7 +413,7 @@ func (r *reducer) setField(f, val string, expires events.UnixTime) {
 }
 
 func (r *reducer) changeField(id, f, val string, expires, t events.UnixTime, pn string, inbound bool) {
-	pre := r.v.Fields[f]
+	pre := r.field(f)
 	r.setField(f, val, expires)
 	u := undoRecord{Kind: "f", Field: f, FPre: pre, FPost: val, Time: t}
 	if inbound {
@@ -398,7 +427,7 @@ func (r *reducer) windowOpened(id string, d *events.WindowOpened) {
 	r.c.Stats.Inbound++
 	r.countSecond(d.PhoneNumberID, d.OpenedAt, 1)
 	f := windowField(pairOf(d.Account))
-	w, _ := decodeWindow(r.v.Fields[f])
+	w, _ := decodeWindow(r.field(f))
 	w.OpenedAt, w.ExpiresAt = d.OpenedAt, d.ExpiresAt
 	if d.EntryPoint {
 		w.EntryAt = d.OpenedAt
@@ -409,7 +438,7 @@ func (r *reducer) windowOpened(id string, d *events.WindowOpened) {
 func (r *reducer) windowExpired(id string, d *events.WindowExpired) {
 	r.c.Stats.WindowEvents++
 	f := windowField(pairOf(d.Account))
-	w, ok := decodeWindow(r.v.Fields[f])
+	w, ok := decodeWindow(r.field(f))
 	if !ok || w.ExpiresAt > d.ExpiredAt {
 		return // already gone, or refreshed since
 	}
@@ -425,7 +454,7 @@ func (r *reducer) conversationOpened(id string, d *events.ConversationOpened) {
 func (r *reducer) conversationClosed(id string, d *events.ConversationClosed) {
 	r.c.Stats.ConversationEvents++
 	f := convField(pairOf(d.Account), d.Category)
-	c, ok := decodeConversation(d.Category, r.v.Fields[f])
+	c, ok := decodeConversation(d.Category, r.field(f))
 	if !ok || (c.ID != "" && c.ID != d.ConversationID) {
 		return // a newer conversation of the category is open
 	}
@@ -437,7 +466,7 @@ func (r *reducer) conversationClosed(id string, d *events.ConversationClosed) {
 func (r *reducer) correction(d *events.Correction) {
 	for i := len(d.Retracts) - 1; i >= 0; i-- {
 		id := d.Retracts[i]
-		u, ok := r.v.Undo[id]
+		u, ok := r.undoRecord(id)
 		if !ok {
 			r.c.Stats.Unknown++
 			continue
@@ -469,7 +498,7 @@ func (r *reducer) undo(u undoRecord) {
 		r.setLatest(s, user, set)
 	case "s":
 		r.countSecond(u.PN, u.Sec, -1)
-		cur := r.v.Buckets[u.Pair]
+		cur := r.bucket(u.Pair)
 		if cur.encode() == u.Post {
 			r.setBucket(u.Pair, decodeBucket(u.Pre)) // exact: nothing after it touched the bucket
 		} else if u.Hit == "" {
@@ -483,7 +512,7 @@ func (r *reducer) undo(u undoRecord) {
 		if u.PN != "" {
 			r.countSecond(u.PN, u.Sec, -1)
 		}
-		if r.v.Fields[u.Field] != u.FPost {
+		if r.field(u.Field) != u.FPost {
 			return // changed since by an output that was not retracted: it stands
 		}
 		var exp events.UnixTime

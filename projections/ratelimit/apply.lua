@@ -1,6 +1,6 @@
 -- Applies one batch of the rate-limit projection to one partition, atomically.
--- KEYS[1]  the partition's meta hash ("{<ns>:p<N>}:meta"); every key touched shares its hash tag.
--- ARGV[1]  key prefix "{<ns>:p<N>}:"
+-- KEYS[1]  the partition's meta hash ("<ns>{rl.p<N>}:meta"); every key touched shares its hash tag.
+-- ARGV[1]  key prefix "<ns>{rl.p<N>}:"
 -- ARGV[2]  the high-water cause the batch was computed against ("" when none)
 -- ARGV[3]  the new high-water cause "offset:index"
 -- ARGV[4]  the new stream time

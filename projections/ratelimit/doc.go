@@ -33,8 +33,9 @@
 //
 // # Redis layout
 //
-// Every key of partition p lives under the hash tag "{<ns>:p<p>}", so each batch's atomic write
-// touches one Redis Cluster slot:
+// Every key of partition p starts with the namespace <ns> (default "convmeter:ratelimit:") and
+// carries the hash tag "{rl.p<p>}", so each batch's atomic write touches one Redis Cluster slot
+// (written {ns:pP} below):
 //
 //	{ns:pP}:meta        HASH  hw = "offset:index" of the last applied cause, st = stream time
 //	{ns:pP}:lim:<scope> ZSET  user → latest counted delivery time   (scope "pn:<id>" | "pf:<id>")

@@ -51,8 +51,8 @@ type acctEntry struct {
 // Option configures a Store.
 type Option func(*Store) error
 
-// WithNamespace sets the key namespace (default "convmeter:ratelimit"); replay builds into a
-// fresh one and compares.
+// WithNamespace sets the key namespace, a prefix of every key (default "convmeter:ratelimit:");
+// replay builds into a fresh one and compares.
 func WithNamespace(ns string) Option {
 	return func(s *Store) error {
 		if ns == "" || strings.ContainsAny(ns, "{}") {
@@ -97,7 +97,7 @@ func NewStore(rdb redis.UniversalClient, opts ...Option) (*Store, error) {
 	if rdb == nil {
 		return nil, errors.New("ratelimit: nil redis client")
 	}
-	s := &Store{rdb: rdb, ns: "convmeter:" + Name, cfg: Config{}.withDefaults(), partitions: 1,
+	s := &Store{rdb: rdb, ns: "convmeter:" + Name + ":", cfg: Config{}.withDefaults(), partitions: 1,
 		acctTTL: time.Second, now: time.Now, cache: map[string]acctEntry{}}
 	for _, o := range opts {
 		if err := o(s); err != nil {
@@ -114,9 +114,9 @@ func (s *Store) Name() string { return Name }
 func (s *Store) Partitions() int { return s.partitions }
 
 // prefix is the key prefix of partition p: every key of a partition shares the hash tag
-// "{<ns>:p<N>}", so one batch's atomic write lands in one Redis Cluster slot.
+// "{rl.p<N>}", so one batch's atomic write lands in one Redis Cluster slot.
 func (s *Store) prefix(p int32) string {
-	return "{" + s.ns + ":p" + strconv.Itoa(int(p)) + "}:"
+	return s.ns + "{rl.p" + strconv.Itoa(int(p)) + "}:"
 }
 
 func encodeCause(c events.Cause) string {
@@ -267,6 +267,7 @@ func (s *Store) load(ctx context.Context, b projections.Batch) (*View, error) {
 		}
 	}
 	users := map[string]bool{}
+	moreFields, morePairs := map[string]bool{}, map[string]bool{}
 	if fxCmd != nil {
 		for i, x := range fxCmd.Val() {
 			str, ok := x.(string)
@@ -281,25 +282,41 @@ func (s *Store) load(ctx context.Context, b projections.Batch) (*View, error) {
 				return nil, fmt.Errorf("ratelimit: partition %d: undo record of %s: %w", b.Partition, retracted[i], err)
 			}
 			v.Undo[retracted[i]] = u
-			if u.Kind == "d" {
+			switch u.Kind {
+			case "d":
 				if sc, user, _, _, ok := parseDeliveryMember(u.Member); ok {
 					users[string(sc)+sep+user] = true
+				}
+			case "s":
+				if !pairs[u.Pair] {
+					morePairs[u.Pair] = true
+				}
+			case "f":
+				if !fields[u.Field] {
+					moreFields[u.Field] = true
 				}
 			}
 		}
 	}
-	if len(users) == 0 {
+	if len(users) == 0 && len(moreFields) == 0 && len(morePairs) == 0 {
 		return v, nil
 	}
-	// Second round: every counted delivery of the users whose deliveries are retracted.
-	ul := sortedKeys(users)
+	// Second round: what the retracted outputs touched beyond this batch's own pairs, and every
+	// counted delivery of the users whose deliveries are retracted.
+	ul, fl, pl := sortedKeys(users), sortedKeys(moreFields), sortedKeys(morePairs)
 	pipe = s.rdb.Pipeline()
 	cmds := make([]*redis.StringSliceCmd, len(ul))
 	for i, su := range ul {
 		cmds[i] = pipe.ZRangeByLex(ctx, pfx+kDeliveries, &redis.ZRangeBy{Min: "[" + su + sep, Max: "(" + su + sep + "\xff"})
 	}
+	if len(fl) > 0 {
+		prCmd = pipe.HMGet(ctx, pfx+kPairs, fl...)
+	}
+	if len(pl) > 0 {
+		pbCmd = pipe.HMGet(ctx, pfx+kBuckets, pl...)
+	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("ratelimit: load deliveries of partition %d: %w", b.Partition, err)
+		return nil, fmt.Errorf("ratelimit: load retracted state of partition %d: %w", b.Partition, err)
 	}
 	for i, su := range ul {
 		set := map[string]bool{}
@@ -307,6 +324,20 @@ func (s *Store) load(ctx context.Context, b projections.Batch) (*View, error) {
 			set[m] = true
 		}
 		v.Deliveries[su] = set
+	}
+	if len(fl) > 0 {
+		for i, x := range prCmd.Val() {
+			if str, ok := x.(string); ok {
+				v.Fields[fl[i]] = str
+			}
+		}
+	}
+	if len(pl) > 0 {
+		for i, x := range pbCmd.Val() {
+			if str, ok := x.(string); ok {
+				v.Buckets[pl[i]] = decodeBucket(str)
+			}
+		}
 	}
 	return v, nil
 }

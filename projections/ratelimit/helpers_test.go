@@ -1,0 +1,159 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/projections"
+	"github.com/convmeter/convmeter/projections/redistest"
+)
+
+// Times used by the scenarios.
+var (
+	tPhoneEra = events.UnixTime(1_756_684_800) // 2025-09-01T00:00:00Z
+	tPFEra    = events.UnixTime(1_761_955_200) // 2025-11-01T00:00:00Z
+)
+
+// log builds output events of one partition with increasing causes.
+type log struct {
+	p   int32
+	off int64
+	evs []events.Event
+}
+
+func (l *log) add(d events.Payload, t events.UnixTime) string {
+	l.off++
+	id := fmt.Sprintf("in-%d-%d/0", l.p, l.off)
+	e := events.Event{ID: id, Type: d.EventType(), Time: t, Cause: &events.Cause{Partition: l.p, Offset: l.off}, Data: d}
+	l.evs = append(l.evs, e)
+	return id
+}
+
+func (l *log) batch() projections.Batch { return projections.Batch{Partition: l.p, Events: l.evs} }
+
+func acct(pn, pf, user string) events.Account {
+	return events.Account{PhoneNumberID: pn, User: user, WABAID: "w-" + pf, PortfolioID: pf, Currency: "USD", Configured: true}
+}
+
+func (l *log) delivered(pn, pf, user string, t events.UnixTime, inside bool) string {
+	return l.add(&events.MessageDelivered{Account: acct(pn, pf, user), WAMID: fmt.Sprintf("wamid.%s.%s.%d", pn, user, l.off+1),
+		DeliveredAt: t, Kind: events.KindTemplate, TemplateCategory: events.CategoryMarketing, InsideCSW: inside}, t)
+}
+
+func (l *log) dispatched(pn, pf, user string, t events.UnixTime) string {
+	return l.add(&events.MessageDispatched{Account: acct(pn, pf, user), WAMID: fmt.Sprintf("wamid.%s.%s.%d", pn, user, l.off+1),
+		SentAt: t, Kind: events.KindTemplate}, t)
+}
+
+func (l *log) inbound(pn, pf, user string, t events.UnixTime) string {
+	return l.add(&events.WindowOpened{Account: acct(pn, pf, user), WAMID: fmt.Sprintf("wamid.in.%d", l.off+1),
+		OpenedAt: t, ExpiresAt: t + Day}, t)
+}
+
+func (l *log) config(pn, pf, tier string, from events.UnixTime) {
+	l.add(&events.AccountConfig{PhoneNumberID: pn, WABAID: "w-" + pf, PortfolioID: pf, TimeZone: "UTC", Currency: "USD",
+		EffectiveFrom: from, MessagingLimitTier: tier}, from)
+}
+
+func newStore(t testing.TB, rdb redis.UniversalClient, ns string, partitions int) *Store {
+	t.Helper()
+	s, err := NewStore(rdb, WithNamespace(ns), WithPartitions(partitions), WithAccountCache(0, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func apply(t testing.TB, s *Store, b projections.Batch) Stats {
+	t.Helper()
+	st, err := s.ApplyStats(context.Background(), b)
+	if err != nil {
+		t.Fatalf("apply partition %d: %v", b.Partition, err)
+	}
+	return st
+}
+
+// dump renders every key under ns, with ns stripped, as sorted "key field=value" lines, so two
+// namespaces can be compared.
+func dump(t testing.TB, rdb redis.UniversalClient, ns string) []string {
+	t.Helper()
+	ctx := context.Background()
+	var out []string
+	iter := rdb.Scan(ctx, 0, ns+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		short := strings.TrimPrefix(k, ns)
+		typ, err := rdb.Type(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch typ {
+		case "hash":
+			m, err := rdb.HGetAll(ctx, k).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for f, v := range m {
+				out = append(out, short+" "+f+"="+v)
+			}
+		case "zset":
+			zs, err := rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, z := range zs {
+				out = append(out, fmt.Sprintf("%s %v=%v", short, z.Member, z.Score))
+			}
+		default:
+			out = append(out, short+" type "+typ)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func diff(a, b []string) string {
+	as, bs := map[string]bool{}, map[string]bool{}
+	for _, x := range a {
+		as[x] = true
+	}
+	for _, x := range b {
+		bs[x] = true
+	}
+	var d []string
+	for _, x := range a {
+		if !bs[x] {
+			d = append(d, "- "+x)
+		}
+	}
+	for _, x := range b {
+		if !as[x] {
+			d = append(d, "+ "+x)
+		}
+	}
+	if len(d) > 2000 {
+		d = append(d[:20], fmt.Sprintf("... %d more", len(d)-20))
+	}
+	return strings.Join(d, "\n")
+}
+
+func client(t testing.TB) (*redis.Client, string) { return redistest.Client(t) }
+
+// userIn returns a user whose pair with pn lands in partition p of n.
+func userIn(pn string, p, n int) string {
+	for i := 0; ; i++ {
+		u := fmt.Sprintf("u%d", i)
+		if events.PartitionString(events.PairKey(pn, u, ""), n) == p {
+			return u
+		}
+	}
+}
