@@ -105,6 +105,27 @@ func Topic(t testing.TB, brokers []string, partitions int) string {
 	return name
 }
 
+// Topics creates a full, uniquely prefixed set of convmeter topics (kafkax.PrefixedTopics with
+// Name(t) as prefix, kafkax.Topics.Specs(partitions): co-partitioned, snapshots compacted) and
+// deletes them when the test ends.
+func Topics(t testing.TB, brokers []string, partitions int) kafkax.Topics {
+	t.Helper()
+	topics := kafkax.PrefixedTopics(Name(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := kafkax.EnsureTopics(ctx, brokers, topics.Specs(partitions)...); err != nil {
+		t.Fatalf("create test topics %s*: %v", topics.MessageEvents, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := kafkax.DeleteTopics(ctx, brokers, topics.All()...); err != nil {
+			t.Logf("delete test topics: %v", err)
+		}
+	})
+	return topics
+}
+
 // Fake starts an in-process kfake cluster with one broker and the given topics, each with the given
 // partition count, and closes it when the test ends. It returns the broker addresses.
 func Fake(t testing.TB, partitions int, topics ...string) []string {

@@ -162,3 +162,17 @@ func TestTopicCreatesAndDeletes(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func TestTopicsCreatesCoPartitionedSet(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topics := kafkatest.Topics(t, brokers, 3)
+	if topics == kafkax.DefaultTopics() {
+		t.Fatal("test topics are the production names")
+	}
+	for _, name := range topics.All() {
+		n, err := kafkax.PartitionCount(context.Background(), brokers, name)
+		if err != nil || n != 3 {
+			t.Fatalf("%s: %d partitions, %v; want 3", name, n, err)
+		}
+	}
+}
