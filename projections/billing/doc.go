@@ -53,7 +53,7 @@
 // runs one Lua script that checks the marks are unchanged, moves them, and writes every line, index,
 // group member, counter and reconciliation record of the batch. Events at or below the mark are
 // skipped; there are no per-event dedupe keys. All keys of a partition share the hash tag
-// {<prefix>billing:p<partition>}, so the script is valid on Redis Cluster. A correction removes the
+// {p<partition>} (keys "<prefix>billing:{p<n>}:..."), so the script is valid on Redis Cluster. A correction removes the
 // lines and records of the ids it retracts and takes their counts out in the same script; it lives
 // in the same partition as its pair. Events without a cause cannot be applied exactly once: they
 // are recorded in the partition's "bad" hash with the reason and logged.
@@ -64,7 +64,7 @@
 // (after normalising spellings), pricing type, pricing model, and whether each side put the message
 // in a conversation. Messages that differ are kept as Diff records with counts per kind.
 //
-// # Redis keys (prefix P, partition n; all inside {Pbilling:pn})
+// # Redis keys (prefix P, partition n; all start with "Pbilling:{pn}")
 //
 //	:hw                 hash  source partition → "offset:index" high-water cause
 //	:l                  hash  event id → line (JSON)

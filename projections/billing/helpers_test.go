@@ -2,57 +2,21 @@ package billing
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/convmeter/convmeter/events"
-	"github.com/convmeter/convmeter/events/testenv"
+
 	"github.com/convmeter/convmeter/projections"
 	"github.com/convmeter/convmeter/projections/ratecard"
+	"github.com/convmeter/convmeter/projections/redistest"
 )
 
-// testRedis returns a client of the real Redis named by CONVMETER_REDIS_URL and a key prefix unique
-// to the test; the test's keys are deleted afterwards.
 func testRedis(t testing.TB) (*redis.Client, string) {
 	t.Helper()
-	url, src := testenv.Lookup(testenv.EnvRedisURL)
-	if src != testenv.FromEnv {
-		testenv.Unavailable(t, "redis", testenv.EnvRedisURL, "")
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("parse %s: %v", testenv.EnvRedisURL, err)
-	}
-	c := redis.NewClient(opt)
-	if err := c.Ping(context.Background()).Err(); err != nil {
-		testenv.Unavailable(t, "redis", testenv.EnvRedisURL, err.Error())
-	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	prefix := "t" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		for _, pat := range []string{prefix + "*", "{" + prefix + "*"} {
-			it := c.Scan(ctx, 0, pat, 1000).Iterator()
-			var keys []string
-			for it.Next(ctx) {
-				keys = append(keys, it.Val())
-				if len(keys) == 500 {
-					c.Unlink(ctx, keys...)
-					keys = keys[:0]
-				}
-			}
-			if len(keys) > 0 {
-				c.Unlink(ctx, keys...)
-			}
-		}
-		_ = c.Close()
-	})
-	return c, prefix
+	return redistest.Client(t)
 }
 
 func exampleBook(t testing.TB) *ratecard.Book {
@@ -77,19 +41,9 @@ func newStore(t testing.TB, book *ratecard.Book) *Store {
 // sameRedis returns a second store on the same Redis with a fresh prefix.
 func sameRedis(t testing.TB, s *Store, book *ratecard.Book) *Store {
 	t.Helper()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	prefix := "t" + hex.EncodeToString(b[:]) + ":"
-	c := s.rdb.(*redis.Client)
-	t.Cleanup(func() {
-		ctx := context.Background()
-		it := c.Scan(ctx, 0, "{"+prefix+"*", 1000).Iterator()
-		for it.Next(ctx) {
-			c.Unlink(ctx, it.Val())
-		}
-		c.Unlink(ctx, prefix+Name+":partitions")
-	})
-	s2, err := NewStore(c, prefix, book, nil)
+	prefix := redistest.Prefix(t)
+	t.Cleanup(func() { _, _ = redistest.DeletePrefix(context.Background(), s.rdb, prefix) })
+	s2, err := NewStore(s.rdb, prefix, book, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

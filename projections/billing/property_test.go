@@ -60,7 +60,7 @@ func genHistory(r *rand.Rand, n int) map[int32][]events.Event {
 		if r.IntN(3) == 0 { // CBP 2023-03: free tier in play
 			acct.Month = "2023-03"
 			c = events.Charge{Unit: events.UnitConversation, PricingModel: events.ModelCBP2023, Reason: events.ReasonConversationOpened,
-				Category: []events.Category{events.CategoryService, events.CategoryService, events.CategoryMarketing}[r.IntN(3)],
+				Category:    []events.Category{events.CategoryService, events.CategoryService, events.CategoryMarketing}[r.IntN(3)],
 				DeliveredAt: at("2023-03-10T00:00:00Z") + events.UnixTime(r.IntN(40))}
 		} else {
 			acct.Month = "2025-08"

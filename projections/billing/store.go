@@ -90,7 +90,7 @@ func (s *Store) Name() string { return Name }
 func (s *Store) Book() *ratecard.Book { return s.book }
 
 func (s *Store) tag(p int32) string {
-	return "{" + s.prefix + Name + ":p" + strconv.Itoa(int(p)) + "}"
+	return s.prefix + Name + ":{p" + strconv.Itoa(int(p)) + "}"
 }
 
 func (s *Store) partitionsKey() string { return s.prefix + Name + ":partitions" }

@@ -2,8 +2,6 @@ package projector
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -21,10 +19,10 @@ import (
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkatest"
 	"github.com/convmeter/convmeter/events/kafkax"
-	"github.com/convmeter/convmeter/events/testenv"
 	"github.com/convmeter/convmeter/projections"
 	"github.com/convmeter/convmeter/projections/billing"
 	"github.com/convmeter/convmeter/projections/ratecard"
+	"github.com/convmeter/convmeter/projections/redistest"
 )
 
 // The child process: the test binary re-executed with envChild set runs a billing projector until
@@ -76,30 +74,11 @@ func child() error {
 	return Run(context.Background(), cfg, store, log)
 }
 
-func testRedisURL(t *testing.T) string {
-	url, src := testenv.Lookup(testenv.EnvRedisURL)
-	if src != testenv.FromEnv {
-		testenv.Unavailable(t, "redis", testenv.EnvRedisURL, "")
-	}
-	return url
-}
-
-func uniquePrefix() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return "t" + hex.EncodeToString(b[:]) + ":"
-}
-
-func cleanup(t *testing.T, rdb *redis.Client, prefix string) {
-	t.Cleanup(func() {
-		ctx := context.Background()
-		for _, pat := range []string{prefix + "*", "{" + prefix + "*"} {
-			it := rdb.Scan(ctx, 0, pat, 1000).Iterator()
-			for it.Next(ctx) {
-				rdb.Unlink(ctx, it.Val())
-			}
-		}
-	})
+// freshPrefix returns a key prefix of its own, deleted when the test ends.
+func freshPrefix(t *testing.T, rdb *redis.Client) string {
+	prefix := redistest.Prefix(t)
+	t.Cleanup(func() { _, _ = redistest.DeletePrefix(context.Background(), rdb, prefix) })
+	return prefix
 }
 
 var synthWABAs = []events.Account{
@@ -214,13 +193,8 @@ func TestKillNine(t *testing.T) {
 	}
 	const total, partitions = 50_000, 4
 	brokers := kafkatest.Brokers(t)
-	redisURL := testRedisURL(t)
-	opt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	redisURL := redistest.URL(t)
+	rdb, _ := redistest.Client(t)
 	ctx := context.Background()
 	book, err := ratecard.Load(cardsPath)
 	if err != nil {
@@ -251,8 +225,7 @@ func TestKillNine(t *testing.T) {
 	_ = w.Close()
 
 	// Reference: the same events applied straight into a fresh prefix, no interruption.
-	refPrefix := uniquePrefix()
-	cleanup(t, rdb, refPrefix)
+	refPrefix := freshPrefix(t, rdb)
 	ref, err := billing.NewStore(rdb, refPrefix, book, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -266,8 +239,7 @@ func TestKillNine(t *testing.T) {
 	}
 	want := ledgerDump(t, ref)
 
-	prefix := uniquePrefix()
-	cleanup(t, rdb, prefix)
+	prefix := freshPrefix(t, rdb)
 	store, err := billing.NewStore(rdb, prefix, book, nil)
 	if err != nil {
 		t.Fatal(err)
