@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestFullPayloadsSetEveryField keeps the round-trip test honest: a field added to a payload
@@ -331,6 +332,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"limit missing tier", `{"v":1,"id":"x","type":"account.limit.v1","data":{"scope":"portfolio","id":"2"}}`, ErrKindInvalid, []string{"data.tier: missing"}},
 		{"volume tier missing month", `{"v":1,"id":"x","type":"account.volume_tier.v1","data":{"waba_id":"1","tier":"0:1"}}`, ErrKindInvalid, []string{"data.effective_month: missing"}},
 		{"template category missing", `{"v":1,"id":"x","type":"template.category.v1","data":{"template_id":"1"}}`, ErrKindInvalid, []string{"data.new_category: missing"}},
+		{"huge unknown type", `{"v":1,"id":"` + strings.Repeat("i", 5000) + `","type":"` + strings.Repeat("é", 5000) + `","data":{}}`, ErrKindUnknownType, []string{"unknown_type", "éé…"}},
 		{"unterminated string", `{"v":1,"id":"x`, ErrKindMalformed, []string{"malformed"}},
 		{"bad escape", `{"v":1,"id":"\q","type":"clock.tick.v1","time":1,"data":{}}`, ErrKindMalformed, []string{"malformed"}},
 		{"control char in string", "{\"v\":1,\"id\":\"a\x01\",\"type\":\"clock.tick.v1\",\"time\":1,\"data\":{}}", ErrKindMalformed, []string{"malformed"}},
@@ -355,6 +357,9 @@ func TestDecodeErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("message %q does not contain %q", err, w)
 				}
+			}
+			if !utf8.ValidString(err.Error()) {
+				t.Errorf("message is not valid UTF-8: %q", err)
 			}
 			if len(err.Error()) > 600 {
 				t.Errorf("message is %d bytes long; errors must stay readable", len(err.Error()))

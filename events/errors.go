@@ -58,10 +58,10 @@ type DecodeError struct {
 func (e *DecodeError) Error() string {
 	s := "decode event"
 	if e.Type != "" {
-		s += " " + string(e.Type)
+		s += " " + truncate(string(e.Type), 80)
 	}
 	if e.ID != "" {
-		s += " " + e.ID
+		s += " " + truncate(e.ID, 80)
 	}
 	return fmt.Sprintf("%s: %s: %v", s, e.Kind, e.Err)
 }

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzDecode checks the decoder's invariants on arbitrary bytes:
@@ -50,6 +51,9 @@ func FuzzDecode(f *testing.F) {
 			}
 			if de.Kind.sentinel() == nil || de.Err == nil || de.Error() == "" {
 				t.Fatalf("incomplete DecodeError %#v", de)
+			}
+			if !utf8.ValidString(de.Error()) {
+				t.Fatalf("error message is not valid UTF-8: %q", de.Error())
 			}
 			if !errors.Is(err, de.Kind.sentinel()) {
 				t.Fatalf("errors.Is does not match the kind: %v", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	segjson "github.com/segmentio/encoding/json"
@@ -121,7 +122,7 @@ func (h *header) field(s *scanner, key string) error {
 		}
 		v, err := strconv.ParseInt(string(raw), 10, 64)
 		if err != nil || raw[0] == '"' {
-			return fieldType("v", "want an integer, got JSON "+truncate(string(raw), 40))
+			return fieldType("v", "want an integer, got JSON "+strings.ToValidUTF8(truncate(string(raw), 40), "\uFFFD"))
 		}
 		h.hasV, h.v = true, v
 	case "type":

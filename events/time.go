@@ -2,7 +2,9 @@ package events
 
 import (
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // UnixTime is an instant in Unix seconds, the resolution of Meta's timestamps. It encodes as a JSON
@@ -67,7 +69,7 @@ func parseUnixTime(b []byte) (UnixTime, error) {
 	}
 	v, err := strconv.ParseInt(string(s), 10, 64)
 	if err != nil {
-		return 0, &timeError{value: truncate(string(b), 40)}
+		return 0, &timeError{value: strings.ToValidUTF8(truncate(string(b), 40), "\uFFFD")}
 	}
 	return UnixTime(v), nil
 }
@@ -79,9 +81,14 @@ func (e *timeError) Error() string {
 	return "want Unix seconds as a number or numeric string, got " + e.value
 }
 
+// truncate shortens s to at most n bytes for an error message, without splitting a UTF-8
+// sequence, and marks the cut.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
