@@ -361,6 +361,30 @@ func TestSchemasAcceptTodaysEncoding(t *testing.T) {
 		"wrong type constant": strings.Replace(statusJSON, `message.status.v1`, `message.inbound.v1`, 1),
 		"missing data":        strings.Replace(statusJSON, `"data":`, `"dada":`, 1),
 		"timestamp zero":      strings.Replace(statusJSON, `"timestamp":1750030073`, `"timestamp":0`, 1),
+		"no recipient":        strings.Replace(statusJSON, `"recipient_id":"16505551234",`, ``, 1),
+		"empty recipient":     strings.Replace(statusJSON, `"recipient_id":"16505551234",`, `"recipient_id":"",`, 1),
+	}
+	outbound := map[string]string{
+		"template without category": `{"v":1,"id":"x","type":"message.outbound.v1","key":"1/2","time":5,"data":{"phone_number_id":"1","wa_id":"2","wamid":"w","timestamp":5,"kind":"template"}}`,
+		"no user":                   `{"v":1,"id":"x","type":"message.outbound.v1","key":"1/2","time":5,"data":{"phone_number_id":"1","wamid":"w","timestamp":5,"kind":"free_form"}}`,
+		"unknown kind":              `{"v":1,"id":"x","type":"message.outbound.v1","key":"1/2","time":5,"data":{"phone_number_id":"1","wa_id":"2","wamid":"w","timestamp":5,"kind":"sms"}}`,
+	}
+	for name, s := range outbound {
+		if _, err := Decode([]byte(s)); err == nil {
+			t.Errorf("outbound %s: Decode accepts it; the case is wrong", name)
+		}
+		doc, _ := jsonschema.UnmarshalJSON(strings.NewReader(s))
+		if err := schemas[TypeOutboundSend].Validate(doc); err == nil {
+			t.Errorf("outbound %s: the message.outbound.v1 schema accepts it", name)
+		}
+	}
+	okOutbound := `{"v":1,"id":"x","type":"message.outbound.v1","key":"1/US.2","time":5,"data":{"phone_number_id":"1","user_id":"US.2","wamid":"w","timestamp":5,"kind":"free_form"}}`
+	if _, err := Decode([]byte(okOutbound)); err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := jsonschema.UnmarshalJSON(strings.NewReader(okOutbound))
+	if err := schemas[TypeOutboundSend].Validate(doc); err != nil {
+		t.Errorf("a free-form send to a BSUID is valid: %v", err)
 	}
 	for name, s := range bad {
 		if _, err := Decode([]byte(s)); err == nil && name != "wrong type constant" {
