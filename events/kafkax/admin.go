@@ -27,6 +27,9 @@ var (
 	// ErrPartitionMismatch: an existing topic has another partition count than required.
 	// Co-partitioned topics must never drift, so this stops a service at start-up.
 	ErrPartitionMismatch = errors.New("topic partition count differs")
+	// ErrConfigMismatch: an existing topic has another value for a config its spec sets (say, a
+	// snapshots topic that is not compacted).
+	ErrConfigMismatch = errors.New("topic config differs")
 	// ErrUnknownTopic: the topic does not exist.
 	ErrUnknownTopic = errors.New("unknown topic")
 )
@@ -45,6 +48,22 @@ func (e *PartitionMismatchError) Error() string {
 // Is matches ErrPartitionMismatch.
 func (e *PartitionMismatchError) Is(target error) bool { return target == ErrPartitionMismatch }
 
+// ConfigMismatchError says which topic config has which value. errors.Is matches
+// ErrConfigMismatch.
+type ConfigMismatchError struct {
+	Topic  string
+	Config string
+	Want   string
+	Got    string
+}
+
+func (e *ConfigMismatchError) Error() string {
+	return fmt.Sprintf("topic %q has %s=%q, want %q", e.Topic, e.Config, e.Got, e.Want)
+}
+
+// Is matches ErrConfigMismatch.
+func (e *ConfigMismatchError) Is(target error) bool { return target == ErrConfigMismatch }
+
 func newClient(brokers []string) (*kafka.Client, error) {
 	if len(brokers) == 0 {
 		return nil, ErrNoBrokers
@@ -52,9 +71,10 @@ func newClient(brokers []string) (*kafka.Client, error) {
 	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 15 * time.Second}, nil
 }
 
-// EnsureTopics creates the topics that do not exist and verifies the partition count of every
-// topic, existing or new. A count that differs is a *PartitionMismatchError (all mismatches are
-// joined). It returns once every partition of every topic has a leader, so writes can start.
+// EnsureTopics creates the topics that do not exist and verifies every topic, existing or new: its
+// partition count (a *PartitionMismatchError when it differs) and the configs its spec sets (a
+// *ConfigMismatchError); all mismatches are joined. Existing topics are never altered. It returns
+// once every partition of every topic has a leader, so writes can start.
 func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) error {
 	client, err := newClient(brokers)
 	if err != nil {
@@ -96,7 +116,63 @@ func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) err
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	return waitTopics(ctx, client, specs)
+	if err := waitTopics(ctx, client, specs); err != nil {
+		return err
+	}
+	return checkConfigs(ctx, client, specs)
+}
+
+// checkConfigs compares the configs each spec sets with the topic's.
+func checkConfigs(ctx context.Context, client *kafka.Client, specs []TopicSpec) error {
+	req := &kafka.DescribeConfigsRequest{}
+	for _, s := range specs {
+		if len(s.Configs) == 0 {
+			continue
+		}
+		r := kafka.DescribeConfigRequestResource{ResourceType: kafka.ResourceTypeTopic, ResourceName: s.Name}
+		for k := range s.Configs {
+			r.ConfigNames = append(r.ConfigNames, k)
+		}
+		sort.Strings(r.ConfigNames)
+		req.Resources = append(req.Resources, r)
+	}
+	if len(req.Resources) == 0 {
+		return nil
+	}
+	resp, err := client.DescribeConfigs(ctx, req)
+	if err != nil {
+		return fmt.Errorf("ensure topics %s: describe configs: %w", names(specs), err)
+	}
+	got := map[string]map[string]string{}
+	var errs []error
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			errs = append(errs, fmt.Errorf("describe configs of topic %q: %w", r.ResourceName, r.Error))
+			continue
+		}
+		m := map[string]string{}
+		for _, c := range r.ConfigEntries {
+			m[c.ConfigName] = c.ConfigValue
+		}
+		got[r.ResourceName] = m
+	}
+	for _, s := range specs {
+		keys := make([]string, 0, len(s.Configs))
+		for k := range s.Configs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			m, ok := got[s.Name]
+			if !ok {
+				continue // its describe error is already reported
+			}
+			if v := m[k]; v != s.Configs[k] {
+				errs = append(errs, &ConfigMismatchError{Topic: s.Name, Config: k, Want: s.Configs[k], Got: v})
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // waitTopics polls metadata until every topic is known with a leader for each partition, and

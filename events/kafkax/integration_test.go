@@ -163,6 +163,13 @@ func TestIntegrationEnsureTopicsDetectsPartitionMismatch(t *testing.T) {
 	if v := resp.Resources[0].ConfigEntries[0].ConfigValue; v != "compact" {
 		t.Fatalf("snapshots cleanup.policy %q, want compact", v)
 	}
+	// An existing topic whose config differs from its spec is reported, not altered.
+	plain := kafkatest.Topic(t, brokers, 4)
+	err = kafkax.EnsureTopics(ctx, brokers, kafkax.TopicSpec{Name: plain, Partitions: 4, Configs: map[string]string{"cleanup.policy": "compact"}})
+	var cm *kafkax.ConfigMismatchError
+	if !errors.Is(err, kafkax.ErrConfigMismatch) || !errors.As(err, &cm) || cm.Got != "delete" || cm.Want != "compact" {
+		t.Fatalf("uncompacted topic ensured as compacted: err %v", err)
+	}
 }
 
 // countingCommitter records every commit call a reader makes.

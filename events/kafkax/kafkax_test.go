@@ -230,6 +230,30 @@ func TestTopics(t *testing.T) {
 			t.Errorf("%s: cleanup.policy %q", s.Name, s.Configs["cleanup.policy"])
 		}
 	}
+	for _, s := range specs {
+		want := strconv.Itoa(kafkax.MaxRecordBytes)
+		switch s.Name {
+		case p.DeadLetter:
+			want = strconv.Itoa(kafkax.MaxDeadLetterRecordBytes)
+		case p.Snapshots:
+			want = strconv.Itoa(kafkax.MaxSnapshotRecordBytes)
+		}
+		if got := s.Configs["max.message.bytes"]; got != want {
+			t.Errorf("%s: max.message.bytes %s, want %s", s.Name, got, want)
+		}
+	}
+	for topic, want := range map[string]int64{p.MessageEvents: kafkax.MaxRecordBytes, p.DeadLetter: kafkax.MaxDeadLetterRecordBytes} {
+		w, err := kafkax.NewWriter([]string{"127.0.0.1:1"}, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.BatchBytes != want {
+			t.Errorf("writer to %s: BatchBytes %d, want %d (the topic's max.message.bytes)", topic, w.BatchBytes, want)
+		}
+		if w.RequiredAcks != kafka.RequireAll || w.Async || w.AllowAutoTopicCreation || w.BatchTimeout > 5*time.Millisecond {
+			t.Errorf("writer defaults changed: acks %v async %v autocreate %v batch timeout %v", w.RequiredAcks, w.Async, w.AllowAutoTopicCreation, w.BatchTimeout)
+		}
+	}
 	for _, ty := range events.InputTypes {
 		want := ty == events.TypeAccountConfig || ty == events.TypeLimitUpdate || ty == events.TypeVolumeTier || ty == events.TypeTemplateCategory
 		if kafkax.IsBroadcast(ty) != want {

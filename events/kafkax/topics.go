@@ -64,13 +64,13 @@ func (t Topics) All() []string {
 // ConversationEvents have the same count (co-partitioned: partition p of one feeds partition p of
 // the other); Snapshots has one partition per input partition and is compacted, so the newest
 // snapshot of each partition is kept; DeadLetter has the same count so a partition's bad input stays
-// together.
+// together, and room for a dead letter of the largest record the reader accepts.
 func (t Topics) Specs(partitions int) []TopicSpec {
 	events := map[string]string{"max.message.bytes": fmt.Sprint(MaxRecordBytes)}
 	return []TopicSpec{
 		{Name: t.MessageEvents, Partitions: partitions, Configs: events},
 		{Name: t.ConversationEvents, Partitions: partitions, Configs: events},
-		{Name: t.DeadLetter, Partitions: partitions, Configs: events},
+		{Name: t.DeadLetter, Partitions: partitions, Configs: map[string]string{"max.message.bytes": fmt.Sprint(MaxDeadLetterRecordBytes)}},
 		{Name: t.Snapshots, Partitions: partitions, Configs: map[string]string{
 			"cleanup.policy":    "compact",
 			"max.message.bytes": fmt.Sprint(MaxSnapshotRecordBytes),
@@ -81,6 +81,12 @@ func (t Topics) Specs(partitions int) []TopicSpec {
 // MaxRecordBytes bounds one record batch on the event topics: room for an events.MaxEventSize
 // envelope plus headers. The writer's BatchBytes and the topics' max.message.bytes both use it.
 const MaxRecordBytes = 2 << 20
+
+// MaxDeadLetterRecordBytes is max.message.bytes of the dead-letter topic and the BatchBytes of a
+// writer to it. A dead letter carries the original record base64-encoded (4/3 of its size) plus the
+// headers, so this leaves room for an original of about 6 MiB; a dead-letter writer must truncate
+// anything larger (the original stays in its topic at the recorded partition and offset).
+const MaxDeadLetterRecordBytes = 8 << 20
 
 // MaxSnapshotRecordBytes is max.message.bytes of the snapshots topic. A snapshot larger than this
 // must be written in chunks.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -37,6 +38,12 @@ func WithBatch(size int, timeout time.Duration) WriterOption {
 	return func(w *kafka.Writer) { w.BatchSize, w.BatchTimeout = size, timeout }
 }
 
+// WithBatchBytes sets the largest batch, and so the largest message, the writer accepts
+// (kafka-go fails a larger message with kafka.MessageTooLargeError).
+func WithBatchBytes(n int64) WriterOption {
+	return func(w *kafka.Writer) { w.BatchBytes = n }
+}
+
 // WithCompression sets the compression codec (0 for none).
 func WithCompression(c kafka.Compression) WriterOption {
 	return func(w *kafka.Writer) { w.Compression = c }
@@ -52,7 +59,9 @@ func WithTransport(t kafka.RoundTripper) WriterOption {
 //   - Balancer (Java-compatible murmur2 for keyed records, ToPartition for explicit ones);
 //   - RequiredAcks = RequireAll, synchronous WriteMessages: when it returns nil every message is
 //     acknowledged by all in-sync replicas; on error retry the whole call (ids are deterministic);
-//   - BatchTimeout 2ms, BatchSize 1000, BatchBytes MaxRecordBytes, LZ4 compression;
+//   - BatchTimeout 2ms, BatchSize 1000, LZ4 compression;
+//   - BatchBytes MaxRecordBytes, or MaxDeadLetterRecordBytes when topic is a dead-letter topic
+//     (its name ends in DeadLetter), matching the max.message.bytes Topics.Specs gives them;
 //   - AllowAutoTopicCreation false: topics are made by EnsureTopics, with their partition counts.
 //
 // topic may be empty, in which case every message must name its topic.
@@ -76,6 +85,9 @@ func NewWriter(brokers []string, topic string, opts ...WriterOption) (*kafka.Wri
 		Async:                  false,
 		Compression:            DefaultCompression,
 		AllowAutoTopicCreation: false,
+	}
+	if strings.HasSuffix(topic, DeadLetter) {
+		w.BatchBytes = MaxDeadLetterRecordBytes
 	}
 	for _, o := range opts {
 		o(w)
