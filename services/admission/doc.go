@@ -1,0 +1,22 @@
+// Package admission is the admission and quote API over the rate-limit projection: "may number N
+// send a message of kind K to user U now (or at T), and what will it cost?", plus per-number and
+// per-portfolio status. The lead mounts Handler in `convmeter api`.
+//
+//	POST /v1/admission                 {"phone_number_id","user","kind":"template|free_form","category","at"}
+//	GET  /v1/admission?phone_number_id=&user=&kind=&category=&at=
+//	GET  /v1/limits/numbers/{id}?at=   tier, used, headroom, when headroom returns, upgrade
+//	                                   eligibility, throughput (current, peak), pair-rate hits
+//	GET  /v1/limits/portfolios/{id}?at=
+//
+// at is Unix seconds or RFC 3339; without it, now. A decision lists every reason a message
+// would be refused (messaging limit reached, pair rate 131056, outside the service window 131047,
+// throughput 130429), whether the delivery would count toward the messaging limit, whether it
+// opens a CBP conversation or a free-entry-point window, whether it is free (PMP inside the
+// window, FEP) or charged, and the list price from the rate cards: market from the user's
+// calling code, the category, the currency of the number's WABA, the card in force on the day
+// in the WABA's time zone. Volume tiers are not applied (admission does not know the month's
+// count): the price is the first tier's.
+//
+// Decide is pure; the handler reads one Snapshot (ratelimit.Store.Admission: one pipelined round
+// trip, two near the limit) and the rate cards held in memory.
+package admission
