@@ -1,0 +1,77 @@
+// Package aggregator is the Kafka shell around the window engine: it consumes the message-events
+// topic in a consumer group, runs one window.Engine per assigned partition, and writes the
+// derived events to the same partition of the conversation-events topic (the two topics are
+// co-partitioned; Run refuses to start when their partition counts, or the dead-letter topic's,
+// differ).
+//
+// # Exactly-once effect without Kafka transactions
+//
+// kafka-go has no transactions, so the aggregator gets exactly-once effect from positions
+// (architecture rule 3):
+//
+//   - every output carries its cause: input partition, input offset, index among that input's
+//     outputs. Dead letters carry one too (index 0), and their ids derive from the input position;
+//   - a partition starts (process start, or assignment after a rebalance) by loading its snapshot,
+//     taken at input offset S, and reading the last record of its output partition and of its
+//     dead-letter partition: the last causes E already written;
+//   - it reprocesses from S. The engine is deterministic, so it derives the same events with the
+//     same causes; those whose cause is not after E are suppressed, the rest are written;
+//   - outputs are written in cause order, in chunks that each fit one record batch, one
+//     synchronous write at a time, with a single attempt (the writer's MaxAttempts is 1). A
+//     chunk is appended whole or not at all, so the partition's last record really is the last
+//     cause written with nothing missing before it; any write error restarts the partition from
+//     its snapshot, which is the same recovery as a crash. (Retrying inside the writer could
+//     append a chunk twice when an acknowledgement is lost.)
+//   - a snapshot is taken only after a whole batch's outputs are acknowledged, and records the next
+//     input offset; input offsets are committed only after that. The committed offset is for lag
+//     tooling: restores start from the snapshot, never from the commit.
+//
+// So a kill at any point (mid-batch, mid-write, mid-snapshot, before the commit) loses nothing and
+// doubles nothing: the restarted partition re-derives what the snapshot does not cover and writes
+// only what the log does not hold. One assumption: a partition has one writer at a time. The
+// consumer group's generations give that (kafka-go waits for every partition loop of a generation
+// to return before it joins the next), except for an instance that stalls past its session timeout
+// and then writes; the session timeout must exceed the longest pause.
+//
+// # Snapshots live in Redis
+//
+// RedisStore keeps each partition's newest snapshot as a manifest and 8 MiB chunks under one hash
+// tag, replaced together in one MULTI/EXEC and read back with a CRC-32C check. Redis rather than
+// the compacted snapshots topic because:
+//
+//   - replacement is atomic and restore reads exactly one snapshot with two round trips, whatever
+//     the snapshot's size; a compacted topic needs chunking (records are capped at
+//     kafkax.MaxSnapshotRecordBytes), a scheme to tell a complete snapshot from a torn one, and
+//     either a scan of the uncompacted tail (compaction never touches the active segment, so old
+//     snapshots pile up there for up to segment.ms) or an index of its own;
+//   - Redis is already part of every deployment (the projections' stores);
+//   - a snapshot is only a cache of the log: losing it (Redis without persistence, a flushed
+//     database) costs replay time, never correctness, as long as the input topic still holds the
+//     partition from offset 0. A snapshot that fails its checksum stops the partition with
+//     ErrCorruptSnapshot rather than silently replaying from the start.
+//
+// MemStore is the in-memory twin for tests.
+//
+// # When snapshots are taken
+//
+// After SnapshotEvery input records (default 200 000) or SnapshotInterval of wall-clock time with
+// input (default 30 s), whichever comes first, and when a partition is revoked or the process
+// stops. Wall-clock time rather than stream time, because what a snapshot bounds is the work of a
+// restore (records to replay), and stream time can jump by days in a replay. Every snapshot is
+// taken at a batch boundary, after the batch's outputs are acknowledged.
+//
+// # Bad input
+//
+// A record that does not decode (kafkax.FromMessage) or that the engine refuses goes to the
+// dead-letter topic's same partition as a deadletter.v1 event with the reason, the error kind
+// (events.KindOf; engine refusals are "invalid"), topic, partition, offset, key, headers and the
+// original bytes; the partition moves on. Events set aside as too late keep the input's bytes in
+// their Original field.
+//
+// # Rebalancing and shutdown
+//
+// The consumer group is used for assignment only (kafka.ConsumerGroup); each assigned partition is
+// read by its own partition reader, positioned at the snapshot's offset. When a generation ends
+// (rebalance) or ctx ends, each partition finishes the batch in hand, snapshots, commits and
+// returns, within ShutdownTimeout.
+package aggregator

@@ -1,0 +1,118 @@
+package aggregator
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/convmeter/convmeter/events/kafkatest"
+	"github.com/convmeter/convmeter/events/kafkax"
+	"github.com/convmeter/convmeter/services/aggregator/traffic"
+	"github.com/convmeter/convmeter/services/window"
+	"github.com/segmentio/kafka-go"
+)
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// runUntil runs the aggregator in process until stop says so, then cancels it and checks it
+// returned nil.
+func runUntil(t *testing.T, cfg Config, stop func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, testLogger(t)) }()
+	deadline := time.Now().Add(3 * time.Minute)
+	for !stop() {
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("Run returned early: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatal("timed out")
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not return within a minute of cancel")
+	}
+}
+
+// TestRunStopRestartMatchesReference runs the aggregator in process over generated traffic,
+// stops it mid-stream (the graceful path: finish the batch, snapshot, commit), starts it again,
+// and compares everything written with the pure reference.
+func TestRunStopRestartMatchesReference(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	const parts = 4
+	topics := testTopics(t, brokers, parts)
+	msgs, err := traffic.Generate(traffic.Config{Seed: 7, Records: 30000, Partitions: parts, BadEvery: 3000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce(t, brokers, topics.MessageEvents, msgs)
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
+	ends, err := endOffsets(context.Background(), client, topics.MessageEvents, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewMemStore()
+	group := kafkatest.Name(t)
+	cfg := Config{Brokers: brokers, Topics: topics, Group: group, Store: store, MaxBatch: 1000, SnapshotEvery: 2500, SessionTimeout: 6 * time.Second}
+	progress := func(min int64) func() bool {
+		return func() bool {
+			got, err := committed(context.Background(), client, group, topics.MessageEvents, parts)
+			if err != nil {
+				return false
+			}
+			var s int64
+			for _, c := range got {
+				s += max(c, 0)
+			}
+			return s >= min
+		}
+	}
+	runUntil(t, cfg, progress(sum(ends)/3))
+	for p := 0; p < parts; p++ {
+		if _, ok, _ := store.Load(context.Background(), p); !ok {
+			t.Errorf("no snapshot of partition %d after a graceful stop", p)
+		}
+	}
+	runUntil(t, cfg, progress(sum(ends)))
+	in, out, dead := checkAgainstReference(t, brokers, topics, parts, window.Config{})
+	if dead == 0 || out <= in/2 {
+		t.Fatalf("traffic too thin to mean anything: %d in, %d out, %d dead letters", in, out, dead)
+	}
+	t.Logf("%d input records, %d outputs and %d dead letters, equal to the reference", in, out, dead)
+}
+
+func TestCheckTopicsRefusesMismatch(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topics := kafkax.PrefixedTopics(kafkatest.Name(t))
+	topics.MessageEvents = kafkatest.Topic(t, brokers, 4)
+	topics.ConversationEvents = kafkatest.Topic(t, brokers, 3)
+	topics.DeadLetter = kafkatest.Topic(t, brokers, 4)
+	_, err := CheckTopics(context.Background(), brokers, topics)
+	var pm *kafkax.PartitionMismatchError
+	if !errors.As(err, &pm) || pm.Topic != topics.ConversationEvents || pm.Want != 4 || pm.Got != 3 {
+		t.Fatalf("CheckTopics = %v, want a PartitionMismatchError naming %s with 4 vs 3", err, topics.ConversationEvents)
+	}
+	err = Run(context.Background(), Config{Brokers: brokers, Topics: topics, Store: NewMemStore()}, nil)
+	if !errors.Is(err, kafkax.ErrPartitionMismatch) {
+		t.Fatalf("Run = %v, want ErrPartitionMismatch", err)
+	}
+}
