@@ -176,3 +176,21 @@ func TestTopicsCreatesCoPartitionedSet(t *testing.T) {
 		}
 	}
 }
+
+// TestFakeEnsureTopics: services run EnsureTopics at start, also against kfake (convmeter dev), so
+// creating and re-verifying the full topic set with its configs must work there too.
+func TestFakeEnsureTopics(t *testing.T) {
+	brokers := kafkatest.Fake(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	specs := kafkax.DefaultTopics().Specs(4)
+	for range 2 {
+		if err := kafkax.EnsureTopics(ctx, brokers, specs...); err != nil {
+			t.Fatalf("EnsureTopics on kfake: %v", err)
+		}
+	}
+	err := kafkax.EnsureTopics(ctx, brokers, kafkax.DefaultTopics().Specs(2)...)
+	if !errors.Is(err, kafkax.ErrPartitionMismatch) {
+		t.Fatalf("mismatch on kfake: %v", err)
+	}
+}
