@@ -265,3 +265,31 @@ func TestLegacyCodecStillAgrees(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCodecDecodeGoldenMix decodes every golden fixture in turn: a mix of all types with
+// realistic sizes, numeric-string times and unknown fields.
+func BenchmarkCodecDecodeGoldenMix(b *testing.B) {
+	var recs [][]byte
+	var total int
+	for _, r := range goldenFiles(b) {
+		recs = append(recs, r)
+		total += len(r)
+	}
+	for _, c := range []struct {
+		name   string
+		decode func([]byte) (Event, error)
+	}{{"convmeter", Decode}, {"before", legacyDecode}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(total / len(recs)))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := c.decode(recs[i%len(recs)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			reportRate(b)
+		})
+	}
+}
