@@ -207,3 +207,34 @@ func TestPayloadDecoderMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// FuzzEncodeMatchesEncodingJSON checks the claim of appendPayload and appendJSONString: payloads
+// and envelope strings are written byte for byte as encoding/json writes them, whatever the
+// strings hold (invalid UTF-8, control and HTML characters, U+2028).
+func FuzzEncodeMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{"", "plain", "a\"b\\c", "\x00\x1f\x7f", "<script>&amp;</script>", "\u2028\u2029", "\xff\xfe", "é😀", "\xed\xa0\x80"} {
+		f.Add(s, int64(1750030073))
+	}
+	f.Fuzz(func(t *testing.T, s string, n int64) {
+		payloads := []Payload{
+			&InboundMessage{PhoneNumberID: s, WaID: s, WAMID: s, MessageType: s, Timestamp: UnixTime(n), Referral: &Referral{SourceURL: s}, ErrorCodes: []int{int(n)}},
+			&StatusUpdate{PhoneNumberID: s, WAMID: s, Status: Status(s), Timestamp: UnixTime(n), Pricing: &MetaPricing{Category: Category(s)}, Errors: []StatusError{{Code: int(n), Title: s}}},
+			&DeadLetter{Reason: s, Key: []byte(s), Original: []byte(s), Headers: map[string]string{s: s, "a" + s: s}},
+			&Correction{Key: s, Retracts: []string{s, s}},
+		}
+		for _, p := range payloads {
+			want, err := json.Marshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := appendPayload([]byte("x"), p)
+			if err != nil || !bytes.Equal(got[1:], want) {
+				t.Fatalf("payload %T\n got %s (%v)\nwant %s", p, got[1:], err, want)
+			}
+		}
+		want, _ := json.Marshal(s)
+		if got := appendJSONString(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("string %q\n got %s\nwant %s", s, got, want)
+		}
+	})
+}
