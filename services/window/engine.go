@@ -384,8 +384,10 @@ func (e *Engine) schedule(p *pair) {
 	for i := range p.cur.msgs {
 		take(e.forgetAt(&p.cur.msgs[i]))
 	}
-	if next == 0 {
-		next = e.stream + 1 // nothing left: evict at the next stream advance
+	if next <= e.stream {
+		// Nothing left (evict at the next stream advance), or something came due that cannot be
+		// handled before stream time moves on.
+		next = e.stream + 1
 	}
 	// Only an earlier deadline is queued; a later one is found when the queued one comes due and
 	// maintain reschedules, so the queue does not grow with every fact.
@@ -433,9 +435,9 @@ func (e *Engine) maintain(p *pair) {
 		p.advance(&p.base, cut, discard{})
 		p.pending = append(p.pending[:0], p.pending[n:]...)
 		p.cut = cut
-		if gone := e.forget(&p.cur, cut); len(gone) > 0 {
-			drop(&p.base, gone)
-		}
+	}
+	if gone := e.forget(&p.cur, p.cut); len(gone) > 0 {
+		drop(&p.base, gone)
 	}
 	if len(p.pending) == 0 && p.cur.empty() && p.base.empty() {
 		delete(e.pairs, p.key)
