@@ -433,3 +433,31 @@ func TestCauseAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestEscapedEnvelopeKeys(t *testing.T) {
+	s := strings.Replace(statusJSON, `{"v":1,"id":"e1"`, `{"\u0076":1,"i\u0064":"e1"`, 1)
+	if s == statusJSON {
+		t.Fatal("no replacement")
+	}
+	if got, want := mustDecode(t, s), mustDecode(t, statusJSON); !reflect.DeepEqual(got, want) {
+		t.Fatalf("escaped keys decode differently: %#v", got)
+	}
+}
+
+func TestDeepNesting(t *testing.T) {
+	wrap := func(n int) []byte {
+		return []byte(`{"v":1,"id":"x","type":"clock.tick.v1","time":1,"data":{"partition":1,"deep":` +
+			strings.Repeat("[", n) + strings.Repeat("]", n) + `}}`)
+	}
+	e, err := Decode(wrap(9990))
+	if err != nil || e.Data.(*Tick).Partition != 1 {
+		t.Fatalf("9990 levels in an unknown field: %v", err)
+	}
+	if _, err := Decode(wrap(20000)); KindOf(err) != ErrKindMalformed || !strings.Contains(err.Error(), "nested too deeply") {
+		t.Fatalf("20000 levels: %v", err)
+	}
+	deepEnvelope := []byte(`{"x":` + strings.Repeat(`{"a":`, 20000) + `1` + strings.Repeat(`}`, 20000) + `}`)
+	if _, err := Decode(deepEnvelope); KindOf(err) != ErrKindMalformed {
+		t.Fatalf("deep envelope field: %v", err)
+	}
+}

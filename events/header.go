@@ -80,7 +80,12 @@ func (h *header) scan(b []byte) error {
 			s.ws()
 			key := b[kStart:kEnd]
 			if esc {
-				key = nil // an escaped envelope key is not one of ours: skip its value
+				// A key written with escapes ("\u0076") still names its field.
+				var k string
+				if err := json.Unmarshal(b[kStart-1:kEnd+1], &k); err != nil {
+					return &DecodeError{Kind: ErrKindMalformed, Err: fmt.Errorf("object key at byte %d: %w", kStart, err)}
+				}
+				key = []byte(k)
 			}
 			if err := h.field(&s, string(key)); err != nil {
 				return err
