@@ -1,11 +1,15 @@
 package wmkafka
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/events/kafkax"
 )
 
 // Metadata keys with a local meaning. Keys starting with "kafka_" are never sent as headers.
@@ -16,20 +20,18 @@ const (
 	MetaOffset    = "kafka_offset"    // consume: record offset
 )
 
-// CloudEvents Kafka binding headers (binary content mode).
+// CloudEvents Kafka binding headers (binary content mode), as kafkax writes them.
 const (
-	HeaderSpecVersion = "ce_specversion"
-	HeaderID          = "ce_id"
-	HeaderSource      = "ce_source"
-	HeaderType        = "ce_type"
-	HeaderTime        = "ce_time"
-	HeaderContentType = "content-type"
+	HeaderSpecVersion = kafkax.HeaderSpecVersion
+	HeaderID          = kafkax.HeaderID
+	HeaderSource      = kafkax.HeaderSource
+	HeaderType        = kafkax.HeaderType
+	HeaderTime        = kafkax.HeaderTime
+	HeaderSubject     = kafkax.HeaderSubject
+	HeaderContentType = kafkax.HeaderContentType
 )
 
 const localPrefix = "kafka_"
-
-// explicitPartition travels in kafka.Message.WriterData from marshal to the balancer.
-type explicitPartition int
 
 func (p *Publisher) marshal(topic string, m *message.Message) (kafka.Message, error) {
 	km := kafka.Message{Topic: topic, Value: m.Payload}
@@ -45,10 +47,10 @@ func (p *Publisher) marshal(topic string, m *message.Message) (kafka.Message, er
 		if err != nil || n < 0 {
 			return km, &MetadataError{Key: MetaPartition, Value: s}
 		}
-		km.WriterData = explicitPartition(n)
+		km = kafkax.ToPartition(km, n)
 	}
 	hs := make([]kafka.Header, 0, len(m.Metadata)+3)
-	hs = append(hs, kafka.Header{Key: HeaderSpecVersion, Value: []byte("1.0")}, kafka.Header{Key: HeaderID, Value: []byte(m.UUID)})
+	hs = append(hs, kafka.Header{Key: HeaderSpecVersion, Value: []byte(kafkax.SpecVersion)}, kafka.Header{Key: HeaderID, Value: []byte(m.UUID)})
 	if m.Metadata.Get(HeaderSource) == "" && p.cfg.Source != "" {
 		hs = append(hs, kafka.Header{Key: HeaderSource, Value: []byte(p.cfg.Source)})
 	}
@@ -94,4 +96,26 @@ type MetadataError struct {
 
 func (e *MetadataError) Error() string {
 	return "wmkafka: metadata " + e.Key + "=" + strconv.Quote(e.Value) + " is not usable"
+}
+
+// EventMessage builds the Watermill message of an event: UUID = event id, payload = the encoded
+// envelope, key = the event key, and the CloudEvents metadata kafkax.Headers would write.
+func EventMessage(e events.Event) (*message.Message, error) {
+	if e.Type == "" && e.Data != nil {
+		e.Type = e.Data.EventType()
+	}
+	b, err := events.Encode(nil, e)
+	if err != nil {
+		return nil, fmt.Errorf("wmkafka: message of %s %s key %s: %w", e.Type, e.ID, kafkax.RedactKey(e.Key), err)
+	}
+	m := message.NewMessage(e.ID, b)
+	for _, h := range kafkax.Headers(e) {
+		if h.Key != HeaderSpecVersion && h.Key != HeaderID {
+			m.Metadata[h.Key] = string(h.Value)
+		}
+	}
+	if e.Key != "" {
+		m.Metadata[MetaKey] = e.Key
+	}
+	return m, nil
 }

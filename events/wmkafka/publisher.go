@@ -10,6 +10,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/convmeter/convmeter/events/kafkax"
 )
 
 // ErrClosed is returned by Publish after Close.
@@ -19,7 +21,9 @@ var ErrClosed = errors.New("wmkafka: closed")
 type KeyFunc func(topic string, m *message.Message) (string, error)
 
 // KeyFromMetadata is the default KeyFunc: the MetaKey metadata entry.
-func KeyFromMetadata(_ string, m *message.Message) (string, error) { return m.Metadata.Get(MetaKey), nil }
+func KeyFromMetadata(_ string, m *message.Message) (string, error) {
+	return m.Metadata.Get(MetaKey), nil
+}
 
 // PublisherConfig configures a Publisher. Zero values take the defaults noted.
 type PublisherConfig struct {
@@ -85,7 +89,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	}
 	w := &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
-		Balancer:               Balancer{},
+		Balancer:               &kafkax.Balancer{},
 		MaxAttempts:            cfg.MaxAttempts,
 		WriteBackoffMin:        50 * time.Millisecond,
 		WriteBackoffMax:        500 * time.Millisecond,
@@ -159,24 +163,6 @@ func (p *Publisher) Close() error {
 
 // Stats returns the kafka-go writer statistics since the last call.
 func (p *Publisher) Stats() kafka.WriterStats { return p.w.Stats() }
-
-// Balancer places a record like the Java client's default partitioner (murmur2 of the key), or
-// on the partition its MetaPartition metadata named. A record without a key hashes the empty key,
-// so placement stays deterministic.
-type Balancer struct{}
-
-// Balance implements kafka.Balancer.
-func (Balancer) Balance(m kafka.Message, partitions ...int) int {
-	if p, ok := m.WriterData.(explicitPartition); ok {
-		for _, x := range partitions {
-			if x == int(p) {
-				return x
-			}
-		}
-		// The named partition does not exist: fall through to the key, never drop.
-	}
-	return kafka.Murmur2Balancer{Consistent: true}.Balance(m, partitions...)
-}
 
 func errorLogger(l *slog.Logger) kafka.Logger {
 	return kafka.LoggerFunc(func(msg string, args ...any) {

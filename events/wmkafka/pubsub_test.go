@@ -3,31 +3,18 @@ package wmkafka_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
 
+	"github.com/convmeter/convmeter/events/kafkatest"
 	"github.com/convmeter/convmeter/events/wmkafka"
 )
 
-// brokers returns the broker list of the real Kafka the tests run against. Without one the test
-// is skipped, unless CONVMETER_REQUIRE_SERVICES=1 (CI), where it fails.
-func brokers(t *testing.T) []string {
-	t.Helper()
-	s := os.Getenv("CONVMETER_KAFKA_BROKERS")
-	if s == "" {
-		if os.Getenv("CONVMETER_REQUIRE_SERVICES") == "1" {
-			t.Fatal("CONVMETER_KAFKA_BROKERS is not set and CONVMETER_REQUIRE_SERVICES=1")
-		}
-		t.Skip("CONVMETER_KAFKA_BROKERS not set")
-	}
-	return strings.Split(s, ",")
-}
+func brokers(t *testing.T) []string { return kafkatest.Brokers(t) }
 
 // keyByPayload keys each message by its payload, as the suite's order test expects: messages of
 // one "type" (payload) share a partition and so keep their order.
