@@ -234,18 +234,18 @@ func classify(err error, t Type, id string, p Payload, data []byte) error {
 	var (
 		syn *json.SyntaxError
 		ute *json.UnmarshalTypeError
-		te  *timeError
+		fe  *FieldError
 		b64 base64.CorruptInputError
 	)
 	switch {
 	case errors.As(err, &ute):
 		return &DecodeError{Kind: ErrKindFieldType, Type: t, ID: id, Err: &FieldError{Field: "data." + jsonPath(ute.Field), Problem: "want " + ute.Type.String() + ", got JSON " + ute.Value}}
-	case errors.As(err, &te):
+	case errors.As(err, &fe): // from UnixTime, which does not know its field
 		field := "data"
 		if path := badTimePath(reflect.TypeOf(p).Elem(), data); path != "" {
 			field += "." + path
 		}
-		return &DecodeError{Kind: ErrKindFieldType, Type: t, ID: id, Err: &FieldError{Field: field, Problem: te.Error()}}
+		return &DecodeError{Kind: ErrKindFieldType, Type: t, ID: id, Err: &FieldError{Field: field, Problem: fe.Problem}}
 	case errors.As(err, &b64):
 		return &DecodeError{Kind: ErrKindFieldType, Type: t, ID: id, Err: &FieldError{Field: "data", Problem: "a bytes field is not base64: " + b64.Error()}}
 	case errors.As(err, &syn):

@@ -78,10 +78,17 @@ func KindOf(err error) ErrorKind {
 	return ""
 }
 
-// FieldError names a field that is missing or wrong.
+// FieldError names a field that is missing or wrong. Field is a path ("data.pricing.billable"); it
+// is empty when the code that found the problem does not know the field (UnixTime.UnmarshalJSON),
+// and Decode fills it in.
 type FieldError struct {
 	Field   string
 	Problem string
 }
 
-func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.Problem
+	}
+	return e.Field + ": " + e.Problem
+}

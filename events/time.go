@@ -69,16 +69,10 @@ func parseUnixTime(b []byte) (UnixTime, error) {
 	}
 	v, err := strconv.ParseInt(string(s), 10, 64)
 	if err != nil {
-		return 0, &timeError{value: strings.ToValidUTF8(truncate(string(b), 40), "\uFFFD")}
+		// The field is left empty: only the caller knows it (Decode fills in its path).
+		return 0, &FieldError{Problem: "want Unix seconds as a number or numeric string, got " + strings.ToValidUTF8(truncate(string(b), 40), "\uFFFD")}
 	}
 	return UnixTime(v), nil
-}
-
-// timeError is a value that is not Unix seconds. The decoder adds the field's name.
-type timeError struct{ value string }
-
-func (e *timeError) Error() string {
-	return "want Unix seconds as a number or numeric string, got " + e.value
 }
 
 // truncate shortens s to at most n bytes for an error message, without splitting a UTF-8

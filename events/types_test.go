@@ -1,6 +1,9 @@
 package events
 
 import (
+	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 )
 
@@ -180,5 +183,15 @@ func TestUnixTime(t *testing.T) {
 	b, err := ut.MarshalJSON()
 	if err != nil || string(b) != "1750030073" {
 		t.Fatalf("MarshalJSON = %s, %v", b, err)
+	}
+}
+
+func TestUnixTimeErrorIsFieldError(t *testing.T) {
+	// Code that decodes Meta's webhooks with encoding/json (ingest) branches on *FieldError.
+	var ut UnixTime
+	err := json.Unmarshal([]byte(`"soon"`), &ut)
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "" || !strings.Contains(err.Error(), `"soon"`) {
+		t.Fatalf("got %#v", err)
 	}
 }
