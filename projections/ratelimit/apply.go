@@ -1,8 +1,9 @@
 package ratelimit
 
 import (
-	"encoding/json"
+	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/convmeter/convmeter/events"
 )
@@ -94,22 +95,60 @@ type undoRecord struct {
 	Time events.UnixTime `json:"t"`
 }
 
+// undoSep separates the fields of an encoded undo record; no id, key or value contains it.
+const undoSep = "\x1e"
+
+// encode is the record's Redis value: its fields joined by undoSep, in declaration order.
+func (u undoRecord) encode() string {
+	return strings.Join([]string{u.Kind, u.Member, u.PN, strconv.FormatInt(int64(u.Sec), 10), u.Pair, u.Pre, u.Post,
+		u.Hit, u.Field, u.FPre, u.FPost, strconv.FormatInt(int64(u.Time), 10)}, undoSep)
+}
+
+func decodeUndo(s string) (undoRecord, error) {
+	p := strings.Split(s, undoSep)
+	if len(p) != 12 {
+		return undoRecord{}, fmt.Errorf("undo record has %d fields, want 12", len(p))
+	}
+	sec, err1 := strconv.ParseInt(p[3], 10, 64)
+	t, err2 := strconv.ParseInt(p[11], 10, 64)
+	if err1 != nil || err2 != nil {
+		return undoRecord{}, fmt.Errorf("undo record: bad time")
+	}
+	return undoRecord{Kind: p[0], Member: p[1], PN: p[2], Sec: events.UnixTime(sec), Pair: p[4], Pre: p[5], Post: p[6],
+		Hit: p[7], Field: p[8], FPre: p[9], FPost: p[10], Time: events.UnixTime(t)}, nil
+}
+
 // Changes is the net effect of a batch on one partition, element by element, so the store can
 // write it in any order inside one atomic unit.
 type Changes struct {
 	HW     events.Cause
 	HasHW  bool
 	Stream events.UnixTime
-	// ZSets: key → member → score (set exactly) ; ZMax: key → member → score (ZADD GT);
-	// ZDel: key → members to remove.
-	ZSet map[string]map[string]events.UnixTime
-	ZMax map[string]map[string]events.UnixTime
-	ZDel map[string]map[string]bool
-	// HSet: key → field → value; HDel: key → fields; HIncr: key → field → delta.
-	HSet  map[string]map[string]string
-	HDel  map[string]map[string]bool
+	// Z: sorted-set key → member → operation; H: hash key → field → operation; HIncr: hash key →
+	// field → delta (HINCRBY, the field removed when it reaches 0 or less).
+	Z     map[string]map[string]ZOp
+	H     map[string]map[string]HOp
 	HIncr map[string]map[string]int64
 	Stats Stats
+}
+
+// Operation kinds of ZOp and HOp.
+const (
+	OpSet = 's' // ZADD / HSET
+	OpMax = 'g' // ZADD GT: keep the greater score
+	OpDel = 'd' // ZREM / HDEL
+)
+
+// ZOp is the net operation on one sorted-set member.
+type ZOp struct {
+	Kind  byte
+	Score events.UnixTime
+}
+
+// HOp is the net operation on one hash field.
+type HOp struct {
+	Kind byte
+	Val  string
 }
 
 // Stats counts what a batch did.
@@ -122,89 +161,56 @@ type Stats struct {
 }
 
 func newChanges() *Changes {
-	return &Changes{
-		ZSet: map[string]map[string]events.UnixTime{}, ZMax: map[string]map[string]events.UnixTime{},
-		ZDel: map[string]map[string]bool{}, HSet: map[string]map[string]string{},
-		HDel: map[string]map[string]bool{}, HIncr: map[string]map[string]int64{},
-	}
+	return &Changes{Z: map[string]map[string]ZOp{}, H: map[string]map[string]HOp{}, HIncr: map[string]map[string]int64{}}
 }
 
-func (c *Changes) zset(key, m string, s events.UnixTime) {
-	inner(c.ZSet, key)[m] = s
-	delete(c.ZMax[key], m)
-	delete(c.ZDel[key], m)
+func (c *Changes) zkey(key string) map[string]ZOp {
+	m, ok := c.Z[key]
+	if !ok {
+		m = map[string]ZOp{}
+		c.Z[key] = m
+	}
+	return m
 }
+
+func (c *Changes) zset(key, m string, s events.UnixTime) { c.zkey(key)[m] = ZOp{OpSet, s} }
 
 func (c *Changes) zmax(key, m string, s events.UnixTime) {
-	if cur, ok := c.ZSet[key][m]; ok {
-		c.ZSet[key][m] = max(cur, s)
+	z := c.zkey(key)
+	if cur, ok := z[m]; ok && cur.Kind != OpDel {
+		if s > cur.Score {
+			z[m] = ZOp{cur.Kind, s}
+		}
 		return
 	}
-	delete(c.ZDel[key], m)
-	if cur, ok := c.ZMax[key][m]; ok && cur >= s {
-		return
+	z[m] = ZOp{OpMax, s}
+}
+
+func (c *Changes) zdel(key, m string) { c.zkey(key)[m] = ZOp{Kind: OpDel} }
+
+func (c *Changes) hkey(key string) map[string]HOp {
+	m, ok := c.H[key]
+	if !ok {
+		m = map[string]HOp{}
+		c.H[key] = m
 	}
-	inner(c.ZMax, key)[m] = s
+	return m
 }
 
-func (c *Changes) zdel(key, m string) {
-	delete(c.ZSet[key], m)
-	delete(c.ZMax[key], m)
-	innerB(c.ZDel, key)[m] = true
-}
+func (c *Changes) hset(key, f, v string) { c.hkey(key)[f] = HOp{OpSet, v} }
 
-func (c *Changes) hset(key, f, v string) {
-	innerS(c.HSet, key)[f] = v
-	delete(c.HDel[key], f)
-}
-
-func (c *Changes) hdel(key, f string) {
-	delete(c.HSet[key], f)
-	innerB(c.HDel, key)[f] = true
-}
+func (c *Changes) hdel(key, f string) { c.hkey(key)[f] = HOp{Kind: OpDel} }
 
 func (c *Changes) hincr(key, f string, d int64) {
-	m := innerI(c.HIncr, key)
+	m, ok := c.HIncr[key]
+	if !ok {
+		m = map[string]int64{}
+		c.HIncr[key] = m
+	}
 	m[f] += d
 	if m[f] == 0 {
 		delete(m, f)
 	}
-}
-
-func inner(m map[string]map[string]events.UnixTime, k string) map[string]events.UnixTime {
-	v, ok := m[k]
-	if !ok {
-		v = map[string]events.UnixTime{}
-		m[k] = v
-	}
-	return v
-}
-
-func innerS(m map[string]map[string]string, k string) map[string]string {
-	v, ok := m[k]
-	if !ok {
-		v = map[string]string{}
-		m[k] = v
-	}
-	return v
-}
-
-func innerB(m map[string]map[string]bool, k string) map[string]bool {
-	v, ok := m[k]
-	if !ok {
-		v = map[string]bool{}
-		m[k] = v
-	}
-	return v
-}
-
-func innerI(m map[string]map[string]int64, k string) map[string]int64 {
-	v, ok := m[k]
-	if !ok {
-		v = map[string]int64{}
-		m[k] = v
-	}
-	return v
 }
 
 // Reduce applies the events of one partition's batch to the view and returns the net changes.
@@ -279,8 +285,7 @@ func (r *reducer) remember(id string, u undoRecord) {
 	if id == "" {
 		return
 	}
-	b, _ := json.Marshal(u) // a struct of strings and integers always marshals
-	r.c.hset(kUndo, id, string(b))
+	r.c.hset(kUndo, id, u.encode())
 	r.c.zset(kUndoIdx, id, u.Time)
 	r.v.Undo[id] = u
 }

@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -100,15 +99,33 @@ type Window struct {
 func (w Window) OpenAt(t events.UnixTime) bool { return w.OpenedAt <= t && t < w.ExpiresAt }
 
 func (w Window) encode() string {
-	return fmt.Sprintf("%d %d %d", w.OpenedAt, w.ExpiresAt, w.EntryAt)
+	b := strconv.AppendInt(nil, int64(w.OpenedAt), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(w.ExpiresAt), 10)
+	b = append(b, ' ')
+	return string(strconv.AppendInt(b, int64(w.EntryAt), 10))
+}
+
+// ints parses n space-separated integers at the start of s and returns the rest.
+func ints(s string, n int) ([]int64, string, bool) {
+	out := make([]int64, 0, n)
+	for range n {
+		f, rest, _ := strings.Cut(s, " ")
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return nil, "", false
+		}
+		out, s = append(out, v), rest
+	}
+	return out, s, true
 }
 
 func decodeWindow(s string) (Window, bool) {
-	var w Window
-	if _, err := fmt.Sscanf(s, "%d %d %d", &w.OpenedAt, &w.ExpiresAt, &w.EntryAt); err != nil {
+	v, rest, ok := ints(s, 3)
+	if !ok || rest != "" {
 		return Window{}, false
 	}
-	return w, true
+	return Window{OpenedAt: events.UnixTime(v[0]), ExpiresAt: events.UnixTime(v[1]), EntryAt: events.UnixTime(v[2])}, true
 }
 
 // Conversation is an open conversation of a pair (a CBP conversation or a free-entry-point window).
@@ -123,18 +140,19 @@ type Conversation struct {
 func (c Conversation) OpenAt(t events.UnixTime) bool { return c.OpenedAt <= t && t < c.ExpiresAt }
 
 func (c Conversation) encode() string {
-	return fmt.Sprintf("%d %d %s", c.OpenedAt, c.ExpiresAt, c.ID)
+	b := strconv.AppendInt(nil, int64(c.OpenedAt), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(c.ExpiresAt), 10)
+	b = append(b, ' ')
+	return string(append(b, c.ID...))
 }
 
 func decodeConversation(cat events.Category, s string) (Conversation, bool) {
-	c := Conversation{Category: cat}
-	var id string
-	n, _ := fmt.Sscanf(s, "%d %d %s", &c.OpenedAt, &c.ExpiresAt, &id)
-	if n < 2 {
+	v, id, ok := ints(s, 2)
+	if !ok {
 		return Conversation{}, false
 	}
-	c.ID = id
-	return c, true
+	return Conversation{ID: id, Category: cat, OpenedAt: events.UnixTime(v[0]), ExpiresAt: events.UnixTime(v[1])}, true
 }
 
 // sortedKeys returns m's keys in order, so ops are emitted deterministically.

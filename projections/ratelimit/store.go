@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"context"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -277,8 +276,8 @@ func (s *Store) load(ctx context.Context, b projections.Batch) (*View, error) {
 				}
 				continue
 			}
-			var u undoRecord
-			if err := json.Unmarshal([]byte(str), &u); err != nil {
+			u, err := decodeUndo(str)
+			if err != nil {
 				return nil, fmt.Errorf("ratelimit: partition %d: undo record of %s: %w", b.Partition, retracted[i], err)
 			}
 			v.Undo[retracted[i]] = u
@@ -362,47 +361,42 @@ func (s *Store) write(ctx context.Context, p int32, expected string, ch *Changes
 			kv = kv[n:]
 		}
 	}
-	for _, key := range sortedKeys(ch.ZSet) {
-		var kv []any
-		for _, m := range sortedKeys(ch.ZSet[key]) {
-			kv = append(kv, int64(ch.ZSet[key][m]), m)
+	// Net changes are disjoint per element, so their order does not matter: no sorting.
+	var zs, zg, zr, hs, hd, hi []any
+	for key, ops := range ch.Z {
+		zs, zg, zr = zs[:0], zg[:0], zr[:0]
+		for m, op := range ops {
+			switch op.Kind {
+			case OpSet:
+				zs = append(zs, int64(op.Score), m)
+			case OpMax:
+				zg = append(zg, int64(op.Score), m)
+			default:
+				zr = append(zr, m)
+			}
 		}
-		group("ZS", key, kv, 2)
+		group("ZS", key, zs, 2)
+		group("ZG", key, zg, 2)
+		group("ZR", key, zr, 1)
 	}
-	for _, key := range sortedKeys(ch.ZMax) {
-		var kv []any
-		for _, m := range sortedKeys(ch.ZMax[key]) {
-			kv = append(kv, int64(ch.ZMax[key][m]), m)
+	for key, ops := range ch.H {
+		hs, hd = hs[:0], hd[:0]
+		for f, op := range ops {
+			if op.Kind == OpSet {
+				hs = append(hs, f, op.Val)
+			} else {
+				hd = append(hd, f)
+			}
 		}
-		group("ZG", key, kv, 2)
+		group("HS", key, hs, 2)
+		group("HD", key, hd, 1)
 	}
-	for _, key := range sortedKeys(ch.ZDel) {
-		var kv []any
-		for _, m := range sortedKeys(ch.ZDel[key]) {
-			kv = append(kv, m)
+	for key, ops := range ch.HIncr {
+		hi = hi[:0]
+		for f, d := range ops {
+			hi = append(hi, f, d)
 		}
-		group("ZR", key, kv, 1)
-	}
-	for _, key := range sortedKeys(ch.HSet) {
-		var kv []any
-		for _, f := range sortedKeys(ch.HSet[key]) {
-			kv = append(kv, f, ch.HSet[key][f])
-		}
-		group("HS", key, kv, 2)
-	}
-	for _, key := range sortedKeys(ch.HDel) {
-		var kv []any
-		for _, f := range sortedKeys(ch.HDel[key]) {
-			kv = append(kv, f)
-		}
-		group("HD", key, kv, 1)
-	}
-	for _, key := range sortedKeys(ch.HIncr) {
-		var kv []any
-		for _, f := range sortedKeys(ch.HIncr[key]) {
-			kv = append(kv, f, ch.HIncr[key][f])
-		}
-		group("HI", key, kv, 2)
+		group("HI", key, hi, 2)
 	}
 	res, err := applyScript.Run(ctx, s.rdb, []string{pfx + kMeta}, args...).Slice()
 	if err != nil {

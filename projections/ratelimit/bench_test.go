@@ -1,0 +1,82 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/projections"
+)
+
+// benchBatches builds n batches of size events for partition 0: a realistic mix over 20 numbers
+// of 2 portfolios and 200,000 users: 40% dispatches, 30% deliveries (half outside the window),
+// 20% inbound messages, 10% conversations opened. Event time advances 1 s per 50 events.
+func benchBatches(n, size int) []projections.Batch {
+	r := rand.New(rand.NewPCG(1, 2))
+	t := PortfolioSwitch + Day
+	off := int64(0)
+	out := make([]projections.Batch, n)
+	for i := range out {
+		evs := make([]events.Event, 0, size)
+		for range size {
+			off++
+			if off%50 == 0 {
+				t++
+			}
+			pn := fmt.Sprintf("n%d", r.IntN(20))
+			a := acct(pn, fmt.Sprintf("pf%d", len(pn)%2), fmt.Sprintf("9198%08d", r.IntN(200_000)))
+			var d events.Payload
+			switch k := r.IntN(10); {
+			case k < 4:
+				d = &events.MessageDispatched{Account: a, WAMID: fmt.Sprintf("wamid.%d", off), SentAt: t, Kind: events.KindTemplate}
+			case k < 7:
+				d = &events.MessageDelivered{Account: a, WAMID: fmt.Sprintf("wamid.%d", off), DeliveredAt: t, Kind: events.KindTemplate, InsideCSW: k == 6 || r.IntN(2) == 0}
+			case k < 9:
+				d = &events.WindowOpened{Account: a, WAMID: fmt.Sprintf("wamid.in.%d", off), OpenedAt: t, ExpiresAt: t + Day}
+			default:
+				d = &events.ConversationOpened{Account: a, ConversationID: fmt.Sprintf("c%d", off), Category: events.CategoryMarketing, OpenedAt: t, ExpiresAt: t + Day}
+			}
+			evs = append(evs, events.Event{ID: fmt.Sprintf("in-%d/0", off), Type: d.EventType(), Time: t,
+				Cause: &events.Cause{Offset: off}, Data: d})
+		}
+		out[i] = projections.Batch{Events: evs}
+	}
+	return out
+}
+
+// BenchmarkApply measures events applied per second into real Redis, one batch per iteration
+// (one read round trip and one Lua script each). Set RATELIMIT_BENCH_BATCH to change the size.
+func BenchmarkApply(b *testing.B) {
+	for _, size := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			rdb, ns := client(b)
+			s := newStore(b, rdb, ns, 1)
+			batches := benchBatches(max(b.N, 1), size)
+			ctx := context.Background()
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				if err := s.Apply(ctx, batches[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			el := time.Since(start)
+			b.ReportMetric(float64(b.N*size)/el.Seconds(), "events/s")
+			b.ReportMetric(float64(el.Microseconds())/float64(b.N*size), "µs/event")
+		})
+	}
+}
+
+// BenchmarkReduce measures the pure core alone.
+func BenchmarkReduce(b *testing.B) {
+	batches := benchBatches(4, 10000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v := NewView()
+		Reduce(Config{}, v, batches[i%4].Events)
+	}
+	b.ReportMetric(float64(b.N*10000)/b.Elapsed().Seconds(), "events/s")
+}
