@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -459,5 +460,32 @@ func TestDeepNesting(t *testing.T) {
 	deepEnvelope := []byte(`{"x":` + strings.Repeat(`{"a":`, 20000) + `1` + strings.Repeat(`}`, 20000) + `}`)
 	if _, err := Decode(deepEnvelope); KindOf(err) != ErrKindMalformed {
 		t.Fatalf("deep envelope field: %v", err)
+	}
+}
+
+// TestStringScanEveryPosition puts each interesting byte at every offset of a string, across the
+// 8-byte words the scanner skips, and checks the scanner against encoding/json.
+func TestStringScanEveryPosition(t *testing.T) {
+	specials := []string{`"`, `\\`, `\"`, `\u00e9`, "\x01", "\x1f", " ", "!", "\x7f", "\x80", "\xff", "é", `\x`, "\x00", "[", "#"}
+	for _, sp := range specials {
+		for pos := 0; pos < 24; pos++ {
+			lit := `"` + strings.Repeat("a", pos) + sp + strings.Repeat("b", 17) + `"`
+			sc := scanner{b: []byte(lit)}
+			_, end, _, err := sc.stringSpan()
+			if sp == `"` { // the string ends there
+				if err != nil || end != 1+pos {
+					t.Fatalf("%q: end %d, err %v; want end %d", lit, end, err, 1+pos)
+				}
+				continue
+			}
+			var want string
+			stdErr := json.Unmarshal([]byte(lit), &want)
+			if (err == nil) != (stdErr == nil) {
+				t.Fatalf("%q: scanner error %v, encoding/json error %v", lit, err, stdErr)
+			}
+			if err == nil && (end != len(lit)-1 || sc.i != len(lit)) {
+				t.Fatalf("%q: string ends at %d (next %d), want %d", lit, end, sc.i, len(lit)-1)
+			}
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -251,7 +252,21 @@ func (s *scanner) stringSpan() (start, end int, esc bool, err error) {
 	}
 	s.i++
 	start = s.i
-	for s.i < len(b) {
+	for {
+		// Skip 8 plain bytes at a time: none is a quote, a backslash, a control character or
+		// non-ASCII (the classic has-zero-byte and has-less-than tests on a 64-bit word).
+		for s.i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[s.i:])
+			q := x ^ (lsb * '"')
+			bs := x ^ (lsb * '\\')
+			if ((x-lsb*0x20)&^x|(q-lsb)&^q|(bs-lsb)&^bs|x)&msb != 0 {
+				break
+			}
+			s.i += 8
+		}
+		if s.i >= len(b) {
+			break
+		}
 		c := b[s.i]
 		switch {
 		case c == '"':
@@ -292,6 +307,11 @@ func (s *scanner) stringSpan() (start, end int, esc bool, err error) {
 	}
 	return 0, 0, false, s.malformed("unterminated string")
 }
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
