@@ -26,7 +26,8 @@ func (a *account) date(t int64) int {
 // month returns "YYYY-MM" of t in the WABA's time zone.
 func (a *account) month(t int64) string {
 	y, m, _ := time.Unix(t, 0).In(a.loc).Date()
-	return fmt.Sprintf("%04d-%02d", y, int(m))
+	b := [7]byte{byte('0' + y/1000%10), byte('0' + y/100%10), byte('0' + y/10%10), byte('0' + y%10), '-', byte('0' + int(m)/10), byte('0' + int(m)%10)}
+	return string(b[:])
 }
 
 // authIntl reports whether an authentication template delivered to user at t bills at the

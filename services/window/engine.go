@@ -144,7 +144,7 @@ func (e *Engine) Apply(in events.Event, offset int64, out []events.Event) ([]eve
 	t := int64(in.Time)
 	switch p := in.Data.(type) {
 	case *events.InboundMessage:
-		f := fact{t: int64(p.Timestamp), kind: factInbound, wamid: p.WAMID, id: in.ID}
+		f := fact{t: int64(p.Timestamp), kind: factInbound, wamid: p.WAMID}
 		if e.opensCSW(p) {
 			f.flags |= flagOpensCSW
 			if p.Referral != nil && e.entryPoint[p.Referral.SourceType] {
@@ -153,7 +153,7 @@ func (e *Engine) Apply(in events.Event, offset int64, out []events.Event) ([]eve
 		}
 		e.pairFact(in, p.PhoneNumberID, events.UserIdentity(p.WaID, p.UserID), f)
 	case *events.OutboundSend:
-		f := fact{t: int64(p.Timestamp), kind: factSend, wamid: p.WAMID, id: in.ID}
+		f := fact{t: int64(p.Timestamp), kind: factSend, wamid: p.WAMID}
 		if p.Kind == events.KindTemplate {
 			f.flags |= flagTemplate
 			f.cat = catOf(events.NormalizeCategory(string(p.TemplateCategory)))
@@ -165,7 +165,7 @@ func (e *Engine) Apply(in events.Event, offset int64, out []events.Event) ([]eve
 		if !p.Status.Valid() {
 			return e.out, fmt.Errorf("window: status %q of %s: %w", p.Status, p.WAMID, ErrUnsupported)
 		}
-		f := fact{t: int64(p.Timestamp), kind: statusFact(p.Status), wamid: p.WAMID, id: in.ID}
+		f := fact{t: int64(p.Timestamp), kind: statusFact(p.Status), wamid: p.WAMID}
 		if p.Pricing != nil || p.Conversation != nil {
 			f.meta = &metaFacts{pricing: p.Pricing, conversation: p.Conversation, rank: p.Status.Rank()}
 		}
@@ -252,7 +252,8 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 	key := events.PairKey(pnid, user, "")
 	p := e.pairs[key]
 	if p == nil {
-		p = &pair{rules: rules{e: e, key: key, pnid: pnid, user: user}}
+		// The number and user are slices of the key, so the pair holds one string.
+		p = &pair{rules: rules{e: e, key: key, pnid: key[:len(pnid)], user: key[len(pnid)+1:]}}
 		p.cut = e.stream - e.lateness
 		p.base.at, p.cur.at = p.cut, p.cut
 		e.pairs[key] = p

@@ -1,6 +1,7 @@
 package window
 
 import (
+	"math/bits"
 	"strconv"
 
 	"github.com/convmeter/convmeter/events"
@@ -8,12 +9,54 @@ import (
 
 // Output ids are derived from the output's content (its type, pair and identifying fields), never
 // from arrival, so that recomputing a pair reproduces the ids of outputs that did not change and a
-// retraction can name an output without the engine remembering what it emitted.
+// retraction can name an output without the engine remembering what it emitted. The hash is
+// 128-bit FNV-1a over the parts, NUL-separated: not cryptographic, but ids only need to be
+// distinct, and it costs no allocation but the id string itself.
 func (r *rules) id(t events.Type, parts ...string) string {
-	all := make([]string, 0, len(parts)+2)
-	all = append(all, string(t), r.key)
-	all = append(all, parts...)
-	return events.InputID(all...)
+	h := newFNV128()
+	h.add(string(t))
+	h.add(r.key)
+	for _, p := range parts {
+		h.add(p)
+	}
+	return h.hex()
+}
+
+// fnv128 is FNV-1a with a 128-bit state held in two words.
+type fnv128 struct{ hi, lo uint64 }
+
+const (
+	fnv128OffsetHi   = 0x6c62272e07bb0142
+	fnv128OffsetLo   = 0x62b821756295c58d
+	fnv128PrimeLo    = 0x13b // the prime is 2^88 + 0x13b
+	fnv128PrimeShift = 88 - 64
+)
+
+func newFNV128() fnv128 { return fnv128{hi: fnv128OffsetHi, lo: fnv128OffsetLo} }
+
+func (h *fnv128) byte(c byte) {
+	h.lo ^= uint64(c)
+	// (hi, lo) * (2^88 + 0x13b) mod 2^128
+	hi, lo := bits.Mul64(h.lo, fnv128PrimeLo)
+	hi += h.hi*fnv128PrimeLo + h.lo<<fnv128PrimeShift
+	h.hi, h.lo = hi, lo
+}
+
+func (h *fnv128) add(s string) {
+	for i := 0; i < len(s); i++ {
+		h.byte(s[i])
+	}
+	h.byte(0)
+}
+
+func (h *fnv128) hex() string {
+	var b [32]byte
+	const digits = "0123456789abcdef"
+	for i := 0; i < 16; i++ {
+		b[15-i] = digits[(h.hi>>(4*i))&0xf]
+		b[31-i] = digits[(h.lo>>(4*i))&0xf]
+	}
+	return string(b[:])
 }
 
 func itoa(t int64) string { return strconv.FormatInt(t, 10) }

@@ -19,7 +19,7 @@ import (
 //	accounts: n uvarint, then n × (len uvarint, AccountConfig JSON)
 //	settled:  n uvarint, then n × (hash uint64 fixed, time varint), ordered by hash
 //	pairs:    n uvarint, then n × pair, ordered by key
-//	pair:     key | pnid | user | cut | deadline | base state | cur state | facts
+//	pair:     key | cut | deadline | base state | cur state | facts
 //
 // The engine's behaviour after Restore is identical to the engine that wrote the snapshot: the
 // deadline queue is rebuilt from each pair's deadline, which is all the queue decides.
@@ -70,8 +70,6 @@ func (e *Engine) Snapshot(w io.Writer) error {
 	for _, k := range keys {
 		p := e.pairs[k]
 		enc.str(p.key)
-		enc.str(p.pnid)
-		enc.str(p.user)
 		enc.int(p.cut)
 		enc.int(p.deadline)
 		enc.state(&p.base)
@@ -128,7 +126,8 @@ func Restore(r io.Reader, cfg Config) (*Engine, error) {
 	}
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		p := &pair{}
-		p.key, p.pnid, p.user = d.str(), d.str(), d.str()
+		p.key = d.str()
+		p.pnid, p.user, _ = events.SplitPairKey(p.key)
 		p.e = e
 		p.cut, p.deadline = d.int(), d.int()
 		d.state(&p.base)
@@ -216,7 +215,6 @@ func (e *encoder) fact(f *fact) {
 	e.uint(uint64(f.cat))
 	e.uint(uint64(f.flags))
 	e.str(f.wamid)
-	e.str(f.id)
 	e.meta(f.meta)
 }
 
@@ -334,7 +332,7 @@ func (d *decoder) state(s *pairState) {
 func (d *decoder) fact(f *fact) {
 	f.t = d.int()
 	f.kind, f.cat, f.flags = factKind(d.uint()), cat(d.uint()), uint8(d.uint())
-	f.wamid, f.id = d.str(), d.str()
+	f.wamid = d.str()
 	f.meta = d.meta()
 }
 

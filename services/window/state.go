@@ -106,7 +106,6 @@ type fact struct {
 	flags uint8 // see flag*
 	wamid string
 	meta  *metaFacts // status: Meta's pricing/conversation/errors, when present
-	id    string     // input event id
 }
 
 const (
