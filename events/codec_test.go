@@ -489,3 +489,30 @@ func TestStringScanEveryPosition(t *testing.T) {
 		}
 	}
 }
+
+func TestCauseMatchesEncodingJSON(t *testing.T) {
+	for _, c := range []string{
+		`null`, `{}`, `{"partition":1,"offset":2,"index":3}`, `{"PARTITION":1,"Offset":2,"iNdex":3}`,
+		`{"offset":9223372036854775807}`, `{"offset":-1}`, `{"partition":2147483648}`, `{"index":-2147483649}`,
+		`{"offset":1.0}`, `{"offset":1e3}`, `{"offset":"1"}`, `{"offset":null,"partition":null}`, `{"offset":true}`,
+		`{"extra":{"offset":5},"offset":6}`, `{"offset":1,"offset":2}`, `{"\u006ffset":7}`, `[1]`, `"x"`, `5`,
+	} {
+		rec := `{"v":1,"id":"x","type":"clock.tick.v1","time":1,"cause":` + c + `,"data":{"partition":0}}`
+		e, err := Decode([]byte(rec))
+		var want *Cause
+		stdErr := json.Unmarshal([]byte(c), &want)
+		if (err == nil) != (stdErr == nil) {
+			t.Errorf("cause %s: Decode error %v, encoding/json error %v", c, err, stdErr)
+			continue
+		}
+		if err != nil {
+			if KindOf(err) != ErrKindFieldType || !strings.Contains(err.Error(), "cause") {
+				t.Errorf("cause %s: %v, want a field_type error naming cause", c, err)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(e.Cause, want) {
+			t.Errorf("cause %s: got %+v, want %+v", c, e.Cause, want)
+		}
+	}
+}

@@ -3,13 +3,10 @@ package events
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	segjson "github.com/segmentio/encoding/json"
 )
 
 // header is the envelope read by the hand-written scanner below. It reads the envelope fields in
@@ -218,29 +215,90 @@ func (s *scanner) stringValue(name string) (string, error) {
 	return str, nil
 }
 
-// cause reads the cause object, or null.
+// cause reads the cause object, or null. Member names match as encoding/json matches them (exact,
+// then case-insensitively); unknown members are skipped.
 func (s *scanner) cause() (*Cause, error) {
-	start := s.i
-	if err := s.skipValue(0); err != nil {
-		return nil, err
+	b := s.b
+	if s.i >= len(b) {
+		return nil, s.malformed("want a value")
 	}
-	raw := s.b[start:s.i]
-	switch raw[0] {
-	case 'n':
-		return nil, nil
-	case '{':
-	default:
-		return nil, fieldType("cause", "want an object, got JSON "+jsonKind(raw[0]))
+	if b[s.i] != '{' {
+		start := s.i
+		if err := s.skipValue(0); err != nil {
+			return nil, err
+		}
+		if b[start] == 'n' {
+			return nil, nil
+		}
+		return nil, fieldType("cause", "want an object, got JSON "+jsonKind(b[start]))
 	}
 	var c Cause
-	if _, err := segjson.Parse(raw, &c, 0); err != nil {
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			return nil, fieldType("cause."+ute.Field, "want "+ute.Type.String()+", got JSON "+ute.Value)
-		}
-		return nil, &DecodeError{Kind: ErrKindMalformed, Err: fmt.Errorf("cause: %w", err)}
+	s.i++
+	s.ws()
+	if s.i < len(b) && b[s.i] == '}' {
+		s.i++
+		return &c, nil
 	}
-	return &c, nil
+	for {
+		s.ws()
+		kStart, kEnd, esc, err := s.stringSpan()
+		if err != nil {
+			return nil, err
+		}
+		key := string(b[kStart:kEnd])
+		if esc {
+			if err := json.Unmarshal(b[kStart-1:kEnd+1], &key); err != nil {
+				return nil, &DecodeError{Kind: ErrKindMalformed, Err: fmt.Errorf("object key at byte %d: %w", kStart, err)}
+			}
+		}
+		s.ws()
+		if s.i >= len(b) || b[s.i] != ':' {
+			return nil, s.malformed("want ':' after an object key")
+		}
+		s.i++
+		s.ws()
+		start := s.i
+		if err := s.skipValue(0); err != nil {
+			return nil, err
+		}
+		raw := b[start:s.i]
+		var (
+			name string
+			bits int
+		)
+		switch {
+		case key == "partition" || strings.EqualFold(key, "partition"):
+			name, bits = "partition", 32
+		case key == "offset" || strings.EqualFold(key, "offset"):
+			name, bits = "offset", 64
+		case key == "index" || strings.EqualFold(key, "index"):
+			name, bits = "index", 32
+		}
+		if name != "" && raw[0] != 'n' {
+			v, err := strconv.ParseInt(string(raw), 10, bits)
+			if err != nil || raw[0] == '"' {
+				return nil, fieldType("cause."+name, fmt.Sprintf("want int%d, got JSON %s", bits, strings.ToValidUTF8(truncate(string(raw), 40), "\uFFFD")))
+			}
+			switch name {
+			case "partition":
+				c.Partition = int32(v)
+			case "offset":
+				c.Offset = v
+			default:
+				c.Index = int32(v)
+			}
+		}
+		s.ws()
+		if s.i < len(b) && b[s.i] == ',' {
+			s.i++
+			continue
+		}
+		if s.i < len(b) && b[s.i] == '}' {
+			s.i++
+			return &c, nil
+		}
+		return nil, s.malformed("want ',' or '}'")
+	}
 }
 
 // stringSpan reads a JSON string starting at s.i and returns the span of its contents (without
