@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -469,6 +471,76 @@ func TestIntegrationPartitionerAgreesWithKafkaPython(t *testing.T) {
 	}
 	if got != n {
 		t.Fatalf("%d acknowledgements, want %d", got, n)
+	}
+}
+
+// kafkaLibs finds the Kafka jars scripts/services.sh caches (CONVMETER_CACHE or ~/.cache/convmeter).
+func kafkaLibs() string {
+	dirs := []string{os.Getenv("CONVMETER_CACHE")}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, ".cache", "convmeter"))
+	}
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		if m, _ := filepath.Glob(filepath.Join(d, "kafka-*", "libs", "kafka-clients-*.jar")); len(m) > 0 {
+			return filepath.Dir(m[0])
+		}
+	}
+	return ""
+}
+
+// TestIntegrationPartitionerAgreesWithJavaClient produces keyed records with the Java client
+// itself (kafka.tools.ConsoleProducer from the jars scripts/services.sh runs Kafka with, default
+// partitioner) and checks every record landed on events.Partition. It skips when java or the jars
+// are missing (Kafka not started by scripts/services.sh on this machine).
+func TestIntegrationPartitionerAgreesWithJavaClient(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	java, err := exec.LookPath("java")
+	libs := kafkaLibs()
+	if err != nil || libs == "" {
+		t.Skip("java or the Kafka jars of scripts/services.sh not found; this optional check needs both")
+	}
+	const parts, n = 6, 2000
+	topic := kafkatest.Topic(t, brokers, parts)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	keys := proofKeys(n)
+	var in bytes.Buffer
+	for i, k := range keys {
+		fmt.Fprintf(&in, "%s\t%d\n", k, i)
+	}
+	cmd := exec.CommandContext(ctx, java, "-Xms64m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+		"-Dlog4j.configuration=file:/dev/null", "-cp", filepath.Join(libs, "*"),
+		"kafka.tools.ConsoleProducer", "--bootstrap-server", strings.Join(brokers, ","), "--topic", topic,
+		"--property", "parse.key=true", "--property", "key.separator=\t",
+		"--producer-property", "acks=all", "--producer-property", "linger.ms=5")
+	cmd.Stdin = &in
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("java ConsoleProducer: %v\n%s", err, out)
+	}
+	got := 0
+	for p := range parts {
+		last, err := lastOffset(ctx, brokers, topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
+		for range last {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				t.Fatalf("partition %d: %v", p, err)
+			}
+			if want := events.Partition(m.Key, parts); want != p {
+				t.Errorf("the Java client put key %q on partition %d; events.Partition says %d", m.Key, p, want)
+			}
+			got++
+		}
+		_ = r.Close()
+	}
+	if got != n {
+		t.Fatalf("read %d records, want %d", got, n)
 	}
 }
 
