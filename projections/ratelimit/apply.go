@@ -285,14 +285,14 @@ func (r *reducer) remember(id string, u undoRecord) {
 	if id == "" {
 		return
 	}
-	r.c.hset(kUndo, id, u.encode())
-	r.c.zset(kUndoIdx, id, u.Time)
+	h := hourOf(u.Time)
+	r.c.hset(undoKey(u.Time), id, u.encode())
+	r.c.zset(kUndoIdx, itoa(h), hourEnd(h))
 	r.v.Undo[id] = u
 }
 
-func (r *reducer) forget(id string) {
-	r.c.hdel(kUndo, id)
-	r.c.zdel(kUndoIdx, id)
+func (r *reducer) forget(id string, u undoRecord) {
+	r.c.hdel(undoKey(u.Time), id)
 	delete(r.v.Undo, id)
 }
 
@@ -307,8 +307,9 @@ func (r *reducer) delivered(id string, d *events.MessageDelivered) {
 	s := ScopeFor(d.Account, d.DeliveredAt)
 	m := deliveryMember(s, d.User, d.DeliveredAt, id)
 	su := string(s) + sep + d.User
-	r.c.zset(kDeliveries, m, 0)
-	r.c.zset(kDeliveryIdx, m, d.DeliveredAt)
+	r.c.zset(deliveryKey(d.DeliveredAt), m, 0)
+	r.c.zset(kDeliveryIdx, itoa(dayOf(d.DeliveredAt)), events.UnixTime((dayOf(d.DeliveredAt)+1)*int64(Day)-1))
+	r.c.zmax(kLimitIdx, string(s), d.DeliveredAt)
 	if set, ok := r.v.Deliveries[su]; ok {
 		// The user's deliveries are loaded (a retraction in this batch concerns them): keep the
 		// latest exact rather than by ZADD GT, since an undo may lower it.
@@ -337,10 +338,10 @@ func (r *reducer) setLatest(s Scope, user string, set map[string]bool) {
 }
 
 func (r *reducer) countSecond(pn string, t events.UnixTime, d int64) {
-	sec := strconv.FormatInt(int64(t), 10)
-	r.c.hincr(kTputPrefix+pn, sec, d)
+	h := hourOf(t)
+	r.c.hincr(tputKey(pn, h), strconv.FormatInt(int64(t), 10), d)
 	if d > 0 {
-		r.c.zset(kTputIdx, pn+sep+sec, t)
+		r.c.zset(kTputIdx, pn+sep+itoa(h), hourEnd(h))
 	}
 }
 
@@ -393,15 +394,19 @@ func (r *reducer) undoRecord(id string) (undoRecord, bool) {
 	return u, true
 }
 
+// setBucket writes a pair's bucket into the hourly key of its time; a pair has at most one
+// entry over all hourly keys, so a move to another hour deletes the old one.
 func (r *reducer) setBucket(pair string, b Bucket) {
+	prev := r.v.Buckets[pair]
 	r.v.Buckets[pair] = b
-	if !b.Set {
-		r.c.hdel(kBuckets, pair)
-		r.c.zdel(kBucketIdx, pair)
-		return
+	if prev.Set && (!b.Set || hourOf(prev.At) != hourOf(b.At)) {
+		r.c.hdel(bucketKey(hourOf(prev.At)), pair)
 	}
-	r.c.hset(kBuckets, pair, b.encode())
-	r.c.zset(kBucketIdx, pair, b.FullAt())
+	if b.Set {
+		h := hourOf(b.At)
+		r.c.hset(bucketKey(h), pair, b.encode())
+		r.c.zset(kBucketIdx, itoa(h), hourEnd(h)+pairCapacity)
+	}
 }
 
 // setField writes a pair-state field; "" deletes it. expires indexes it for trimming.
@@ -478,7 +483,7 @@ func (r *reducer) correction(d *events.Correction) {
 		}
 		r.c.Stats.Retracted++
 		r.undo(u)
-		r.forget(id)
+		r.forget(id, u)
 	}
 }
 
@@ -489,8 +494,8 @@ func (r *reducer) undo(u undoRecord) {
 		if !ok {
 			return
 		}
-		r.c.zdel(kDeliveries, u.Member)
-		r.c.zdel(kDeliveryIdx, u.Member)
+		_, _, t, _, _ := parseDeliveryMember(u.Member)
+		r.c.zdel(deliveryKey(t), u.Member)
 		su := string(s) + sep + user
 		set, loaded := r.v.Deliveries[su]
 		if !loaded {

@@ -4,7 +4,8 @@
 -- ARGV[2]  the high-water cause the batch was computed against ("" when none)
 -- ARGV[3]  the new high-water cause "offset:index"
 -- ARGV[4]  the new stream time
--- ARGV[5..10] trim cutoffs: deliveries, undo records, throughput seconds, buckets, pair fields, hits
+-- ARGV[5..10] trim cutoffs: usage window (deliveries, counters), undo records, throughput seconds,
+--          buckets, pair fields, hits
 -- ARGV[11] trim budget: the most index entries trimmed per index in this call
 -- ARGV[12..] groups "op, key suffix, n, n args", op one of ZS ZG ZR HS HD HI
 -- Returns {1} when applied, {0, current high-water} when another writer moved it (recompute).
@@ -58,41 +59,35 @@ local function trim(idx, cutoff, each)
   end
 end
 
-local function split(s)
-  local out, from = {}, 1
-  while true do
-    local at = string.find(s, '|', from, true)
-    if not at then
-      out[#out + 1] = string.sub(s, from)
-      return out
-    end
-    out[#out + 1] = string.sub(s, from, at - 1)
-    from = at + 1
-  end
+-- Whole time-bucketed keys whose last moment is past their window: counted deliveries (days),
+-- undo records, throughput seconds and token buckets (hours).
+local function dropKeys(idx, cutoff, key)
+  trim(idx, cutoff, function(ms)
+    local ks = {}
+    for j, m in ipairs(ms) do ks[j] = key(m) end
+    redis.call('UNLINK', unpack(ks))
+  end)
 end
+local cUsage = ARGV[5]
+dropKeys('dlxk', cUsage, function(d) return pfx .. 'dlx:' .. d end)
+dropKeys('fxk', ARGV[6], function(h) return pfx .. 'fx:' .. h end)
+dropKeys('tpk', ARGV[7], function(m)
+  local at = string.find(m, '|', 1, true)
+  return pfx .. 'tp:' .. string.sub(m, 1, at - 1) .. ':' .. string.sub(m, at + 1)
+end)
+dropKeys('pbk', ARGV[8], function(h) return pfx .. 'pb:' .. h end)
 
--- Counted deliveries older than the usage window: drop them, and drop their user from the scope's
--- counter when that delivery was the user's latest.
-local cDlx = ARGV[5]
-trim('dlxt', cDlx, function(ms)
-  redis.call('ZREM', pfx .. 'dlx', unpack(ms))
-  for _, m in ipairs(ms) do
-    local p = split(m)
-    local lim = pfx .. 'lim:' .. p[1]
-    local sc = redis.call('ZSCORE', lim, p[2])
-    if sc and tonumber(sc) <= tonumber(cDlx) then
-      redis.call('ZREM', lim, p[2])
-    end
+-- Counters: users whose latest counted delivery left the usage window, at a whole minute of
+-- stream time (so the result depends on stream time only, never on batch boundaries).
+local lc = math.floor(tonumber(cUsage) / 60) * 60
+local last = tonumber(redis.call('HGET', meta, 'lc') or '-1e18')
+if lc > last then
+  for _, sc in ipairs(redis.call('ZRANGE', pfx .. 'limk', 0, -1)) do
+    redis.call('ZREMRANGEBYSCORE', pfx .. 'lim:' .. sc, '-inf', lc)
   end
-end)
-trim('fxt', ARGV[6], function(ms) redis.call('HDEL', pfx .. 'fx', unpack(ms)) end)
-trim('tpt', ARGV[7], function(ms)
-  for _, m in ipairs(ms) do
-    local p = split(m)
-    redis.call('HDEL', pfx .. 'tp:' .. p[1], p[2])
-  end
-end)
-trim('pbt', ARGV[8], function(ms) redis.call('HDEL', pfx .. 'pb', unpack(ms)) end)
+  redis.call('ZREMRANGEBYSCORE', pfx .. 'limk', '-inf', lc)
+  redis.call('HSET', meta, 'lc', lc)
+end
 trim('prt', ARGV[9], function(ms) redis.call('HDEL', pfx .. 'pr', unpack(ms)) end)
 trim('hitt', ARGV[10], function(ms)
   for _, m in ipairs(ms) do

@@ -37,21 +37,28 @@
 // carries the hash tag "{rl.p<p>}", so each batch's atomic write touches one Redis Cluster slot
 // (written {ns:pP} below):
 //
-//	{ns:pP}:meta        HASH  hw = "offset:index" of the last applied cause, st = stream time
+//	{ns:pP}:meta        HASH  hw = "offset:index" of the last applied cause, st = stream time,
+//	                          lc = the last counter trim
 //	{ns:pP}:lim:<scope> ZSET  user → latest counted delivery time   (scope "pn:<id>" | "pf:<id>")
-//	{ns:pP}:dlx         ZSET  score 0, "scope|user|time12|id": counted deliveries, by user (lex)
-//	{ns:pP}:dlxt        ZSET  the same members by delivery time (trim index)
-//	{ns:pP}:fx          HASH  output id → undo record (JSON)
-//	{ns:pP}:fxt         ZSET  output id → event time (trim index)
-//	{ns:pP}:tp:<pn>     HASH  unix second → messages of the number (inbound + outbound)
-//	{ns:pP}:tpt         ZSET  "pn|second" → second (trim index)
-//	{ns:pP}:pb          HASH  pair → token bucket "units:at" (absent = full)
-//	{ns:pP}:pbt         ZSET  pair → time the bucket is full again (trim index)
+//	{ns:pP}:limk        ZSET  scope → latest counted delivery (which counters to trim)
+//	{ns:pP}:dlx:<day>   ZSET  score 0, "scope|user|time12|id": counted deliveries of a UTC day (lex)
+//	{ns:pP}:dlxk        ZSET  day → its last second
+//	{ns:pP}:fx:<hour>   HASH  output id → undo record, by hour of the output's event time
+//	{ns:pP}:fxk         ZSET  hour → its last second
+//	{ns:pP}:tp:<pn>:<h> HASH  unix second → messages of the number in hour h (inbound + outbound)
+//	{ns:pP}:tpk         ZSET  "pn|hour" → the hour's last second
+//	{ns:pP}:pb:<hour>   HASH  pair → token bucket "units:at" (absent = full), by hour of its time;
+//	                          a pair has at most one entry over all hours
+//	{ns:pP}:pbk         ZSET  hour → its last second + 270 s (every bucket of it is full by then)
 //	{ns:pP}:pr          HASH  "pair|w" → service window, "pair|c|<category>" → conversation
 //	{ns:pP}:prt         ZSET  pair field → expiry (trim index)
 //	{ns:pP}:hit:<pn>    ZSET  "user|wamid|id" → time of a would-be 131056
 //	{ns:pP}:hitt        ZSET  "pn|user|wamid|id" → time (trim index)
 //	{ns:pP}:acct        ZSET  score 0, lex: account facts by effective time (see account.go)
+//
+// Hours and days are Unix time divided by 3600 and 86400. Elements that expire together live in
+// one key per hour or day, so trimming drops whole keys (UNLINK) instead of indexing every
+// element; that halves the writes per event.
 //
 // A pair lives in one partition, but one portfolio's pairs (and one user reached through several
 // numbers of a portfolio) spread over many, so a scope's counter is split by partition. Queries
@@ -63,10 +70,13 @@
 // # Bounded memory
 //
 // As a partition's stream time (the largest event time it has applied) advances, the script
-// trims every index: counted deliveries and counters older than the usage window (7 days: the
-// 24 h counter is a score range of the same set), undo records older than UndoWindow, throughput
-// seconds older than ThroughputWindow (1 h), buckets once full, pair fields once expired, hits
-// older than HitWindow. Each trim is bounded per batch and resumes on the next one.
+// trims: days of counted deliveries and counter entries older than the usage window (7 days: the
+// 24 h counter is a score range of the same set; counters are trimmed at whole minutes of stream
+// time), hours of undo records older than UndoWindow, hours of throughput seconds older than
+// ThroughputWindow (1 h), hours of buckets once all are full, pair fields once expired, hits
+// older than HitWindow. Each trim is bounded per batch and resumes on the next one. Reads are
+// normalised by stream time (a full bucket, an expired field, an undo record or delivery past
+// its window read as absent), so how the log was cut into batches never changes the outcome.
 //
 // # Deliberate limits
 //

@@ -218,9 +218,11 @@ type ThroughputStatus struct {
 // Throughput merges the per-second counts of a number over all partitions.
 func (s *Store) Throughput(ctx context.Context, pn string, t events.UnixTime, limitMPS int) (ThroughputStatus, error) {
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, s.partitions)
+	var cmds []*redis.MapStringStringCmd
 	for p := range s.partitions {
-		cmds[p] = pipe.HGetAll(ctx, s.prefix(int32(p))+kTputPrefix+pn)
+		for h := hourOf(t - s.cfg.ThroughputWindow); h <= hourOf(t); h++ {
+			cmds = append(cmds, pipe.HGetAll(ctx, s.prefix(int32(p))+tputKey(pn, h)))
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return ThroughputStatus{}, fmt.Errorf("ratelimit: read throughput: %w", err)
@@ -230,7 +232,7 @@ func (s *Store) Throughput(ctx context.Context, pn string, t events.UnixTime, li
 		for k, v := range c.Val() {
 			sec, err1 := strconv.ParseInt(k, 10, 64)
 			n, err2 := strconv.ParseInt(v, 10, 64)
-			if err1 == nil && err2 == nil {
+			if err1 == nil && err2 == nil && events.UnixTime(sec) > t-s.cfg.ThroughputWindow && events.UnixTime(sec) <= t {
 				secs[events.UnixTime(sec)] += n
 			}
 		}
@@ -347,9 +349,13 @@ func (s *Store) Admission(ctx context.Context, pn, user string, t events.UnixTim
 		pfx := s.prefix(int32(p))
 		counts[p] = pipe.ZCount(ctx, pfx+kLimitPrefix+string(sc), "("+from, "+inf")
 		scores[p] = pipe.ZScore(ctx, pfx+kLimitPrefix+string(sc), user)
-		seconds[p] = pipe.HGet(ctx, pfx+kTputPrefix+pn, sec)
+		seconds[p] = pipe.HGet(ctx, pfx+tputKey(pn, hourOf(t)), sec)
 	}
-	bucket := pipe.HGet(ctx, s.prefix(pp)+kBuckets, pair)
+	// A bucket lives in the hourly key of its time; one older than 270 s is full anyway.
+	var buckets []*redis.StringCmd
+	for h := hourOf(t - pairCapacity); h <= hourOf(t); h++ {
+		buckets = append(buckets, pipe.HGet(ctx, s.prefix(pp)+bucketKey(h), pair))
+	}
 	pr := pipe.HMGet(ctx, s.prefix(pp)+kPairs, fields...)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return Snapshot{}, fmt.Errorf("ratelimit: read admission state: %w", err)
@@ -369,7 +375,12 @@ func (s *Store) Admission(ctx context.Context, pn, user string, t events.UnixTim
 		}
 	}
 	snap.Exact = nonEmpty <= 1
-	snap.Pair = PairState{Pair: pair, Bucket: decodeBucket(bucket.Val())}
+	snap.Pair = PairState{Pair: pair}
+	for _, c := range buckets {
+		if b := decodeBucket(c.Val()); b.Set && (!snap.Pair.Bucket.Set || b.At > snap.Pair.Bucket.At) {
+			snap.Pair.Bucket = b
+		}
+	}
 	for i, x := range pr.Val() {
 		str, ok := x.(string)
 		if !ok {

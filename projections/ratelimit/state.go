@@ -11,22 +11,41 @@ import (
 // Key names inside one partition's hash tag (see doc.go for the full layout). Wire data: only
 // appended to.
 const (
-	kMeta        = "meta" // HASH: hw (high-water cause "offset:index"), st (stream time)
+	kMeta        = "meta" // HASH: hw (high-water cause "offset:index"), st (stream time), lc (last counter trim)
 	kLimitPrefix = "lim:" // ZSET per scope: user → latest counted delivery time
-	kDeliveries  = "dlx"  // ZSET, score 0, lex members "scope|user|time12|id": counted deliveries
-	kDeliveryIdx = "dlxt" // ZSET: the same members by delivery time, for trimming
-	kUndo        = "fx"   // HASH: output id → undo record (JSON)
-	kUndoIdx     = "fxt"  // ZSET: output id → event time, for trimming
-	kTputPrefix  = "tp:"  // HASH per phone number: unix second → messages (inbound + outbound)
-	kTputIdx     = "tpt"  // ZSET: "pn|second" → second, for trimming
-	kBuckets     = "pb"   // HASH: pair key → token bucket "units:at"
-	kBucketIdx   = "pbt"  // ZSET: pair key → time the bucket is full again, for trimming
+	kLimitIdx    = "limk" // ZSET: scope → latest counted delivery time, to trim the counters
+	kDeliveries  = "dlx:" // ZSET per day of delivery, score 0, lex members "scope|user|time12|id"
+	kDeliveryIdx = "dlxk" // ZSET: day → its last second, to drop whole days
+	kUndo        = "fx:"  // HASH per hour of event time: output id → undo record
+	kUndoIdx     = "fxk"  // ZSET: hour → its last second, to drop whole hours
+	kTputPrefix  = "tp:"  // HASH per phone number and hour: unix second → messages (inbound + outbound)
+	kTputIdx     = "tpk"  // ZSET: "pn|hour" → the hour's last second
+	kBuckets     = "pb:"  // HASH per hour of the bucket's time: pair key → token bucket "units:at"
+	kBucketIdx   = "pbk"  // ZSET: hour → the last moment a bucket of that hour can still be short of full
 	kPairs       = "pr"   // HASH: pair state fields, "pair|w" (service window) and "pair|c|category"
 	kPairIdx     = "prt"  // ZSET: pair field → expiry, for trimming
 	kHitPrefix   = "hit:" // ZSET per phone number: "user|wamid|id" → time of a would-be 131056
 	kHitIdx      = "hitt" // ZSET: "pn|user|wamid|id" → time, for trimming
 	kAccounts    = "acct" // ZSET, score 0, lex members: account facts by effective time
 )
+
+// Time buckets: undo records, buckets and throughput seconds live in hourly keys and counted
+// deliveries in daily keys, so trimming drops whole keys instead of indexing every element.
+func hourOf(t events.UnixTime) int64 { return int64(t) / int64(Hour) }
+
+func dayOf(t events.UnixTime) int64 { return int64(t) / int64(Day) }
+
+func hourEnd(h int64) events.UnixTime { return events.UnixTime((h+1)*int64(Hour) - 1) }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func undoKey(t events.UnixTime) string { return kUndo + itoa(hourOf(t)) }
+
+func bucketKey(h int64) string { return kBuckets + itoa(h) }
+
+func deliveryKey(t events.UnixTime) string { return kDeliveries + itoa(dayOf(t)) }
+
+func tputKey(pn string, h int64) string { return kTputPrefix + pn + ":" + itoa(h) }
 
 const sep = "|"
 

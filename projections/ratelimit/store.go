@@ -24,6 +24,11 @@ var applyLua string
 
 var applyScript = redis.NewScript(applyLua)
 
+//go:embed load.lua
+var loadLua string
+
+var loadScript = redis.NewScript(loadLua)
+
 // ErrConflict means another writer moved a partition's high-water mark while a batch was being
 // computed, more often than the store retries.
 var ErrConflict = errors.New("ratelimit: concurrent writer moved the high-water mark")
@@ -185,9 +190,9 @@ func (s *Store) ApplyStats(ctx context.Context, b projections.Batch) (Stats, err
 	return Stats{}, fmt.Errorf("partition %d: %w", b.Partition, ErrConflict)
 }
 
-// load reads the state the batch needs.
+// load reads the state the batch needs: one round trip, two when a correction retracts outputs
+// whose state lies beyond the batch.
 func (s *Store) load(ctx context.Context, b projections.Batch) (*View, error) {
-	pfx := s.prefix(b.Partition)
 	pairs := map[string]bool{}
 	fields := map[string]bool{}
 	var retracted []string
@@ -222,123 +227,128 @@ func (s *Store) load(ctx context.Context, b projections.Batch) (*View, error) {
 		}
 	}
 	pairList, fieldList := sortedKeys(pairs), sortedKeys(fields)
-
-	pipe := s.rdb.Pipeline()
-	metaCmd := pipe.HMGet(ctx, pfx+kMeta, "hw", "st")
-	var pbCmd, prCmd, fxCmd *redis.SliceCmd
-	if len(pairList) > 0 {
-		pbCmd = pipe.HMGet(ctx, pfx+kBuckets, pairList...)
-	}
-	if len(fieldList) > 0 {
-		prCmd = pipe.HMGet(ctx, pfx+kPairs, fieldList...)
-	}
-	if len(retracted) > 0 {
-		fxCmd = pipe.HMGet(ctx, pfx+kUndo, retracted...)
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("ratelimit: load state of partition %d: %w", b.Partition, err)
+	res, err := s.read(ctx, b.Partition, pairList, fieldList, retracted, nil)
+	if err != nil {
+		return nil, err
 	}
 	v := NewView()
-	mv := metaCmd.Val()
-	if hw, ok := mv[0].(string); ok {
-		c, ok := decodeCause(b.Partition, hw)
+	if res.hw != "" {
+		c, ok := decodeCause(b.Partition, res.hw)
 		if !ok {
-			return nil, fmt.Errorf("ratelimit: partition %d: bad high-water %q", b.Partition, hw)
+			return nil, fmt.Errorf("ratelimit: partition %d: bad high-water %q", b.Partition, res.hw)
 		}
 		v.HW, v.HasHW = c, true
 	}
-	if st, ok := mv[1].(string); ok {
-		n, _ := strconv.ParseInt(st, 10, 64)
+	if res.st != "" {
+		n, _ := strconv.ParseInt(res.st, 10, 64)
 		v.Stream = events.UnixTime(n)
 	}
-	if pbCmd != nil {
-		for i, x := range pbCmd.Val() {
-			if str, ok := x.(string); ok {
-				v.Buckets[pairList[i]] = decodeBucket(str)
-			}
+	for i, x := range res.buckets {
+		if x != "" {
+			v.Buckets[pairList[i]] = decodeBucket(x)
 		}
 	}
-	if prCmd != nil {
-		for i, x := range prCmd.Val() {
-			if str, ok := x.(string); ok {
-				v.Fields[fieldList[i]] = str
-			}
+	for i, x := range res.fields {
+		if x != "" {
+			v.Fields[fieldList[i]] = x
 		}
 	}
 	users := map[string]bool{}
 	moreFields, morePairs := map[string]bool{}, map[string]bool{}
-	if fxCmd != nil {
-		for i, x := range fxCmd.Val() {
-			str, ok := x.(string)
-			if !ok {
-				if su, ok := batchDeliveries[retracted[i]]; ok {
-					users[su] = true
-				}
-				continue
+	for i, x := range res.undo {
+		if x == "" {
+			if su, ok := batchDeliveries[retracted[i]]; ok {
+				users[su] = true
 			}
-			u, err := decodeUndo(str)
-			if err != nil {
-				return nil, fmt.Errorf("ratelimit: partition %d: undo record of %s: %w", b.Partition, retracted[i], err)
+			continue
+		}
+		u, err := decodeUndo(x)
+		if err != nil {
+			return nil, fmt.Errorf("ratelimit: partition %d: undo record of %s: %w", b.Partition, retracted[i], err)
+		}
+		v.Undo[retracted[i]] = u
+		switch u.Kind {
+		case "d":
+			if sc, user, _, _, ok := parseDeliveryMember(u.Member); ok {
+				users[string(sc)+sep+user] = true
 			}
-			v.Undo[retracted[i]] = u
-			switch u.Kind {
-			case "d":
-				if sc, user, _, _, ok := parseDeliveryMember(u.Member); ok {
-					users[string(sc)+sep+user] = true
-				}
-			case "s":
-				if !pairs[u.Pair] {
-					morePairs[u.Pair] = true
-				}
-			case "f":
-				if !fields[u.Field] {
-					moreFields[u.Field] = true
-				}
+		case "s":
+			if !pairs[u.Pair] {
+				morePairs[u.Pair] = true
+			}
+		case "f":
+			if !fields[u.Field] {
+				moreFields[u.Field] = true
 			}
 		}
 	}
 	if len(users) == 0 && len(moreFields) == 0 && len(morePairs) == 0 {
 		return v, nil
 	}
-	// Second round: what the retracted outputs touched beyond this batch's own pairs, and every
-	// counted delivery of the users whose deliveries are retracted.
+	// Second round, for corrections only: what the retracted outputs touched beyond this batch's
+	// own pairs, and every counted delivery of the users whose deliveries are retracted.
 	ul, fl, pl := sortedKeys(users), sortedKeys(moreFields), sortedKeys(morePairs)
-	pipe = s.rdb.Pipeline()
-	cmds := make([]*redis.StringSliceCmd, len(ul))
-	for i, su := range ul {
-		cmds[i] = pipe.ZRangeByLex(ctx, pfx+kDeliveries, &redis.ZRangeBy{Min: "[" + su + sep, Max: "(" + su + sep + "\xff"})
-	}
-	if len(fl) > 0 {
-		prCmd = pipe.HMGet(ctx, pfx+kPairs, fl...)
-	}
-	if len(pl) > 0 {
-		pbCmd = pipe.HMGet(ctx, pfx+kBuckets, pl...)
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("ratelimit: load retracted state of partition %d: %w", b.Partition, err)
+	res, err = s.read(ctx, b.Partition, pl, fl, nil, ul)
+	if err != nil {
+		return nil, err
 	}
 	for i, su := range ul {
 		set := map[string]bool{}
-		for _, m := range cmds[i].Val() {
+		for _, m := range res.deliveries[i] {
 			set[m] = true
 		}
 		v.Deliveries[su] = set
 	}
-	if len(fl) > 0 {
-		for i, x := range prCmd.Val() {
-			if str, ok := x.(string); ok {
-				v.Fields[fl[i]] = str
-			}
+	for i, x := range res.fields {
+		if x != "" {
+			v.Fields[fl[i]] = x
 		}
 	}
-	if len(pl) > 0 {
-		for i, x := range pbCmd.Val() {
-			if str, ok := x.(string); ok {
-				v.Buckets[pl[i]] = decodeBucket(str)
-			}
+	for i, x := range res.buckets {
+		if x != "" {
+			v.Buckets[pl[i]] = decodeBucket(x)
 		}
 	}
 	return v, nil
+}
+
+type readResult struct {
+	hw, st                string
+	buckets, fields, undo []string
+	deliveries            [][]string
+}
+
+// read runs the load script: one round trip.
+func (s *Store) read(ctx context.Context, p int32, pairs, fields, ids, users []string) (readResult, error) {
+	args := make([]any, 0, 5+len(pairs)+len(fields)+len(ids)+len(users))
+	args = append(args, s.prefix(p))
+	for _, l := range [][]string{pairs, fields, ids, users} {
+		args = append(args, len(l))
+		for _, x := range l {
+			args = append(args, x)
+		}
+	}
+	raw, err := loadScript.Run(ctx, s.rdb, []string{s.prefix(p) + kMeta}, args...).Slice()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: %w", p, err)
+	}
+	if len(raw) != 6 {
+		return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: reply has %d parts", p, len(raw))
+	}
+	str := func(x any) string { v, _ := x.(string); return v }
+	strs := func(x any) []string {
+		xs, _ := x.([]any)
+		out := make([]string, len(xs))
+		for i, y := range xs {
+			out[i] = str(y)
+		}
+		return out
+	}
+	r := readResult{hw: str(raw[0]), st: str(raw[1]), buckets: strs(raw[2]), fields: strs(raw[3]), undo: strs(raw[4])}
+	for _, x := range raw[5].([]any) {
+		r.deliveries = append(r.deliveries, strs(x))
+	}
+	return r, nil
 }
 
 // maxArgs bounds the arguments of one Redis command the script issues (Lua's unpack limit).
