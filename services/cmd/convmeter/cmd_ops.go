@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/convmeter/convmeter/events/kafkax"
+)
+
+// Operational one-shots: creating the topics before the services start, and a health probe for
+// images that have no shell or curl.
+
+func init() {
+	commands["topics"] = command{
+		summary: "create the topics (or verify their partition counts and configs) and exit",
+		parse:   parseTopics,
+	}
+	commands["healthcheck"] = command{
+		summary: "GET a URL and exit 0 when it answers with the wanted status (container health checks)",
+		parse:   parseHealthcheck,
+	}
+}
+
+func parseTopics(fs *flag.FlagSet, args []string, env func(string) string) (runner, error) {
+	var brokers, prefix string
+	var partitions int
+	fs.StringVar(&brokers, "brokers", env(envBrokers), "Kafka brokers, comma-separated ($"+envBrokers+")")
+	fs.StringVar(&prefix, "topic-prefix", env(envTopicPrefix), "prefix of every topic name ($"+envTopicPrefix+")")
+	fs.IntVar(&partitions, "partitions", 12, "partitions of the co-partitioned message- and conversation-events topics")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	bs := splitList(brokers)
+	if len(bs) == 0 {
+		return nil, errors.New("no brokers: set -brokers or " + envBrokers)
+	}
+	if partitions <= 0 {
+		return nil, fmt.Errorf("partitions %d must be positive", partitions)
+	}
+	return func(ctx context.Context, log *slog.Logger) error {
+		topics := kafkax.PrefixedTopics(prefix)
+		if err := kafkax.EnsureTopics(ctx, bs, topics.Specs(partitions)...); err != nil {
+			return err
+		}
+		log.Info("topics ready", "topics", topics.All(), "partitions", partitions)
+		return nil
+	}, nil
+}
+
+func parseHealthcheck(fs *flag.FlagSet, args []string, _ func(string) string) (runner, error) {
+	want := fs.Int("want", 0, "the status that means healthy (default: any 2xx)")
+	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != 1 {
+		return nil, errors.New("usage: convmeter healthcheck [-want STATUS] URL")
+	}
+	url := fs.Arg(0)
+	return func(ctx context.Context, _ *slog.Logger) error {
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		ok := resp.StatusCode/100 == 2
+		if *want != 0 {
+			ok = resp.StatusCode == *want
+		}
+		if !ok {
+			return fmt.Errorf("%s answered %s", url, resp.Status)
+		}
+		return nil
+	}, nil
+}
