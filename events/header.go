@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -245,11 +246,13 @@ func (s *scanner) cause() (*Cause, error) {
 		if err != nil {
 			return nil, err
 		}
-		key := string(b[kStart:kEnd])
+		key := b[kStart:kEnd]
 		if esc {
-			if err := json.Unmarshal(b[kStart-1:kEnd+1], &key); err != nil {
+			var k string
+			if err := json.Unmarshal(b[kStart-1:kEnd+1], &k); err != nil {
 				return nil, &DecodeError{Kind: ErrKindMalformed, Err: fmt.Errorf("object key at byte %d: %w", kStart, err)}
 			}
+			key = []byte(k)
 		}
 		s.ws()
 		if s.i >= len(b) || b[s.i] != ':' {
@@ -267,11 +270,11 @@ func (s *scanner) cause() (*Cause, error) {
 			bits int
 		)
 		switch {
-		case key == "partition" || strings.EqualFold(key, "partition"):
+		case string(key) == "partition" || bytes.EqualFold(key, []byte("partition")):
 			name, bits = "partition", 32
-		case key == "offset" || strings.EqualFold(key, "offset"):
+		case string(key) == "offset" || bytes.EqualFold(key, []byte("offset")):
 			name, bits = "offset", 64
-		case key == "index" || strings.EqualFold(key, "index"):
+		case string(key) == "index" || bytes.EqualFold(key, []byte("index")):
 			name, bits = "index", 32
 		}
 		if name != "" && raw[0] != 'n' {
