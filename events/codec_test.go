@@ -516,3 +516,21 @@ func TestCauseMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodedEventDoesNotAliasInput: Kafka clients reuse record buffers, so a decoded event must
+// own its memory.
+func TestDecodedEventDoesNotAliasInput(t *testing.T) {
+	for _, want := range fullEvents() {
+		b, _ := Marshal(want)
+		e, err := Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range b {
+			b[i] = 'X'
+		}
+		if !reflect.DeepEqual(e, want) {
+			t.Fatalf("%s changed when its input buffer was overwritten", want.Type)
+		}
+	}
+}
