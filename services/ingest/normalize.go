@@ -65,11 +65,27 @@ func (e *RequestError) Unwrap() error { return e.Err }
 // not a JSON webhook envelope is a *RequestError; anything wrong below the envelope rejects only
 // the smallest element it concerns.
 func Normalize(body []byte) (Result, error) {
+	n := normalizer{res: Result{Skipped: map[string]int{}}}
+	// Fast path: envelope, entries and changes decoded in one pass. If any entry or change has the
+	// wrong shape, each entry is decoded on its own so that only the bad one is rejected.
+	var f fastWebhook
+	if err := json.Unmarshal(body, &f); err == nil {
+		if f.Object != "" && f.Object != ObjectWABA {
+			n.res.Skipped["object:"+truncate(f.Object, 40)]++
+			return n.res, nil
+		}
+		for i := range f.Entry {
+			e := &f.Entry[i]
+			for j, c := range e.Changes {
+				n.change(fmt.Sprintf("entry[%d].changes[%d]", i, j), &e.wireEntry, c, nil)
+			}
+		}
+		return n.res, nil
+	}
 	var w wireWebhook
 	if err := json.Unmarshal(body, &w); err != nil {
 		return Result{}, &RequestError{Reason: "not a JSON webhook envelope", Err: err}
 	}
-	n := normalizer{res: Result{Skipped: map[string]int{}}}
 	if w.Object != "" && w.Object != ObjectWABA {
 		n.res.Skipped["object:"+truncate(w.Object, 40)]++
 		return n.res, nil
@@ -78,6 +94,14 @@ func Normalize(body []byte) (Result, error) {
 		n.entry(fmt.Sprintf("entry[%d]", i), raw)
 	}
 	return n.res, nil
+}
+
+type fastWebhook struct {
+	Object string `json:"object"`
+	Entry  []struct {
+		wireEntry
+		Changes []wireChange `json:"changes"`
+	} `json:"entry"`
 }
 
 type normalizer struct {
@@ -132,24 +156,32 @@ func (n *normalizer) entry(path string, raw json.RawMessage) {
 
 func (n *normalizer) change(path string, e *wireEntry, c wireChange, raw json.RawMessage) {
 	waba := string(e.ID)
+	orig := func() json.RawMessage {
+		if raw == nil {
+			// The fast path kept no bytes of the change itself: its field and its value (as
+			// received) are all of it.
+			raw = changeBytes(c)
+		}
+		return raw
+	}
 	switch c.Field {
 	case FieldMessages:
 		n.messages(path+".value", waba, c.Value)
 	case FieldQualityUpdate:
 		var v wireQualityUpdate
 		if err := json.Unmarshal(c.Value, &v); err != nil {
-			n.reject(path, c.Field, waba, raw, err)
+			n.reject(path, c.Field, waba, orig(), err)
 			return
 		}
 		tier, ok, err := tierOf(v.PerBusiness)
 		if !ok && err == nil {
 			tier, ok, err = tierOf(v.CurrentLimit)
 		}
-		n.limit(path, c.Field, e, raw, v.Event, tier, ok, err)
+		n.limit(path, c.Field, e, orig, v.Event, tier, ok, err)
 	case FieldCapabilityUpdate:
 		var v wireCapabilityUpdate
 		if err := json.Unmarshal(c.Value, &v); err != nil {
-			n.reject(path, c.Field, waba, raw, err)
+			n.reject(path, c.Field, waba, orig(), err)
 			return
 		}
 		tier, ok, err := tierOf(v.PerBusiness)
@@ -158,11 +190,11 @@ func (n *normalizer) change(path string, e *wireEntry, c wireChange, raw json.Ra
 			tier, ok, err = tierOf(v.PerPhone)
 			event = "max_daily_conversation_per_phone"
 		}
-		n.limit(path, c.Field, e, raw, event, tier, ok, err)
+		n.limit(path, c.Field, e, orig, event, tier, ok, err)
 	case FieldAccountUpdate:
 		var v wireAccountUpdate
 		if err := json.Unmarshal(c.Value, &v); err != nil {
-			n.reject(path, c.Field, waba, raw, err)
+			n.reject(path, c.Field, waba, orig(), err)
 			return
 		}
 		if v.Event != "VOLUME_BASED_PRICING_TIER_UPDATE" {
@@ -170,7 +202,7 @@ func (n *normalizer) change(path string, e *wireEntry, c wireChange, raw json.Ra
 			return
 		}
 		if v.VolumeTierInfo == nil {
-			n.reject(path, c.Field, waba, raw, &events.FieldError{Field: "volume_tier_info", Problem: "missing"})
+			n.reject(path, c.Field, waba, orig(), &events.FieldError{Field: "volume_tier_info", Problem: "missing"})
 			return
 		}
 		vt := v.VolumeTierInfo
@@ -178,21 +210,21 @@ func (n *normalizer) change(path string, e *wireEntry, c wireChange, raw json.Ra
 		if t == 0 {
 			t = e.Time
 		}
-		n.emit(path, c.Field, waba, raw, &events.VolumeTier{
+		n.emit(path, c.Field, waba, orig(), &events.VolumeTier{
 			WABAID: waba, TierUpdateTime: t, PricingCategory: events.NormalizeCategory(vt.PricingCategory),
 			Tier: vt.Tier, EffectiveMonth: vt.EffectiveMonth, Region: vt.Region,
 		})
 	case FieldTemplateCategory:
 		var v wireTemplateCategory
 		if err := json.Unmarshal(c.Value, &v); err != nil {
-			n.reject(path, c.Field, waba, raw, err)
+			n.reject(path, c.Field, waba, orig(), err)
 			return
 		}
 		if e.Time <= 0 {
-			n.reject(path, c.Field, waba, raw, &events.FieldError{Field: "entry.time", Problem: "missing: the category change has no time"})
+			n.reject(path, c.Field, waba, orig(), &events.FieldError{Field: "entry.time", Problem: "missing: the category change has no time"})
 			return
 		}
-		n.emit(path, c.Field, waba, raw, &events.TemplateCategory{
+		n.emit(path, c.Field, waba, orig(), &events.TemplateCategory{
 			WABAID: waba, TemplateID: string(v.TemplateID), TemplateName: v.TemplateName,
 			PreviousCategory: events.NormalizeCategory(v.PreviousCategory),
 			NewCategory:      events.NormalizeCategory(v.NewCategory), EffectiveFrom: e.Time,
@@ -203,23 +235,72 @@ func (n *normalizer) change(path string, e *wireEntry, c wireChange, raw json.Ra
 }
 
 // limit emits the LimitUpdate of an account webhook, or rejects or skips it.
-func (n *normalizer) limit(path, field string, e *wireEntry, raw json.RawMessage, event, tier string, ok bool, err error) {
+func (n *normalizer) limit(path, field string, e *wireEntry, orig func() json.RawMessage, event, tier string, ok bool, err error) {
 	waba := string(e.ID)
 	switch {
 	case err != nil:
-		n.reject(path, field, waba, raw, err)
+		n.reject(path, field, waba, orig(), err)
 	case !ok:
 		n.res.Skipped[field+":no_limit"]++
 	case e.Time <= 0:
-		n.reject(path, field, waba, raw, &events.FieldError{Field: "entry.time", Problem: "missing: the limit change has no time"})
+		n.reject(path, field, waba, orig(), &events.FieldError{Field: "entry.time", Problem: "missing: the limit change has no time"})
 	default:
-		n.emit(path, field, waba, raw, &events.LimitUpdate{
+		n.emit(path, field, waba, orig(), &events.LimitUpdate{
 			Scope: ScopeWABA, ID: waba, WABAID: waba, Tier: tier, Event: event, EffectiveFrom: e.Time,
 		})
 	}
 }
 
+// fastMessagesValue decodes a whole "messages" value in one pass: the common case, where every
+// element is well-formed.
+type fastMessagesValue struct {
+	Metadata struct {
+		DisplayPhoneNumber flexString `json:"display_phone_number"`
+		PhoneNumberID      flexString `json:"phone_number_id"`
+	} `json:"metadata"`
+	Contacts []wireContact     `json:"contacts"`
+	Messages []wireInbound     `json:"messages"`
+	Statuses []wireStatus      `json:"statuses"`
+	Errors   []json.RawMessage `json:"errors"`
+}
+
 func (n *normalizer) messages(path, waba string, raw json.RawMessage) {
+	// Fast path: one decode of the whole value. Only if an element does not decode or does not
+	// validate is the value decoded again element by element, so that exactly the bad elements
+	// are rejected, with their own bytes.
+	var f fastMessagesValue
+	if err := json.Unmarshal(raw, &f); err == nil {
+		pn, display := string(f.Metadata.PhoneNumberID), string(f.Metadata.DisplayPhoneNumber)
+		evs := make([]events.Event, 0, len(f.Messages)+len(f.Statuses))
+		ok := true
+		for i := range f.Messages {
+			e := events.New(inbound(pn, display, waba, &f.Messages[i], f.Contacts))
+			if events.Validate(e) != nil {
+				ok = false
+				break
+			}
+			evs = append(evs, e)
+		}
+		for i := 0; ok && i < len(f.Statuses); i++ {
+			e := events.New(status(pn, waba, &f.Statuses[i]))
+			if events.Validate(e) != nil {
+				ok = false
+				break
+			}
+			evs = append(evs, e)
+		}
+		if ok {
+			n.res.Events = append(n.res.Events, evs...)
+			if len(f.Errors) > 0 && len(f.Messages) == 0 && len(f.Statuses) == 0 {
+				n.res.Skipped["value_errors"]++
+			}
+			return
+		}
+	}
+	n.messagesSlow(path, waba, raw)
+}
+
+func (n *normalizer) messagesSlow(path, waba string, raw json.RawMessage) {
 	var v wireMessagesValue
 	if err := json.Unmarshal(raw, &v); err != nil {
 		n.reject(path, FieldMessages, waba, raw, err)
@@ -333,4 +414,12 @@ func firstOf(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+func changeBytes(c wireChange) json.RawMessage {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return json.RawMessage(`null`)
+	}
+	return b
 }

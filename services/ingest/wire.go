@@ -138,6 +138,10 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 	if bytes.Equal(b, []byte("null")) {
 		return nil
 	}
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' && bytes.IndexByte(b, '\\') < 0 {
+		*s = flexString(b[1 : len(b)-1])
+		return nil
+	}
 	if len(b) > 0 && b[0] == '"' {
 		var v string
 		if err := json.Unmarshal(b, &v); err != nil {

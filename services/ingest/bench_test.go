@@ -1,0 +1,49 @@
+package ingest
+
+import (
+	"bytes"
+	"strconv"
+	"testing"
+)
+
+// statusesBody builds a "messages" webhook with n delivered statuses with pricing and conversation.
+func statusesBody(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"statuses":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		s := strconv.Itoa(i)
+		b.WriteString(`{"id":"wamid.B` + s + `","status":"delivered","timestamp":"175200` + strconv.Itoa(1000+i%9000) + `","recipient_id":"55119` + s + `","conversation":{"id":"c` + s + `","origin":{"type":"utility"}},"pricing":{"billable":true,"pricing_model":"PMP","type":"regular","category":"utility"}}`)
+	}
+	b.WriteString(`]}}]}]}`)
+	return b.Bytes()
+}
+
+// BenchmarkNormalize100 normalises a webhook of 100 statuses; events/s is per core.
+func BenchmarkNormalize100(b *testing.B) {
+	body := statusesBody(100)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := Normalize(body)
+		if err != nil || len(res.Events) != 100 {
+			b.Fatalf("%v %d", err, len(res.Events))
+		}
+	}
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkVerify checks the signature of a 100-status body.
+func BenchmarkVerify(b *testing.B) {
+	body := statusesBody(100)
+	v, _ := NewVerifier("old", "new")
+	sig := Sign("new", body)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if err := v.Verify(sig, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
