@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/convmeter/convmeter/events"
@@ -71,6 +72,7 @@ type Handler struct {
 	now      func() time.Time
 	log      *slog.Logger
 	mux      *http.ServeMux
+	zones    sync.Map // time zone name → *time.Location
 }
 
 // Option configures a Handler.
@@ -104,6 +106,22 @@ func New(state State, pricer Pricer, opts ...Option) (*Handler, error) {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// location returns the time zone named tz, loaded once (time.LoadLocation reads the zone file).
+func (h *Handler) location(tz string) (*time.Location, bool) {
+	if tz == "" {
+		return nil, false
+	}
+	if v, ok := h.zones.Load(tz); ok {
+		return v.(*time.Location), true
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, false
+	}
+	h.zones.Store(tz, loc)
+	return loc, true
+}
 
 // apiError is the body of every error answer.
 type apiError struct {
@@ -182,7 +200,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, req Request) {
 		return
 	}
 	local := req.At.Time()
-	if loc, err := time.LoadLocation(snap.Config.TimeZone); err == nil && snap.Config.TimeZone != "" {
+	if loc, ok := h.location(snap.Config.TimeZone); ok {
 		local = local.In(loc)
 	}
 	d := Decide(req, snap, h.timeline(local), local)
