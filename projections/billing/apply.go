@@ -127,13 +127,18 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 		}
 		return s
 	}
+	// Lines are first aggregated by their totals key (few per batch), then expanded into fields.
+	type agg struct{ lines, amount int64 }
+	aggs := map[totalsKey]*agg{}
 	addLine := func(l Line, sign int64) {
-		m := p.Totals[l.WM()]
-		if m == nil {
-			m = map[string]int64{}
-			p.Totals[l.WM()] = m
+		k := keyOf(l, l.PricingType, l.Unpriced)
+		a := aggs[k]
+		if a == nil {
+			a = &agg{}
+			aggs[k] = a
 		}
-		Contribute(l, l.List, l.PricingType, l.Unpriced, sign, func(f string, v int64) { m[f] += v })
+		a.lines += sign
+		a.amount += sign * int64(l.List)
 	}
 	addDiff := func(d Diff, sign int64) {
 		m := p.Counts[d.WM()]
@@ -229,6 +234,17 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 			}
 		}
 	}
+	for k, a := range aggs {
+		if a.lines == 0 && a.amount == 0 {
+			continue
+		}
+		m := p.Totals[k.wm]
+		if m == nil {
+			m = map[string]int64{}
+			p.Totals[k.wm] = m
+		}
+		contributeKey(k, a.lines, a.amount, func(f string, v int64) { m[f] += v })
+	}
 	for wm, m := range p.Totals {
 		for f, v := range m {
 			if v == 0 {
@@ -272,36 +288,52 @@ const (
 	mAmount   = "a"
 )
 
-// Contribute calls add for every totals field line l changes when counted (sign +1) or uncounted
-// (sign -1) at the given amount, pricing type and unpriced reason. Apply counts lines at their list
-// price; settlement moves free-tier and higher-tier lines by uncounting and recounting them.
-func Contribute(l Line, amount ratecard.Micros, pt events.PricingType, unpriced string, sign int64, add func(field string, v int64)) {
+// totalsKey is everything about a line that decides which totals fields it moves.
+type totalsKey struct {
+	wm, number, market, category, pt, model, currency, unpriced, group string
+	billable                                                           bool
+}
+
+func keyOf(l Line, pt events.PricingType, unpriced string) totalsKey {
 	market := l.Market
 	if market == "" {
 		market = "?"
 	}
+	return totalsKey{wm: l.WM(), number: l.Number, market: market, category: string(l.Category), pt: string(pt),
+		model: string(l.Model), currency: l.Currency, unpriced: unpriced, group: l.Group, billable: l.Billable}
+}
+
+// Contribute calls add for every totals field line l changes when counted (sign +1) or uncounted
+// (sign -1) at the given amount, pricing type and unpriced reason. Apply counts lines at their list
+// price; settlement moves free-tier and higher-tier lines by uncounting and recounting them.
+func Contribute(l Line, amount ratecard.Micros, pt events.PricingType, unpriced string, sign int64, add func(field string, v int64)) {
+	contributeKey(keyOf(l, pt, unpriced), sign, sign*int64(amount), add)
+}
+
+// contributeKey adds n lines of key k with a total amount to the totals fields.
+func contributeKey(k totalsKey, n, amount int64, add func(field string, v int64)) {
 	dims := [...][2]string{
-		{DimAll, ""}, {DimNumber, l.Number}, {DimMarket, market}, {DimCategory, string(l.Category)},
-		{DimPricingType, string(pt)}, {DimModel, string(l.Model)}, {DimCurrency, l.Currency},
+		{DimAll, ""}, {DimNumber, k.number}, {DimMarket, k.market}, {DimCategory, k.category},
+		{DimPricingType, k.pt}, {DimModel, k.model}, {DimCurrency, k.currency},
 	}
 	for _, d := range dims {
 		pre := d[0] + ":" + d[1] + "|"
-		add(pre+mLines, sign)
-		if l.Billable {
-			add(pre+mBillable, sign)
+		add(pre+mLines, n)
+		if k.billable {
+			add(pre+mBillable, n)
 		}
-		if unpriced != "" {
-			add(pre+mUnpriced, sign)
+		if k.unpriced != "" {
+			add(pre+mUnpriced, n)
 		}
 		if amount != 0 {
-			add(pre+mAmount, sign*int64(amount))
+			add(pre+mAmount, amount)
 		}
 	}
-	if unpriced != "" {
-		add(DimUnpriced+":"+unpriced+"|"+mLines, sign)
+	if k.unpriced != "" {
+		add(DimUnpriced+":"+k.unpriced+"|"+mLines, n)
 	}
-	if l.Group != "" {
-		add("group:"+l.Group, sign)
+	if k.group != "" {
+		add("group:"+k.group, n)
 	}
 }
 

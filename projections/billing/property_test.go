@@ -142,3 +142,25 @@ func TestTotalsEqualSumOfLines(t *testing.T) {
 		}
 	}
 }
+
+func TestLineCodecRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	h := genHistory(r, 200)
+	pr, _ := NewPricer(smallBook(t))
+	for _, evs := range h {
+		for _, e := range evs {
+			c, ok := e.Data.(*events.Charge)
+			if !ok {
+				continue
+			}
+			l := pr.Line(e, c)
+			got, err := decodeLine(string(appendLine(nil, l)))
+			if err != nil || got != l {
+				t.Fatalf("round trip of %+v gave %+v, %v", l, got, err)
+			}
+		}
+	}
+	if _, err := decodeLine("2\x1fwhatever"); err == nil {
+		t.Error("unknown version decoded")
+	}
+}

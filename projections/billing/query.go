@@ -96,7 +96,7 @@ func (s *Store) Totals(ctx context.Context, waba, month string) (Totals, error) 
 		if err != nil {
 			return Totals{}, err
 		}
-		ids, err := s.groupMembers(ctx, parts, "", ftGroup, nil, cut)
+		ids, err := s.groupMembers(ctx, st, "", ftGroup, nil, cut)
 		if err != nil {
 			return Totals{}, err
 		}
@@ -137,7 +137,7 @@ func (s *Store) Totals(ctx context.Context, waba, month string) (Totals, error) 
 			return Totals{}, err
 		}
 		if cut0 != nil {
-			ids, err := s.groupMembers(ctx, parts, waba, group, cut0, nil)
+			ids, err := s.groupMembers(ctx, st, waba, group, cut0, nil)
 			if err != nil {
 				return Totals{}, err
 			}
@@ -241,7 +241,7 @@ func fillBuckets(t *Totals, f map[string]int64) {
 
 // groupMembers lists, per partition, the members of a group (only waba's when waba is not empty)
 // with order key strictly after from (nil: from the start) and at or before to (nil: to the end).
-func (s *Store) groupMembers(ctx context.Context, parts []int32, waba, group string, from, to *OrderKey) (map[int32][]string, error) {
+func (s *Store) groupMembers(ctx context.Context, st *settler, waba, group string, from, to *OrderKey) (map[int32][]string, error) {
 	min, max := "-inf", "+inf"
 	if from != nil {
 		min = strconv.FormatInt(from.At, 10)
@@ -249,21 +249,34 @@ func (s *Store) groupMembers(ctx context.Context, parts []int32, waba, group str
 	if to != nil {
 		max = strconv.FormatInt(to.At, 10)
 	}
+	type src struct {
+		p   int32
+		cmd *redis.ZSliceCmd
+	}
+	var srcs []src
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.ZSliceCmd, len(parts))
-	for i, p := range parts {
-		k := kGroup(s.tag(p), group)
-		if waba != "" {
-			k = kGroupWABA(s.tag(p), waba, group)
+	if waba != "" {
+		for _, p := range st.parts {
+			srcs = append(srcs, src{p, pipe.ZRangeByScoreWithScores(ctx, kGroupWABA(s.tag(p), waba, group), &redis.ZRangeBy{Min: min, Max: max})})
 		}
-		cmds[i] = pipe.ZRangeByScoreWithScores(ctx, k, &redis.ZRangeBy{Min: min, Max: max})
+	} else {
+		ks, err := st.keys(ctx, group)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range ks {
+			srcs = append(srcs, src{partitionOfKey(k), pipe.ZRangeByScoreWithScores(ctx, k, &redis.ZRangeBy{Min: min, Max: max})})
+		}
+	}
+	if len(srcs) == 0 {
+		return nil, nil
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("billing: members of %s: %w", group, err)
 	}
 	out := map[int32][]string{}
-	for i, c := range cmds {
-		for _, z := range c.Val() {
+	for _, sc := range srcs {
+		for _, z := range sc.cmd.Val() {
 			k := OrderKey{At: int64(z.Score), ID: z.Member.(string)}
 			if from != nil && !from.Less(k) {
 				continue
@@ -271,10 +284,18 @@ func (s *Store) groupMembers(ctx context.Context, parts []int32, waba, group str
 			if to != nil && to.Less(k) {
 				continue
 			}
-			out[parts[i]] = append(out[parts[i]], k.ID)
+			out[sc.p] = append(out[sc.p], k.ID)
 		}
 	}
 	return out, nil
+}
+
+// partitionOfKey reads n back from a key "...billing:{p<n>}:...".
+func partitionOfKey(k string) int32 {
+	i := strings.Index(k, ":{p")
+	j := strings.IndexByte(k[i+3:], '}')
+	n, _ := strconv.Atoi(k[i+3 : i+3+j])
+	return int32(n)
 }
 
 // Cursor is an opaque position in a (time, id)-ordered listing.

@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -33,10 +32,11 @@ type settler struct {
 	parts []int32
 	cuts  map[string]*OrderKey // group+"#"+B → cut, nil when the group has at most B members
 	sizes map[string]int64
+	gkeys map[string][]string // group → its member zsets over all partitions and WABAs
 }
 
 func (s *Store) newSettler(parts []int32) *settler {
-	return &settler{s: s, parts: parts, cuts: map[string]*OrderKey{}, sizes: map[string]int64{}}
+	return &settler{s: s, parts: parts, cuts: map[string]*OrderKey{}, sizes: map[string]int64{}, gkeys: map[string][]string{}}
 }
 
 // partitions lists the partitions the store has written.
@@ -57,14 +57,46 @@ func (s *Store) partitions(ctx context.Context) ([]int32, error) {
 	return out, nil
 }
 
+// keys returns the member zsets of a group: one per partition and WABA, named by the group's
+// WABA set in each partition.
+func (st *settler) keys(ctx context.Context, group string) ([]string, error) {
+	if ks, ok := st.gkeys[group]; ok {
+		return ks, nil
+	}
+	pipe := st.s.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(st.parts))
+	for i, p := range st.parts {
+		cmds[i] = pipe.SMembers(ctx, kGroupSet(st.s.tag(p), group))
+	}
+	if len(st.parts) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("billing: WABAs of group %s: %w", group, err)
+		}
+	}
+	var ks []string
+	for i, p := range st.parts {
+		ws := cmds[i].Val()
+		sort.Strings(ws)
+		for _, w := range ws {
+			ks = append(ks, kGroupWABA(st.s.tag(p), w, group))
+		}
+	}
+	st.gkeys[group] = ks
+	return ks, nil
+}
+
 func (st *settler) size(ctx context.Context, group string) (int64, error) {
 	if n, ok := st.sizes[group]; ok {
 		return n, nil
 	}
+	ks, err := st.keys(ctx, group)
+	if err != nil || len(ks) == 0 {
+		return 0, err
+	}
 	pipe := st.s.rdb.Pipeline()
-	cmds := make([]*redis.IntCmd, len(st.parts))
-	for i, p := range st.parts {
-		cmds[i] = pipe.ZCard(ctx, kGroup(st.s.tag(p), group))
+	cmds := make([]*redis.IntCmd, len(ks))
+	for i, k := range ks {
+		cmds[i] = pipe.ZCard(ctx, k)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("billing: size of group %s: %w", group, err)
@@ -78,10 +110,14 @@ func (st *settler) size(ctx context.Context, group string) (int64, error) {
 }
 
 func (st *settler) countAtOrBelow(ctx context.Context, group string, max string) (int64, error) {
+	ks, err := st.keys(ctx, group)
+	if err != nil {
+		return 0, err
+	}
 	pipe := st.s.rdb.Pipeline()
-	cmds := make([]*redis.IntCmd, len(st.parts))
-	for i, p := range st.parts {
-		cmds[i] = pipe.ZCount(ctx, kGroup(st.s.tag(p), group), "-inf", max)
+	cmds := make([]*redis.IntCmd, len(ks))
+	for i, k := range ks {
+		cmds[i] = pipe.ZCount(ctx, k, "-inf", max)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("billing: count group %s: %w", group, err)
@@ -109,18 +145,22 @@ func (st *settler) cut(ctx context.Context, group string, b int64) (*OrderKey, e
 		st.cuts[ck] = nil
 		return nil, nil
 	}
+	ks, err := st.keys(ctx, group)
+	if err != nil {
+		return nil, err
+	}
 	pipe := st.s.rdb.Pipeline()
-	first := make([]*redis.ZSliceCmd, len(st.parts))
-	last := make([]*redis.ZSliceCmd, len(st.parts))
-	for i, p := range st.parts {
-		first[i] = pipe.ZRangeWithScores(ctx, kGroup(st.s.tag(p), group), 0, 0)
-		last[i] = pipe.ZRangeWithScores(ctx, kGroup(st.s.tag(p), group), -1, -1)
+	first := make([]*redis.ZSliceCmd, len(ks))
+	last := make([]*redis.ZSliceCmd, len(ks))
+	for i, k := range ks {
+		first[i] = pipe.ZRangeWithScores(ctx, k, 0, 0)
+		last[i] = pipe.ZRangeWithScores(ctx, k, -1, -1)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("billing: bounds of group %s: %w", group, err)
 	}
 	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
-	for i := range st.parts {
+	for i := range ks {
 		for _, z := range first[i].Val() {
 			lo = min(lo, int64(z.Score))
 		}
@@ -158,11 +198,15 @@ func (st *settler) cut(ctx context.Context, group string, b int64) (*OrderKey, e
 }
 
 func (st *settler) membersAt(ctx context.Context, group string, at int64) ([]string, error) {
+	ks, err := st.keys(ctx, group)
+	if err != nil {
+		return nil, err
+	}
 	pipe := st.s.rdb.Pipeline()
-	cmds := make([]*redis.StringSliceCmd, len(st.parts))
+	cmds := make([]*redis.StringSliceCmd, len(ks))
 	t := strconv.FormatInt(at, 10)
-	for i, p := range st.parts {
-		cmds[i] = pipe.ZRangeByScore(ctx, kGroup(st.s.tag(p), group), &redis.ZRangeBy{Min: t, Max: t})
+	for i, k := range ks {
+		cmds[i] = pipe.ZRangeByScore(ctx, k, &redis.ZRangeBy{Min: t, Max: t})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("billing: members of group %s at %d: %w", group, at, err)
@@ -240,8 +284,8 @@ func (s *Store) fetchLines(ctx context.Context, ids map[int32][]string) (map[int
 			if !ok {
 				continue // removed since it was listed
 			}
-			var l Line
-			if err := json.Unmarshal([]byte(str), &l); err != nil {
+			l, err := decodeLine(str)
+			if err != nil {
 				return nil, fmt.Errorf("billing: decode line %s: %w", ids[p][i], err)
 			}
 			out[p] = append(out[p], l)

@@ -22,7 +22,7 @@ const Name = "billing"
 
 // applyScript writes one batch: it checks the high-water causes the plan was computed against
 // (compare-and-set, so a second writer of the partition cannot interleave), moves them, then runs
-// the plan's ops. Ops are (code, key index, n, n args): H=HSET, D=HDEL, Z=ZADD, R=ZREM with
+// the plan's ops. Ops are (code, key index, n, n args): H=HSET, D=HDEL, Z=ZADD, R=ZREM, S=SADD with
 // variadic args, I=HINCRBY pairs. Deletes come before puts in the stream.
 var applyScript = redis.NewScript(`
 local hw = KEYS[1]
@@ -35,7 +35,7 @@ for j = 1, ncas do
 end
 local nhw = tonumber(ARGV[i]); i = i + 1
 for j = 1, nhw do redis.call('HSET', hw, ARGV[i], ARGV[i+1]); i = i + 2 end
-local cmds = {H='HSET', D='HDEL', Z='ZADD', R='ZREM'}
+local cmds = {H='HSET', D='HDEL', Z='ZADD', R='ZREM', S='SADD'}
 while i <= #ARGV do
   local op, k, n = ARGV[i], KEYS[tonumber(ARGV[i+1])], tonumber(ARGV[i+2])
   i = i + 3
@@ -100,7 +100,7 @@ func kHW(tag string) string                 { return tag + ":hw" }
 func kLines(tag string) string              { return tag + ":l" }
 func kIndex(tag, wm string) string          { return tag + ":wm:" + wm }
 func kTotals(tag, wm string) string         { return tag + ":t:" + wm }
-func kGroup(tag, g string) string           { return tag + ":g:" + g }
+func kGroupSet(tag, g string) string        { return tag + ":gs:" + g }
 func kGroupWABA(tag, waba, g string) string { return tag + ":gw:" + waba + "#" + g }
 func kDiffs(tag string) string              { return tag + ":d" }
 func kDiffIndex(tag, wm string) string      { return tag + ":dz:" + wm }
@@ -224,8 +224,8 @@ func (s *Store) readPrior(ctx context.Context, tag string, evs []events.Event) (
 	if ls != nil {
 		for i, v := range ls.Val() {
 			if str, ok := v.(string); ok {
-				var l Line
-				if err := json.Unmarshal([]byte(str), &l); err != nil {
+				l, err := decodeLine(str)
+				if err != nil {
 					return prior, nil, fmt.Errorf("billing: decode stored line %s: %w", retracted[i], err)
 				}
 				prior.Lines[retracted[i]] = l
@@ -291,7 +291,6 @@ func (s *Store) encode(tag string, plan Plan, prior Prior, cas []string) ([]stri
 		o.add('D', kLines(tag), l.ID)
 		o.add('R', kIndex(tag, l.WM()), l.ID)
 		if l.Group != "" {
-			o.add('R', kGroup(tag, l.Group), l.ID)
 			o.add('R', kGroupWABA(tag, l.WABA, l.Group), l.ID)
 		}
 	}
@@ -299,15 +298,15 @@ func (s *Store) encode(tag string, plan Plan, prior Prior, cas []string) ([]stri
 		o.add('D', kDiffs(tag), d.ID)
 		o.add('R', kDiffIndex(tag, d.WM()), d.ID)
 	}
+	inSet := map[string]bool{}
 	for _, l := range plan.Put {
-		b, err := json.Marshal(l)
-		if err != nil {
-			return nil, nil, fmt.Errorf("billing: encode line %s: %w", l.ID, err)
-		}
-		o.add('H', kLines(tag), l.ID, b)
+		o.add('H', kLines(tag), l.ID, appendLine(nil, l))
 		o.add('Z', kIndex(tag, l.WM()), int64(l.At), l.ID)
 		if l.Group != "" {
-			o.add('Z', kGroup(tag, l.Group), int64(l.At), l.ID)
+			if sk := kGroupSet(tag, l.Group); !inSet[sk+"\x00"+l.WABA] {
+				inSet[sk+"\x00"+l.WABA] = true
+				o.add('S', sk, l.WABA)
+			}
 			o.add('Z', kGroupWABA(tag, l.WABA, l.Group), int64(l.At), l.ID)
 		}
 	}
@@ -340,7 +339,7 @@ func (s *Store) encode(tag string, plan Plan, prior Prior, cas []string) ([]stri
 		incr(kDiffCounts(tag, wm), plan.Counts[wm])
 	}
 	// Deletes first, then puts, then increments, as the script expects.
-	for _, ops := range []byte{'D', 'R', 'H', 'Z', 'I'} {
+	for _, ops := range []byte{'D', 'R', 'H', 'Z', 'S', 'I'} {
 		for _, k := range o.order {
 			if a := o.ops[k][ops]; len(a) > 0 {
 				args = append(args, string(ops), o.kidx[k], len(a))

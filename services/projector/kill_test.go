@@ -183,7 +183,8 @@ func progress(ctx context.Context, s *billing.Store, partitions int) int64 {
 	return n
 }
 
-// TestKillNine: a billing projector in a child process, consuming 50k synthetic events from real
+// TestKillNine: a billing projector in a child process, consuming 50k synthetic events (15k
+// under the race detector) from real
 // Kafka into real Redis, is killed with SIGKILL at random points and restarted; the ledger it ends
 // with equals the one of an uninterrupted apply, and a second full run over the same events (a new
 // consumer group) changes nothing.
@@ -191,7 +192,11 @@ func TestKillNine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kill -9 test in -short mode")
 	}
-	const total, partitions = 50_000, 4
+	const partitions = 4
+	total := 50_000
+	if raceEnabled {
+		total = 15_000
+	}
 	brokers := kafkatest.Brokers(t)
 	redisURL := redistest.URL(t)
 	rdb, _ := redistest.Client(t)

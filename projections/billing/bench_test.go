@@ -1,0 +1,149 @@
+package billing
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/projections"
+)
+
+var benchLines = flag.Int("billing.lines", 0, "TestQueryLatency: lines to store before measuring (0 skips it; the bench script uses 1000000)")
+
+// benchBatch makes a batch of n PMP charges of partition p starting at offset off: a few WABAs,
+// numbers and markets, utility/authentication/marketing, so groups and totals look real.
+func benchBatch(r *rand.Rand, p int32, off int64, n int) projections.Batch {
+	evs := make([]events.Event, n)
+	cats := []events.Category{events.CategoryUtility, events.CategoryAuthentication, events.CategoryMarketing}
+	rcpt := []string{"9198", "1650", "5511", "1809", "4477"}
+	for i := range evs {
+		acct := events.Account{PhoneNumberID: fmt.Sprintf("N%d", r.IntN(8)), WABAID: fmt.Sprintf("W%d", r.IntN(4)),
+			PortfolioID: "P", TimeZone: "Asia/Kolkata", Currency: "USD", Month: "2025-08", Configured: true}
+		to := rcpt[r.IntN(len(rcpt))] + fmt.Sprintf("%08d", r.IntN(1_000_000))
+		c := &events.Charge{Account: acct, Unit: events.UnitMessage, PricingModel: events.ModelPMP, Category: cats[r.IntN(3)],
+			PricingType: events.PricingRegular, Billable: true, Reason: events.ReasonTemplateDelivered, Kind: events.KindTemplate,
+			WAMID: fmt.Sprintf("wamid.%d.%d", p, off+int64(i)), Recipient: to, DeliveredAt: events.UnixTime(1754524800 + r.IntN(86400*20))}
+		evs[i] = events.Event{ID: fmt.Sprintf("%032x/%d", uint64(p)<<40|uint64(off+int64(i)), 0), Type: events.TypeCharge,
+			Key: acct.PhoneNumberID + "/" + to, Time: c.DeliveredAt, Cause: &events.Cause{Partition: p, Offset: off + int64(i)}, Data: c}
+	}
+	return projections.Batch{Partition: p, Events: evs}
+}
+
+// BenchmarkApply measures charge events applied per second into real Redis, in batches of 5000
+// per partition over 4 partitions (one script call per batch).
+func BenchmarkApply(b *testing.B) {
+	s := newStore(b, exampleBook(b))
+	r := rand.New(rand.NewPCG(1, 2))
+	const size = 5000
+	batches := make([]projections.Batch, 0, 16)
+	for i := 0; i < 16; i++ {
+		p := int32(i % 4)
+		batches = append(batches, benchBatch(r, p, int64(i/4)*size, size))
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	n := 0
+	for i := 0; i < b.N; i++ {
+		bt := batches[i%len(batches)]
+		if i >= len(batches) { // later rounds: fresh offsets, same shapes
+			round := int64(i / len(batches))
+			shifted := make([]events.Event, len(bt.Events))
+			for j, e := range bt.Events {
+				c := *e.Cause
+				c.Offset += round * int64(len(batches)/4) * size
+				e.Cause = &c
+				e.ID = fmt.Sprintf("%s.%d", e.ID, round)
+				shifted[j] = e
+			}
+			bt = projections.Batch{Partition: bt.Partition, Events: shifted}
+		}
+		if err := s.Apply(ctx, bt); err != nil {
+			b.Fatal(err)
+		}
+		n += len(bt.Events)
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
+}
+
+// TestQueryLatency stores -billing.lines lines (over 4 partitions, one WABA-month per WABA) and
+// reports p50/p99 latency of a 100-line page at random cursors and of the settled totals.
+func TestQueryLatency(t *testing.T) {
+	if *benchLines == 0 {
+		t.Skip("set -billing.lines (scripts/bench-billing.sh does)")
+	}
+	s := newStore(t, exampleBook(t))
+	r := rand.New(rand.NewPCG(3, 4))
+	ctx := context.Background()
+	const size = 10000
+	start := time.Now()
+	off := map[int32]int64{}
+	for n := 0; n < *benchLines; n += size {
+		p := int32((n / size) % 4)
+		if err := s.Apply(ctx, benchBatch(r, p, off[p], size)); err != nil {
+			t.Fatal(err)
+		}
+		off[p] += size
+	}
+	load := time.Since(start)
+	t.Logf("stored %d lines in %v (%.0f events/s)", *benchLines, load, float64(*benchLines)/load.Seconds())
+	// Cursors at random positions: take them from a walk with big pages.
+	var cursors []string
+	c := ""
+	for i := 0; i < 40; i++ {
+		pg, err := s.Lines(ctx, "W1", "2025-08", c, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pg.Next == "" {
+			break
+		}
+		cursors = append(cursors, pg.Next)
+		c = pg.Next
+	}
+	var lat []time.Duration
+	for i := 0; i < 500; i++ {
+		cur := ""
+		if i%5 != 0 {
+			cur = cursors[r.IntN(len(cursors))]
+		}
+		t0 := time.Now()
+		pg, err := s.Lines(ctx, "W1", "2025-08", cur, 100)
+		lat = append(lat, time.Since(t0))
+		if err != nil || len(pg.Lines) != 100 {
+			t.Fatalf("page: %d lines, %v", len(pg.Lines), err)
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	t.Logf("lines page (100) over %d stored: p50 %v p99 %v max %v", *benchLines, lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
+	var tl []time.Duration
+	for i := 0; i < 20; i++ {
+		t0 := time.Now()
+		tt, err := s.Totals(ctx, fmt.Sprintf("W%d", i%4), "2025-08")
+		tl = append(tl, time.Since(t0))
+		if err != nil || tt.Total.Lines == 0 {
+			t.Fatalf("totals: %+v %v", tt.Total, err)
+		}
+	}
+	sort.Slice(tl, func(i, j int) bool { return tl[i] < tl[j] })
+	t.Logf("settled totals of one WABA-month (~%d lines, volume tiers crossed): p50 %v max %v", *benchLines/4, tl[len(tl)/2], tl[len(tl)-1])
+}
+
+// BenchmarkPlan measures the pure part of an apply (pricing, plan) per event, without Redis.
+func BenchmarkPlan(b *testing.B) {
+	pr, err := NewPricer(exampleBook(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	bt := benchBatch(rand.New(rand.NewPCG(1, 2)), 0, 0, 5000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		Apply(pr, bt.Events, Prior{})
+	}
+	b.ReportMetric(float64(b.N*len(bt.Events))/b.Elapsed().Seconds(), "events/s")
+}
