@@ -48,6 +48,17 @@
 //
 // Numbers and ids are accepted as JSON strings or numbers; unknown fields are ignored.
 //
+// Normalize decodes a well-formed body in one pass (envelope to statuses). Only when something
+// in it does not decode or validate does it decode again element by element, so that exactly the
+// bad elements are rejected with their own bytes; good input never pays for that.
+//
+// # Measuring
+//
+// scripts/bench-ingest.sh runs loadgen (this directory's loadgen command): signed requests of 100
+// statuses, concurrent, over loopback, against an in-process server publishing to real Kafka; it
+// prints events/s accepted (200 after the Kafka ack), p50/p99 latency, the kafka-go writer's batch
+// figures and the process's CPU seconds. BenchmarkNormalize100 measures the pure part alone.
+//
 // Dead letters go to the dead-letter topic keyed "ingest/<waba id>", with Topic "webhook",
 // Partition and Offset -1 and headers path, field, waba_id. Their id is derived from the element's
 // bytes and reason, so Meta's retries write the same dead letter again.

@@ -25,7 +25,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/convmeter/convmeter/events/kafkax"
 	"github.com/convmeter/convmeter/events/wmkafka"
@@ -59,7 +62,15 @@ type result struct {
 	Partitions    int     `json:"partitions"`
 	GOMAXPROCS    int     `json:"gomaxprocs"`
 	InProcess     bool    `json:"in_process_server"`
+	// Kafka writer figures of the in-process server (kafka-go WriterStats over the whole run).
+	KafkaWrites       int64   `json:"kafka_produce_requests,omitempty"`
+	KafkaAvgBatch     int64   `json:"kafka_avg_batch_messages,omitempty"`
+	KafkaAvgWriteMs   float64 `json:"kafka_avg_write_ms,omitempty"`
+	KafkaAvgBatchMs   float64 `json:"kafka_avg_batch_ms,omitempty"`
+	ProcessCPUSeconds float64 `json:"process_cpu_seconds"`
 }
+
+var writerStats func() kafka.WriterStats
 
 func main() {
 	var cfg config
@@ -166,6 +177,16 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (result, error) {
 	slices.Sort(all)
 	res.Requests, res.Failed, res.Events, res.Seconds = ok.Load(), failed.Load(), evs.Load(), secs
 	res.EventsPerSec = float64(res.Events) / secs
+	if writerStats != nil {
+		st := writerStats()
+		res.KafkaWrites, res.KafkaAvgBatch = st.Writes, st.BatchSize.Avg
+		res.KafkaAvgWriteMs = float64(st.WriteTime.Avg.Microseconds()) / 1000
+		res.KafkaAvgBatchMs = float64(st.BatchTime.Avg.Microseconds()) / 1000
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		res.ProcessCPUSeconds = float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+	}
 	if len(all) > 0 {
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 		res.P50ms, res.P99ms, res.MaxMs = ms(all[len(all)/2]), ms(all[len(all)*99/100]), ms(all[len(all)-1])
@@ -206,6 +227,7 @@ func startServer(ctx context.Context, cfg config, log *slog.Logger) (string, fun
 	if err != nil {
 		return "", nil, err
 	}
+	writerStats = pub.Stats
 	srv, err := ingest.New(ingest.Config{VerifyToken: "t", AppSecrets: []string{cfg.secret}, Topics: topics,
 		Partitions: cfg.partitions}, pub, log)
 	if err != nil {
