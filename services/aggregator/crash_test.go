@@ -1,0 +1,327 @@
+package aggregator
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/convmeter/convmeter/events/kafkatest"
+	"github.com/convmeter/convmeter/events/kafkax"
+	"github.com/convmeter/convmeter/projections/redistest"
+	"github.com/convmeter/convmeter/services/aggregator/traffic"
+	"github.com/convmeter/convmeter/services/window"
+	"github.com/segmentio/kafka-go"
+)
+
+var binary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binary.dir != "" {
+		_ = os.RemoveAll(binary.dir)
+	}
+	os.Exit(code)
+}
+
+// convmeterBinary builds the convmeter command once per test binary, without -race: the crash
+// tests kill it, and its speed is the point.
+func convmeterBinary(t *testing.T) string {
+	t.Helper()
+	binary.once.Do(func() {
+		binary.dir, binary.err = os.MkdirTemp("", "convmeter-aggregator-test")
+		if binary.err != nil {
+			return
+		}
+		binary.path = filepath.Join(binary.dir, "convmeter")
+		out, err := exec.Command("go", "build", "-o", binary.path, "github.com/convmeter/convmeter/services/cmd/convmeter").CombinedOutput()
+		if err != nil {
+			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binary.err != nil {
+		t.Fatal(binary.err)
+	}
+	return binary.path
+}
+
+// child is one `convmeter aggregator` process.
+type child struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{} // closed when the process has exited; err is then set
+	err  error
+}
+
+func startChild(t *testing.T, bin string, args []string, logPath string) *child {
+	t.Helper()
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr, cmd.Stdout = f, f
+	cmd.Env = append(os.Environ(), "CONVMETER_LOG_LEVEL=info")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { c.err = cmd.Wait(); f.Close(); close(c.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-c.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-c.done
+		}
+	})
+	return c
+}
+
+func (c *child) kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.done
+}
+
+// stop sends SIGTERM and requires exit status 0 within limit.
+func (c *child) stop(t *testing.T, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.done:
+		if c.err != nil {
+			t.Fatalf("aggregator exited with %v after SIGTERM; log:\n%s", c.err, tailFile(c.log, 30))
+		}
+	case <-time.After(limit):
+		t.Fatalf("aggregator did not exit within %v of SIGTERM", limit)
+	}
+	return time.Since(start)
+}
+
+func tailFile(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// logLines returns the JSON log records of path whose msg is msg.
+func logLines(t *testing.T, path, msg string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec map[string]any
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// crashRig is generated input on fresh topics, a snapshot namespace and a consumer group.
+type crashRig struct {
+	brokers []string
+	topics  kafkax.Topics
+	parts   int
+	group   string
+	client  *kafka.Client
+	ends    []int64
+	args    []string
+	dir     string
+}
+
+func newCrashRig(t *testing.T, seed uint64, records int) *crashRig {
+	brokers := kafkatest.Brokers(t)
+	_, snapPrefix := redistest.Client(t)
+	r := &crashRig{brokers: brokers, parts: 4, group: kafkatest.Name(t), dir: t.TempDir(),
+		client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}}
+	prefix := kafkatest.Name(t)
+	r.topics = kafkax.PrefixedTopics(prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := kafkax.EnsureTopics(ctx, brokers, r.topics.Specs(r.parts)...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = kafkax.DeleteTopics(ctx, brokers, r.topics.All()...)
+	})
+	start := time.Now()
+	msgs, err := traffic.Generate(traffic.Config{Seed: seed, Records: records, Partitions: r.parts, Users: 20000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce(t, brokers, r.topics.MessageEvents, msgs)
+	if r.ends, err = endOffsets(ctx, r.client, r.topics.MessageEvents, r.parts); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("produced %d records %v in %v", sum(r.ends), r.ends, time.Since(start).Round(time.Millisecond))
+	redisURL := redistest.URL(t)
+	r.args = []string{"aggregator", "-brokers", strings.Join(brokers, ","), "-redis", redisURL, "-topic-prefix", prefix,
+		"-group", r.group, "-http", "", "-snapshot-prefix", snapPrefix, "-max-batch", "2000", "-snapshot-every", "4000",
+		"-session-timeout", "6s", "-shutdown-timeout", "15s"}
+	return r
+}
+
+func (r *crashRig) outputs(t *testing.T) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := endOffsets(ctx, r.client, r.topics.ConversationEvents, r.parts)
+	if err != nil {
+		t.Fatalf("output end offsets: %v", err)
+	}
+	return sum(ends)
+}
+
+func (r *crashRig) finished(t *testing.T) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := committed(ctx, r.client, r.group, r.topics.MessageEvents, r.parts)
+	if err != nil {
+		return false
+	}
+	for p := range got {
+		if got[p] != r.ends[p] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestKill9MatchesReference kills `convmeter aggregator` with SIGKILL at random points of a
+// 200k-record stream, restarts it each time, and requires the output and dead-letter topics to
+// equal the pure reference run event by event: nothing missing, nothing doubled, same ids and
+// bytes. Snapshots are taken every 4000 records per partition, so kills land before, between
+// and during snapshots and writes.
+func TestKill9MatchesReference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test")
+	}
+	bin := convmeterBinary(t)
+	r := newCrashRig(t, 11, 200_000)
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 1))
+	t.Logf("kill points from seed %d", seed)
+	total := sum(r.ends)
+	const kills = 5
+	killed := 0
+	for i := 0; i < kills; i++ {
+		base := r.outputs(t)
+		target := base + total/100 + rng.Int64N(total/12)
+		c := startChild(t, bin, r.args, filepath.Join(r.dir, fmt.Sprintf("run%d.log", i)))
+		deadline := time.Now().Add(2 * time.Minute)
+		for r.outputs(t) < target && !r.finished(t) {
+			if time.Now().After(deadline) {
+				t.Fatalf("run %d made no progress to %d outputs; log:\n%s", i, target, tailFile(c.log, 30))
+			}
+			time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
+		}
+		if r.finished(t) {
+			c.kill(t)
+			t.Logf("run %d: stream finished before kill point", i)
+			break
+		}
+		c.kill(t)
+		killed++
+		t.Logf("run %d: killed at %d outputs (%.0f%%)", i, r.outputs(t), 100*float64(r.outputs(t))/float64(total))
+	}
+	if killed < 3 {
+		t.Fatalf("only %d kills landed mid-stream", killed)
+	}
+	last := startChild(t, bin, r.args, filepath.Join(r.dir, "final.log"))
+	waitCommitted(t, r.client, r.group, r.topics.MessageEvents, r.ends, 3*time.Minute)
+	took := last.stop(t, 30*time.Second)
+	t.Logf("final run stopped %v after SIGTERM", took.Round(time.Millisecond))
+	restoredFromSnapshot := 0
+	for i := 0; i <= kills; i++ {
+		path := filepath.Join(r.dir, fmt.Sprintf("run%d.log", i))
+		if i == kills {
+			path = last.log
+		}
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		for _, rec := range logLines(t, path, "partition restored") {
+			if rec["snapshot"] == true {
+				restoredFromSnapshot++
+			}
+		}
+	}
+	if restoredFromSnapshot == 0 {
+		t.Error("no restart restored a snapshot")
+	}
+	in, out, dead := checkAgainstReference(t, r.brokers, r.topics, r.parts, window.Config{})
+	t.Logf("%d kills, %d partition restores from a snapshot; %d input records, %d outputs, %d dead letters equal to the reference",
+		killed, restoredFromSnapshot, in, out, dead)
+}
+
+// TestRebalanceMatchesReference starts a second instance mid-stream: the partitions are split
+// between the two (each finishes its batch, snapshots and releases on revocation, and restores
+// on assignment), and the combined output equals the reference.
+func TestRebalanceMatchesReference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test")
+	}
+	bin := convmeterBinary(t)
+	r := newCrashRig(t, 12, 200_000)
+	total := sum(r.ends)
+	a := startChild(t, bin, r.args, filepath.Join(r.dir, "a.log"))
+	deadline := time.Now().Add(2 * time.Minute)
+	for r.outputs(t) < total/6 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress; log:\n%s", tailFile(a.log, 30))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b := startChild(t, bin, r.args, filepath.Join(r.dir, "b.log"))
+	waitCommitted(t, r.client, r.group, r.topics.MessageEvents, r.ends, 3*time.Minute)
+	// Both instances must have held partitions after the rebalance.
+	lastAssigned := func(c *child) []any {
+		recs := logLines(t, c.log, "assigned partitions")
+		if len(recs) == 0 {
+			return nil
+		}
+		ps, _ := recs[len(recs)-1]["partitions"].([]any)
+		return ps
+	}
+	pa, pb := lastAssigned(a), lastAssigned(b)
+	if len(pa) == 0 || len(pb) == 0 || len(pa)+len(pb) != r.parts {
+		t.Fatalf("after the rebalance a holds %v and b holds %v, want a split of %d partitions", pa, pb, r.parts)
+	}
+	if len(logLines(t, a.log, "released partitions")) == 0 {
+		t.Fatal("instance a never released its partitions")
+	}
+	a.stop(t, 30*time.Second)
+	b.stop(t, 30*time.Second)
+	in, out, dead := checkAgainstReference(t, r.brokers, r.topics, r.parts, window.Config{})
+	t.Logf("a held %v, b held %v; %d input records, %d outputs, %d dead letters equal to the reference", pa, pb, in, out, dead)
+	_ = bytes.MinRead
+}
