@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -135,6 +136,21 @@ func TestTotalsEqualSumOfLines(t *testing.T) {
 			}
 			if tt.FreeTier != nil && tt.FreeTier.Used != min(tt.FreeTier.Eligible, 5) {
 				t.Fatalf("seed %d %v: free tier %+v", seed, wm, tt.FreeTier)
+			}
+			// Pages (settled by direct ranks) agree with the walk (settled by cuts).
+			var paged []Settled
+			for cur := ""; ; {
+				pg, err := a.Lines(context.Background(), wm[0], wm[1], cur, 20+r.IntN(80))
+				if err != nil {
+					t.Fatal(err)
+				}
+				paged = append(paged, pg.Lines...)
+				if cur = pg.Next; cur == "" {
+					break
+				}
+			}
+			if fmt.Sprint(paged) != fmt.Sprint(ls) {
+				t.Fatalf("seed %d %v: paged lines differ from the walk", seed, wm)
 			}
 			if da, db := dump(t, a, wm[0], wm[1]), dump(t, b, wm[0], wm[1]); da != db {
 				t.Fatalf("seed %d %v: ledger depends on processing order", seed, wm)

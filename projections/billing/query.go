@@ -393,10 +393,12 @@ func (s *Store) Lines(ctx context.Context, waba, month, cursor string, limit int
 	if err != nil {
 		return LinePage{}, err
 	}
-	return s.linesPage(ctx, s.newSettler(parts), waba+"|"+month, after, limit)
+	return s.linesPage(ctx, s.newSettler(parts), waba+"|"+month, after, limit, true)
 }
 
-func (s *Store) linesPage(ctx context.Context, st *settler, wm string, after *OrderKey, limit int) (LinePage, error) {
+// linesPage reads a page of lines; ranked settles them by direct ranks (API pages), otherwise by
+// the settler's cached cuts (whole-month walks).
+func (s *Store) linesPage(ctx context.Context, st *settler, wm string, after *OrderKey, limit int, ranked bool) (LinePage, error) {
 	ms, more, err := s.page(ctx, st.parts, func(tag string) string { return kIndex(tag, wm) }, after, limit)
 	if err != nil {
 		return LinePage{}, err
@@ -416,16 +418,29 @@ func (s *Store) linesPage(ctx context.Context, st *settler, wm string, after *Or
 		}
 	}
 	out := LinePage{Lines: make([]Settled, 0, len(ms))}
-	for _, m := range ms {
-		l, ok := byID[m.k.ID]
-		if !ok {
-			continue
+	if ranked {
+		var ls []Line
+		var ps []int32
+		for _, m := range ms {
+			if l, ok := byID[m.k.ID]; ok {
+				ls, ps = append(ls, l), append(ps, m.p)
+			}
 		}
-		sl, err := st.settle(ctx, l, m.p)
-		if err != nil {
+		if out.Lines, err = st.settleRanked(ctx, ls, ps); err != nil {
 			return LinePage{}, err
 		}
-		out.Lines = append(out.Lines, sl)
+	} else {
+		for _, m := range ms {
+			l, ok := byID[m.k.ID]
+			if !ok {
+				continue
+			}
+			sl, err := st.settle(ctx, l, m.p)
+			if err != nil {
+				return LinePage{}, err
+			}
+			out.Lines = append(out.Lines, sl)
+		}
 	}
 	if more && len(ms) > 0 {
 		out.Next = encodeCursor(ms[len(ms)-1].k)
@@ -442,7 +457,7 @@ func (s *Store) EachLine(ctx context.Context, waba, month string, fn func(Settle
 	st := s.newSettler(parts)
 	var after *OrderKey
 	for {
-		pg, err := s.linesPage(ctx, st, waba+"|"+month, after, 1000)
+		pg, err := s.linesPage(ctx, st, waba+"|"+month, after, 1000, false)
 		if err != nil {
 			return err
 		}
