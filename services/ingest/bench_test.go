@@ -2,8 +2,13 @@ package ingest
 
 import (
 	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/message"
 )
 
 // statusesBody builds a "messages" webhook with n delivered statuses with pricing and conversation.
@@ -46,4 +51,39 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+type discardPublisher struct{}
+
+func (discardPublisher) Publish(string, ...*message.Message) error { return nil }
+func (discardPublisher) Close() error                              { return nil }
+
+// BenchmarkHandler100 is the whole server path of a 100-status request (signature, normalise,
+// router, middleware, event encoding) with a publisher that discards: the CPU ingest itself needs
+// per event, Kafka and the network excluded.
+func BenchmarkHandler100(b *testing.B) {
+	srv, err := New(Config{VerifyToken: "t", AppSecrets: []string{testSecret}, Partitions: 12}, discardPublisher{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = srv.Run(ctx) }()
+	<-srv.Running()
+	h := srv.Handler()
+	body := statusesBody(100)
+	sig := Sign(testSecret, body)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodPost, "/webhook", bytes.NewReader(body))
+			req.Header.Set(SignatureHeader, sig)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Fatalf("%d %s", w.Code, w.Body)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
 }

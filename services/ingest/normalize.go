@@ -1,9 +1,9 @@
 package ingest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"strconv"
 
 	"github.com/convmeter/convmeter/events"

@@ -2,8 +2,8 @@ package ingest
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"strconv"
 	"strings"
 
