@@ -201,7 +201,7 @@ func (e *Engine) opensCSW(p *events.InboundMessage) bool {
 		return false
 	}
 	// An errors-only payload is not a user message (A8).
-	return !(len(p.ErrorCodes) > 0 && (p.MessageType == "" || p.MessageType == "unsupported"))
+	return len(p.ErrorCodes) == 0 || (p.MessageType != "" && p.MessageType != "unsupported")
 }
 
 // emit appends an output with the next cause index of the current input.

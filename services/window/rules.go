@@ -70,10 +70,10 @@ func sortConvs(cs []conv) {
 
 // step applies fact f to st, which has been advanced to f.t.
 func (r *rules) step(st *pairState, f *fact, out sink) {
-	switch {
-	case f.kind == factInbound:
+	switch f.kind {
+	case factInbound:
 		r.inbound(st, f, out)
-	case f.kind == factSend:
+	case factSend:
 		r.send(st, f, out)
 	default:
 		r.status(st, f, out)

@@ -142,7 +142,7 @@ func Restore(r io.Reader, cfg Config) (*Engine, error) {
 		}
 	}
 	if d.err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSnapshot, d.err)
+		return nil, fmt.Errorf("%w: %w", ErrSnapshot, d.err)
 	}
 	sort.Sort(e.due) // a sorted slice is a valid heap
 	return e, nil

@@ -74,8 +74,9 @@ func (k kind) wire() events.MessageKind {
 		return events.KindTemplate
 	case kindFreeForm:
 		return events.KindFreeForm
+	default:
+		return events.KindUnknown
 	}
-	return events.KindUnknown
 }
 
 // factKind orders facts of one second canonically (A13): inbound, send, then statuses by rank.
