@@ -217,27 +217,41 @@ type ThroughputStatus struct {
 
 // Throughput merges the per-second counts of a number over all partitions.
 func (s *Store) Throughput(ctx context.Context, pn string, t events.UnixTime, limitMPS int) (ThroughputStatus, error) {
+	secs, err := s.seconds(ctx, pn, hourOf(t-s.cfg.ThroughputWindow), hourOf(t))
+	if err != nil {
+		return ThroughputStatus{}, err
+	}
+	for sec := range secs {
+		if sec <= t-s.cfg.ThroughputWindow || sec > t {
+			delete(secs, sec)
+		}
+	}
+	return PeakOf(pn, secs, t, limitMPS), nil
+}
+
+// seconds merges a number's per-second counts of hours from..to over all partitions.
+func (s *Store) seconds(ctx context.Context, pn string, from, to int64) (map[events.UnixTime]int64, error) {
 	pipe := s.rdb.Pipeline()
 	var cmds []*redis.MapStringStringCmd
 	for p := range s.partitions {
-		for h := hourOf(t - s.cfg.ThroughputWindow); h <= hourOf(t); h++ {
+		for h := from; h <= to; h++ {
 			cmds = append(cmds, pipe.HGetAll(ctx, s.prefix(int32(p))+tputKey(pn, h)))
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return ThroughputStatus{}, fmt.Errorf("ratelimit: read throughput: %w", err)
+		return nil, fmt.Errorf("ratelimit: read throughput of %s: %w", pn, err)
 	}
 	secs := map[events.UnixTime]int64{}
 	for _, c := range cmds {
 		for k, v := range c.Val() {
 			sec, err1 := strconv.ParseInt(k, 10, 64)
 			n, err2 := strconv.ParseInt(v, 10, 64)
-			if err1 == nil && err2 == nil && events.UnixTime(sec) > t-s.cfg.ThroughputWindow && events.UnixTime(sec) <= t {
+			if err1 == nil && err2 == nil {
 				secs[events.UnixTime(sec)] += n
 			}
 		}
 	}
-	return PeakOf(pn, secs, t, limitMPS), nil
+	return secs, nil
 }
 
 // PeakOf summarises per-second counts. It is pure.
@@ -319,6 +333,9 @@ type Snapshot struct {
 	Limit       LimitStatus
 	Pair        PairState
 	Second      int64 // messages of the number in the second At
+	// Shared is true when the scope's counter and the number's seconds came from the shared
+	// cache (WithSharedState), at most its TTL old.
+	Shared bool
 }
 
 // Admission reads the state for "may pn send to user at t".
@@ -345,6 +362,9 @@ func (s *Store) Admission(ctx context.Context, pn, user string, t events.UnixTim
 	// the script).
 	for attempt := 0; ; attempt++ {
 		err := s.admissionRead(ctx, &snap, sc, pn, user, pair, pp, fields, from, sec, t)
+		if err == nil && s.sharedTTL > 0 {
+			err = s.sharedRead(ctx, &snap, sc, pn, user, t)
+		}
 		if err == nil || attempt > 0 || !strings.Contains(err.Error(), "NOSCRIPT") {
 			if err != nil {
 				return Snapshot{}, err
@@ -377,12 +397,16 @@ func (s *Store) admissionRead(ctx context.Context, snap *Snapshot, sc Scope, pn,
 	fields []string, from, sec string, t events.UnixTime) error {
 	snap.Used, snap.UserCounted, snap.Second, snap.Pair = 0, false, 0, PairState{}
 	pipe := s.rdb.Pipeline()
+	shared := s.sharedTTL > 0 // then only the pair's partition is read here
 	cmds := make([]*redis.Cmd, s.partitions)
 	var bucketHours []int64
 	for h := hourOf(t - pairCapacity); h <= hourOf(t); h++ {
 		bucketHours = append(bucketHours, h)
 	}
 	for p := range s.partitions {
+		if shared && int32(p) != pp {
+			continue
+		}
 		pfx := s.prefix(int32(p))
 		keys := []string{pfx + kLimitPrefix + string(sc), pfx + tputKey(pn, hourOf(t))}
 		args := []any{user, from, sec}
@@ -404,6 +428,9 @@ func (s *Store) admissionRead(ctx context.Context, snap *Snapshot, sc Scope, pn,
 	nonEmpty := 0
 	snap.Pair = PairState{Pair: pair}
 	for p := range s.partitions {
+		if cmds[p] == nil {
+			continue
+		}
 		vals, err := cmds[p].Slice()
 		if err != nil || len(vals) < 3 {
 			return fmt.Errorf("ratelimit: read admission state of partition %d: %w", p, err)

@@ -50,6 +50,9 @@ type Store struct {
 
 	mu    sync.Mutex
 	cache map[string]acctEntry
+
+	sharedTTL time.Duration
+	sc        sharedCache
 }
 
 type acctEntry struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/convmeter/convmeter/events"
 )
@@ -275,4 +276,38 @@ func TestCorrectionsUndo(t *testing.T) {
 		t.Errorf("state left after undoing everything:\n%s", strings.Join(rest, "\n"))
 	}
 	_ = empty
+}
+
+// TestSharedStateIsBoundedStale: with WithSharedState the scope counter is reused for its TTL of
+// wall time and re-read after it, while the pair's own state is always fresh.
+func TestSharedStateIsBoundedStale(t *testing.T) {
+	rdb, ns := client(t)
+	now := time.Unix(0, 0)
+	s, err := NewStore(rdb, WithNamespace(ns), WithPartitions(2), WithSharedState(time.Second),
+		WithAccountCache(0, func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	a := &log{p: 0}
+	a.config("n1", "pf1", "TIER_250", 0)
+	a.delivered("n1", "pf1", "u1", tPFEra, false)
+	apply(t, s, a.batch())
+	snap, err := s.Admission(ctx, "n1", "u2", tPFEra+10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !snap.Shared || snap.Used != 1 || !snap.Exact {
+		t.Fatalf("first read: %+v", snap)
+	}
+	b := &log{p: 1}
+	b.delivered("n1", "pf1", "u2", tPFEra+5, false)
+	apply(t, s, b.batch())
+	if snap, _ = s.Admission(ctx, "n1", "u2", tPFEra+10); snap.Used != 1 || snap.UserCounted {
+		t.Errorf("within the TTL the shared counter is reused: used %d counted %v", snap.Used, snap.UserCounted)
+	}
+	now = now.Add(time.Second)
+	if snap, _ = s.Admission(ctx, "n1", "u2", tPFEra+10); snap.Used != 2 || !snap.UserCounted {
+		t.Errorf("after the TTL: used %d counted %v, want 2 and true", snap.Used, snap.UserCounted)
+	}
 }

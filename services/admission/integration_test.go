@@ -134,9 +134,14 @@ func TestAdmissionLoad(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("ADMISSION_LOAD_SECONDS")); err == nil && v > 0 {
 		secs = v
 	}
+	var shared time.Duration
+	if v, err := strconv.Atoi(os.Getenv("ADMISSION_SHARED_MS")); err == nil && v > 0 {
+		shared = time.Duration(v) * time.Millisecond
+	}
 	rdb, ns := redistest.Client(t)
 	const partitions = 12
-	store, err := ratelimit.NewStore(rdb, ratelimit.WithNamespace(ns), ratelimit.WithPartitions(partitions))
+	store, err := ratelimit.NewStore(rdb, ratelimit.WithNamespace(ns), ratelimit.WithPartitions(partitions),
+		ratelimit.WithSharedState(shared))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +189,7 @@ func TestAdmissionLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("admission load: %s", res)
-	fmt.Printf("ADMISSION_LOAD rate_target=%d partitions=%d %s\n", rate, partitions, res)
+	fmt.Printf("ADMISSION_LOAD rate_target=%d partitions=%d shared_ttl=%v %s\n", rate, partitions, shared, res)
 	if res.Failed > 0 {
 		t.Errorf("%d requests failed, first: %s", res.Failed, res.FirstError)
 	}
