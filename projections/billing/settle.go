@@ -57,6 +57,41 @@ func (s *Store) partitions(ctx context.Context) ([]int32, error) {
 	return out, nil
 }
 
+// prefetch loads the member-zset lists of several groups in one round trip.
+func (st *settler) prefetch(ctx context.Context, groups []string) error {
+	var todo []string
+	for _, g := range groups {
+		if _, ok := st.gkeys[g]; !ok && g != "" {
+			todo = append(todo, g)
+		}
+	}
+	if len(todo) == 0 || len(st.parts) == 0 {
+		return nil
+	}
+	pipe := st.s.rdb.Pipeline()
+	cmds := make([][]*redis.StringSliceCmd, len(todo))
+	for i, g := range todo {
+		for _, p := range st.parts {
+			cmds[i] = append(cmds[i], pipe.SMembers(ctx, kGroupSet(st.s.tag(p), g)))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("billing: WABAs of %d groups: %w", len(todo), err)
+	}
+	for i, g := range todo {
+		var ks []string
+		for j, p := range st.parts {
+			ws := cmds[i][j].Val()
+			sort.Strings(ws)
+			for _, w := range ws {
+				ks = append(ks, kGroupWABA(st.s.tag(p), w, g))
+			}
+		}
+		st.gkeys[g] = ks
+	}
+	return nil
+}
+
 // keys returns the member zsets of a group: one per partition and WABA, named by the group's
 // WABA set in each partition.
 func (st *settler) keys(ctx context.Context, group string) ([]string, error) {
@@ -305,6 +340,13 @@ func (st *settler) settleRanked(ctx context.Context, ls []Line, parts []int32) (
 		ties  []*redis.StringSliceCmd
 	}
 	qs := make([]*q, len(ls))
+	groups := make([]string, 0, len(ls))
+	for _, l := range ls {
+		groups = append(groups, l.Group)
+	}
+	if err := st.prefetch(ctx, groups); err != nil {
+		return nil, err
+	}
 	pipe := st.s.rdb.Pipeline()
 	n := 0
 	for i, l := range ls {
