@@ -85,14 +85,30 @@ type Engine struct {
 }
 
 // pair is one (business number, user) pair: its state at the fold cut, the facts since, and its
-// current state (base + facts, advanced to cur.at).
+// current state (base + facts, advanced to cur.at). base is nil while it is the empty state at the
+// cut, which it is for every pair whose facts are all within the lateness: most pairs never
+// allocate one.
 type pair struct {
-	rules
-	base     pairState
+	key      string
+	base     *pairState
 	cut      int64
 	pending  []fact
 	cur      pairState
 	deadline int64
+}
+
+// rules returns the rule context of p: its number and user are slices of the key.
+func (e *Engine) rules(p *pair) rules {
+	pnid, user, _ := events.SplitPairKey(p.key)
+	return rules{e: e, key: p.key, pnid: pnid, user: user}
+}
+
+// baseState returns a copy of p's base state to replay from.
+func (p *pair) baseState() pairState {
+	if p.base == nil {
+		return pairState{at: p.cut}
+	}
+	return p.base.clone()
 }
 
 // New returns an engine for one partition.
@@ -252,10 +268,9 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 	key := events.PairKey(pnid, user, "")
 	p := e.pairs[key]
 	if p == nil {
-		// The number and user are slices of the key, so the pair holds one string.
-		p = &pair{rules: rules{e: e, key: key, pnid: key[:len(pnid)], user: key[len(pnid)+1:]}}
+		p = &pair{key: key}
 		p.cut = e.stream - e.lateness
-		p.base.at, p.cur.at = p.cut, p.cut
+		p.cur.at = p.cut
 		e.pairs[key] = p
 	}
 	pos := sort.Search(len(p.pending), func(i int) bool { return f.less(&p.pending[i]) })
@@ -276,8 +291,9 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 	if pos == len(p.pending) && f.t >= p.cur.at {
 		p.pending = append(p.pending, f)
 		l := live{e: e, key: key}
-		p.advance(&p.cur, f.t, l)
-		p.step(&p.cur, &p.pending[len(p.pending)-1], l)
+		r := e.rules(p)
+		r.advance(&p.cur, f.t, l)
+		r.step(&p.cur, &p.pending[len(p.pending)-1], l)
 		e.schedule(p)
 		return
 	}
@@ -322,13 +338,14 @@ func sameContent(a, b events.Event) bool {
 
 // replay derives a pair's state and net outputs from its base over facts, advanced to time to.
 func (e *Engine) replay(p *pair, facts []fact, to int64) (pairState, *collector) {
-	st := p.base.clone()
+	st := p.baseState()
 	c := &collector{}
+	r := e.rules(p)
 	for i := range facts {
-		p.advance(&st, facts[i].t, c)
-		p.step(&st, &facts[i], c)
+		r.advance(&st, facts[i].t, c)
+		r.step(&st, &facts[i], c)
 	}
-	p.advance(&st, to, c)
+	r.advance(&st, to, c)
 	return st, c
 }
 
@@ -425,27 +442,40 @@ func (e *Engine) runDue() {
 // maintain advances a pair to stream time, folds facts that can no longer be preceded by a late
 // event into its base, forgets settled messages, and evicts the pair when nothing is left.
 func (e *Engine) maintain(p *pair) {
-	p.advance(&p.cur, e.stream, live{e: e, key: p.key})
+	r := e.rules(p)
+	r.advance(&p.cur, e.stream, live{e: e, key: p.key})
 	cut := e.stream - e.lateness
 	if cut > p.cut {
 		n := sort.Search(len(p.pending), func(i int) bool { return p.pending[i].t >= cut })
+		base := p.baseState()
 		for i := 0; i < n; i++ {
-			p.advance(&p.base, p.pending[i].t, discard{})
-			p.step(&p.base, &p.pending[i], discard{})
+			r.advance(&base, p.pending[i].t, discard{})
+			r.step(&base, &p.pending[i], discard{})
 		}
-		p.advance(&p.base, cut, discard{})
+		r.advance(&base, cut, discard{})
 		p.pending = append(p.pending[:0], p.pending[n:]...)
 		p.cut = cut
+		p.setBase(base)
 	}
-	if gone := e.forget(&p.cur, p.cut); len(gone) > 0 {
-		drop(&p.base, gone)
+	if gone := e.forget(&p.cur, p.cut); len(gone) > 0 && p.base != nil {
+		drop(p.base, gone)
+		p.setBase(*p.base)
 	}
-	if len(p.pending) == 0 && p.cur.empty() && p.base.empty() {
+	if len(p.pending) == 0 && p.cur.empty() && (p.base == nil || p.base.empty()) {
 		delete(e.pairs, p.key)
 		e.stats.Evicted++
 		return
 	}
 	e.schedule(p)
+}
+
+// setBase keeps st as the base, or no base when st is the empty state at the cut.
+func (p *pair) setBase(st pairState) {
+	if st.empty() {
+		p.base = nil
+		return
+	}
+	p.base = &st
 }
 
 // forget drops the current state's messages that nothing can change any more, remembering settled

@@ -72,7 +72,8 @@ func (e *Engine) Snapshot(w io.Writer) error {
 		enc.str(p.key)
 		enc.int(p.cut)
 		enc.int(p.deadline)
-		enc.state(&p.base)
+		base := p.baseState()
+		enc.state(&base)
 		enc.state(&p.cur)
 		enc.uint(uint64(len(p.pending)))
 		for i := range p.pending {
@@ -127,10 +128,10 @@ func Restore(r io.Reader, cfg Config) (*Engine, error) {
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		p := &pair{}
 		p.key = d.str()
-		p.pnid, p.user, _ = events.SplitPairKey(p.key)
-		p.e = e
 		p.cut, p.deadline = d.int(), d.int()
-		d.state(&p.base)
+		var base pairState
+		d.state(&base)
+		p.setBase(base)
 		d.state(&p.cur)
 		p.pending = make([]fact, d.count())
 		for i := range p.pending {
