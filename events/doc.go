@@ -70,7 +70,8 @@
 //
 // schemas/<wire name>.json describes each type (envelope and data) as JSON Schema draft 2020-12,
 // for producers and consumers in other languages; tests keep every schema in step with the Go
-// structs and validate every golden fixture against it. testdata/golden/<wire name>/ holds encoded
+// structs and validate every golden fixture against it. The schemas subpackage embeds them and
+// validates records (schemas.Validate), for tests of the components that write events. testdata/golden/<wire name>/ holds encoded
 // examples of every type and version; they are never edited, only added, and every build decodes
 // them.
 //
