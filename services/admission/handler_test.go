@@ -177,7 +177,11 @@ func TestAdmissionTable(t *testing.T) {
 		},
 		{
 			name: "coexistence numbers stop at 20 mps", at: tPMP,
-			snap: func(events.UnixTime) ratelimit.Snapshot { s := baseSnap(); s.Second, s.Config.Coexistence = 20, true; return s },
+			snap: func(events.UnixTime) ratelimit.Snapshot {
+				s := baseSnap()
+				s.Second, s.Config.Coexistence = 20, true
+				return s
+			},
 			body: `{"phone_number_id":"n1","user":"15550100","kind":"template","category":"marketing"}`, reasons: []string{ReasonThroughput},
 		},
 		{
@@ -251,7 +255,11 @@ func TestAdmissionTable(t *testing.T) {
 		},
 		{
 			name: "unconfigured number: decision without price", at: tPMP,
-			snap: func(events.UnixTime) ratelimit.Snapshot { s := baseSnap(); s.Configured, s.Config = false, ratelimit.NumberConfig{}; return s },
+			snap: func(events.UnixTime) ratelimit.Snapshot {
+				s := baseSnap()
+				s.Configured, s.Config = false, ratelimit.NumberConfig{}
+				return s
+			},
 			body: `{"phone_number_id":"n1","user":"15550100","kind":"template","category":"marketing"}`, allowed: true,
 			check: func(t *testing.T, d Decision) {
 				if d.Price != nil || !strings.Contains(d.PriceError, "not configured") {
