@@ -71,6 +71,46 @@ func BenchmarkApply(b *testing.B) {
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
 }
 
+// BenchmarkApplyParallel is BenchmarkApply with two writers on disjoint partitions, as a projector
+// with Parallel 2 runs: one plans while Redis executes the other's transaction.
+func BenchmarkApplyParallel(b *testing.B) {
+	s := newStore(b, exampleBook(b))
+	const size, writers = 5000, 2
+	ctx := context.Background()
+	var batches [writers][]projections.Batch
+	for w := 0; w < writers; w++ {
+		r := rand.New(rand.NewPCG(uint64(w), 2))
+		for i := 0; i < b.N/writers+1; i++ {
+			p := int32(w*2 + i%2)
+			batches[w] = append(batches[w], benchBatch(r, p, int64(i/2)*size, size))
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		go func(w int) {
+			for _, bt := range batches[w] {
+				if err := s.Apply(ctx, bt); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}(w)
+	}
+	for w := 0; w < writers; w++ {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := 0
+	for w := range batches {
+		n += len(batches[w]) * size
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
+}
+
 // TestQueryLatency stores -billing.lines lines (over 4 partitions, one WABA-month per WABA) and
 // reports p50/p99 latency of a 100-line page at random cursors and of the settled totals.
 func TestQueryLatency(t *testing.T) {

@@ -28,7 +28,16 @@ func clean(s string) string {
 
 // appendLine encodes l in the stored format.
 func appendLine(b []byte, l Line) []byte {
-	str := func(s string) { b = append(b, sep...); b = append(b, clean(s)...) }
+	if b == nil {
+		b = make([]byte, 0, 96+len(l.ID)+len(l.Pair)+len(l.WAMID)+len(l.Group)+len(l.ConversationID))
+	}
+	str := func(s string) {
+		b = append(b, sep...)
+		if strings.Contains(s, sep) {
+			s = clean(s)
+		}
+		b = append(b, s...)
+	}
 	b = append(b, lineVersion...)
 	str(l.ID)
 	str(l.Pair)

@@ -20,38 +20,6 @@ import (
 // Name is the projection's stable name: key prefix and consumer-group suffix.
 const Name = "billing"
 
-// applyScript writes one batch: it checks the high-water causes the plan was computed against
-// (compare-and-set, so a second writer of the partition cannot interleave), moves them, then runs
-// the plan's ops. Ops are (code, key index, n, n args): H=HSET, D=HDEL, Z=ZADD, R=ZREM, S=SADD with
-// variadic args, I=HINCRBY pairs. Deletes come before puts in the stream.
-var applyScript = redis.NewScript(`
-local hw = KEYS[1]
-local i = 1
-local ncas = tonumber(ARGV[i]); i = i + 1
-for j = 1, ncas do
-  local have = redis.call('HGET', hw, ARGV[i]) or ''
-  if have ~= ARGV[i+1] then return redis.error_reply('CONFLICT high-water of ' .. ARGV[i] .. ' is ' .. have) end
-  i = i + 2
-end
-local nhw = tonumber(ARGV[i]); i = i + 1
-for j = 1, nhw do redis.call('HSET', hw, ARGV[i], ARGV[i+1]); i = i + 2 end
-local cmds = {H='HSET', D='HDEL', Z='ZADD', R='ZREM', S='SADD'}
-while i <= #ARGV do
-  local op, k, n = ARGV[i], KEYS[tonumber(ARGV[i+1])], tonumber(ARGV[i+2])
-  i = i + 3
-  if op == 'I' then
-    for j = 0, n - 1, 2 do redis.call('HINCRBY', k, ARGV[i+j], ARGV[i+j+1]) end
-  else
-    local cmd = cmds[op]
-    for s = 0, n - 1, 1000 do
-      redis.call(cmd, k, unpack(ARGV, i + s, i + math.min(s + 1000, n) - 1))
-    end
-  end
-  i = i + n
-end
-return 'OK'
-`)
-
 // ErrConflict: another writer moved the partition's high-water mark while a batch was planned.
 var ErrConflict = errors.New("billing: high-water mark moved during apply")
 
@@ -130,9 +98,11 @@ func parseCause(p int32, v string) (events.Cause, error) {
 	return events.Cause{Partition: p, Offset: off, Index: int32(idx)}, nil
 }
 
-// Apply implements projections.Projection: one read round trip for the prior state (high-water
-// marks and the stored versions of retracted ids), the pure Apply, one script call that writes
-// the plan and the new marks atomically. A conflict (another writer) is retried a few times.
+// Apply implements projections.Projection: WATCH the partition's high-water hash, one read round
+// trip for the prior state (high-water marks and the stored versions of retracted ids), the pure
+// Apply, then one MULTI/EXEC that writes the plan and the new marks atomically. A conflict
+// (another writer moved a mark) is retried a few times. Safe for concurrent use on different
+// partitions.
 func (s *Store) Apply(ctx context.Context, b projections.Batch) error {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
@@ -149,23 +119,35 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) error {
 		return nil
 	}
 	tag := s.tag(b.Partition)
-	prior, casFields, err := s.readPrior(ctx, tag, b.Events)
-	if err != nil {
-		return err
-	}
-	plan := Apply(s.pricer, b.Events, prior)
-	if len(plan.HW) == 0 && len(plan.Bad) == 0 {
-		return nil // everything at or below the mark: a replay after a crash
-	}
-	keys, args, err := s.encode(tag, plan, prior, casFields)
-	if err != nil {
-		return err
-	}
-	if err := applyScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
-		if strings.Contains(err.Error(), "CONFLICT") {
-			return fmt.Errorf("partition %d: %w: %v", b.Partition, ErrConflict, err)
+	var plan Plan
+	// WATCH the high-water hash, read the prior state, plan, then MULTI/EXEC the plan with the new
+	// marks: EXEC fails if another writer moved a mark in between (optimistic lock).
+	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		prior, err := s.readPrior(ctx, tx, tag, b.Events)
+		if err != nil {
+			return err
 		}
+		plan = Apply(s.pricer, b.Events, prior)
+		if len(plan.HW) == 0 && len(plan.Bad) == 0 {
+			return nil // everything at or below the mark: a replay after a crash
+		}
+		ops := s.ops(tag, plan)
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, o := range ops {
+				o.queue(ctx, p)
+			}
+			return nil
+		})
+		return err
+	}, kHW(tag))
+	if errors.Is(err, redis.TxFailedErr) {
+		return fmt.Errorf("partition %d: %w", b.Partition, ErrConflict)
+	}
+	if err != nil {
 		return fmt.Errorf("billing: apply batch of %d events to partition %d: %w", len(b.Events), b.Partition, err)
+	}
+	if len(plan.HW) == 0 && len(plan.Bad) == 0 {
+		return nil
 	}
 	if err := s.rdb.SAdd(ctx, s.partitionsKey(), b.Partition).Err(); err != nil {
 		return fmt.Errorf("billing: register partition %d: %w", b.Partition, err)
@@ -176,7 +158,7 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) error {
 	return nil
 }
 
-func (s *Store) readPrior(ctx context.Context, tag string, evs []events.Event) (Prior, []string, error) {
+func (s *Store) readPrior(ctx context.Context, rc redis.Cmdable, tag string, evs []events.Event) (Prior, error) {
 	var fields []string
 	seen := map[int32]bool{}
 	var retracted []string
@@ -190,7 +172,7 @@ func (s *Store) readPrior(ctx context.Context, tag string, evs []events.Event) (
 		}
 	}
 	prior := Prior{HW: map[int32]events.Cause{}, Lines: map[string]Line{}, Diffs: map[string]Diff{}}
-	pipe := s.rdb.Pipeline()
+	pipe := rc.Pipeline()
 	var hw, ls, ds *redis.SliceCmd
 	if len(fields) > 0 {
 		hw = pipe.HMGet(ctx, kHW(tag), fields...)
@@ -200,23 +182,21 @@ func (s *Store) readPrior(ctx context.Context, tag string, evs []events.Event) (
 		ds = pipe.HMGet(ctx, kDiffs(tag), retracted...)
 	}
 	if hw == nil && ls == nil {
-		return prior, nil, nil
+		return prior, nil
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return prior, nil, fmt.Errorf("billing: read prior state of %s: %w", tag, err)
+		return prior, fmt.Errorf("billing: read prior state of %s: %w", tag, err)
 	}
-	cas := make([]string, 0, 2*len(fields))
 	if hw != nil {
 		for i, v := range hw.Val() {
 			str, _ := v.(string)
-			cas = append(cas, fields[i], str)
 			if str == "" {
 				continue
 			}
 			p, _ := strconv.Atoi(fields[i])
 			c, err := parseCause(int32(p), str)
 			if err != nil {
-				return prior, nil, err
+				return prior, err
 			}
 			prior.HW[int32(p)] = c
 		}
@@ -226,7 +206,7 @@ func (s *Store) readPrior(ctx context.Context, tag string, evs []events.Event) (
 			if str, ok := v.(string); ok {
 				l, err := decodeLine(str)
 				if err != nil {
-					return prior, nil, fmt.Errorf("billing: decode stored line %s: %w", retracted[i], err)
+					return prior, fmt.Errorf("billing: decode stored line %s: %w", retracted[i], err)
 				}
 				prior.Lines[retracted[i]] = l
 			}
@@ -235,101 +215,131 @@ func (s *Store) readPrior(ctx context.Context, tag string, evs []events.Event) (
 			if str, ok := v.(string); ok {
 				var d Diff
 				if err := json.Unmarshal([]byte(str), &d); err != nil {
-					return prior, nil, fmt.Errorf("billing: decode stored diff %s: %w", retracted[i], err)
+					return prior, fmt.Errorf("billing: decode stored diff %s: %w", retracted[i], err)
 				}
 				prior.Diffs[retracted[i]] = d
 			}
 		}
 	}
-	return prior, cas, nil
+	return prior, nil
 }
 
-type opBuilder struct {
-	keys  []string
-	kidx  map[string]int
-	ops   map[string]map[byte][]any // key → op → args
-	order []string
+// op is one write of a plan: a variadic command on one key.
+type op struct {
+	code  byte // H=HSET D=HDEL Z=ZADD R=ZREM S=SADD I=HINCRBY pairs
+	key   string
+	strs  []string // fields / members
+	vals  []any    // HSET values, parallel to strs
+	zs    []redis.Z
+	incrs []int64 // HINCRBY deltas, parallel to strs
 }
 
-func (o *opBuilder) key(k string) int {
-	if i, ok := o.kidx[k]; ok {
-		return i
+func (o *op) queue(ctx context.Context, p redis.Pipeliner) {
+	switch o.code {
+	case 'H':
+		args := make([]any, 0, 2*len(o.strs))
+		for i, f := range o.strs {
+			args = append(args, f, o.vals[i])
+		}
+		p.HSet(ctx, o.key, args...)
+	case 'D':
+		p.HDel(ctx, o.key, o.strs...)
+	case 'Z':
+		p.ZAdd(ctx, o.key, o.zs...)
+	case 'R':
+		args := make([]any, len(o.strs))
+		for i, m := range o.strs {
+			args[i] = m
+		}
+		p.ZRem(ctx, o.key, args...)
+	case 'S':
+		args := make([]any, len(o.strs))
+		for i, m := range o.strs {
+			args[i] = m
+		}
+		p.SAdd(ctx, o.key, args...)
+	case 'I':
+		for i, f := range o.strs {
+			p.HIncrBy(ctx, o.key, f, o.incrs[i])
+		}
 	}
-	o.keys = append(o.keys, k)
-	o.kidx[k] = len(o.keys)
-	return len(o.keys)
 }
 
-func (o *opBuilder) add(op byte, key string, args ...any) {
-	o.key(key)
-	m := o.ops[key]
-	if m == nil {
-		m = map[byte][]any{}
-		o.ops[key] = m
-		o.order = append(o.order, key)
-	}
-	m[op] = append(m[op], args...)
+type opList struct {
+	byKey map[[2]string]*op
+	list  []*op
 }
 
-func (s *Store) encode(tag string, plan Plan, prior Prior, cas []string) ([]string, []any, error) {
-	o := &opBuilder{kidx: map[string]int{}, ops: map[string]map[byte][]any{}}
-	o.key(kHW(tag))
-	args := []any{len(cas) / 2}
-	for _, c := range cas {
-		args = append(args, c)
+func (l *opList) get(code byte, key string) *op {
+	k := [2]string{string(code), key}
+	if o, ok := l.byKey[k]; ok {
+		return o
 	}
+	o := &op{code: code, key: key}
+	l.byKey[k] = o
+	l.list = append(l.list, o)
+	return o
+}
+
+// ops turns a plan into writes: the high-water marks, deletes (retracted or replaced lines and
+// records), puts, then counter increments. MULTI/EXEC runs them in this order.
+func (s *Store) ops(tag string, plan Plan) []*op {
+	l := &opList{byKey: map[[2]string]*op{}}
+	hw := l.get('H', kHW(tag))
 	hwFields := make([]int32, 0, len(plan.HW))
 	for p := range plan.HW {
 		hwFields = append(hwFields, p)
 	}
 	sort.Slice(hwFields, func(i, j int) bool { return hwFields[i] < hwFields[j] })
-	args = append(args, len(hwFields))
 	for _, p := range hwFields {
-		args = append(args, strconv.Itoa(int(p)), causeString(plan.HW[p]))
+		hw.strs = append(hw.strs, strconv.Itoa(int(p)))
+		hw.vals = append(hw.vals, causeString(plan.HW[p]))
 	}
-	for _, l := range plan.Del {
-		o.add('D', kLines(tag), l.ID)
-		o.add('R', kIndex(tag, l.WM()), l.ID)
-		if l.Group != "" {
-			o.add('R', kGroupWABA(tag, l.WABA, l.Group), l.ID)
+	del := func(code byte, key, m string) { o := l.get(code, key); o.strs = append(o.strs, m) }
+	for _, ln := range plan.Del {
+		del('D', kLines(tag), ln.ID)
+		del('R', kIndex(tag, ln.WM()), ln.ID)
+		if ln.Group != "" {
+			del('R', kGroupWABA(tag, ln.WABA, ln.Group), ln.ID)
 		}
 	}
 	for _, d := range plan.DelDiffs {
-		o.add('D', kDiffs(tag), d.ID)
-		o.add('R', kDiffIndex(tag, d.WM()), d.ID)
+		del('D', kDiffs(tag), d.ID)
+		del('R', kDiffIndex(tag, d.WM()), d.ID)
 	}
-	inSet := map[string]bool{}
-	for _, l := range plan.Put {
-		o.add('H', kLines(tag), l.ID, appendLine(nil, l))
-		o.add('Z', kIndex(tag, l.WM()), int64(l.At), l.ID)
-		if l.Group != "" {
-			if sk := kGroupSet(tag, l.Group); !inSet[sk+"\x00"+l.WABA] {
-				inSet[sk+"\x00"+l.WABA] = true
-				o.add('S', sk, l.WABA)
+	lines := l.get('H', kLines(tag))
+	zadd := func(key string, at events.UnixTime, m string) {
+		o := l.get('Z', key)
+		o.zs = append(o.zs, redis.Z{Score: float64(at), Member: m})
+	}
+	inSet := map[[2]string]bool{}
+	for _, ln := range plan.Put {
+		lines.strs = append(lines.strs, ln.ID)
+		lines.vals = append(lines.vals, appendLine(nil, ln))
+		zadd(kIndex(tag, ln.WM()), ln.At, ln.ID)
+		if ln.Group != "" {
+			zadd(kGroupWABA(tag, ln.WABA, ln.Group), ln.At, ln.ID)
+			if k := [2]string{ln.Group, ln.WABA}; !inSet[k] {
+				inSet[k] = true
+				del('S', kGroupSet(tag, ln.Group), ln.WABA)
 			}
-			o.add('Z', kGroupWABA(tag, l.WABA, l.Group), int64(l.At), l.ID)
 		}
 	}
 	for _, d := range plan.PutDiffs {
-		b, err := json.Marshal(d)
-		if err != nil {
-			return nil, nil, fmt.Errorf("billing: encode diff %s: %w", d.ID, err)
-		}
-		o.add('H', kDiffs(tag), d.ID, b)
-		o.add('Z', kDiffIndex(tag, d.WM()), int64(d.At), d.ID)
+		b, _ := json.Marshal(d) // a Diff always marshals
+		o := l.get('H', kDiffs(tag))
+		o.strs, o.vals = append(o.strs, d.ID), append(o.vals, b)
+		zadd(kDiffIndex(tag, d.WM()), d.At, d.ID)
 	}
 	for _, bad := range plan.Bad {
 		b, _ := json.Marshal(bad)
-		o.add('H', kBad(tag), bad.ID, b)
+		o := l.get('H', kBad(tag))
+		o.strs, o.vals = append(o.strs, bad.ID), append(o.vals, b)
 	}
 	incr := func(key string, m map[string]int64) {
-		fs := make([]string, 0, len(m))
-		for f := range m {
-			fs = append(fs, f)
-		}
-		sort.Strings(fs)
-		for _, f := range fs {
-			o.add('I', key, f, m[f])
+		o := l.get('I', key)
+		for _, f := range sortedKeys(m) {
+			o.strs, o.incrs = append(o.strs, f), append(o.incrs, m[f])
 		}
 	}
 	for _, wm := range sortedKeys(plan.Totals) {
@@ -338,16 +348,16 @@ func (s *Store) encode(tag string, plan Plan, prior Prior, cas []string) ([]stri
 	for _, wm := range sortedKeys(plan.Counts) {
 		incr(kDiffCounts(tag, wm), plan.Counts[wm])
 	}
-	// Deletes first, then puts, then increments, as the script expects.
-	for _, ops := range []byte{'D', 'R', 'H', 'Z', 'S', 'I'} {
-		for _, k := range o.order {
-			if a := o.ops[k][ops]; len(a) > 0 {
-				args = append(args, string(ops), o.kidx[k], len(a))
-				args = append(args, a...)
+	// Deletes first, then puts, then increments.
+	var out []*op
+	for _, code := range []byte{'D', 'R', 'H', 'Z', 'S', 'I'} {
+		for _, o := range l.list {
+			if o.code == code && len(o.strs)+len(o.zs) > 0 {
+				out = append(out, o)
 			}
 		}
 	}
-	return o.keys, args, nil
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -67,7 +67,7 @@ func child() error {
 	throttle, _ := time.ParseDuration(os.Getenv(envThrottle))
 	cfg := Config{
 		Brokers: strings.Split(os.Getenv(envBrokers), ","), Topic: os.Getenv(envTopic), Group: os.Getenv(envGroup),
-		MaxBatch: 1000, MaxWait: 100 * time.Millisecond,
+		MaxBatch: 1000, MaxWait: 100 * time.Millisecond, Parallel: 2,
 		ReaderOptions: []kafkax.ReaderOption{kafkax.WithSessionTimeout(6 * time.Second)},
 		OnBatch:       func(Stats) { time.Sleep(throttle) },
 	}

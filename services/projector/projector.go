@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkax"
 	"github.com/convmeter/convmeter/projections"
@@ -34,6 +36,11 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// ReaderOptions adjust the group reader (session timeout, dialer, ...).
 	ReaderOptions []kafkax.ReaderOption
+	// Parallel is how many partitions of one round are applied at once; default 1. Apply of one
+	// partition never overlaps another Apply of the same partition, and a round is committed only
+	// after all its partitions are applied. Use more than 1 only with a projection whose Apply is
+	// safe to call concurrently for different partitions (billing's is).
+	Parallel int
 	// OnBatch, when set, is called after each round is applied and committed (metrics, tests).
 	OnBatch func(Stats)
 }
@@ -61,6 +68,9 @@ func (c *Config) defaults(name string) error {
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = 200 * time.Millisecond
+	}
+	if c.Parallel <= 0 {
+		c.Parallel = 1
 	}
 	if c.RetryMin <= 0 {
 		c.RetryMin = 100 * time.Millisecond
@@ -145,18 +155,29 @@ func Decode(pb kafkax.PartitionBatch, log *slog.Logger) (projections.Batch, int)
 func applyBatch(ctx context.Context, cfg Config, p projections.Projection, b kafkax.Batch, log *slog.Logger) (Stats, error) {
 	st := Stats{Records: b.Len()}
 	start := time.Now()
+	type job struct {
+		batch projections.Batch
+		last  int64
+	}
+	jobs := make([]job, 0, len(b.Partitions))
 	for _, pb := range b.Partitions {
 		batch, bad := Decode(pb, log)
 		st.Undecoded += bad
 		st.Events += len(batch.Events)
-		if len(batch.Events) == 0 {
-			continue
+		if len(batch.Events) > 0 {
+			jobs = append(jobs, job{batch, pb.Last().Offset})
 		}
-		err := retry(ctx, cfg, log.With("partition", pb.Partition, "offset", pb.Last().Offset), "apply",
-			func() error { return p.Apply(ctx, batch) })
-		if err != nil {
-			return st, err
-		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cfg.Parallel)
+	for _, j := range jobs {
+		plog := log.With("partition", j.batch.Partition, "offset", j.last)
+		g.Go(func() error {
+			return retry(gctx, cfg, plog, "apply", func() error { return p.Apply(gctx, j.batch) })
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return st, err
 	}
 	st.Apply = time.Since(start)
 	return st, nil

@@ -85,7 +85,7 @@ func runUntil(t *testing.T, brokers []string, topic, group string, m *memProject
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := Run(ctx, Config{Brokers: brokers, Topic: topic, Group: group, MaxBatch: 64, MaxWait: 50 * time.Millisecond,
+	err := Run(ctx, Config{Brokers: brokers, Topic: topic, Group: group, MaxBatch: 64, Parallel: 2, MaxWait: 50 * time.Millisecond,
 		RetryMin:      time.Millisecond,
 		ReaderOptions: []kafkax.ReaderOption{kafkax.WithSessionTimeout(time.Second)},
 		OnBatch: func(Stats) {
