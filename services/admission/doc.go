@@ -17,6 +17,15 @@
 // in the WABA's time zone. Volume tiers are not applied (admission does not know the month's
 // count): the price is the first tier's.
 //
+// Wiring (the lead's `convmeter api` and projector):
+//
+//	store, err := ratelimit.NewStore(rdb, ratelimit.WithPartitions(n),
+//		ratelimit.WithSharedState(250*time.Millisecond)) // 0: every decision reads every partition
+//	book, err := ratecard.Load(paths...)
+//	h, err := admission.New(store, admission.BookPricer{Book: book}, admission.WithLogger(log))
+//	mux.Handle("/v1/", h)
+//	err = projector.Run(ctx, projector.Config{Brokers: brokers}, store, log) // consumer group convmeter.ratelimit.v1
+//
 // Decide is pure; the handler reads one Snapshot (ratelimit.Store.Admission: one pipelined round
 // trip, two near the limit) and the rate cards held in memory.
 package admission
