@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -329,5 +330,34 @@ func TestReconciliation(t *testing.T) {
 	r, _ = s.Reconciliation(context.Background(), "W1", "2025-07", "", 10)
 	if r.Counts[DiffCategory] != 0 || r.Counts["messages"] != 1 || len(r.Diffs) != 1 {
 		t.Errorf("after retraction: %+v", r)
+	}
+}
+
+// TestConcurrentWritersOnePartition: two writers racing on one partition (a rebalance overlap)
+// never double-count: the WATCHed high-water mark makes one of them retry and skip.
+func TestConcurrentWritersOnePartition(t *testing.T) {
+	book := exampleBook(t)
+	h := julyHistory()
+	once := newStore(t, book)
+	apply(t, once, 0, h[0]...)
+	racy := sameRedis(t, once, book)
+	done := make(chan error, 2)
+	for w := 0; w < 2; w++ {
+		go func() {
+			var err error
+			for i := 0; i < len(h[0]) && err == nil; i += 25 {
+				err = racy.Apply(context.Background(), projectionsBatch(0, h[0][i:min(i+25, len(h[0]))]))
+			}
+			done <- err
+		}()
+	}
+	for w := 0; w < 2; w++ {
+		if err := <-done; err != nil && !errors.Is(err, ErrConflict) {
+			t.Fatal(err)
+		}
+	}
+	apply(t, racy, 0, h[0]...) // whatever a writer gave up on after conflicts
+	if a, b := dump(t, once, "W1", "2025-07"), dump(t, racy, "W1", "2025-07"); a != b {
+		t.Error("racing writers changed the ledger")
 	}
 }

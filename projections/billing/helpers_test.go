@@ -106,3 +106,7 @@ func dump(t testing.TB, s *Store, waba, month string) string {
 	}{tt, ls})
 	return string(b)
 }
+
+func projectionsBatch(p int32, evs []events.Event) projections.Batch {
+	return projections.Batch{Partition: p, Events: evs}
+}
