@@ -1,0 +1,437 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/projections/billing"
+	"github.com/convmeter/convmeter/projections/ratelimit"
+)
+
+// MaxExamples bounds the differences a report lists one by one; the counts are always complete.
+const MaxExamples = 200
+
+// Report is the comparison of a rebuilt namespace with the live one.
+type Report struct {
+	Live    string `json:"live"`
+	Rebuilt string `json:"rebuilt"`
+	// From and To, when set, restrict the comparison to ledger lines delivered in [From, To);
+	// totals and counters are then not compared (the live ones cover all time).
+	From events.UnixTime `json:"from,omitempty"`
+	To   events.UnixTime `json:"to,omitempty"`
+
+	Billing   BillingDiff `json:"billing"`
+	RateLimit CounterDiff `json:"ratelimit"`
+	// Positions are the high-water causes of each side per projection and partition: when they
+	// differ, the two sides did not apply the same events and differences are expected.
+	Positions []Position `json:"positions,omitempty"`
+	// Replay is what the replay did (set by Run).
+	Replay *Stats `json:"replay,omitempty"`
+}
+
+// Position is one projection's high-water cause in one partition on both sides.
+type Position struct {
+	Projection string `json:"projection"`
+	Partition  int32  `json:"partition"`
+	Live       string `json:"live"`    // "offset:index", "" when none
+	Rebuilt    string `json:"rebuilt"` // idem
+}
+
+// BillingDiff compares the ledgers: settled totals per WABA-month and every settled line.
+type BillingDiff struct {
+	WABAMonths   int         `json:"waba_months"`
+	LinesLive    int64       `json:"lines_live"`
+	LinesRebuilt int64       `json:"lines_rebuilt"`
+	Totals       []TotalDiff `json:"totals,omitempty"`
+	LineDiffs    int64       `json:"line_diffs"`
+	Lines        []LineDiff  `json:"lines,omitempty"` // the first MaxExamples
+	// Reconciliation lists WABA-months whose counts of Meta-verdict differences differ.
+	Reconciliation []ReconDiff `json:"reconciliation,omitempty"`
+}
+
+// TotalDiff is a WABA-month whose settled totals differ.
+type TotalDiff struct {
+	WABA    string         `json:"waba"`
+	Month   string         `json:"month"`
+	Live    billing.Bucket `json:"live"`
+	Rebuilt billing.Bucket `json:"rebuilt"`
+}
+
+// LineDiff is one ledger line that differs: missing from the rebuilt ledger, extra in it, or
+// changed (the fields that differ).
+type LineDiff struct {
+	Kind   string      `json:"kind"` // missing, extra, changed
+	WABA   string      `json:"waba"`
+	Month  string      `json:"month"`
+	ID     string      `json:"id"`
+	WAMID  string      `json:"wamid"`
+	Fields []FieldDiff `json:"fields,omitempty"`
+}
+
+// FieldDiff is one field of a changed line.
+type FieldDiff struct {
+	Field   string `json:"field"`
+	Live    string `json:"live"`
+	Rebuilt string `json:"rebuilt"`
+}
+
+// ReconDiff is a WABA-month whose reconciliation counts differ.
+type ReconDiff struct {
+	WABA    string           `json:"waba"`
+	Month   string           `json:"month"`
+	Live    map[string]int64 `json:"live"`
+	Rebuilt map[string]int64 `json:"rebuilt"`
+}
+
+// CounterDiff compares the rate-limit state entry by entry (every hash field and sorted-set
+// member under the namespace, the namespace stripped), which the projection keeps independent of
+// how the log was cut into batches.
+type CounterDiff struct {
+	Compared       bool           `json:"compared"`
+	EntriesLive    int            `json:"entries_live"`
+	EntriesRebuilt int            `json:"entries_rebuilt"`
+	Differences    int            `json:"differences"`
+	ByFamily       map[string]int `json:"by_family,omitempty"` // differing entries per key family (meta, lim, tp, pr, …)
+	Examples       []string       `json:"examples,omitempty"`  // "- entry" only live, "+ entry" only rebuilt
+}
+
+// Equal reports whether the rebuilt namespace matches the live one.
+func (r *Report) Equal() bool {
+	return len(r.Billing.Totals) == 0 && r.Billing.LineDiffs == 0 && len(r.Billing.Reconciliation) == 0 &&
+		r.RateLimit.Differences == 0
+}
+
+// Compare diffs the rebuilt namespace against the live one. from/to (0 = open) restrict the
+// comparison to ledger lines delivered in [from, to).
+func Compare(ctx context.Context, rdb redis.UniversalClient, live, rebuilt *Namespace, partitions int, from, to events.UnixTime) (*Report, error) {
+	r := &Report{Live: live.Prefix, Rebuilt: rebuilt.Prefix, From: from, To: to}
+	ranged := from != 0 || to != 0
+	if err := r.positions(ctx, live, rebuilt, partitions); err != nil {
+		return nil, err
+	}
+	wms, err := wabaMonths(ctx, rdb, live, rebuilt)
+	if err != nil {
+		return nil, err
+	}
+	r.Billing.WABAMonths = len(wms)
+	for _, wm := range wms {
+		waba, month, _ := strings.Cut(wm, "|")
+		if !ranged {
+			if err := r.compareTotals(ctx, live, rebuilt, waba, month); err != nil {
+				return nil, err
+			}
+		}
+		if err := r.compareLines(ctx, live, rebuilt, waba, month, from, to); err != nil {
+			return nil, err
+		}
+	}
+	if !ranged {
+		if err := r.compareCounters(ctx, rdb, live, rebuilt); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func (r *Report) positions(ctx context.Context, live, rebuilt *Namespace, partitions int) error {
+	for i, lp := range live.Projections() {
+		rp := rebuilt.Projections()[i]
+		for p := int32(0); p < int32(partitions); p++ {
+			a, aok, err := lp.HighWater(ctx, p)
+			if err != nil {
+				return err
+			}
+			b, bok, err := rp.HighWater(ctx, p)
+			if err != nil {
+				return err
+			}
+			pos := Position{Projection: lp.Name(), Partition: p}
+			if aok {
+				pos.Live = strconv.FormatInt(a.Offset, 10) + ":" + strconv.Itoa(int(a.Index))
+			}
+			if bok {
+				pos.Rebuilt = strconv.FormatInt(b.Offset, 10) + ":" + strconv.Itoa(int(b.Index))
+			}
+			if aok || bok {
+				r.Positions = append(r.Positions, pos)
+			}
+		}
+	}
+	return nil
+}
+
+// wabaMonths lists the WABA-months either side has totals for ("<waba>|<month>", sorted).
+func wabaMonths(ctx context.Context, rdb redis.UniversalClient, nss ...*Namespace) ([]string, error) {
+	set := map[string]bool{}
+	for _, ns := range nss {
+		keys, err := scanKeys(ctx, rdb, ns.Prefix+billing.Name+":{p")
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			if _, wm, ok := strings.Cut(k, "}:t:"); ok {
+				set[wm] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for wm := range set {
+		out = append(out, wm)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (r *Report) compareTotals(ctx context.Context, live, rebuilt *Namespace, waba, month string) error {
+	a, err := live.Billing.Totals(ctx, waba, month)
+	if err != nil {
+		return fmt.Errorf("replay: live totals of %s %s: %w", waba, month, err)
+	}
+	b, err := rebuilt.Billing.Totals(ctx, waba, month)
+	if err != nil {
+		return fmt.Errorf("replay: rebuilt totals of %s %s: %w", waba, month, err)
+	}
+	if a.Total != b.Total || !sameBuckets(a.ByCategory, b.ByCategory) || !sameBuckets(a.ByPricingType, b.ByPricingType) ||
+		!sameBuckets(a.ByNumber, b.ByNumber) || !sameBuckets(a.ByMarket, b.ByMarket) {
+		r.Billing.Totals = append(r.Billing.Totals, TotalDiff{WABA: waba, Month: month, Live: a.Total, Rebuilt: b.Total})
+	}
+	ra, err := live.Billing.Reconciliation(ctx, waba, month, "", 1)
+	if err != nil {
+		return err
+	}
+	rb, err := rebuilt.Billing.Reconciliation(ctx, waba, month, "", 1)
+	if err != nil {
+		return err
+	}
+	if !sameCounts(ra.Counts, rb.Counts) {
+		r.Billing.Reconciliation = append(r.Billing.Reconciliation, ReconDiff{WABA: waba, Month: month, Live: ra.Counts, Rebuilt: rb.Counts})
+	}
+	return nil
+}
+
+func sameBuckets(a, b map[string]billing.Bucket) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func sameCounts(a, b map[string]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Report) compareLines(ctx context.Context, live, rebuilt *Namespace, waba, month string, from, to events.UnixTime) error {
+	in := func(l billing.Settled) bool { return (from == 0 || l.At >= from) && (to == 0 || l.At < to) }
+	a := map[string]billing.Settled{}
+	if err := live.Billing.EachLine(ctx, waba, month, func(l billing.Settled) error {
+		if in(l) {
+			a[l.ID] = l
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("replay: live lines of %s %s: %w", waba, month, err)
+	}
+	var extra []billing.Settled
+	var n int64
+	err := rebuilt.Billing.EachLine(ctx, waba, month, func(l billing.Settled) error {
+		if !in(l) {
+			return nil
+		}
+		n++
+		old, ok := a[l.ID]
+		if !ok {
+			extra = append(extra, l)
+			return nil
+		}
+		delete(a, l.ID)
+		if fs := lineFields(old, l); len(fs) > 0 {
+			r.lineDiff(LineDiff{Kind: "changed", WABA: waba, Month: month, ID: l.ID, WAMID: l.WAMID, Fields: fs})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("replay: rebuilt lines of %s %s: %w", waba, month, err)
+	}
+	r.Billing.LinesRebuilt += n
+	r.Billing.LinesLive += n - int64(len(extra)) + int64(len(a))
+	missing := make([]billing.Settled, 0, len(a))
+	for _, l := range a {
+		missing = append(missing, l)
+	}
+	sort.Slice(missing, func(i, j int) bool { return missing[i].Key().Less(missing[j].Key()) })
+	for _, l := range missing {
+		r.lineDiff(LineDiff{Kind: "missing", WABA: waba, Month: month, ID: l.ID, WAMID: l.WAMID})
+	}
+	for _, l := range extra {
+		r.lineDiff(LineDiff{Kind: "extra", WABA: waba, Month: month, ID: l.ID, WAMID: l.WAMID})
+	}
+	return nil
+}
+
+func (r *Report) lineDiff(d LineDiff) {
+	r.Billing.LineDiffs++
+	if len(r.Billing.Lines) < MaxExamples {
+		r.Billing.Lines = append(r.Billing.Lines, d)
+	}
+}
+
+// lineFields lists the fields of two settled versions of a line that differ.
+func lineFields(a, b billing.Settled) []FieldDiff {
+	var out []FieldDiff
+	f := func(name, x, y string) {
+		if x != y {
+			out = append(out, FieldDiff{Field: name, Live: x, Rebuilt: y})
+		}
+	}
+	f("amount", a.Amount.String(), b.Amount.String())
+	f("list", a.List.String(), b.List.String())
+	f("settled_pricing_type", string(a.SettledType), string(b.SettledType))
+	f("tier", a.Tier, b.Tier)
+	f("category", string(a.Category), string(b.Category))
+	f("pricing_model", string(a.Model), string(b.Model))
+	f("pricing_type", string(a.PricingType), string(b.PricingType))
+	f("billable", strconv.FormatBool(a.Billable), strconv.FormatBool(b.Billable))
+	f("reason", a.Reason, b.Reason)
+	f("market", a.Market, b.Market)
+	f("currency", a.Currency, b.Currency)
+	f("card", a.CardID, b.CardID)
+	f("unpriced", a.Unpriced, b.Unpriced)
+	f("delivered_at", a.At.String(), b.At.String())
+	f("number", a.Number, b.Number)
+	f("conversation_id", a.ConversationID, b.ConversationID)
+	return out
+}
+
+func (r *Report) compareCounters(ctx context.Context, rdb redis.UniversalClient, live, rebuilt *Namespace) error {
+	lp, rp := live.Prefix+ratelimit.Name+":", rebuilt.Prefix+ratelimit.Name+":"
+	a, err := dumpEntries(ctx, rdb, lp)
+	if err != nil {
+		return err
+	}
+	b, err := dumpEntries(ctx, rdb, rp)
+	if err != nil {
+		return err
+	}
+	d := &r.RateLimit
+	d.Compared, d.EntriesLive, d.EntriesRebuilt, d.ByFamily = true, len(a), len(b), map[string]int{}
+	note := func(sign, e string) {
+		d.Differences++
+		d.ByFamily[family(e)]++
+		if len(d.Examples) < MaxExamples {
+			d.Examples = append(d.Examples, sign+" "+e)
+		}
+	}
+	for _, e := range sortedSet(a) {
+		if !b[e] {
+			note("-", e)
+		}
+	}
+	for _, e := range sortedSet(b) {
+		if !a[e] {
+			note("+", e)
+		}
+	}
+	if len(d.ByFamily) == 0 {
+		d.ByFamily = nil
+	}
+	return nil
+}
+
+// family is the key family of a dumped entry: "{rl.p3}:tp:pn:123 …" → "tp".
+func family(e string) string {
+	_, rest, ok := strings.Cut(e, "}:")
+	if !ok {
+		rest = e
+	}
+	if i := strings.IndexAny(rest, ": "); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
+}
+
+func sortedSet(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// dumpEntries renders every hash field, sorted-set member, set member and string under prefix,
+// with the prefix stripped, as "key field=value" entries. Reads are pipelined.
+func dumpEntries(ctx context.Context, rdb redis.UniversalClient, prefix string) (map[string]bool, error) {
+	keys, err := scanKeys(ctx, rdb, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	const chunk = 500
+	for i := 0; i < len(keys); i += chunk {
+		ks := keys[i:min(i+chunk, len(keys))]
+		pipe := rdb.Pipeline()
+		types := make([]*redis.StatusCmd, len(ks))
+		for j, k := range ks {
+			types[j] = pipe.Type(ctx, k)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("replay: key types under %s: %w", prefix, err)
+		}
+		pipe = rdb.Pipeline()
+		cmds := make([]redis.Cmder, len(ks))
+		for j, k := range ks {
+			switch types[j].Val() {
+			case "hash":
+				cmds[j] = pipe.HGetAll(ctx, k)
+			case "zset":
+				cmds[j] = pipe.ZRangeWithScores(ctx, k, 0, -1)
+			case "set":
+				cmds[j] = pipe.SMembers(ctx, k)
+			case "string":
+				cmds[j] = pipe.Get(ctx, k)
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+			return nil, fmt.Errorf("replay: read keys under %s: %w", prefix, err)
+		}
+		for j, k := range ks {
+			short := strings.TrimPrefix(k, prefix)
+			switch c := cmds[j].(type) {
+			case *redis.MapStringStringCmd:
+				for f, v := range c.Val() {
+					out[short+" "+f+"="+v] = true
+				}
+			case *redis.ZSliceCmd:
+				for _, z := range c.Val() {
+					out[fmt.Sprintf("%s %v=%v", short, z.Member, z.Score)] = true
+				}
+			case *redis.StringSliceCmd:
+				for _, m := range c.Val() {
+					out[short+" "+m] = true
+				}
+			case *redis.StringCmd:
+				out[short+" ="+c.Val()] = true
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,23 @@
+// Package replay rebuilds the projections from the log and compares them with the live ones
+// (architecture rule 7: replay is a product feature).
+//
+// Run reads every partition of the message-events topic directly (one leader connection per
+// partition, large fetches) from its first offset up to the high-water mark captured at the
+// start, runs each record through the aggregator's pure Processor (one window engine per
+// partition, dead letters made exactly as the aggregator makes them) and applies the outputs in
+// batches, with their causes, to the billing and rate-limit projections of a fresh Namespace (a
+// Redis key prefix, laid out as `convmeter project` lays out the live one). Nothing is written to
+// Kafka. --from/--to restrict the replay to input events of an event-time range (account events
+// always apply).
+//
+// Compare diffs the rebuilt namespace against the live one: the settled totals of every
+// WABA-month, every settled ledger line field by field, the reconciliation counts, and the
+// rate-limit state entry by entry (which that projection keeps independent of batch sizes). It
+// also lists both sides' high-water marks: if the live projections moved on during the replay,
+// the differences they explain are expected. Report prints as tables or JSON.
+//
+// Promote switches the live namespace to the rebuilt one by renaming keys (see Promote for why,
+// and for its preconditions).
+//
+// Partition is the in-memory live path of one partition, shared with the offline audit.
+package replay

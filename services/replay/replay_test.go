@@ -1,0 +1,263 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/events/kafkatest"
+	"github.com/convmeter/convmeter/events/producer"
+	"github.com/convmeter/convmeter/projections/ratecard"
+	"github.com/convmeter/convmeter/projections/redistest"
+	"github.com/convmeter/convmeter/services/loadgen"
+	"github.com/convmeter/convmeter/services/window"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func publish(t *testing.T, brokers []string, topic string, evs []events.Event) {
+	t.Helper()
+	ctx := context.Background()
+	pr, err := producer.New(ctx, brokers, producer.WithTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	for i := 0; i < len(evs); i += 2000 {
+		if err := pr.Publish(ctx, evs[i:min(i+2000, len(evs))]...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// live builds the live namespace the way the deployed path does, but in memory: every partition
+// read with a kafka.Reader (a different read path than Run), the aggregator's Processor, and the
+// projections applied in small batches of varying size.
+func live(t *testing.T, brokers []string, topic string, ns *Namespace, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for p := range n {
+		_, end, err := offsets(ctx, brokers[0], topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := NewPartition(int32(p), topic, window.Config{}, 37+p*50, ns.Projections()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
+		for off := int64(0); off < end; off++ {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := x.Record(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := x.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_ = r.Close()
+	}
+}
+
+func books(t *testing.T) *ratecard.Book {
+	t.Helper()
+	b, err := ratecard.Examples()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestReplayEqualsLive: generated traffic (with a record that does not decode) produced to a
+// topic, the live projections built from it, then a replay into a fresh namespace: no difference.
+func TestReplayEqualsLive(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	const n = 3
+	topic := kafkatest.Topic(t, brokers, n)
+	rdb, prefix := redistest.Client(t)
+	ctx := context.Background()
+
+	m, err := loadgen.New(loadgen.Config{Seed: 11, Numbers: 4, UsersPerNumber: 300, Duration: 3 * time.Hour, SessionsPerHour: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []events.Event
+	for _, it := range m.Items(0) {
+		evs = append(evs, it.Event)
+	}
+	publish(t, brokers, topic, evs)
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.RoundRobin{}}
+	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("junk"), Value: []byte(`{"v":1,"type":"nope`)}); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+
+	liveNS, err := OpenNamespace(rdb, prefix+"live:", books(t), n, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	live(t, brokers, topic, liveNS, n)
+	rebuilt, err := OpenNamespace(rdb, prefix+"rebuilt:", books(t), n, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress strings.Builder
+	st, err := Run(ctx, Config{Brokers: brokers, Topic: topic, Progress: &progress, ProgressEvery: 50 * time.Millisecond}, rebuilt, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DeadLetters != 1 || st.Records < int64(len(evs)) || st.Outputs == 0 {
+		t.Fatalf("stats %+v, published %d events", st, len(evs))
+	}
+	if !strings.Contains(progress.String(), "events/s, ETA") {
+		t.Errorf("no progress line: %q", progress.String())
+	}
+	rep, err := Compare(ctx, rdb, liveNS, rebuilt, n, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	_ = rep.WriteText(&out)
+	if !rep.Equal() || rep.Billing.LinesLive == 0 || rep.RateLimit.EntriesLive == 0 {
+		t.Fatalf("replay differs from live or compared nothing:\n%s", out.String())
+	}
+	if rep.Billing.LinesLive != rep.Billing.LinesRebuilt || rep.RateLimit.EntriesLive != rep.RateLimit.EntriesRebuilt {
+		t.Fatalf("counts differ:\n%s", out.String())
+	}
+	t.Logf("%d records, %d outputs, %d lines, %d counter entries\n%s", st.Records, st.Outputs, rep.Billing.LinesLive,
+		rep.RateLimit.EntriesLive, out.String())
+}
+
+// editedBook is the shipped example book with India marketing in the USD card of 2025-07-01
+// changed from 0.0107 to 0.015.
+func editedBook(t *testing.T) *ratecard.Book {
+	t.Helper()
+	dir := filepath.Join("..", "..", "projections", "ratecard", "examples")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[e.Name()] = string(b)
+	}
+	old := "rate,India,marketing,,0.0107\n"
+	if !strings.Contains(files["usd-2025-07-01.csv"], old) {
+		t.Fatal("example card changed: India marketing is no longer 0.0107")
+	}
+	files["usd-2025-07-01.csv"] = strings.Replace(files["usd-2025-07-01.csv"], old, "rate,India,marketing,,0.015\n", 1)
+	b, err := ratecard.Parse(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// handLog: one number of WABA w1 (UTC, USD); three marketing templates delivered on 2025-07-10,
+// two to India (list 0.0107 each) and one to Brazil (0.0625).
+func handLog() []events.Event {
+	at := events.FromTime(time.Date(2025, 7, 10, 10, 0, 0, 0, time.UTC))
+	evs := []events.Event{events.New(&events.AccountConfig{PhoneNumberID: "111", WABAID: "w1", PortfolioID: "pf1", TimeZone: "UTC",
+		Currency: "USD", EffectiveFrom: at - 30*86400})}
+	for i, user := range []string{"919800000001", "919800000002", "5511900000001"} {
+		t := at + events.UnixTime(i*60)
+		w := "wamid.hand." + user
+		evs = append(evs,
+			events.New(&events.OutboundSend{PhoneNumberID: "111", WABAID: "w1", WaID: user, WAMID: w, Timestamp: t,
+				Kind: events.KindTemplate, TemplateCategory: events.CategoryMarketing}),
+			events.New(&events.StatusUpdate{PhoneNumberID: "111", WABAID: "w1", RecipientID: user, WAMID: w,
+				Status: events.StatusDelivered, Timestamp: t + 5}))
+	}
+	return evs
+}
+
+// TestReplayAfterRateCardEdit replays with an edited rate card: exactly the two India lines
+// change, by hand: 0.0107 → 0.015 each, so the WABA-month goes from 2×0.0107+0.0625 = 0.0839
+// to 2×0.015+0.0625 = 0.0925; the counters are unchanged. Then promotes the rebuilt namespace.
+func TestReplayAfterRateCardEdit(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, brokers, 1)
+	rdb, prefix := redistest.Client(t)
+	ctx := context.Background()
+	publish(t, brokers, topic, handLog())
+
+	liveNS, err := OpenNamespace(rdb, prefix+"live:", books(t), 1, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	live(t, brokers, topic, liveNS, 1)
+	rebuilt, err := OpenNamespace(rdb, prefix+"rebuilt:", editedBook(t), 1, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Promote(ctx, rdb, liveNS, rebuilt, 1); !errors.Is(err, ErrBehindLive) {
+		t.Fatalf("promote of an empty namespace: %v, want ErrBehindLive", err)
+	}
+	if _, err := Run(ctx, Config{Brokers: brokers, Topic: topic}, rebuilt, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Compare(ctx, rdb, liveNS, rebuilt, 1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	_ = rep.WriteText(&out)
+	t.Log("\n" + out.String())
+	if rep.Equal() {
+		t.Fatal("edited card shows no difference")
+	}
+	if len(rep.Billing.Totals) != 1 {
+		t.Fatalf("totals differences: %+v", rep.Billing.Totals)
+	}
+	tot := rep.Billing.Totals[0]
+	if tot.WABA != "w1" || tot.Month != "2025-07" || tot.Live.AmountMicros != 83_900 || tot.Rebuilt.AmountMicros != 92_500 ||
+		tot.Live.Lines != 3 || tot.Rebuilt.Lines != 3 {
+		t.Fatalf("totals: %+v", tot)
+	}
+	if rep.Billing.LineDiffs != 2 || len(rep.Billing.Lines) != 2 {
+		t.Fatalf("line differences: %+v", rep.Billing.Lines)
+	}
+	for _, l := range rep.Billing.Lines {
+		want := []FieldDiff{{"amount", "0.0107", "0.015"}, {"list", "0.0107", "0.015"}}
+		if l.Kind != "changed" || !strings.HasPrefix(l.WAMID, "wamid.hand.91") || len(l.Fields) != 2 || l.Fields[0] != want[0] || l.Fields[1] != want[1] {
+			t.Fatalf("line difference %+v", l)
+		}
+	}
+	if rep.RateLimit.Differences != 0 || len(rep.Billing.Reconciliation) != 0 {
+		t.Fatalf("counters or reconciliation differ: %+v", rep.RateLimit)
+	}
+
+	n, err := Promote(ctx, rdb, liveNS, rebuilt, 1)
+	if err != nil || n == 0 {
+		t.Fatalf("promote: %d keys, %v", n, err)
+	}
+	promoted, err := OpenNamespace(rdb, prefix+"live:", editedBook(t), 1, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt, err := promoted.Billing.Totals(ctx, "w1", "2025-07")
+	if err != nil || tt.Total.AmountMicros != 92_500 {
+		t.Fatalf("live after promote: %+v %v", tt.Total, err)
+	}
+	if empty, err := rebuilt.Empty(ctx, rdb); err != nil || !empty {
+		t.Fatalf("rebuilt namespace not empty after promote: %v", err)
+	}
+	if hw, ok, err := promoted.RateLimit.HighWater(ctx, 0); err != nil || !ok || hw.Offset != 6 {
+		t.Fatalf("promoted rate-limit high water %+v %v %v", hw, ok, err)
+	}
+}

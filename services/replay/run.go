@@ -1,0 +1,244 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/events/kafkax"
+	"github.com/convmeter/convmeter/services/window"
+)
+
+// Config configures a replay from Kafka.
+type Config struct {
+	Brokers []string
+	Topic   string // the message-events topic
+	// From and To (Unix seconds, 0 = open) restrict the replay to input events with event time in
+	// [From, To). Account events (configs, limits, volume tiers, template categories) always
+	// apply, whatever their time: they are facts the engine resolves by time itself.
+	From, To events.UnixTime
+	// Engine configures the window engines; it must match the aggregator's (Lateness above all).
+	Engine window.Config
+	// BatchSize is the number of engine outputs per projection Apply (default 5000).
+	BatchSize int
+	// Progress, when set, receives a progress line every ProgressEvery (default 2 s): records,
+	// events/s, ETA from the high-water offsets captured at the start.
+	Progress      io.Writer
+	ProgressEvery time.Duration
+}
+
+// Stats is what a replay did.
+type Stats struct {
+	Partitions  int     `json:"partitions"`
+	Records     int64   `json:"records"` // input records read, up to the high-water marks captured at start
+	Outputs     int64   `json:"outputs"` // engine outputs applied to each projection
+	DeadLetters int64   `json:"dead_letters"`
+	Skipped     int64   `json:"skipped"` // outside --from/--to
+	Seconds     float64 `json:"seconds"`
+	PerSecond   float64 `json:"records_per_second"`
+	// HighWater is the captured end offset (exclusive) of each partition.
+	HighWater []int64 `json:"high_water"`
+}
+
+// ErrNotFresh is returned when the target namespace already holds projection keys.
+var ErrNotFresh = errors.New("replay: target namespace is not empty")
+
+// Run replays the message-events topic from offset 0 of every partition up to the high-water mark
+// captured at the start, through one window engine per partition (the aggregator's Processor),
+// into the projections of target, which must be empty. No Kafka writes.
+func Run(ctx context.Context, cfg Config, target *Namespace, log *slog.Logger) (Stats, error) {
+	if len(cfg.Brokers) == 0 || cfg.Topic == "" {
+		return Stats{}, errors.New("replay: brokers and topic are required")
+	}
+	n, err := kafkax.PartitionCount(ctx, cfg.Brokers, cfg.Topic)
+	if err != nil {
+		return Stats{}, fmt.Errorf("replay: partitions of %s: %w", cfg.Topic, err)
+	}
+	st := Stats{Partitions: n, HighWater: make([]int64, n)}
+	firsts := make([]int64, n)
+	var total int64
+	for p := range n {
+		if firsts[p], st.HighWater[p], err = offsets(ctx, cfg.Brokers[0], cfg.Topic, p); err != nil {
+			return st, err
+		}
+		total += st.HighWater[p] - firsts[p]
+	}
+	log.Info("replay: start", "topic", cfg.Topic, "partitions", n, "records", total, "namespace", target.Prefix)
+	start := time.Now()
+	var done atomic.Int64
+	parts := make([]*Partition, n)
+	g, gctx := errgroup.WithContext(ctx)
+	for p := range n {
+		x, err := NewPartition(int32(p), cfg.Topic, cfg.Engine, cfg.BatchSize, target.Projections()...)
+		if err != nil {
+			return st, err
+		}
+		parts[p] = x
+		g.Go(func() error {
+			return readPartition(gctx, cfg, x, int32(p), firsts[p], st.HighWater[p], &done)
+		})
+	}
+	stopProgress := progress(ctx, cfg, start, total, &done)
+	err = g.Wait()
+	stopProgress()
+	for _, x := range parts {
+		s := x.Stats()
+		st.Records += s.Records + s.Skipped
+		st.Outputs += s.Outputs
+		st.DeadLetters += s.DeadLetters
+		st.Skipped += s.Skipped
+	}
+	st.Seconds = time.Since(start).Seconds()
+	if st.Seconds > 0 {
+		st.PerSecond = float64(st.Records) / st.Seconds
+	}
+	if err != nil {
+		return st, err
+	}
+	log.Info("replay: done", "records", st.Records, "outputs", st.Outputs, "dead_letters", st.DeadLetters,
+		"seconds", st.Seconds, "records_per_second", int64(st.PerSecond))
+	return st, nil
+}
+
+// offsets returns the first and the high-water (next) offset of a partition.
+func offsets(ctx context.Context, broker, topic string, p int) (int64, int64, error) {
+	conn, err := kafka.DialLeader(ctx, "tcp", broker, topic, p)
+	if err != nil {
+		return 0, 0, fmt.Errorf("replay: dial leader of %s/%d: %w", topic, p, err)
+	}
+	defer conn.Close()
+	first, last, err := conn.ReadOffsets()
+	if err != nil {
+		return 0, 0, fmt.Errorf("replay: offsets of %s/%d: %w", topic, p, err)
+	}
+	return first, last, nil
+}
+
+// readPartition reads partition p from first up to (excluding) end in large fetches and runs
+// every record through x. Records outside the time range are skipped before the engine sees them.
+func readPartition(ctx context.Context, cfg Config, x *Partition, p int32, first, end int64, done *atomic.Int64) error {
+	if first >= end {
+		return nil
+	}
+	conn, err := kafka.DialLeader(ctx, "tcp", cfg.Brokers[0], cfg.Topic, int(p))
+	if err != nil {
+		return fmt.Errorf("replay: dial leader of %s/%d: %w", cfg.Topic, p, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	next, empty := first, 0
+	for next < end {
+		if _, err := conn.Seek(next, kafka.SeekAbsolute); err != nil {
+			return fmt.Errorf("replay: seek %s/%d to %d: %w", cfg.Topic, p, next, err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		batch := conn.ReadBatch(1, 32<<20)
+		n := 0
+		for next < end {
+			m, err := batch.ReadMessage()
+			if err != nil {
+				break
+			}
+			if m.Offset < next {
+				continue // a fetch can start inside a compressed record batch
+			}
+			next = m.Offset + 1
+			n++
+			if !inRange(cfg, m) {
+				x.stats.Skipped++
+				continue
+			}
+			if err := x.Record(ctx, m); err != nil {
+				_ = batch.Close()
+				return err
+			}
+		}
+		done.Add(int64(n))
+		cerr := batch.Close()
+		if n > 0 {
+			empty = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if cerr != nil && !errors.Is(cerr, io.EOF) {
+			return fmt.Errorf("replay: fetch %s/%d at %d: %w", cfg.Topic, p, next, cerr)
+		}
+		if empty++; empty >= 3 {
+			return fmt.Errorf("replay: %s/%d: no records at offset %d below the high-water mark %d", cfg.Topic, p, next, end)
+		}
+	}
+	return x.Flush(ctx)
+}
+
+// inRange reports whether a record is inside the replay's time range. Records that do not decode
+// are kept: the engine's shell dead-letters them, as the aggregator does.
+func inRange(cfg Config, m kafka.Message) bool {
+	if cfg.From == 0 && cfg.To == 0 {
+		return true
+	}
+	ev, err := kafkax.FromMessage(m)
+	if err != nil {
+		return true
+	}
+	switch ev.Type {
+	case events.TypeAccountConfig, events.TypeLimitUpdate, events.TypeVolumeTier, events.TypeTemplateCategory:
+		return true
+	}
+	return (cfg.From == 0 || ev.Time >= cfg.From) && (cfg.To == 0 || ev.Time < cfg.To)
+}
+
+// progress writes a progress line every cfg.ProgressEvery until the returned stop is called.
+func progress(ctx context.Context, cfg Config, start time.Time, total int64, done *atomic.Int64) func() {
+	if cfg.Progress == nil {
+		return func() {}
+	}
+	every := cfg.ProgressEvery
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	finished := make(chan struct{})
+	line := func() {
+		n := done.Load()
+		el := time.Since(start).Seconds()
+		rate := 0.0
+		if el > 0 {
+			rate = float64(n) / el
+		}
+		eta := "?"
+		if rate > 0 {
+			eta = (time.Duration(float64(total-n)/rate) * time.Second).Round(time.Second).String()
+		}
+		pct := 100.0
+		if total > 0 {
+			pct = 100 * float64(n) / float64(total)
+		}
+		fmt.Fprintf(cfg.Progress, "replay: %d/%d records (%.1f%%), %.0f events/s, ETA %s\n", n, total, pct, rate, eta)
+	}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				line()
+				return
+			case <-t.C:
+				line()
+			}
+		}
+	}()
+	return func() { cancel(); <-finished }
+}
