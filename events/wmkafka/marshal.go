@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/segmentio/kafka-go"
@@ -99,23 +100,27 @@ func (e *MetadataError) Error() string {
 }
 
 // EventMessage builds the Watermill message of an event: UUID = event id, payload = the encoded
-// envelope, key = the event key, and the CloudEvents metadata kafkax.Headers would write.
+// envelope, key = the event key, and the CloudEvents metadata kafkax.Headers would write
+// (ce_type, ce_source, ce_time, ce_subject, content-type; the Publisher adds ce_specversion and
+// ce_id).
 func EventMessage(e events.Event) (*message.Message, error) {
 	if e.Type == "" && e.Data != nil {
 		e.Type = e.Data.EventType()
 	}
-	b, err := events.Encode(nil, e)
+	b, err := events.Encode(make([]byte, 0, 512), e)
 	if err != nil {
 		return nil, fmt.Errorf("wmkafka: message of %s %s key %s: %w", e.Type, e.ID, kafkax.RedactKey(e.Key), err)
 	}
 	m := message.NewMessage(e.ID, b)
-	for _, h := range kafkax.Headers(e) {
-		if h.Key != HeaderSpecVersion && h.Key != HeaderID {
-			m.Metadata[h.Key] = string(h.Value)
-		}
-	}
+	md := make(message.Metadata, 8)
+	md[HeaderType] = string(e.Type)
+	md[HeaderSource] = events.Source
+	md[HeaderTime] = string(e.Time.Time().AppendFormat(make([]byte, 0, 20), time.RFC3339))
 	if e.Key != "" {
-		m.Metadata[MetaKey] = e.Key
+		md[HeaderSubject] = e.Key
+		md[MetaKey] = e.Key
 	}
+	md[HeaderContentType] = events.ContentType
+	m.Metadata = md
 	return m, nil
 }
