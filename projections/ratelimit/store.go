@@ -29,11 +29,6 @@ var loadLua string
 
 var loadScript = redis.NewScript(loadLua)
 
-//go:embed admit.lua
-var admitLua string
-
-var admitScript = redis.NewScript(admitLua)
-
 // ErrConflict means another writer moved a partition's high-water mark while a batch was being
 // computed, more often than the store retries.
 var ErrConflict = errors.New("ratelimit: concurrent writer moved the high-water mark")
