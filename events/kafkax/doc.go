@@ -11,6 +11,11 @@
 // to that partition (clock ticks, broadcasts of account events). A record with a nil key and no
 // mark goes round robin.
 //
+// The integration tests prove the placement against independent clients on a real broker: records
+// produced by the Java client (kafka.tools.ConsoleProducer), by kcat with
+// topic.partitioner=murmur2_random and by kafka-python land on events.Partition(key, n), and kcat
+// reads records written through Balancer on the same partitions.
+//
 // # Batches and commits
 //
 // FetchBatch collects up to max messages or until maxWait has passed, grouped by partition;

@@ -175,6 +175,12 @@ func TestFromMessageRejects(t *testing.T) {
 		t.Errorf("error shows a whole phone number: %s", s)
 	}
 
+	keyless := m
+	keyless.Key = nil
+	if _, err := kafkax.FromMessage(keyless); events.KindOf(err) != events.ErrKindInvalid {
+		t.Fatalf("pair event without a record key: err %v, want invalid", err)
+	}
+
 	bad := m
 	bad.Value = []byte(`{"v":1,"id":"x","type":"message.status.v1"`)
 	if _, err := kafkax.FromMessage(bad); events.KindOf(err) != events.ErrKindMalformed {

@@ -70,17 +70,22 @@ func ToMessage(e events.Event) (kafka.Message, error) {
 
 // FromMessage decodes m's value with events.Decode. Every failure is an *events.DecodeError (so
 // errors.Is matches the kind's sentinel and events.KindOf names it for the dead-letter record),
-// including a record whose key differs from its envelope's key: such a record may sit on the wrong
-// partition, and the engine must not take it for the pair it names. The envelope is the truth; the
+// including a record whose key differs from its envelope's key or is missing while the envelope has
+// one: such a record may sit on the wrong partition, and the engine must not take it for the pair
+// it names. (A record key with an envelope key of "", as a keyed tick, is accepted.) The envelope is the truth; the
 // CloudEvents headers are routing hints and are not checked.
 func FromMessage(m kafka.Message) (events.Event, error) {
 	e, err := events.Decode(m.Value)
 	if err != nil {
 		return events.Event{}, err
 	}
-	if e.Key != "" && m.Key != nil && string(m.Key) != e.Key {
+	if e.Key != "" && string(m.Key) != e.Key {
+		problem := fmt.Sprintf("record key %s differs from envelope key %s", RedactKey(string(m.Key)), RedactKey(e.Key))
+		if len(m.Key) == 0 {
+			problem = fmt.Sprintf("record has no key; the envelope key is %s", RedactKey(e.Key))
+		}
 		return events.Event{}, &events.DecodeError{Kind: events.ErrKindInvalid, Type: e.Type, ID: e.ID,
-			Err: &events.FieldError{Field: "key", Problem: fmt.Sprintf("record key %s differs from envelope key %s", RedactKey(string(m.Key)), RedactKey(e.Key))}}
+			Err: &events.FieldError{Field: "key", Problem: problem}}
 	}
 	return e, nil
 }
