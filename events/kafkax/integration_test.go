@@ -560,3 +560,41 @@ func lastOffset(ctx context.Context, brokers []string, topic string, p int) (int
 	}
 	return 0, fmt.Errorf("no offset for %s/%d", topic, p)
 }
+
+// TestIntegrationReaderReadsRecordLargerThanMaxBytes: the reader's MaxBytes bounds memory per
+// partition fetch, not the record size; a dead letter near MaxDeadLetterRecordBytes must still be
+// read (KIP-74: a fetch returns at least one whole batch).
+func TestIntegrationReaderReadsRecordLargerThanMaxBytes(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topic := kafkatest.Name(t) + "." + kafkax.DeadLetter
+	t.Cleanup(func() { _ = kafkax.DeleteTopics(context.Background(), brokers, topic) })
+	spec := kafkax.DefaultTopics().Specs(1)[2]
+	spec.Name = topic
+	if err := kafkax.EnsureTopics(ctx, brokers, spec); err != nil {
+		t.Fatal(err)
+	}
+	w, err := kafkax.NewWriter(brokers, topic, kafkax.WithCompression(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	big := bytes.Repeat([]byte("x"), 6<<20)
+	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("k"), Value: big}, kafka.Message{Key: []byte("k"), Value: []byte("small")}); err != nil {
+		t.Fatalf("write a 6 MiB dead letter: %v", err)
+	}
+	r, err := kafkax.NewGroupReader(brokers, kafkatest.Name(t), topic, kafkax.WithSessionTimeout(6*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b := fetchAll(t, r, 2, 10)
+	msgs := b[0].Messages()
+	for _, x := range b[1:] {
+		msgs = append(msgs, x.Messages()...)
+	}
+	if len(msgs[0].Value) != len(big) || string(msgs[1].Value) != "small" {
+		t.Fatalf("read %d and %q, want the 6 MiB record and \"small\"", len(msgs[0].Value), msgs[1].Value)
+	}
+}

@@ -50,7 +50,7 @@ func NewGroupReader(brokers []string, group, topic string, opts ...ReaderOption)
 		Topic:             topic,
 		QueueCapacity:     1024,
 		MinBytes:          1,
-		MaxBytes:          16 << 20,
+		MaxBytes:          4 << 20, // per partition fetch; a larger record still arrives whole (KIP-74)
 		MaxWait:           250 * time.Millisecond,
 		ReadBatchTimeout:  10 * time.Second,
 		ReadLagInterval:   -1,
