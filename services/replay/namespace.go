@@ -83,3 +83,9 @@ func scanKeys(ctx context.Context, rdb redis.UniversalClient, prefix string) ([]
 	}
 	return out, nil
 }
+
+// WABAMonths lists the WABA-months the namespace's ledger has totals for ("<waba>|<month>",
+// sorted).
+func (n *Namespace) WABAMonths(ctx context.Context, rdb redis.UniversalClient) ([]string, error) {
+	return wabaMonths(ctx, rdb, n)
+}

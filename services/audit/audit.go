@@ -1,0 +1,276 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/projections"
+	"github.com/convmeter/convmeter/projections/billing"
+	"github.com/convmeter/convmeter/projections/ratecard"
+	"github.com/convmeter/convmeter/projections/ratelimit"
+	"github.com/convmeter/convmeter/services/ingest"
+	"github.com/convmeter/convmeter/services/replay"
+	"github.com/convmeter/convmeter/services/window"
+)
+
+// Config configures an audit.
+type Config struct {
+	// Accounts states the phone numbers' account facts (A4), as in an accounts file.
+	Accounts []*events.AccountConfig
+	// Book is the rate book (ratecard.Examples() for the shipped example cards).
+	Book *ratecard.Book
+	// Engine configures the window engine (lateness, timeline); zero values take the defaults.
+	Engine window.Config
+}
+
+// ErrNoBook is returned when no rate book is given.
+var ErrNoBook = errors.New("audit: no rate book")
+
+// LoadAccounts reads an accounts file: a JSON list of account.config.v1 payloads.
+func LoadAccounts(path string) ([]*events.AccountConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("audit: read accounts: %w", err)
+	}
+	var as []*events.AccountConfig
+	if err := json.Unmarshal(b, &as); err != nil {
+		return nil, fmt.Errorf("audit: accounts file %s: %w", path, err)
+	}
+	for i, a := range as {
+		if a == nil || a.PhoneNumberID == "" || a.WABAID == "" {
+			return nil, fmt.Errorf("audit: accounts file %s: entry %d needs phone_number_id and waba_id", path, i)
+		}
+	}
+	return as, nil
+}
+
+// Run audits a file of raw webhook bodies (JSON lines, one Meta webhook POST body per line): every
+// body goes through the ingest normaliser, the resulting events through the window engine in file
+// order (the order Meta delivered them), and the outputs into the billing and rate-limit
+// projections. The projections' Redis stores run against an embedded in-process Redis
+// (miniredis): the billing settlement (free tier, volume tiers) is a query over the stored
+// ledger, so the audit runs the exact code the live path runs, with nothing installed.
+func Run(ctx context.Context, cfg Config, r io.Reader, log *slog.Logger) (*Report, error) {
+	if cfg.Book == nil {
+		return nil, ErrNoBook
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	mr := miniredis.NewMiniRedis()
+	if err := mr.Start(); err != nil {
+		return nil, fmt.Errorf("audit: start embedded redis: %w", err)
+	}
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	ns, err := replay.OpenNamespace(rdb, "audit:", cfg.Book, 1, log)
+	if err != nil {
+		return nil, err
+	}
+	// The rate-limit script reads a missing counter-trim mark as tonumber('-1e18'), which the Lua
+	// of miniredis (gopher-lua) reads as nil. Seeding the mark with an equally "never trimmed"
+	// value gives the same behaviour as a fresh real Redis.
+	if err := rdb.HSet(ctx, "audit:"+ratelimit.Name+":{rl.p0}:meta", "lc", "-1000000000000").Err(); err != nil {
+		return nil, fmt.Errorf("audit: seed embedded redis: %w", err)
+	}
+	col := &collector{}
+	x, err := replay.NewPartition(0, "audit", cfg.Engine, 5000, append(ns.Projections(), col)...)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Skipped: map[string]int{}}
+	var off int64
+	feed := func(ev events.Event) error {
+		b, err := events.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("audit: encode %s: %w", ev.Type, err)
+		}
+		m := kafka.Message{Topic: "audit", Offset: off, Key: []byte(ev.Key), Value: b}
+		off++
+		rep.Events++
+		return x.Record(ctx, m)
+	}
+	for _, a := range cfg.Accounts {
+		if err := feed(events.New(a)); err != nil {
+			return nil, err
+		}
+	}
+	br := bufio.NewReaderSize(r, 1<<20)
+	for line := 1; ; line++ {
+		b, rerr := br.ReadBytes('\n')
+		if len(bytes.TrimSpace(b)) > 0 {
+			rep.Lines++
+			if err := rep.webhook(line, b, feed); err != nil {
+				return nil, err
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			return nil, fmt.Errorf("audit: read line %d: %w", line, rerr)
+		}
+	}
+	if err := x.Flush(ctx); err != nil {
+		return nil, err
+	}
+	for _, d := range x.DeadLetters() {
+		dl := d.Data.(*events.DeadLetter)
+		rep.DeadLetters = append(rep.DeadLetters, Problem{Reason: dl.ErrorKind + ": " + dl.Reason, Original: string(dl.Original)})
+	}
+	rep.SetAside, rep.Violations = col.setAside, col.violations
+	rep.End = events.UnixTime(x.Engine().StreamTime())
+	if err := rep.ledger(ctx, rdb, ns); err != nil {
+		return nil, err
+	}
+	if err := rep.counters(ctx, ns.RateLimit, cfg.Accounts); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// webhook normalises one line and feeds its events; what cannot become an event is reported
+// with the line number and reason.
+func (rep *Report) webhook(line int, b []byte, feed func(events.Event) error) error {
+	res, err := ingest.Normalize(bytes.TrimSpace(b))
+	if err != nil {
+		rep.BadLines = append(rep.BadLines, BadLine{Line: line, Reason: err.Error()})
+		return nil
+	}
+	rep.Webhooks++
+	for k, n := range res.Skipped {
+		rep.Skipped[k] += n
+	}
+	for _, rj := range res.Rejected {
+		rep.BadLines = append(rep.BadLines, BadLine{Line: line, Path: rj.Path, Kind: string(rj.Kind), Reason: rj.Reason})
+	}
+	for _, ev := range res.Events {
+		if err := feed(ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collector is a projection that keeps the outputs the report lists one by one: events set aside
+// as too late and policy violations.
+type collector struct {
+	setAside   []Problem
+	violations []events.PolicyViolation
+}
+
+func (c *collector) Name() string { return "audit" }
+
+func (c *collector) Apply(_ context.Context, b projections.Batch) error {
+	for _, e := range b.Events {
+		switch d := e.Data.(type) {
+		case *events.EventSetAside:
+			c.setAside = append(c.setAside, Problem{Reason: d.Reason, ID: d.InputID, Type: string(d.InputType), At: d.InputTime, Original: string(d.Original)})
+		case *events.PolicyViolation:
+			c.violations = append(c.violations, *d)
+		}
+	}
+	return nil
+}
+
+func (c *collector) HighWater(context.Context, int32) (events.Cause, bool, error) {
+	return events.Cause{}, false, nil
+}
+
+// ledger reads the settled ledger and reconciliation of every WABA-month.
+func (rep *Report) ledger(ctx context.Context, rdb redis.UniversalClient, ns *replay.Namespace) error {
+	wms, err := ns.WABAMonths(ctx, rdb)
+	if err != nil {
+		return err
+	}
+	for _, wm := range wms {
+		waba, month, _ := strings.Cut(wm, "|")
+		t, err := ns.Billing.Totals(ctx, waba, month)
+		if err != nil {
+			return err
+		}
+		m := Month{WABA: waba, Month: month, Totals: t}
+		if err := ns.Billing.EachLine(ctx, waba, month, func(l billing.Settled) error {
+			m.Lines = append(m.Lines, l)
+			return nil
+		}); err != nil {
+			return err
+		}
+		cursor := ""
+		for {
+			rc, err := ns.Billing.Reconciliation(ctx, waba, month, cursor, 500)
+			if err != nil {
+				return err
+			}
+			m.Reconciliation = append(m.Reconciliation, rc.Diffs...)
+			m.ReconCounts = rc.Counts
+			if cursor = rc.Next; cursor == "" {
+				break
+			}
+		}
+		rep.Ledger = append(rep.Ledger, m)
+	}
+	return nil
+}
+
+// counters reads the messaging-limit counters of every number and portfolio, throughput peaks
+// and pair-rate hits, as of the end of the audited traffic (the stream time).
+func (rep *Report) counters(ctx context.Context, rl *ratelimit.Store, accounts []*events.AccountConfig) error {
+	scopes := map[ratelimit.Scope]bool{}
+	numbers := map[string]int{}
+	for _, a := range accounts {
+		scopes[ratelimit.PhoneScope(a.PhoneNumberID)] = true
+		if a.PortfolioID != "" {
+			scopes[ratelimit.PortfolioScope(a.PortfolioID)] = true
+		}
+		numbers[a.PhoneNumberID] = a.ThroughputMPS
+	}
+	for _, sc := range sortedKeys(scopes) {
+		st, err := rl.Limit(ctx, sc, rep.End)
+		if err != nil {
+			return err
+		}
+		rep.Limits = append(rep.Limits, st)
+	}
+	for _, pn := range sortedKeys(numbers) {
+		mps := numbers[pn]
+		if mps <= 0 {
+			mps = 80
+		}
+		tp, err := rl.Throughput(ctx, pn, rep.End, mps)
+		if err != nil {
+			return err
+		}
+		rep.Throughput = append(rep.Throughput, tp)
+		hits, err := rl.PairRateHits(ctx, pn, 0, rep.End)
+		if err != nil {
+			return err
+		}
+		rep.PairRateHits = append(rep.PairRateHits, hits...)
+	}
+	return nil
+}
+
+func sortedKeys[K ~string, V any](m map[K]V) []K {
+	out := make([]K, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

@@ -1,0 +1,194 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/projections/billing"
+	"github.com/convmeter/convmeter/projections/ratecard"
+	"github.com/convmeter/convmeter/projections/ratelimit"
+)
+
+func runFixture(t *testing.T) *Report {
+	t.Helper()
+	accts, err := LoadAccounts("testdata/accounts.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	book, err := ratecard.Examples()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("testdata/month.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err := Run(context.Background(), Config{Accounts: accts, Book: book}, f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// line is the part of a settled line the fixture checks.
+type line struct {
+	wamid, category, market, settled, reason string
+	micros                                   ratecard.Micros
+	unpriced                                 string
+}
+
+func lines(m Month) []line {
+	var out []line
+	for _, l := range m.Lines {
+		out = append(out, line{l.WAMID, string(l.Category), l.Market, string(l.SettledType), l.Reason, l.Amount, l.Unpriced})
+	}
+	return out
+}
+
+// TestAuditFixture runs the fixture month (testdata/month.jsonl, see testdata/README.md) and
+// checks the ledger by hand against the example rate cards:
+//
+// March 2024, CBP-2023, card example-usd-2023-06 (India: marketing 0.0099, utility 0.0042,
+// service 0.004):
+//   - wamid.c1 opens a service conversation: first of the month's 1,000 free → 0;
+//   - wamid.c2 opens a marketing conversation → 0.0099 (its duplicate webhook changes nothing);
+//   - wamid.c3: read arrives before delivered; delivered at 10:06:40 opens utility → 0.0042;
+//   - wamid.c4 (sent, then failed) and wamid.c5 (sent only) charge nothing.
+//     Total 0.0141 USD, 3 lines, 3 billable.
+//
+// August 2025, PMP, card example-usd-2025-07:
+//   - wamid.p1 free-form inside the user's window → free (non_template_in_csw);
+//   - wamid.p2 marketing to India → 0.0107;
+//   - wamid.p3 utility to India outside any window → 0.0014 (tier 0:1000); duplicate: no-op;
+//   - wamid.p4 utility inside the window → free, but Meta says regular/billable: reconciliation;
+//   - wamid.p5 authentication to Indonesia, eligible for authentication-international: the
+//     example card has no Indonesia rate → unpriced (no_rate), billable;
+//   - wamid.p7 marketing after an ad referral → free-entry-point window, free.
+//     Total 0.0121 USD, 6 lines, 3 billable, 1 unpriced.
+func TestAuditFixture(t *testing.T) {
+	rep := runFixture(t)
+	if rep.Lines != 20 || rep.Webhooks != 19 || rep.Events != 22 {
+		t.Errorf("lines %d, webhooks %d, events %d; want 20, 19, 22", rep.Lines, rep.Webhooks, rep.Events)
+	}
+	if len(rep.BadLines) != 2 || rep.BadLines[0].Line != 9 || rep.BadLines[0].Path != "" ||
+		rep.BadLines[1].Line != 10 || rep.BadLines[1].Path != "entry[0].changes[0].value.statuses[1]" ||
+		!strings.Contains(rep.BadLines[1].Reason, "wamid") {
+		t.Errorf("bad lines: %+v", rep.BadLines)
+	}
+	if len(rep.Ledger) != 2 {
+		t.Fatalf("ledger months: %d", len(rep.Ledger))
+	}
+	mar, aug := rep.Ledger[0], rep.Ledger[1]
+	if mar.WABA != "102290129340398" || mar.Month != "2024-03" || aug.Month != "2025-08" {
+		t.Fatalf("months %s %s, %s", mar.WABA, mar.Month, aug.Month)
+	}
+	wantMar := []line{
+		{"wamid.c1", "service", "India", string(billing.PricingFreeTier), events.ReasonConversationOpened, 0, ""},
+		{"wamid.c2", "marketing", "India", "regular", events.ReasonConversationOpened, 9_900, ""},
+		{"wamid.c3", "utility", "India", "regular", events.ReasonConversationOpened, 4_200, ""},
+	}
+	wantAug := []line{
+		{"wamid.p1", "service", "India", "free_customer_service", events.ReasonNonTemplateInCSW, 0, ""},
+		{"wamid.p2", "marketing", "India", "regular", events.ReasonTemplateDelivered, 10_700, ""},
+		{"wamid.p3", "utility", "India", "regular", events.ReasonTemplateDelivered, 1_400, ""},
+		{"wamid.p4", "utility", "India", "free_customer_service", events.ReasonUtilityInCSW, 0, ""},
+		{"wamid.p5", "authentication_international", "Indonesia", "regular", events.ReasonTemplateDelivered, 0, billing.UnpricedNoRate},
+		{"wamid.p7", "marketing", "Brazil", "free_entry_point", events.ReasonFEPWindow, 0, ""},
+	}
+	for _, c := range []struct {
+		m    Month
+		want []line
+	}{{mar, wantMar}, {aug, wantAug}} {
+		got := lines(c.m)
+		if len(got) != len(c.want) {
+			t.Fatalf("%s: %d lines, want %d: %+v", c.m.Month, len(got), len(c.want), got)
+		}
+		for i := range got {
+			if got[i] != c.want[i] {
+				t.Errorf("%s line %d:\n got %+v\nwant %+v", c.m.Month, i, got[i], c.want[i])
+			}
+		}
+	}
+	if got := mar.Line("wamid.c3").At; got != events.UnixTime(1709633200) {
+		t.Errorf("wamid.c3 delivered at %s, want 10:06:40 (the delivered status, not the earlier-arriving read)", got)
+	}
+	tot := func(m Month, lines, billable, unpriced int64, micros ratecard.Micros, cents string) {
+		t.Helper()
+		b := m.Totals.Total
+		if b.Lines != lines || b.Billable != billable || b.Unpriced != unpriced || b.AmountMicros != micros {
+			t.Errorf("%s totals %+v, want %d lines, %d billable, %d unpriced, %d micros", m.Month, b, lines, billable, unpriced, micros)
+		}
+		if got := Money(b.AmountMicros, "USD"); got != cents {
+			t.Errorf("%s total %s, want %s", m.Month, got, cents)
+		}
+	}
+	tot(mar, 3, 3, 0, 14_100, "0.01")
+	tot(aug, 6, 3, 1, 12_100, "0.01")
+	if ft := mar.Totals.FreeTier; ft == nil || ft.Eligible != 1 || ft.Used != 1 {
+		t.Errorf("free tier %+v", ft)
+	}
+	if c := aug.Totals.ByCategory["marketing"]; c.Lines != 2 || c.Billable != 1 || c.AmountMicros != 10_700 {
+		t.Errorf("August marketing %+v", c)
+	}
+	// Reconciliation: wamid.p4, where Meta charged a utility template we find inside the window.
+	var p4 *billing.Diff
+	for i, d := range aug.Reconciliation {
+		if d.WAMID == "wamid.p4" {
+			p4 = &aug.Reconciliation[i]
+		}
+	}
+	if p4 == nil || !p4.Meta.Billable || p4.Ours.Billable || !contains(p4.Kinds, "billable") {
+		t.Errorf("wamid.p4 reconciliation: %+v (all: %+v)", p4, aug.Reconciliation)
+	}
+	// Counters at the end (2025-08-04T09:18:20Z, before the portfolio switch): two users reached
+	// outside a service window in 24 h on the number (wamid.p3's and wamid.p5's), none counted
+	// per portfolio.
+	want := map[ratelimit.Scope]int64{"pn:106540352242922": 2, "pf:pf-1": 0}
+	for _, l := range rep.Limits {
+		if w, ok := want[l.Scope]; !ok || l.Used != w || l.Limit != 1000 {
+			t.Errorf("limit %s: used %d of %d, want %d of 1000", l.Scope, l.Used, l.Limit, w)
+		}
+	}
+	if len(rep.Limits) != 2 {
+		t.Errorf("limits: %+v", rep.Limits)
+	}
+	// Both renderings work.
+	var b strings.Builder
+	if err := rep.WriteText(&b); err != nil || !strings.Contains(b.String(), "LEDGER 102290129340398 2025-08 (USD)") {
+		t.Errorf("text: %v\n%s", err, b.String())
+	}
+	if _, err := json.Marshal(rep); err != nil {
+		t.Error(err)
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func TestAuditEmptyAndGarbage(t *testing.T) {
+	book, err := ratecard.Examples()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Config{Book: book}, strings.NewReader("\n{\"object\":\n[]\n\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Lines != 2 || len(rep.BadLines) != 2 || rep.BadLines[0].Line != 2 || rep.BadLines[1].Line != 3 || len(rep.Ledger) != 0 {
+		t.Fatalf("%+v", rep)
+	}
+	if _, err := Run(context.Background(), Config{}, strings.NewReader(""), nil); err != ErrNoBook {
+		t.Fatalf("no book: %v", err)
+	}
+}
