@@ -183,7 +183,6 @@ func orDash(s string) string {
 	return s
 }
 
-
 // Line returns the settled line of a wamid, or a zero line.
 func (m Month) Line(wamid string) billing.Settled {
 	for _, l := range m.Lines {
