@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"sync"
 	"time"
@@ -21,8 +22,15 @@ func WithSharedState(ttl time.Duration) Option {
 }
 
 type sharedEntry struct {
-	mu     sync.Mutex // held while loading
-	loaded time.Time
+	mu         sync.Mutex
+	loaded     time.Time // when the last load finished; zero: never
+	refreshing bool
+	ready      chan struct{} // closed when the first load finished
+	data       *sharedData
+}
+
+// sharedData is one immutable load.
+type sharedData struct {
 	users  map[string]events.UnixTime
 	latest []events.UnixTime // the users' latest deliveries, ascending
 	secs   map[events.UnixTime]int64
@@ -33,43 +41,76 @@ type sharedCache struct {
 	m  map[string]*sharedEntry
 }
 
-// shared returns the entry for key, loading it when older than ttl; one caller loads, the others
-// wait for it.
-func (s *Store) shared(key string, load func(e *sharedEntry) error) (*sharedEntry, error) {
+// shared returns the data for key. The first caller loads it and the others wait for that load;
+// afterwards, once it is older than the TTL, one caller reloads it while the others keep using
+// the previous load, so a slow reload never queues requests behind it.
+func (s *Store) shared(key string, load func() (*sharedData, error)) (*sharedData, error) {
 	s.sc.mu.Lock()
 	if s.sc.m == nil {
 		s.sc.m = map[string]*sharedEntry{}
 	}
 	e, ok := s.sc.m[key]
 	if !ok {
-		e = &sharedEntry{}
+		e = &sharedEntry{ready: make(chan struct{})}
 		s.sc.m[key] = e
 	}
 	s.sc.mu.Unlock()
+
+	e.mu.Lock()
+	data, stale, ready := e.data, e.loaded.IsZero() || s.now().Sub(e.loaded) >= s.sharedTTL, e.ready
+	if !stale || e.refreshing {
+		e.mu.Unlock()
+		if data != nil {
+			return data, nil
+		}
+		<-ready // the first load is under way
+		e.mu.Lock()
+		data = e.data
+		e.mu.Unlock()
+		if data == nil {
+			return nil, errors.New("ratelimit: shared state failed to load")
+		}
+		return data, nil
+	}
+	e.refreshing = true
+	e.mu.Unlock()
+
+	fresh, err := load()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if now := s.now(); e.loaded.IsZero() || now.Sub(e.loaded) >= s.sharedTTL {
-		if err := load(e); err != nil {
-			return nil, err
-		}
-		e.loaded = now
+	e.refreshing = false
+	first := e.data == nil
+	if err == nil {
+		e.data, e.loaded = fresh, s.now()
 	}
-	return e, nil
+	if first {
+		close(e.ready)
+		if e.data == nil {
+			e.ready = make(chan struct{}) // a failed first load: the next caller tries again
+		}
+	}
+	if err != nil {
+		if data != nil {
+			return data, nil // keep serving the previous load
+		}
+		return nil, err
+	}
+	return fresh, nil
 }
 
 // sharedRead fills the scope-wide and number-wide parts of snap from the shared cache.
 func (s *Store) sharedRead(ctx context.Context, snap *Snapshot, sc Scope, pn, user string, t events.UnixTime) error {
-	e, err := s.shared("s|"+string(sc), func(e *sharedEntry) error {
+	e, err := s.shared("s|"+string(sc), func() (*sharedData, error) {
 		users, err := s.scopeUsers(ctx, sc, t-s.cfg.UsageWindow)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		e.users, e.latest = users, make([]events.UnixTime, 0, len(users))
+		d := &sharedData{users: users, latest: make([]events.UnixTime, 0, len(users))}
 		for _, l := range users {
-			e.latest = append(e.latest, l)
+			d.latest = append(d.latest, l)
 		}
-		sort.Slice(e.latest, func(i, j int) bool { return e.latest[i] < e.latest[j] })
-		return nil
+		sort.Slice(d.latest, func(i, j int) bool { return d.latest[i] < d.latest[j] })
+		return d, nil
 	})
 	if err != nil {
 		return err
@@ -82,10 +123,9 @@ func (s *Store) sharedRead(ctx context.Context, snap *Snapshot, sc Scope, pn, us
 		snap.Limit.HeadroomAt = e.latest[i+int(snap.Used-limit)] + s.cfg.LimitWindow
 	}
 	h := hourOf(t)
-	tp, err := s.shared("t|"+pn+"|"+itoa(h), func(e *sharedEntry) error {
+	tp, err := s.shared("t|"+pn+"|"+itoa(h), func() (*sharedData, error) {
 		secs, err := s.seconds(ctx, pn, h, h)
-		e.secs = secs
-		return err
+		return &sharedData{secs: secs}, err
 	})
 	if err != nil {
 		return err
