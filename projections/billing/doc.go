@@ -42,9 +42,12 @@
 //
 // A cut (the B-th member of a group over all partitions) is found by binary search over time with
 // pipelined ZCOUNTs, then ordering the members of that second by id. Totals start from the list
-// prices and move only the lines the cuts affect: the free-tier members, and this WABA's members
-// after the first tier boundary. The settled ledger is therefore a function of the set of applied
-// events, never of the order in which partitions were processed.
+// prices and move only what the cuts affect: the free-tier members (at most 1,000 lines read),
+// and, per member zset of the WABA (one per partition and number, whose lines share one totals
+// key), the count of members after each tier cut. A page of lines ranks each line directly (its
+// members before it, counted over the group's zsets in one pipeline). The settled ledger is
+// therefore a function of the set of applied events, never of the order in which partitions were
+// processed.
 //
 // # Exactly once
 //
@@ -73,8 +76,8 @@
 //	:l                  hash  event id → line (JSON)
 //	:wm:<waba>|<month>  zset  line ids by delivery time (paging)
 //	:t:<waba>|<month>   hash  totals counters "<dimension>:<value>|<measure>"
-//	:gw:<waba>#<group>  zset  the WABA's members of a group, by delivery time
-//	:gs:<group>         set   the WABAs with members of the group in this partition
+//	:gw:<waba>#<number>#<group>  zset  the number's members of a group, by delivery time
+//	:gs:<group>         set   the "<waba>#<number>" with members of the group in this partition
 //	:d, :dz:<wm>, :dc:<wm>  reconciliation records, index, counts per kind
 //	:bad                hash  events that could not be applied, with the reason
 //

@@ -131,34 +131,8 @@ func (s *Store) Totals(ctx context.Context, waba, month string) (Totals, error) 
 			t.VolumeTiers = append(t.VolumeTiers, u)
 			continue
 		}
-		u.ByTier[r.Tiers[0].String()] = u.WABAMessages
-		cut0, err := st.cut(ctx, group, r.Tiers[0].Upper)
-		if err != nil {
+		if err := s.settleVolume(ctx, st, waba, group, r, &u, add); err != nil {
 			return Totals{}, err
-		}
-		if cut0 != nil {
-			ids, err := s.groupMembers(ctx, st, waba, group, cut0, nil)
-			if err != nil {
-				return Totals{}, err
-			}
-			upper, err := s.fetchLines(ctx, ids)
-			if err != nil {
-				return Totals{}, err
-			}
-			for p, ls := range upper {
-				for _, l := range ls {
-					sl, err := st.settle(ctx, l, p)
-					if err != nil {
-						return Totals{}, err
-					}
-					u.ByTier[r.Tiers[0].String()]--
-					u.ByTier[sl.Tier]++
-					if sl.Amount != l.List {
-						Contribute(l, l.List, l.PricingType, l.Unpriced, -1, add)
-						Contribute(l, sl.Amount, l.PricingType, l.Unpriced, +1, add)
-					}
-				}
-			}
 		}
 		t.VolumeTiers = append(t.VolumeTiers, u)
 	}
@@ -255,17 +229,12 @@ func (s *Store) groupMembers(ctx context.Context, st *settler, waba, group strin
 	}
 	var srcs []src
 	pipe := s.rdb.Pipeline()
-	if waba != "" {
-		for _, p := range st.parts {
-			srcs = append(srcs, src{p, pipe.ZRangeByScoreWithScores(ctx, kGroupWABA(s.tag(p), waba, group), &redis.ZRangeBy{Min: min, Max: max})})
-		}
-	} else {
-		ks, err := st.keys(ctx, group)
-		if err != nil {
-			return nil, err
-		}
-		for _, k := range ks {
-			srcs = append(srcs, src{partitionOfKey(k), pipe.ZRangeByScoreWithScores(ctx, k, &redis.ZRangeBy{Min: min, Max: max})})
+	if err := st.prefetch(ctx, []string{group}); err != nil {
+		return nil, err
+	}
+	for _, m := range st.gmems[group] {
+		if waba == "" || strings.HasPrefix(m.member, waba+"#") {
+			srcs = append(srcs, src{m.p, pipe.ZRangeByScoreWithScores(ctx, m.key, &redis.ZRangeBy{Min: min, Max: max})})
 		}
 	}
 	if len(srcs) == 0 {
@@ -288,14 +257,6 @@ func (s *Store) groupMembers(ctx context.Context, st *settler, waba, group strin
 		}
 	}
 	return out, nil
-}
-
-// partitionOfKey reads n back from a key "...billing:{p<n>}:...".
-func partitionOfKey(k string) int32 {
-	i := strings.Index(k, ":{p")
-	j := strings.IndexByte(k[i+3:], '}')
-	n, _ := strconv.Atoi(k[i+3 : i+3+j])
-	return int32(n)
 }
 
 // Cursor is an opaque position in a (time, id)-ordered listing.
@@ -536,4 +497,108 @@ func (s *Store) Reconciliation(ctx context.Context, waba, month, cursor string, 
 		out.Next = encodeCursor(ms[len(ms)-1].k)
 	}
 	return out, nil
+}
+
+// settleVolume moves the WABA's messages of a volume group that fall above the first tier from
+// the list price to their tier's price. Every member zset (one per partition, WABA and number)
+// holds lines with one totals key, so it counts the members after each cut (ZCOUNT above the
+// cut's second plus the ties after its id) and moves them by count: no line is read but one
+// sample per zset.
+func (s *Store) settleVolume(ctx context.Context, st *settler, waba, group string, r ratecard.Rate, u *VolumeTierUsage, add func(string, int64)) error {
+	var cuts []*OrderKey
+	for k := 0; k < len(r.Tiers)-1; k++ {
+		c, err := st.cut(ctx, group, r.Tiers[k].Upper)
+		if err != nil {
+			return err
+		}
+		if c == nil {
+			break
+		}
+		cuts = append(cuts, c)
+	}
+	u.ByTier[r.Tiers[0].String()] = u.WABAMessages
+	if len(cuts) == 0 {
+		return nil
+	}
+	var mems []gmem
+	for _, m := range st.gmems[group] {
+		if strings.HasPrefix(m.member, waba+"#") {
+			mems = append(mems, m)
+		}
+	}
+	type q struct {
+		card   *redis.IntCmd
+		sample *redis.StringSliceCmd
+		above  []*redis.IntCmd
+		ties   []*redis.StringSliceCmd
+	}
+	qs := make([]q, len(mems))
+	pipe := s.rdb.Pipeline()
+	for i, m := range mems {
+		qs[i].card = pipe.ZCard(ctx, m.key)
+		qs[i].sample = pipe.ZRange(ctx, m.key, 0, 0)
+		for _, c := range cuts {
+			at := strconv.FormatInt(c.At, 10)
+			qs[i].above = append(qs[i].above, pipe.ZCount(ctx, m.key, "("+at, "+inf"))
+			qs[i].ties = append(qs[i].ties, pipe.ZRangeByScore(ctx, m.key, &redis.ZRangeBy{Min: at, Max: at}))
+		}
+	}
+	if len(mems) == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("billing: count tiers of %s: %w", group, err)
+	}
+	ids := map[int32][]string{}
+	for i, m := range mems {
+		if v := qs[i].sample.Val(); len(v) == 1 {
+			ids[m.p] = append(ids[m.p], v[0])
+		}
+	}
+	samples, err := s.fetchLines(ctx, ids)
+	if err != nil {
+		return err
+	}
+	byID := map[string]Line{}
+	for _, ls := range samples {
+		for _, l := range ls {
+			byID[l.ID] = l
+		}
+	}
+	for i := range mems {
+		v := qs[i].sample.Val()
+		if len(v) != 1 {
+			continue
+		}
+		sample, ok := byID[v[0]]
+		if !ok {
+			continue
+		}
+		// above[k]: members strictly after cut k.
+		above := make([]int64, len(cuts))
+		for k, c := range cuts {
+			above[k] = qs[i].above[k].Val()
+			for _, id := range qs[i].ties[k].Val() {
+				if id > c.ID {
+					above[k]++
+				}
+			}
+		}
+		key := keyOf(sample, sample.PricingType, sample.Unpriced)
+		for k := range cuts {
+			n := above[k]
+			if k+1 < len(cuts) {
+				n -= above[k+1]
+			}
+			if n == 0 {
+				continue
+			}
+			t := r.Tiers[k+1]
+			u.ByTier[r.Tiers[0].String()] -= n
+			u.ByTier[t.String()] += n
+			contributeKey(key, -n, -n*int64(sample.List), add)
+			contributeKey(key, n, n*int64(t.Price), add)
+		}
+	}
+	return nil
 }

@@ -32,11 +32,19 @@ type settler struct {
 	parts []int32
 	cuts  map[string]*OrderKey // group+"#"+B → cut, nil when the group has at most B members
 	sizes map[string]int64
-	gkeys map[string][]string // group → its member zsets over all partitions and WABAs
+	gkeys map[string][]string // group → its member zsets over all partitions, WABAs and numbers
+	gmems map[string][]gmem   // the same, with partition and member
+}
+
+// gmem is one member zset of a group: partition, "WABA#number", key.
+type gmem struct {
+	p      int32
+	member string
+	key    string
 }
 
 func (s *Store) newSettler(parts []int32) *settler {
-	return &settler{s: s, parts: parts, cuts: map[string]*OrderKey{}, sizes: map[string]int64{}, gkeys: map[string][]string{}}
+	return &settler{s: s, parts: parts, cuts: map[string]*OrderKey{}, sizes: map[string]int64{}, gkeys: map[string][]string{}, gmems: map[string][]gmem{}}
 }
 
 // partitions lists the partitions the store has written.
@@ -84,7 +92,9 @@ func (st *settler) prefetch(ctx context.Context, groups []string) error {
 			ws := cmds[i][j].Val()
 			sort.Strings(ws)
 			for _, w := range ws {
-				ks = append(ks, kGroupWABA(st.s.tag(p), w, g))
+				k := kGroupWABA(st.s.tag(p), w, g)
+				ks = append(ks, k)
+				st.gmems[g] = append(st.gmems[g], gmem{p, w, k})
 			}
 		}
 		st.gkeys[g] = ks
@@ -113,7 +123,9 @@ func (st *settler) keys(ctx context.Context, group string) ([]string, error) {
 		ws := cmds[i].Val()
 		sort.Strings(ws)
 		for _, w := range ws {
-			ks = append(ks, kGroupWABA(st.s.tag(p), w, group))
+			k := kGroupWABA(st.s.tag(p), w, group)
+			ks = append(ks, k)
+			st.gmems[group] = append(st.gmems[group], gmem{p, w, k})
 		}
 	}
 	st.gkeys[group] = ks

@@ -64,16 +64,20 @@ func (s *Store) tag(p int32) string {
 func (s *Store) partitionsKey() string { return s.prefix + Name + ":partitions" }
 
 // Key names inside one partition's hash tag.
-func kHW(tag string) string                 { return tag + ":hw" }
-func kLines(tag string) string              { return tag + ":l" }
-func kIndex(tag, wm string) string          { return tag + ":wm:" + wm }
-func kTotals(tag, wm string) string         { return tag + ":t:" + wm }
-func kGroupSet(tag, g string) string        { return tag + ":gs:" + g }
-func kGroupWABA(tag, waba, g string) string { return tag + ":gw:" + waba + "#" + g }
-func kDiffs(tag string) string              { return tag + ":d" }
-func kDiffIndex(tag, wm string) string      { return tag + ":dz:" + wm }
-func kDiffCounts(tag, wm string) string     { return tag + ":dc:" + wm }
-func kBad(tag string) string                { return tag + ":bad" }
+func kHW(tag string) string                   { return tag + ":hw" }
+func kLines(tag string) string                { return tag + ":l" }
+func kIndex(tag, wm string) string            { return tag + ":wm:" + wm }
+func kTotals(tag, wm string) string           { return tag + ":t:" + wm }
+func kGroupSet(tag, g string) string          { return tag + ":gs:" + g }
+func kGroupWABA(tag, member, g string) string { return tag + ":gw:" + member + "#" + g }
+
+// groupMember names a line's member zset within its group: the WABA and number, "W#N". All lines
+// of one member zset share their totals key, so settlement can move them by counts.
+func groupMember(l Line) string         { return l.WABA + "#" + l.Number }
+func kDiffs(tag string) string          { return tag + ":d" }
+func kDiffIndex(tag, wm string) string  { return tag + ":dz:" + wm }
+func kDiffCounts(tag, wm string) string { return tag + ":dc:" + wm }
+func kBad(tag string) string            { return tag + ":bad" }
 
 // HighWater implements projections.Projection.
 func (s *Store) HighWater(ctx context.Context, p int32) (events.Cause, bool, error) {
@@ -300,7 +304,7 @@ func (s *Store) ops(tag string, plan Plan) []*op {
 		del('D', kLines(tag), ln.ID)
 		del('R', kIndex(tag, ln.WM()), ln.ID)
 		if ln.Group != "" {
-			del('R', kGroupWABA(tag, ln.WABA, ln.Group), ln.ID)
+			del('R', kGroupWABA(tag, groupMember(ln), ln.Group), ln.ID)
 		}
 	}
 	for _, d := range plan.DelDiffs {
@@ -318,10 +322,10 @@ func (s *Store) ops(tag string, plan Plan) []*op {
 		lines.vals = append(lines.vals, appendLine(nil, ln))
 		zadd(kIndex(tag, ln.WM()), ln.At, ln.ID)
 		if ln.Group != "" {
-			zadd(kGroupWABA(tag, ln.WABA, ln.Group), ln.At, ln.ID)
-			if k := [2]string{ln.Group, ln.WABA}; !inSet[k] {
+			zadd(kGroupWABA(tag, groupMember(ln), ln.Group), ln.At, ln.ID)
+			if k := [2]string{ln.Group, groupMember(ln)}; !inSet[k] {
 				inSet[k] = true
-				del('S', kGroupSet(tag, ln.Group), ln.WABA)
+				del('S', kGroupSet(tag, ln.Group), groupMember(ln))
 			}
 		}
 	}
