@@ -1,75 +1,26 @@
-package aggregator
+package aggregator_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"testing"
 	"time"
 
-	"github.com/convmeter/convmeter/events"
-	"github.com/convmeter/convmeter/events/kafkatest"
 	"github.com/convmeter/convmeter/events/kafkax"
-	"github.com/convmeter/convmeter/services/window"
+	"github.com/convmeter/convmeter/services/aggregator/internal/crosscheck"
 	"github.com/segmentio/kafka-go"
 )
 
-// testTopics creates a fresh set of the four topics with n partitions and deletes them at the end.
-func testTopics(t *testing.T, brokers []string, n int) kafkax.Topics {
-	t.Helper()
-	topics := kafkax.PrefixedTopics(kafkatest.Name(t))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := kafkax.EnsureTopics(ctx, brokers, topics.Specs(n)...); err != nil {
-		t.Fatalf("create topics: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := kafkax.DeleteTopics(ctx, brokers, topics.All()...); err != nil {
-			t.Logf("delete topics: %v", err)
-		}
-	})
-	return topics
-}
-
-// produce writes msgs to topic in order, in large synchronous batches.
 func produce(t testing.TB, brokers []string, topic string, msgs []kafka.Message) {
 	t.Helper()
-	w, err := kafkax.NewWriter(brokers, topic, kafkax.WithBatch(5000, 5*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	for i := 0; i < len(msgs); i += 20000 {
-		if err := w.WriteMessages(ctx, msgs[i:min(len(msgs), i+20000)]...); err != nil {
-			t.Fatalf("produce to %s: %v", topic, err)
-		}
+	if err := crosscheck.Produce(ctx, brokers, topic, msgs); err != nil {
+		t.Fatal(err)
 	}
 }
 
-// endOffsets returns the end offset of each partition of topic.
 func endOffsets(ctx context.Context, client *kafka.Client, topic string, n int) ([]int64, error) {
-	req := make([]kafka.OffsetRequest, n)
-	for p := range req {
-		req[p] = kafka.LastOffsetOf(p)
-	}
-	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: req}})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]int64, n)
-	for _, po := range res.Topics[topic] {
-		if po.Error != nil {
-			return nil, po.Error
-		}
-		out[po.Partition] = po.LastOffset
-	}
-	return out, nil
+	return crosscheck.EndOffsets(ctx, client, topic, n)
 }
 
 func sum(xs []int64) int64 {
@@ -127,114 +78,22 @@ func waitCommitted(t *testing.T, client *kafka.Client, group, topic string, ends
 	}
 }
 
-// readPartition reads every record of topic/partition.
-func readPartition(t testing.TB, client *kafka.Client, topic string, p int) []kafka.Message {
+// testTopics creates a fresh set of the four topics with n partitions under a unique prefix and
+// deletes them at the end.
+func testTopics(t *testing.T, brokers []string, prefix string, n int) kafkax.Topics {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	topics := kafkax.PrefixedTopics(prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ends, err := endOffsets(ctx, client, topic, p+1)
-	if err != nil {
-		t.Fatalf("end offsets of %s: %v", topic, err)
+	if err := kafkax.EnsureTopics(ctx, brokers, topics.Specs(n)...); err != nil {
+		t.Fatalf("create topics: %v", err)
 	}
-	end := ends[p]
-	var out []kafka.Message
-	for off := int64(0); off < end; {
-		res, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: p, Offset: off, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: time.Second})
-		if err == nil {
-			err = res.Error
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := kafkax.DeleteTopics(ctx, brokers, topics.All()...); err != nil {
+			t.Logf("delete topics: %v", err)
 		}
-		if err != nil {
-			t.Fatalf("fetch %s/%d at %d: %v", topic, p, off, err)
-		}
-		for {
-			r, err := res.Records.ReadRecord()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatalf("read %s/%d: %v", topic, p, err)
-			}
-			if r.Offset < off {
-				continue
-			}
-			m := kafka.Message{Topic: topic, Partition: p, Offset: r.Offset}
-			if r.Key != nil {
-				m.Key, _ = io.ReadAll(r.Key)
-			}
-			if r.Value != nil {
-				m.Value, _ = io.ReadAll(r.Value)
-			}
-			for _, h := range r.Headers {
-				m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
-			}
-			out = append(out, m)
-			off = r.Offset + 1
-		}
-	}
-	return out
-}
-
-// reference runs the pure processor over one partition's input records: what an uninterrupted
-// aggregator must write.
-func reference(t testing.TB, topic string, p int, ecfg window.Config, in []kafka.Message) (out, dead []events.Event) {
-	t.Helper()
-	ecfg.Partition = int32(p)
-	eng, err := window.New(ecfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc := Processor{Engine: eng, Topic: topic, Partition: int32(p)}
-	for _, m := range in {
-		out, dead, _ = proc.Record(m, out, dead)
-	}
-	return out, dead
-}
-
-// sameEvents compares the records of one output partition with the reference, event by event:
-// count, ids, types, causes and encoded bytes. It reports the first difference.
-func sameEvents(t testing.TB, what string, got []kafka.Message, want []events.Event) {
-	t.Helper()
-	for i := 0; i < min(len(got), len(want)); i++ {
-		g, err := events.Decode(got[i].Value)
-		if err != nil {
-			t.Fatalf("%s: record %d (offset %d) does not decode: %v", what, i, got[i].Offset, err)
-		}
-		w := want[i]
-		wb, err := events.Marshal(w)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if g.ID != w.ID || g.Type != w.Type || *g.Cause != *w.Cause || !bytes.Equal(got[i].Value, wb) {
-			t.Fatalf("%s: record %d (offset %d) differs:\n got %s\nwant %s", what, i, got[i].Offset, got[i].Value, wb)
-		}
-		if string(got[i].Key) != w.Key {
-			t.Fatalf("%s: record %d key %q, want %q", what, i, got[i].Key, w.Key)
-		}
-	}
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d records, want %d (%s)", what, len(got), len(want), describeTail(got, want))
-	}
-}
-
-func describeTail(got []kafka.Message, want []events.Event) string {
-	if len(got) > len(want) {
-		return fmt.Sprintf("first extra: %s", got[len(want)].Value)
-	}
-	b, _ := events.Marshal(want[len(got)])
-	return fmt.Sprintf("first missing: %s", b)
-}
-
-// checkAgainstReference reads every input partition back, runs the reference and compares the
-// output and dead-letter topics with it, partition by partition. It returns the totals.
-func checkAgainstReference(t *testing.T, brokers []string, topics kafkax.Topics, n int, ecfg window.Config) (in, out, dead int) {
-	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
-	for p := 0; p < n; p++ {
-		input := readPartition(t, client, topics.MessageEvents, p)
-		wantOut, wantDead := reference(t, topics.MessageEvents, p, ecfg, input)
-		sameEvents(t, fmt.Sprintf("output partition %d", p), readPartition(t, client, topics.ConversationEvents, p), wantOut)
-		sameEvents(t, fmt.Sprintf("dead-letter partition %d", p), readPartition(t, client, topics.DeadLetter, p), wantDead)
-		in, out, dead = in+len(input), out+len(wantOut), dead+len(wantDead)
-	}
-	return in, out, dead
+	})
+	return topics
 }

@@ -127,6 +127,7 @@ func (a *aggregator) batch(ctx context.Context, st *state, b kafkax.Batch, outBu
 	topic := a.cfg.Topics.MessageEvents
 	out, dead := (*outBuf)[:0], (*deadBuf)[:0]
 	var last kafka.Message
+	inTypes := map[events.Type]int{}
 	for _, pb := range b.Partitions {
 		for _, m := range pb.Messages {
 			if m.Partition != st.p {
@@ -138,7 +139,7 @@ func (a *aggregator) batch(ctx context.Context, st *state, b kafkax.Batch, outBu
 			nd := len(dead)
 			var typ events.Type
 			out, dead, typ = st.proc.Record(m, out, dead)
-			a.m.in.WithLabelValues(string(typ)).Inc()
+			inTypes[typ]++
 			if len(dead) > nd {
 				de := dead[nd].Data.(*events.DeadLetter)
 				a.log.Warn("dead letter", "topic", topic, "partition", st.p, "offset", m.Offset, "event_type", typ, "kind", de.ErrorKind, "reason", de.Reason)
@@ -149,6 +150,9 @@ func (a *aggregator) batch(ctx context.Context, st *state, b kafkax.Batch, outBu
 		}
 	}
 	*outBuf, *deadBuf = out, dead
+	for typ, n := range inTypes {
+		a.m.in.WithLabelValues(string(typ)).Add(float64(n))
+	}
 	if b.Len() > 0 {
 		a.m.batches.Observe(float64(b.Len()))
 	}
@@ -172,12 +176,14 @@ func (a *aggregator) batch(ctx context.Context, st *state, b kafkax.Batch, outBu
 	if len(dead) > 0 {
 		st.lastDead = dead[len(dead)-1].Cause
 	}
+	outTypes := map[events.Type]int{}
 	for _, e := range out {
-		a.m.out.WithLabelValues(string(e.Type)).Inc()
-		if e.Type == events.TypeEventSetAside {
-			a.m.setAside.Inc()
-		}
+		outTypes[e.Type]++
 	}
+	for typ, n := range outTypes {
+		a.m.out.WithLabelValues(string(typ)).Add(float64(n))
+	}
+	a.m.setAside.Add(float64(outTypes[events.TypeEventSetAside]))
 	for _, e := range dead {
 		a.m.deadLetters.WithLabelValues(e.Data.(*events.DeadLetter).ErrorKind).Inc()
 	}

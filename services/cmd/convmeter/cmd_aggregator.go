@@ -40,6 +40,11 @@ type aggregatorConfig struct {
 
 func parseAggregator(fs *flag.FlagSet, args []string, env func(string) string) (runner, error) {
 	var c aggregatorConfig
+	return parseAggregatorInto(&c, fs, args, env)
+}
+
+func parseAggregatorInto(cp *aggregatorConfig, fs *flag.FlagSet, args []string, env func(string) string) (runner, error) {
+	c := cp
 	var brokers string
 	fs.StringVar(&brokers, "brokers", env(envBrokers), "Kafka brokers, comma-separated ($"+envBrokers+")")
 	fs.StringVar(&c.RedisURL, "redis", env(envRedisURL), "Redis URL of the snapshot store ($"+envRedisURL+")")
@@ -68,7 +73,7 @@ func parseAggregator(fs *flag.FlagSet, args []string, env func(string) string) (
 	if c.RedisURL == "" {
 		return nil, errors.New("no snapshot store: set -redis or " + envRedisURL)
 	}
-	return func(ctx context.Context, log *slog.Logger) error { return runAggregator(ctx, c, log) }, nil
+	return func(ctx context.Context, log *slog.Logger) error { return runAggregator(ctx, *c, log) }, nil
 }
 
 func runAggregator(ctx context.Context, c aggregatorConfig, log *slog.Logger) error {

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# End-to-end aggregator benchmark on the real broker (not a timed test; CI does not run it).
+#
+#   scripts/bench-aggregator.sh [records] [partitions] [pairs]
+#
+# Prints, with the machine load before and after:
+#   - BenchmarkEndToEnd: a bare kafka-go group reader draining the generated input topic
+#     (FetchBatch + Commit) and the aggregator over the same topic (decode, window engine,
+#     encode, acknowledged writes, Redis snapshots, commits), each from group join to the commit
+#     of the last offset, and the ratio (target: the aggregator keeps at least half the rate);
+#   - BenchmarkRestore: snapshot size per pair and the time to snapshot, save to Redis, load and
+#     restore an engine with [pairs] live pairs, plus the decode+engine rate that bounds the
+#     replay of the log tail after a snapshot.
+# Both run without -race. Kafka and Redis come from scripts/services.sh (started if needed).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+records=${1:-500000}
+partitions=${2:-4}
+pairs=${3:-1000000}
+
+if [[ -z ${CONVMETER_KAFKA_BROKERS:-} || -z ${CONVMETER_REDIS_URL:-} ]]; then
+	eval "$(scripts/services.sh up)"
+fi
+export CONVMETER_KAFKA_BROKERS CONVMETER_REDIS_URL CONVMETER_REQUIRE_SERVICES=1
+
+echo "== $(date -u +%FT%TZ) $(nproc) cores; load before: $(uptime | sed 's/.*load average: //')"
+echo "== go $(go version | awk '{print $3}'); records=$records partitions=$partitions pairs=$pairs"
+cd services
+go test -run '^$' -bench 'BenchmarkEndToEnd' -benchtime 1x -timeout 30m -v ./aggregator/ \
+	-args -bench.records="$records" -bench.partitions="$partitions" | grep -v '^time='
+echo "== load between: $(uptime | sed 's/.*load average: //')"
+go test -run '^$' -bench 'BenchmarkRestore' -benchtime 1x -benchmem -timeout 30m -v ./aggregator/ \
+	-args -bench.pairs="$pairs" | grep -v '^time='
+echo "== load after: $(uptime | sed 's/.*load average: //')"
