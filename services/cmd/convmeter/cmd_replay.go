@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/events/kafkax"
+	"github.com/convmeter/convmeter/services/replay"
+	"github.com/convmeter/convmeter/services/window"
+)
+
+func init() {
+	commands["replay"] = command{
+		summary: "rebuild billing and rate limits from the log into a fresh namespace, diff against live (exit 1 when they differ), optionally promote",
+		parse:   parseReplay,
+	}
+}
+
+// replayConfig is the replay command's configuration.
+type replayConfig struct {
+	Brokers     []string
+	RedisURL    string
+	TopicPrefix string
+	LivePrefix  string
+	Prefix      string // the rebuilt namespace
+	RateCards   []string
+	From, To    events.UnixTime
+	Lateness    time.Duration
+	BatchSize   int
+	JSON        bool
+	Promote     bool
+	Out         io.Writer
+	Progress    io.Writer
+}
+
+// errDifferent makes the command exit non-zero when the rebuilt namespace differs from live.
+var errDifferent = errors.New("rebuilt projections differ from the live ones (see the report)")
+
+func parseReplay(fs *flag.FlagSet, args []string, env func(string) string) (runner, error) {
+	c := replayConfig{Out: reportOut, Progress: fs.Output()}
+	var brokers, cards, from, to string
+	fs.StringVar(&brokers, "brokers", env(envBrokers), "Kafka brokers, comma-separated ($"+envBrokers+")")
+	fs.StringVar(&c.RedisURL, "redis", env(envRedisURL), "Redis URL ($"+envRedisURL+")")
+	fs.StringVar(&c.TopicPrefix, "topic-prefix", env(envTopicPrefix), "prefix of every topic name ($"+envTopicPrefix+")")
+	fs.StringVar(&c.LivePrefix, "live-prefix", "convmeter:", "key prefix of the live namespace (what `project -key-prefix` uses)")
+	fs.StringVar(&c.Prefix, "prefix", "", "key prefix of the rebuilt namespace; must be empty (default convmeter:replay-<unix time>:)")
+	fs.StringVar(&cards, "ratecards", "", "rate-card files or directories, comma-separated (default: the shipped EXAMPLE cards)")
+	fs.StringVar(&from, "from", "", "replay only input events at or after this event time (RFC 3339, YYYY-MM-DD or Unix seconds)")
+	fs.StringVar(&to, "to", "", "replay only input events before this event time")
+	fs.DurationVar(&c.Lateness, "lateness", 72*time.Hour, "the aggregator's allowed lateness (must match it)")
+	fs.IntVar(&c.BatchSize, "batch", 5000, "engine outputs per projection batch")
+	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&c.Promote, "promote", false, "make the rebuilt namespace the live one (stop the projection consumers first)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if c.Brokers = splitList(brokers); len(c.Brokers) == 0 {
+		return nil, errors.New("no brokers: set -brokers or " + envBrokers)
+	}
+	if c.RedisURL == "" {
+		return nil, errors.New("no Redis: set -redis or " + envRedisURL)
+	}
+	var err error
+	if c.From, err = parseEventTime(from); err != nil {
+		return nil, fmt.Errorf("-from: %w", err)
+	}
+	if c.To, err = parseEventTime(to); err != nil {
+		return nil, fmt.Errorf("-to: %w", err)
+	}
+	if c.To != 0 && c.From >= c.To {
+		return nil, errors.New("-from must be before -to")
+	}
+	if c.Promote && (c.From != 0 || c.To != 0) {
+		return nil, errors.New("-promote needs a full replay (no -from/-to)")
+	}
+	if c.Prefix == "" {
+		c.Prefix = c.LivePrefix + "replay-" + strconv.FormatInt(time.Now().Unix(), 10) + ":"
+	}
+	c.RateCards = splitList(cards)
+	return func(ctx context.Context, log *slog.Logger) error { return runReplay(ctx, c, log) }, nil
+}
+
+// parseEventTime reads "", RFC 3339, YYYY-MM-DD (UTC) or Unix seconds.
+func parseEventTime(s string) (events.UnixTime, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
+		return events.UnixTime(n), nil
+	}
+	for _, layout := range []string{time.RFC3339, time.DateOnly} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return events.FromTime(t), nil
+		}
+	}
+	return 0, fmt.Errorf("%q is not RFC 3339, YYYY-MM-DD or Unix seconds", s)
+}
+
+func runReplay(ctx context.Context, c replayConfig, log *slog.Logger) error {
+	opt, err := redis.ParseURL(c.RedisURL)
+	if err != nil {
+		return fmt.Errorf("redis url: %w", err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	book, err := loadBook(c.RateCards)
+	if err != nil {
+		return err
+	}
+	topic := kafkax.PrefixedTopics(c.TopicPrefix).MessageEvents
+	n, err := kafkax.PartitionCount(ctx, c.Brokers, topic)
+	if err != nil {
+		return fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	live, err := replay.OpenNamespace(rdb, c.LivePrefix, book, n, log)
+	if err != nil {
+		return err
+	}
+	rebuilt, err := replay.OpenNamespace(rdb, c.Prefix, book, n, log)
+	if err != nil {
+		return err
+	}
+	if empty, err := rebuilt.Empty(ctx, rdb); err != nil {
+		return err
+	} else if !empty {
+		return fmt.Errorf("%w: %s", replay.ErrNotFresh, c.Prefix)
+	}
+	st, err := replay.Run(ctx, replay.Config{
+		Brokers: c.Brokers, Topic: topic, From: c.From, To: c.To, Engine: window.Config{Lateness: c.Lateness},
+		BatchSize: c.BatchSize, Progress: c.Progress,
+	}, rebuilt, log)
+	if err != nil {
+		return err
+	}
+	rep, err := replay.Compare(ctx, rdb, live, rebuilt, n, c.From, c.To)
+	if err != nil {
+		return err
+	}
+	rep.Replay = &st
+	if c.JSON {
+		enc := json.NewEncoder(c.Out)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	} else {
+		err = rep.WriteText(c.Out)
+	}
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if c.Promote {
+		keys, err := replay.Promote(ctx, rdb, live, rebuilt, n)
+		if err != nil {
+			return err
+		}
+		log.Info("replay: promoted", "from", c.Prefix, "to", c.LivePrefix, "keys", keys)
+		return nil
+	}
+	if !rep.Equal() {
+		return errDifferent
+	}
+	return nil
+}

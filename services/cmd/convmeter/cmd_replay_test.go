@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/events/kafkatest"
+	"github.com/convmeter/convmeter/events/kafkax"
+	"github.com/convmeter/convmeter/events/producer"
+	"github.com/convmeter/convmeter/projections/redistest"
+	"github.com/convmeter/convmeter/services/ingest"
+	"github.com/convmeter/convmeter/services/loadgen"
+)
+
+func noEnv(string) string { return "" }
+
+// capture runs the command with reports going to a buffer.
+func capture(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	old := reportOut
+	reportOut = &out
+	defer func() { reportOut = old }()
+	code := run(args, noEnv, &errb)
+	return code, out.String(), errb.String()
+}
+
+// TestReplayCommand: generated traffic in Kafka; a first replay with -promote builds the live
+// namespace; a second replay equals it (exit 0); a replay with an edited rate card differs
+// (exit 1).
+func TestReplayCommand(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	url := redistest.URL(t)
+	_, kp := redistest.Client(t)
+	tp := kafkatest.Name(t)
+	topic := kafkax.PrefixedTopics(tp).MessageEvents
+	ctx := context.Background()
+	if err := kafkax.EnsureTopics(ctx, brokers, kafkax.TopicSpec{Name: topic, Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = kafkax.DeleteTopics(context.Background(), brokers, topic) })
+	m, err := loadgen.New(loadgen.Config{Seed: 5, Numbers: 2, UsersPerNumber: 100, Duration: time.Hour, SessionsPerHour: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []events.Event
+	for _, it := range m.Items(0) {
+		evs = append(evs, it.Event)
+	}
+	pr, err := producer.New(ctx, brokers, producer.WithTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Publish(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	_ = pr.Close()
+
+	base := []string{"replay", "-brokers", strings.Join(brokers, ","), "-redis", url, "-topic-prefix", tp, "-live-prefix", kp + "live:"}
+	code, out, errs := capture(t, append(base, "-prefix", kp+"a:", "-promote")...)
+	if code != 0 || !strings.Contains(out, "DIFFERENT") {
+		t.Fatalf("bootstrap with -promote: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = capture(t, append(base, "-prefix", kp+"b:", "-json")...)
+	if code != 0 || !strings.Contains(out, `"line_diffs": 0`) || !strings.Contains(errs, "events/s") {
+		t.Fatalf("replay of the live run: exit %d\n%s\n%s", code, out, errs)
+	}
+	cards := editedCards(t)
+	code, out, errs = capture(t, append(base, "-prefix", kp+"c:", "-ratecards", cards)...)
+	if code != 1 || !strings.Contains(out, "DIFFERENT") || !strings.Contains(out, "0.0107") {
+		t.Fatalf("replay with an edited card: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, _, errs = capture(t, append(base, "-prefix", kp+"c:")...)
+	if code != 1 || !strings.Contains(errs, "not empty") {
+		t.Fatalf("replay into a used namespace: exit %d\n%s", code, errs)
+	}
+}
+
+// editedCards copies the example cards with India marketing of 2025-07 at 0.015 instead of 0.0107.
+func editedCards(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join("..", "..", "..", "projections", "ratecard", "examples")
+	dir := t.TempDir()
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.Replace(b, []byte("rate,India,marketing,,0.0107\n"), []byte("rate,India,marketing,,0.015\n"), 1)
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestAuditCommand(t *testing.T) {
+	td := filepath.Join("..", "..", "audit", "testdata")
+	code, out, errs := capture(t, "audit", filepath.Join(td, "month.jsonl"), "-accounts", filepath.Join(td, "accounts.json"))
+	if code != 0 || !strings.Contains(out, "LEDGER 102290129340398 2025-08 (USD): 6 lines, 3 billable, 1 unpriced") ||
+		!strings.Contains(out, "2 bad") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, _ = capture(t, "audit", "-json", "-accounts", filepath.Join(td, "accounts.json"), filepath.Join(td, "month.jsonl"))
+	if code != 0 || !strings.Contains(out, `"bad_lines"`) {
+		t.Fatalf("json: exit %d\n%s", code, out)
+	}
+	if code, _, _ := capture(t, "audit", filepath.Join(td, "month.jsonl")); code != 2 {
+		t.Fatalf("no -accounts: exit %d, want 2", code)
+	}
+}
+
+// TestLoadgenWebhook sends the model as signed webhooks to a stand-in endpoint that checks the
+// signature and normalises every body.
+func TestLoadgenWebhook(t *testing.T) {
+	v, err := ingest.NewVerifier("s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if err := v.Verify(r.Header.Get("X-Hub-Signature-256"), b); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		res, err := ingest.Normalize(b)
+		if err != nil || len(res.Rejected) > 0 {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		got.Add(int64(len(res.Events)))
+	}))
+	defer srv.Close()
+	env := func(k string) string {
+		if k == envLoadgenSecret {
+			return "s3cret"
+		}
+		return ""
+	}
+	var errb bytes.Buffer
+	code := run([]string{"loadgen", "-mode", "webhook", "-url", srv.URL, "-speedup", "0", "-duration", "30m", "-numbers", "2",
+		"-sessions-per-hour", "60", "-batch", "20"}, env, &errb)
+	if code != 0 || got.Load() == 0 {
+		t.Fatalf("exit %d, %d events\n%s", code, got.Load(), errb.String())
+	}
+}
