@@ -83,16 +83,27 @@ func TestReplayEqualsLive(t *testing.T) {
 // distinct users with a delivery outside the window in the last 24 h, per scope, after
 // retractions.
 func TestCountsMatchBruteForce(t *testing.T) {
+	for _, seed := range []uint64{42, 7, 1234} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { bruteForce(t, seed) })
+	}
+}
+
+func bruteForce(t *testing.T, seed uint64) {
 	rdb, ns := client(t)
 	ctx := context.Background()
 	s := newStore(t, rdb, ns, 2)
-	logs := []*log{randomLog(0, 42, 2000), randomLog(1, 43, 2000)}
+	logs := []*log{randomLog(0, seed, 2000), randomLog(1, seed+1, 2000)}
 	type dl struct {
 		scope Scope
 		user  string
 		at    events.UnixTime
 	}
 	live := map[string]dl{}
+	type msg struct {
+		pn string
+		at events.UnixTime
+	}
+	msgs := map[string]msg{} // dispatched and inbound outputs not retracted
 	var end events.UnixTime
 	for _, l := range logs {
 		applyInBatches(t, s, l, 97)
@@ -103,11 +114,33 @@ func TestCountsMatchBruteForce(t *testing.T) {
 					live[e.ID] = dl{ScopeFor(d.Account, d.DeliveredAt), d.User, d.DeliveredAt}
 				}
 				end = max(end, d.DeliveredAt)
+			case *events.MessageDispatched:
+				msgs[e.ID] = msg{d.PhoneNumberID, d.SentAt}
+			case *events.WindowOpened:
+				msgs[e.ID] = msg{d.PhoneNumberID, d.OpenedAt}
 			case *events.Correction:
 				for _, id := range d.Retracts {
 					delete(live, id)
+					delete(msgs, id)
 				}
 			}
+		}
+	}
+	// Throughput: per-second counts over the kept hour equal a direct count of the messages that
+	// were not retracted.
+	for _, pn := range []string{"n1", "n2"} {
+		want := map[events.UnixTime]int64{}
+		for _, m := range msgs {
+			if m.pn == pn && m.at > end-Hour && m.at <= end {
+				want[m.at]++
+			}
+		}
+		got, err := s.Throughput(ctx, pn, end, DefaultMPS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wp := PeakOf(pn, want, end, DefaultMPS); got.Peak != wp.Peak || got.PeakAt != wp.PeakAt || got.Current != wp.Current {
+			t.Errorf("%s throughput %+v, brute force %+v", pn, got, wp)
 		}
 	}
 	for _, at := range []events.UnixTime{PortfolioSwitch - Hour, PortfolioSwitch + 3*Hour, end - Day/2, end} {
