@@ -27,8 +27,8 @@
 // Pairs of one WABA or portfolio are spread over partitions, which are applied independently and in
 // any relative order, so "the first 1,000 conversations of the month" cannot mean "the first
 // applied". It means the first in event order: delivery time (Unix seconds), then event id
-// (bytewise). Each partition keeps, per group and WABA, a sorted set of its members scored by
-// delivery time; settlement (at query time) merges them over partitions and WABAs:
+// (bytewise). Each partition keeps, per group, a sorted set of its members scored by delivery time
+// (and one per WABA and number of the group); settlement (at query time) merges the partitions:
 //
 //   - Free tier (domain §1.8): group "ft|<waba>|<month>". Billable CBP conversations count: any
 //     category under CBP-2022 up to month 2023-05, service only under CBP-2023 up to month 2024-10
@@ -76,7 +76,8 @@
 //	:l                  hash  event id → line (JSON)
 //	:wm:<waba>|<month>  zset  line ids by delivery time (paging)
 //	:t:<waba>|<month>   hash  totals counters "<dimension>:<value>|<measure>"
-//	:gw:<waba>#<number>#<group>  zset  the number's members of a group, by delivery time
+//	:g:<group>          zset  the group's members in this partition, by delivery time (cuts, ranks)
+//	:gw:<waba>#<number>#<group>  zset  the number's members of a group (settled totals by count)
 //	:gs:<group>         set   the "<waba>#<number>" with members of the group in this partition
 //	:d, :dz:<wm>, :dc:<wm>  reconciliation records, index, counts per kind
 //	:bad                hash  events that could not be applied, with the reason

@@ -229,12 +229,18 @@ func (s *Store) groupMembers(ctx context.Context, st *settler, waba, group strin
 	}
 	var srcs []src
 	pipe := s.rdb.Pipeline()
-	if err := st.prefetch(ctx, []string{group}); err != nil {
-		return nil, err
-	}
-	for _, m := range st.gmems[group] {
-		if waba == "" || strings.HasPrefix(m.member, waba+"#") {
-			srcs = append(srcs, src{m.p, pipe.ZRangeByScoreWithScores(ctx, m.key, &redis.ZRangeBy{Min: min, Max: max})})
+	if waba == "" {
+		for _, p := range st.parts {
+			srcs = append(srcs, src{p, pipe.ZRangeByScoreWithScores(ctx, kGroup(s.tag(p), group), &redis.ZRangeBy{Min: min, Max: max})})
+		}
+	} else {
+		if err := st.prefetch(ctx, []string{group}); err != nil {
+			return nil, err
+		}
+		for _, m := range st.gmems[group] {
+			if strings.HasPrefix(m.member, waba+"#") {
+				srcs = append(srcs, src{m.p, pipe.ZRangeByScoreWithScores(ctx, m.key, &redis.ZRangeBy{Min: min, Max: max})})
+			}
 		}
 	}
 	if len(srcs) == 0 {
@@ -519,6 +525,9 @@ func (s *Store) settleVolume(ctx context.Context, st *settler, waba, group strin
 	u.ByTier[r.Tiers[0].String()] = u.WABAMessages
 	if len(cuts) == 0 {
 		return nil
+	}
+	if err := st.prefetch(ctx, []string{group}); err != nil {
+		return err
 	}
 	var mems []gmem
 	for _, m := range st.gmems[group] {

@@ -65,11 +65,12 @@ func (s *Store) partitions(ctx context.Context) ([]int32, error) {
 	return out, nil
 }
 
-// prefetch loads the member-zset lists of several groups in one round trip.
+// prefetch loads the member zsets (per partition, WABA and number) of several groups in one round
+// trip.
 func (st *settler) prefetch(ctx context.Context, groups []string) error {
 	var todo []string
 	for _, g := range groups {
-		if _, ok := st.gkeys[g]; !ok && g != "" {
+		if _, ok := st.gmems[g]; !ok && g != "" {
 			todo = append(todo, g)
 		}
 	}
@@ -87,46 +88,27 @@ func (st *settler) prefetch(ctx context.Context, groups []string) error {
 		return fmt.Errorf("billing: WABAs of %d groups: %w", len(todo), err)
 	}
 	for i, g := range todo {
-		var ks []string
+		st.gmems[g] = []gmem{}
 		for j, p := range st.parts {
 			ws := cmds[i][j].Val()
 			sort.Strings(ws)
 			for _, w := range ws {
-				k := kGroupWABA(st.s.tag(p), w, g)
-				ks = append(ks, k)
-				st.gmems[g] = append(st.gmems[g], gmem{p, w, k})
+				st.gmems[g] = append(st.gmems[g], gmem{p, w, kGroupWABA(st.s.tag(p), w, g)})
 			}
 		}
-		st.gkeys[g] = ks
 	}
 	return nil
 }
 
-// keys returns the member zsets of a group: one per partition and WABA, named by the group's
-// WABA set in each partition.
-func (st *settler) keys(ctx context.Context, group string) ([]string, error) {
+// keys returns a group's per-partition zsets (all its members, every WABA and number), on which
+// cuts and ranks are computed.
+func (st *settler) keys(_ context.Context, group string) ([]string, error) {
 	if ks, ok := st.gkeys[group]; ok {
 		return ks, nil
 	}
-	pipe := st.s.rdb.Pipeline()
-	cmds := make([]*redis.StringSliceCmd, len(st.parts))
+	ks := make([]string, len(st.parts))
 	for i, p := range st.parts {
-		cmds[i] = pipe.SMembers(ctx, kGroupSet(st.s.tag(p), group))
-	}
-	if len(st.parts) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, fmt.Errorf("billing: WABAs of group %s: %w", group, err)
-		}
-	}
-	var ks []string
-	for i, p := range st.parts {
-		ws := cmds[i].Val()
-		sort.Strings(ws)
-		for _, w := range ws {
-			k := kGroupWABA(st.s.tag(p), w, group)
-			ks = append(ks, k)
-			st.gmems[group] = append(st.gmems[group], gmem{p, w, k})
-		}
+		ks[i] = kGroup(st.s.tag(p), group)
 	}
 	st.gkeys[group] = ks
 	return ks, nil
@@ -352,13 +334,6 @@ func (st *settler) settleRanked(ctx context.Context, ls []Line, parts []int32) (
 		ties  []*redis.StringSliceCmd
 	}
 	qs := make([]*q, len(ls))
-	groups := make([]string, 0, len(ls))
-	for _, l := range ls {
-		groups = append(groups, l.Group)
-	}
-	if err := st.prefetch(ctx, groups); err != nil {
-		return nil, err
-	}
 	pipe := st.s.rdb.Pipeline()
 	n := 0
 	for i, l := range ls {

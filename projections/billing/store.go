@@ -68,6 +68,7 @@ func kHW(tag string) string                   { return tag + ":hw" }
 func kLines(tag string) string                { return tag + ":l" }
 func kIndex(tag, wm string) string            { return tag + ":wm:" + wm }
 func kTotals(tag, wm string) string           { return tag + ":t:" + wm }
+func kGroup(tag, g string) string             { return tag + ":g:" + g }
 func kGroupSet(tag, g string) string          { return tag + ":gs:" + g }
 func kGroupWABA(tag, member, g string) string { return tag + ":gw:" + member + "#" + g }
 
@@ -304,6 +305,7 @@ func (s *Store) ops(tag string, plan Plan) []*op {
 		del('D', kLines(tag), ln.ID)
 		del('R', kIndex(tag, ln.WM()), ln.ID)
 		if ln.Group != "" {
+			del('R', kGroup(tag, ln.Group), ln.ID)
 			del('R', kGroupWABA(tag, groupMember(ln), ln.Group), ln.ID)
 		}
 	}
@@ -322,6 +324,7 @@ func (s *Store) ops(tag string, plan Plan) []*op {
 		lines.vals = append(lines.vals, appendLine(nil, ln))
 		zadd(kIndex(tag, ln.WM()), ln.At, ln.ID)
 		if ln.Group != "" {
+			zadd(kGroup(tag, ln.Group), ln.At, ln.ID)
 			zadd(kGroupWABA(tag, groupMember(ln), ln.Group), ln.At, ln.ID)
 			if k := [2]string{ln.Group, groupMember(ln)}; !inSet[k] {
 				inSet[k] = true
