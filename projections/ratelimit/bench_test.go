@@ -4,8 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/projections"
@@ -57,15 +62,19 @@ func BenchmarkApply(b *testing.B) {
 			batches := benchBatches(max(b.N, 1), size)
 			ctx := context.Background()
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0, rcpu0 := time.Now(), processCPU(), redisCPU(rdb)
 			for i := 0; i < b.N; i++ {
 				if err := s.Apply(ctx, batches[i]); err != nil {
 					b.Fatal(err)
 				}
 			}
 			el := time.Since(start)
-			b.ReportMetric(float64(b.N*size)/el.Seconds(), "events/s")
-			b.ReportMetric(float64(el.Microseconds())/float64(b.N*size), "µs/event")
+			n := float64(b.N * size)
+			b.ReportMetric(n/el.Seconds(), "events/s")
+			b.ReportMetric(float64(el.Microseconds())/n, "µs/event")
+			// CPU per event: what the machine's other load does not change.
+			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/n, "cpu-µs/event(go)")
+			b.ReportMetric(float64((redisCPU(rdb)-rcpu0).Microseconds())/n, "cpu-µs/event(redis)")
 		})
 	}
 }
@@ -79,4 +88,30 @@ func BenchmarkReduce(b *testing.B) {
 		Reduce(Config{}, v, batches[i%4].Events)
 	}
 	b.ReportMetric(float64(b.N*10000)/b.Elapsed().Seconds(), "events/s")
+}
+
+// processCPU is this process's user + system CPU time.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// redisCPU is the Redis server's user + system CPU time (INFO cpu).
+func redisCPU(rdb *redis.Client) time.Duration {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }
