@@ -101,9 +101,10 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		AllowAutoTopicCreation: cfg.AllowAutoTopicCreation,
 		Compression:            cfg.Compression,
 		ErrorLogger:            errorLogger(cfg.Logger),
-		// An own transport with a short metadata TTL: a topic created after the writer first
-		// looked is found within a second instead of six.
-		Transport: &kafka.Transport{MetadataTTL: time.Second, IdleTimeout: time.Minute},
+		// kafka-go's metadata TTL is also the timeout of its background metadata request; on a
+		// busy broker with many topics a short TTL makes every refresh time out and the writer
+		// never learns new topics. Publish retries an unknown topic until its deadline instead.
+		Transport: &kafka.Transport{MetadataTTL: 6 * time.Second, IdleTimeout: time.Minute},
 	}
 	return &Publisher{cfg: cfg, keyFunc: cfg.KeyFunc, w: w}, nil
 }
@@ -138,9 +139,12 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		if err == nil {
 			return nil
 		}
-		// The partition lookup precedes every write, so on an unknown topic nothing was written
-		// and the whole call can be repeated once the metadata cache has caught up.
-		if errors.Is(err, kafka.UnknownTopicOrPartition) && sleep(ctx, 200*time.Millisecond) {
+		// Temporary broker errors (unknown topic while the metadata cache catches up after a
+		// topic was created, leader elections, request timeouts) are retried until ctx ends. A
+		// retry may write again what a partly failed call wrote: delivery is at least once, and
+		// the ids let consumers drop the copies.
+		if temporary(err) && sleep(ctx, 200*time.Millisecond) {
+			p.cfg.Logger.Debug("wmkafka: publish retried", "topic", topic, "err", err)
 			continue
 		}
 		return fmt.Errorf("wmkafka: publish %d messages to %s: %w", len(kms), topic, err)
@@ -168,4 +172,25 @@ func errorLogger(l *slog.Logger) kafka.Logger {
 	return kafka.LoggerFunc(func(msg string, args ...any) {
 		l.Debug("kafka-go", "detail", fmt.Sprintf(msg, args...))
 	})
+}
+
+// temporary reports whether err is a Kafka error code the broker marks retriable, or a set of
+// per-message errors that all are.
+func temporary(err error) bool {
+	var we kafka.WriteErrors
+	if errors.As(err, &we) {
+		n := 0
+		for _, e := range we {
+			if e == nil {
+				continue
+			}
+			if !temporary(e) {
+				return false
+			}
+			n++
+		}
+		return n > 0
+	}
+	var ke kafka.Error
+	return errors.As(err, &ke) && ke.Temporary()
 }

@@ -23,7 +23,10 @@ func keyByPayload(_ string, m *message.Message) (string, error) { return string(
 func newPubSub(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 	t.Helper()
 	bs := brokers(t)
-	pub, err := wmkafka.NewPublisher(wmkafka.PublisherConfig{Brokers: bs, Source: "wmkafka-test", KeyFunc: keyByPayload})
+	// AllowAutoTopicCreation makes the writer ask the broker about a topic its metadata cache does
+	// not know yet (the suite creates topics moments before publishing); SubscribeInitialize has
+	// created every topic the suite publishes to, so nothing is auto-created.
+	pub, err := wmkafka.NewPublisher(wmkafka.PublisherConfig{Brokers: bs, Source: "wmkafka-test", KeyFunc: keyByPayload, AllowAutoTopicCreation: true})
 	if err != nil {
 		t.Fatal(err)
 	}
