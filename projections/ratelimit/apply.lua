@@ -80,7 +80,7 @@ dropKeys('pbk', ARGV[8], function(h) return pfx .. 'pb:' .. h end)
 -- Counters: users whose latest counted delivery left the usage window, at a whole minute of
 -- stream time (so the result depends on stream time only, never on batch boundaries).
 local lc = math.floor(tonumber(cUsage) / 60) * 60
-local last = tonumber(redis.call('HGET', meta, 'lc') or '-1e18')
+local last = tonumber(redis.call('HGET', meta, 'lc') or '-99999999999')
 if lc > last then
   for _, sc in ipairs(redis.call('ZRANGE', pfx .. 'limk', 0, -1)) do
     redis.call('ZREMRANGEBYSCORE', pfx .. 'lim:' .. sc, '-inf', lc)
