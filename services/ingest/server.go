@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -94,6 +95,35 @@ type Stats struct {
 	PublishFailed  atomic.Int64 // 503
 	HandshakeOK    atomic.Int64
 	HandshakeDenie atomic.Int64
+
+	mu        sync.Mutex
+	skippedBy map[string]int64
+}
+
+// SkippedBy returns the skipped-change counts by reason ("field:<name>", "account_update:<event>",
+// "value_errors", ...) since the server started.
+func (s *Stats) SkippedBy() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int64, len(s.skippedBy))
+	for k, v := range s.skippedBy {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Stats) skip(reasons map[string]int) {
+	if len(reasons) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.skippedBy == nil {
+		s.skippedBy = map[string]int64{}
+	}
+	for k, v := range reasons {
+		s.skippedBy[k] += int64(v)
+	}
 }
 
 // Server is the webhook endpoint. Requests flow through a Watermill router: the HTTP handler
@@ -271,6 +301,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	}
 	s.stats.Requests.Add(1)
 	s.stats.Skipped.Add(int64(skipped))
+	s.stats.skip(res.Skipped)
 	ans := Answer{Events: req.counts[0], DeadLetters: req.counts[1], Skipped: skipped, Poisoned: req.counts == [2]int{-1, -1}}
 	if ans.Poisoned {
 		ans.Events, ans.DeadLetters = 0, 0

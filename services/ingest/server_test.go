@@ -204,6 +204,9 @@ func TestBadElementDeadLettered(t *testing.T) {
 		dl.Headers["path"] != "entry[0].changes[0].value.statuses[3]" || dls[2].Metadata.Get(wmkafka.HeaderType) != string(events.TypeDeadLetter) {
 		t.Errorf("dead letter %+v original %v", dl, orig)
 	}
+	if by := srv.Stats().SkippedBy(); by["field:message_template_status_update"] != 1 || by["value_errors"] != 1 || by["field:smb_message_echoes"] != 1 {
+		t.Errorf("skipped by reason %v", by)
+	}
 	if srv.Stats().DeadLetters.Load() != 3 || srv.Stats().Events.Load() != 2 {
 		t.Errorf("stats %d %d", srv.Stats().DeadLetters.Load(), srv.Stats().Events.Load())
 	}
