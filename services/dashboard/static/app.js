@@ -161,14 +161,15 @@ function render(ov, totals, limits, history) {
 // bars draws a horizontal bar chart of a breakdown map.
 function bars(m, value, unit) {
   const entries = Object.entries(m || {}).map(([k, b]) => [k, value(b)]).sort((a, b) => b[1] - a[1]).slice(0, 10);
-  const W = 400, row = 18, H = Math.max(row, entries.length * row);
+  const W = 440, row = 18, X0 = 170, H = Math.max(row, entries.length * row);
   const max = Math.max(1e-9, ...entries.map((e) => e[1]));
-  const s = svg("svg", { viewBox: "0 0 " + W + " " + H, class: "bar", role: "img", style: "height:" + H + "px" });
+  const s = svg("svg", { viewBox: "0 0 " + W + " " + H, class: "bar", role: "img", preserveAspectRatio: "xMinYMin meet", style: "height:" + H + "px" });
   entries.forEach(([k, v], i) => {
-    const w = Math.max(1, (v / max) * (W - 220));
-    s.append(svg("text", { x: 0, y: i * row + 13 }, k));
-    s.append(svg("rect", { x: 130, y: i * row + 3, width: w, height: row - 6, rx: 2 }));
-    s.append(svg("text", { x: 134 + w, y: i * row + 13 }, (Number.isInteger(v) ? fmt(v) : v.toFixed(2)) + " " + unit));
+    const w = Math.max(1, (v / max) * (W - X0 - 100));
+    const label = k.length > 26 ? k.slice(0, 25) + "…" : k;
+    s.append(svg("text", { x: 0, y: i * row + 13 }, svg("title", {}, k), label));
+    s.append(svg("rect", { x: X0, y: i * row + 3, width: w, height: row - 6, rx: 2 }));
+    s.append(svg("text", { x: X0 + 4 + w, y: i * row + 13 }, (Number.isInteger(v) ? fmt(v) : v.toFixed(2)) + " " + unit));
   });
   if (entries.length === 0) s.append(svg("text", { x: 0, y: 13 }, "nothing yet"));
   return s;
