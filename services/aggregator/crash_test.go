@@ -89,7 +89,7 @@ func startChild(t *testing.T, bin string, args []string, logPath string) *child 
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr, cmd.Stdout = f, f
-	cmd.Env = append(os.Environ(), "CONVMETER_LOG_LEVEL=info")
+	cmd.Env = append(os.Environ(), "CONVMETER_LOG_LEVEL=debug")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -153,6 +153,42 @@ func logLines(t *testing.T, path, msg string) []map[string]any {
 		var rec map[string]any
 		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
 			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// midSnapshot returns the partitions whose last snapshot in the log at path started and did not
+// finish: the kill landed while the engine was being serialised or stored.
+func midSnapshot(t *testing.T, path string) []int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	open := map[int]bool{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec struct {
+			Msg       string `json:"msg"`
+			Partition int    `json:"partition"`
+		}
+		if json.Unmarshal(sc.Bytes(), &rec) != nil {
+			continue
+		}
+		switch rec.Msg {
+		case "snapshot start":
+			open[rec.Partition] = true
+		case "snapshot done":
+			open[rec.Partition] = false
+		}
+	}
+	var out []int
+	for p, o := range open {
+		if o {
+			out = append(out, p)
 		}
 	}
 	return out
@@ -250,7 +286,7 @@ func TestKill9MatchesReference(t *testing.T) {
 	t.Logf("kill points from seed %d", seed)
 	total := sum(r.ends)
 	const kills = 5
-	killed := 0
+	killed, midSnapshots := 0, 0
 	for i := 0; i < kills; i++ {
 		base := r.outputs(t)
 		target := base + total/100 + rng.Int64N(total/12)
@@ -269,7 +305,9 @@ func TestKill9MatchesReference(t *testing.T) {
 		}
 		c.kill(t)
 		killed++
-		t.Logf("run %d: killed at %d outputs (%.0f%%)", i, r.outputs(t), 100*float64(r.outputs(t))/float64(total))
+		mid := midSnapshot(t, c.log)
+		midSnapshots += len(mid)
+		t.Logf("run %d: killed at %d outputs (%.0f%%); partitions mid-snapshot: %v", i, r.outputs(t), 100*float64(r.outputs(t))/float64(total), mid)
 	}
 	if killed < 3 {
 		t.Fatalf("only %d kills landed mid-stream", killed)
@@ -298,7 +336,7 @@ func TestKill9MatchesReference(t *testing.T) {
 		t.Error("no restart restored a snapshot")
 	}
 	r.check(t)
-	t.Logf("%d kills, %d partition restores from a snapshot", killed, restoredFromSnapshot)
+	t.Logf("%d kills (%d partitions killed mid-snapshot), %d partition restores from a snapshot", killed, midSnapshots, restoredFromSnapshot)
 }
 
 // TestRebalanceMatchesReference starts a second instance mid-stream: the partitions are split

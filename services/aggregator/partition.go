@@ -42,6 +42,7 @@ type state struct {
 	lastDead *events.Cause
 	since    int // input records since the last snapshot
 	snapAt   time.Time
+	arena    []byte // encoded envelopes of the chunk being written
 }
 
 // restore loads p's snapshot (or starts a fresh engine) and reads where the previous run stopped
@@ -164,10 +165,10 @@ func (a *aggregator) batch(ctx context.Context, st *state, b kafkax.Batch, outBu
 	if dropped > 0 {
 		a.m.suppressed.Add(float64(dropped))
 	}
-	if err := a.write(ctx, a.out, st.p, out); err != nil {
+	if err := a.write(ctx, a.out, st, out); err != nil {
 		return err
 	}
-	if err := a.write(ctx, a.dead, st.p, dead); err != nil {
+	if err := a.write(ctx, a.dead, st, dead); err != nil {
 		return err
 	}
 	if len(out) > 0 {
@@ -208,8 +209,11 @@ func (a *aggregator) batch(ctx context.Context, st *state, b kafkax.Batch, outBu
 
 // write writes evs to partition p in cause order, in chunks that each fit one record batch, one
 // synchronous call at a time: a chunk is appended whole or not at all, so after a failure the
-// partition's last record is the last cause written, with nothing missing before it.
-func (a *aggregator) write(ctx context.Context, w *kafka.Writer, p int, evs []events.Event) error {
+// partition's last record is the last cause written, with nothing missing before it. Envelopes
+// are encoded into one reused arena rather than a fresh slice each; a synchronous WriteMessages
+// holds no reference once it returns.
+func (a *aggregator) write(ctx context.Context, w *kafka.Writer, st *state, evs []events.Event) error {
+	p := st.p
 	const maxMsgs, maxBytes = 1000, 1 << 20
 	msgs := make([]kafka.Message, 0, min(len(evs), maxMsgs))
 	size := 0
@@ -225,13 +229,21 @@ func (a *aggregator) write(ctx context.Context, w *kafka.Writer, p int, evs []ev
 		return nil
 	}
 	for _, e := range evs {
-		m, err := kafkax.ToMessage(e)
-		if err != nil {
+		if len(msgs) == 0 {
+			st.arena = st.arena[:0] // nothing pending refers to it
+		}
+		start := len(st.arena)
+		var err error
+		if st.arena, err = events.Encode(st.arena, e); err != nil {
 			return fmt.Errorf("partition %d: %w", p, err)
+		}
+		m := kafka.Message{Value: st.arena[start:len(st.arena):len(st.arena)], Headers: kafkax.Headers(e)}
+		if e.Key != "" {
+			m.Key = []byte(e.Key)
 		}
 		s := len(m.Key) + len(m.Value) + 256
 		if len(msgs) == maxMsgs || (len(msgs) > 0 && size+s > maxBytes) {
-			if err := flush(); err != nil {
+			if err := flush(); err != nil { // m's bytes stay where they are, after the flushed ones
 				return err
 			}
 		}
@@ -248,6 +260,7 @@ func (a *aggregator) write(ctx context.Context, w *kafka.Writer, p int, evs []ev
 // input before st.next are acknowledged, so a restore never skips an output.
 func (a *aggregator) snapshot(ctx context.Context, st *state) error {
 	start := time.Now()
+	a.log.Debug("snapshot start", "topic", a.cfg.Topics.MessageEvents, "partition", st.p, "offset", st.next)
 	var buf bytes.Buffer
 	if err := st.proc.Engine.Snapshot(&buf); err != nil {
 		return fmt.Errorf("snapshot partition %d at offset %d: %w", st.p, st.next, err)
@@ -259,6 +272,6 @@ func (a *aggregator) snapshot(ctx context.Context, st *state) error {
 	st.since, st.snapAt = 0, start
 	a.m.snapshotTaken(st.p, start)
 	a.m.snapSeconds.Observe(time.Since(start).Seconds())
-	a.log.Debug("snapshot", "topic", a.cfg.Topics.MessageEvents, "partition", st.p, "offset", st.next, "pairs", s.Pairs, "bytes", len(s.Data), "took", time.Since(start))
+	a.log.Debug("snapshot done", "topic", a.cfg.Topics.MessageEvents, "partition", st.p, "offset", st.next, "pairs", s.Pairs, "bytes", len(s.Data), "took", time.Since(start))
 	return nil
 }
