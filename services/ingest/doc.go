@@ -61,7 +61,9 @@
 //
 // Dead letters go to the dead-letter topic keyed "ingest/<waba id>", with Topic "webhook",
 // Partition and Offset -1 and headers path, field, waba_id. Their id is derived from the element's
-// bytes and reason, so Meta's retries write the same dead letter again.
+// bytes and reason, so Meta's retries write the same dead letter again. An original over 4 MiB
+// is cut to its first 4 MiB (headers truncated_from and sha256 say so), so the record fits the
+// dead-letter topic.
 //
 // Logs never carry phone numbers: they name the WABA, the path in the request and the reason.
 package ingest

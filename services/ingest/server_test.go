@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -303,5 +304,18 @@ func TestCorrelationIDTravels(t *testing.T) {
 	got := pub.on("test." + kafkax.MessageEvents)
 	if len(got) != 1 || got[0].Metadata.Get("correlation_id") != "req-77" {
 		t.Errorf("correlation id not on the record: %+v", got)
+	}
+}
+
+func TestDeadLetterTruncatesHugeOriginal(t *testing.T) {
+	big := append(append([]byte(`"`), bytes.Repeat([]byte("x"), maxDeadLetterOriginal+10)...), '"')
+	e := deadLetter(Rejected{Path: "p", Kind: events.ErrKindInvalid, Reason: "r", Original: big}, time.Unix(1, 0))
+	dl := e.Data.(*events.DeadLetter)
+	if len(dl.Original) != maxDeadLetterOriginal || dl.Headers["truncated_from"] != strconv.Itoa(len(big)) || dl.Headers["sha256"] == "" {
+		t.Errorf("original %d bytes, headers %v", len(dl.Original), dl.Headers)
+	}
+	b, err := events.Marshal(e)
+	if err != nil || len(b) > kafkax.MaxDeadLetterRecordBytes {
+		t.Errorf("encoded %d bytes (limit %d): %v", len(b), kafkax.MaxDeadLetterRecordBytes, err)
 	}
 }
