@@ -72,7 +72,9 @@ type Handler struct {
 	now      func() time.Time
 	log      *slog.Logger
 	mux      *http.ServeMux
-	zones    sync.Map // time zone name → *time.Location
+	zones    sync.Map      // time zone name → *time.Location
+	inflight chan struct{} // nil: unlimited
+	timeout  time.Duration // per-request budget for reading state
 }
 
 // Option configures a Handler.
@@ -87,13 +89,29 @@ func WithTimeline(t Timeline) Option { return func(h *Handler) { h.timeline = t 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.log = l } }
 
+// WithMaxInFlight bounds the requests served at once (default 512; 0: unbounded). Beyond it the
+// handler answers 503 at once with Retry-After, so an overloaded API sheds load in microseconds
+// instead of queueing every caller behind it.
+func WithMaxInFlight(n int) Option {
+	return func(h *Handler) {
+		h.inflight = nil
+		if n > 0 {
+			h.inflight = make(chan struct{}, n)
+		}
+	}
+}
+
+// WithTimeout bounds the time a request spends reading state (default 2 s).
+func WithTimeout(d time.Duration) Option { return func(h *Handler) { h.timeout = d } }
+
 // New returns the handler. pricer may be nil: decisions then carry price_error.
 func New(state State, pricer Pricer, opts ...Option) (*Handler, error) {
 	if state == nil {
 		return nil, errors.New("admission: nil state")
 	}
 	h := &Handler{state: state, pricer: pricer, timeline: DefaultTimeline, now: time.Now,
-		log: slog.New(slog.DiscardHandler), mux: http.NewServeMux()}
+		log: slog.New(slog.DiscardHandler), mux: http.NewServeMux(), inflight: make(chan struct{}, 512),
+		timeout: 2 * time.Second}
 	for _, o := range opts {
 		o(h)
 	}
@@ -105,7 +123,24 @@ func New(state State, pricer Pricer, opts ...Option) (*Handler, error) {
 }
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.inflight != nil {
+		select {
+		case h.inflight <- struct{}{}:
+			defer func() { <-h.inflight }()
+		default:
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "overloaded: too many requests in flight"})
+			return
+		}
+	}
+	if h.timeout > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
+	h.mux.ServeHTTP(w, r)
+}
 
 // location returns the time zone named tz, loaded once (time.LoadLocation reads the zone file).
 func (h *Handler) location(tz string) (*time.Location, bool) {

@@ -357,3 +357,52 @@ func TestNumberStatus(t *testing.T) {
 		t.Errorf("%+v", st)
 	}
 }
+
+// blockingState blocks Admission until released, to fill the in-flight slots.
+type blockingState struct {
+	fakeState
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingState) Admission(ctx context.Context, pn, user string, at events.UnixTime) (ratelimit.Snapshot, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.fakeState.Admission(ctx, pn, user, at)
+}
+
+func TestOverloadSheds(t *testing.T) {
+	st := &blockingState{fakeState: fakeState{snap: baseSnap()}, entered: make(chan struct{}, 2), release: make(chan struct{})}
+	h, _ := New(st, nil, WithMaxInFlight(2))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	body := `{"phone_number_id":"n1","user":"1","kind":"template","category":"marketing","at":1761955200}`
+	done := make(chan int, 2)
+	for range 2 {
+		go func() {
+			resp, err := http.Post(srv.URL+"/v1/admission", "application/json", strings.NewReader(body))
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	<-st.entered
+	<-st.entered
+	resp, err := http.Post(srv.URL+"/v1/admission", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("third request: %d %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	close(st.release)
+	for range 2 {
+		if code := <-done; code != http.StatusOK {
+			t.Errorf("held request: %d", code)
+		}
+	}
+}
