@@ -29,10 +29,10 @@ type Config struct {
 // are also in Failed. The percentiles are over the requests answered 200.
 type Result struct {
 	Sent, OK, Failed, Shed int
-	Elapsed          time.Duration
-	P50, P90, P99    time.Duration
-	P999, Max        time.Duration
-	FirstError       string
+	Elapsed                time.Duration
+	P50, P90, P99          time.Duration
+	P999, Max              time.Duration
+	FirstError             string
 }
 
 // Rate is the achieved request rate.
