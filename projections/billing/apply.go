@@ -100,7 +100,7 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 		cur    *T // the version after the batch so far; nil = none
 		order  int
 	}
-	lines := map[string]*slot[Line]{}
+	lines := make(map[string]*slot[Line], len(batch))
 	diffs := map[string]*slot[Diff]{}
 	n := 0
 	lineSlot := func(id string) *slot[Line] {
@@ -208,6 +208,7 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 		}
 	}
 	// Emit in first-touch order so equal inputs give equal plans.
+	p.Put = make([]Line, 0, len(lines))
 	ls := make([]*slot[Line], n)
 	ds := make([]*slot[Diff], n)
 	for _, s := range lines {

@@ -70,6 +70,14 @@
 // (after normalising spellings), pricing type, pricing model, and whether each side put the message
 // in a conversation. Messages that differ are kept as Diff records with counts per kind.
 //
+// # Performance (scripts/bench-billing.sh; 2 vCPU, load average 14-15 from other work)
+//
+// Pure plan about 180-210k events/s. Applied into a private Redis: 23-69k events/s for one writer
+// and 47k/s for two partitions in parallel, varying with the load; per event about 5 µs of Go CPU
+// and 4.6 µs of Redis CPU (measured from /proc for 305k events), so an idle 2-core machine tops out
+// near 200k/s with Go and Redis on separate cores. With 1M lines stored: a 100-line page p50 7 ms,
+// p99 37 ms; settled totals of a 250k-line WABA-month with volume tiers crossed p50 53 ms.
+//
 // # Redis keys (prefix P, partition n; all start with "Pbilling:{pn}")
 //
 //	:hw                 hash  source partition → "offset:index" high-water cause
