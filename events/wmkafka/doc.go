@@ -10,8 +10,9 @@
 //     background every CommitInterval and finally on Close, so a crash redelivers what was acked
 //     but not yet committed. convmeter's events carry deterministic ids for that reason.
 //   - GuaranteedOrder: per partition. Messages with the same key (MetaKey) land in one partition
-//     (murmur2, as the Java client) and are delivered in order; one message per partition stream is
-//     in flight at a time, the next is delivered only after Ack. Nack redelivers the same message.
+//     (murmur2, as the Java client, via kafkax.Balancer) and are delivered in order; one message
+//     per subscription is in flight at a time, the next is delivered only after Ack. Nack
+//     redelivers the same message.
 //   - Persistent: yes (it is Kafka).
 //   - NewSubscriberReceivesOldMessages: only for a new consumer group (StartOffset first).
 //
@@ -31,4 +32,14 @@
 //
 // Publish writes all messages of one call with one kafka-go WriteMessages call and returns only
 // after the broker acknowledged every one of them (RequiredAcks all), or with the error.
+// Temporary broker errors are retried until the first message's context (or Config.Timeout)
+// ends; a retry may duplicate records of a partly failed call, which is why delivery is called at
+// least once. Metadata MetaPartition sends a record to that partition (kafkax.ToPartition).
+// EventMessage builds the message of an events.Event with the same headers kafkax.ToMessage
+// writes, so records published here and by kafkax are indistinguishable.
+//
+// The universal suite runs twice in CI against the real broker (pubsub_test.go): once with one
+// consumer group per test, shared by every subscriber the test creates (so a subscriber continues
+// where a closed one committed), and once with a fresh group per subscriber (so a new subscriber
+// reads old messages). ForceShort keeps message counts small enough for 2 cores.
 package wmkafka
