@@ -56,6 +56,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 // Serve runs srv's router and serves its Handler on ln until ctx ends, then drains: requests in
 // flight finish (and are acknowledged by Kafka) before Serve returns.
 func Serve(ctx context.Context, srv *Server, ln net.Listener, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	rctx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRouter()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -317,5 +318,68 @@ func TestDeadLetterTruncatesHugeOriginal(t *testing.T) {
 	b, err := events.Marshal(e)
 	if err != nil || len(b) > kafkax.MaxDeadLetterRecordBytes {
 		t.Errorf("encoded %d bytes (limit %d): %v", len(b), kafkax.MaxDeadLetterRecordBytes, err)
+	}
+}
+
+// blockingPublisher holds every Publish until release is closed.
+type blockingPublisher struct {
+	fakePublisher
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (p *blockingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	select {
+	case p.entered <- struct{}{}:
+	default:
+	}
+	<-p.release
+	return p.fakePublisher.Publish(topic, msgs...)
+}
+
+// TestAnswerWaitsForAck: no answer while Kafka has not acknowledged; and a shutdown that begins
+// meanwhile lets the request finish with 200 before Serve returns.
+func TestAnswerWaitsForAckAndShutdownDrains(t *testing.T) {
+	pub := &blockingPublisher{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	srv, err := New(Config{VerifyToken: testToken, AppSecrets: []string{testSecret}, Partitions: 2, PublishTimeout: 10 * time.Second}, pub, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, srv, ln, nil) }()
+	<-srv.Running()
+
+	body := load(t, "inbound_text.json")
+	answered := make(chan int, 1)
+	go func() {
+		code, _ := post(t, "http://"+ln.Addr().String(), body, Sign(testSecret, body))
+		answered <- code
+	}()
+	<-pub.entered
+	select {
+	case code := <-answered:
+		t.Fatalf("answered %d before Kafka acknowledged", code)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel() // shutdown begins with the request in flight
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned (%v) with a request in flight", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(pub.release)
+	if code := <-answered; code != 200 {
+		t.Errorf("in-flight request answered %d, want 200", code)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	if n := len(pub.on(kafkax.MessageEvents)); n != 1 {
+		t.Errorf("%d events published", n)
 	}
 }
