@@ -62,7 +62,7 @@ func TestRunStopRestartMatchesReference(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	const parts = 4
 	topics := testTopics(t, brokers, kafkatest.Name(t), parts)
-	msgs, err := traffic.Generate(traffic.Config{Seed: 7, Records: 20000, Partitions: parts, BadEvery: 2000})
+	msgs, err := traffic.Generate(traffic.Config{Seed: 7, Records: 12000, Partitions: parts, BadEvery: 1500})
 	if err != nil {
 		t.Fatal(err)
 	}
