@@ -21,6 +21,8 @@ const MaxExamples = 200
 type Report struct {
 	Live    string `json:"live"`
 	Rebuilt string `json:"rebuilt"`
+	// Compared is false when only a rebuild was asked for.
+	Compared bool `json:"compared"`
 	// From and To, when set, restrict the comparison to ledger lines delivered in [From, To);
 	// totals and counters are then not compared (the live ones cover all time).
 	From events.UnixTime `json:"from,omitempty"`
@@ -110,7 +112,7 @@ func (r *Report) Equal() bool {
 // Compare diffs the rebuilt namespace against the live one. from/to (0 = open) restrict the
 // comparison to ledger lines delivered in [from, to).
 func Compare(ctx context.Context, rdb redis.UniversalClient, live, rebuilt *Namespace, partitions int, from, to events.UnixTime) (*Report, error) {
-	r := &Report{Live: live.Prefix, Rebuilt: rebuilt.Prefix, From: from, To: to}
+	r := &Report{Live: live.Prefix, Rebuilt: rebuilt.Prefix, Compared: true, From: from, To: to}
 	ranged := from != 0 || to != 0
 	if err := r.positions(ctx, live, rebuilt, partitions); err != nil {
 		return nil, err

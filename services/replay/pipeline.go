@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
@@ -33,6 +34,8 @@ type PartitionStats struct {
 	DeadLetters int64 // records that did not decode or that the engine refused
 	Skipped     int64 // records outside the --from/--to range
 	Batches     int64
+	// ApplyNanos is the wall time spent in each projection's Apply, by projection name.
+	ApplyNanos map[string]int64
 }
 
 // NewPartition returns the in-memory live path of partition p of topic (the input topic named in
@@ -79,8 +82,11 @@ func (x *Partition) Flush(ctx context.Context) error {
 	}
 	b := projections.Batch{Partition: x.proc.Partition, Events: x.pending}
 	g, gctx := errgroup.WithContext(ctx)
-	for _, p := range x.projs {
+	took := make([]int64, len(x.projs))
+	for i, p := range x.projs {
 		g.Go(func() error {
+			t0 := time.Now()
+			defer func() { took[i] = time.Since(t0).Nanoseconds() }()
 			if err := p.Apply(gctx, b); err != nil {
 				return fmt.Errorf("replay: %s: apply %d outputs of partition %d: %w", p.Name(), len(b.Events), b.Partition, err)
 			}
@@ -89,6 +95,12 @@ func (x *Partition) Flush(ctx context.Context) error {
 	}
 	if err := g.Wait(); err != nil {
 		return err
+	}
+	if x.stats.ApplyNanos == nil {
+		x.stats.ApplyNanos = map[string]int64{}
+	}
+	for i, p := range x.projs {
+		x.stats.ApplyNanos[p.Name()] += took[i]
 	}
 	x.stats.Outputs += int64(len(x.pending))
 	x.stats.Batches++

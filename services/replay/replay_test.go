@@ -70,7 +70,7 @@ func live(t *testing.T, brokers []string, topic string, ns *Namespace, n int) {
 	}
 }
 
-func books(t *testing.T) *ratecard.Book {
+func books(t testing.TB) *ratecard.Book {
 	t.Helper()
 	b, err := ratecard.Examples()
 	if err != nil {

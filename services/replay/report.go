@@ -12,7 +12,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	p := func(format string, a ...any) { fmt.Fprintf(tw, format, a...) }
 	verdict := "EQUAL"
-	if !r.Equal() {
+	switch {
+	case !r.Compared:
+		verdict = "NOT COMPARED"
+	case !r.Equal():
 		verdict = "DIFFERENT"
 	}
 	p("replay report: rebuilt %q vs live %q: %s\n", r.Rebuilt, r.Live, verdict)
@@ -32,6 +35,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			}
 			p("%s\t%d\t%s\t%s\n", x.Projection, x.Partition, orOpen(x.Live, x.Live == ""), orOpen(x.Rebuilt, x.Rebuilt == ""))
 		}
+	}
+	if !r.Compared {
+		return tw.Flush()
 	}
 	b := r.Billing
 	p("\nbilling: %d WABA-months, %d lines live, %d rebuilt, %d line differences, %d totals differ\n",

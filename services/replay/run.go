@@ -44,6 +44,8 @@ type Stats struct {
 	Skipped     int64   `json:"skipped"` // outside --from/--to
 	Seconds     float64 `json:"seconds"`
 	PerSecond   float64 `json:"records_per_second"`
+	// ApplySeconds is the wall time spent in each projection's Apply, summed over partitions.
+	ApplySeconds map[string]float64 `json:"apply_seconds"`
 	// HighWater is the captured end offset (exclusive) of each partition.
 	HighWater []int64 `json:"high_water"`
 }
@@ -89,8 +91,12 @@ func Run(ctx context.Context, cfg Config, target *Namespace, log *slog.Logger) (
 	stopProgress := progress(ctx, cfg, start, total, &done)
 	err = g.Wait()
 	stopProgress()
+	st.ApplySeconds = map[string]float64{}
 	for _, x := range parts {
 		s := x.Stats()
+		for k, v := range s.ApplyNanos {
+			st.ApplySeconds[k] += float64(v) / 1e9
+		}
 		st.Records += s.Records + s.Skipped
 		st.Outputs += s.Outputs
 		st.DeadLetters += s.DeadLetters

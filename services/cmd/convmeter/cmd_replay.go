@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -39,6 +40,8 @@ type replayConfig struct {
 	BatchSize   int
 	JSON        bool
 	Promote     bool
+	Compare     bool
+	GCPercent   int
 	Out         io.Writer
 	Progress    io.Writer
 }
@@ -60,6 +63,8 @@ func parseReplay(fs *flag.FlagSet, args []string, env func(string) string) (runn
 	fs.DurationVar(&c.Lateness, "lateness", 72*time.Hour, "the aggregator's allowed lateness (must match it)")
 	fs.IntVar(&c.BatchSize, "batch", 5000, "engine outputs per projection batch")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
+	fs.IntVar(&c.GCPercent, "gc-percent", 400, "Go GC target for this batch job (GOGC; 400 cuts the replay's CPU by a third, memory is cheap here)")
+	fs.BoolVar(&c.Compare, "compare", true, "compare with the live namespace (false: only rebuild, e.g. to benchmark or to promote)")
 	fs.BoolVar(&c.Promote, "promote", false, "make the rebuilt namespace the live one (stop the projection consumers first)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -110,6 +115,9 @@ func parseEventTime(s string) (events.UnixTime, error) {
 }
 
 func runReplay(ctx context.Context, c replayConfig, log *slog.Logger) error {
+	if c.GCPercent > 0 {
+		debug.SetGCPercent(c.GCPercent)
+	}
 	opt, err := redis.ParseURL(c.RedisURL)
 	if err != nil {
 		return fmt.Errorf("redis url: %w", err)
@@ -145,9 +153,11 @@ func runReplay(ctx context.Context, c replayConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	rep, err := replay.Compare(ctx, rdb, live, rebuilt, n, c.From, c.To)
-	if err != nil {
-		return err
+	rep := &replay.Report{Live: c.LivePrefix, Rebuilt: c.Prefix, From: c.From, To: c.To}
+	if c.Compare {
+		if rep, err = replay.Compare(ctx, rdb, live, rebuilt, n, c.From, c.To); err != nil {
+			return err
+		}
 	}
 	rep.Replay = &st
 	if c.JSON {
@@ -168,7 +178,7 @@ func runReplay(ctx context.Context, c replayConfig, log *slog.Logger) error {
 		log.Info("replay: promoted", "from", c.Prefix, "to", c.LivePrefix, "keys", keys)
 		return nil
 	}
-	if !rep.Equal() {
+	if c.Compare && !rep.Equal() {
 		return errDifferent
 	}
 	return nil
