@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"sort"
@@ -226,4 +228,48 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// TestRun starts the server as `convmeter ingest` would: Run looks up the partition count, listens,
+// serves, and returns nil when ctx ends.
+func TestRun(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topics := kafkatest.Topics(t, brokers, 3)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Addr: addr, VerifyToken: testToken, AppSecrets: []string{testSecret}, Brokers: brokers, Topics: topics}, nil)
+	}()
+	url := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url + "/webhook?hub.mode=subscribe&hub.verify_token=" + testToken + "&hub.challenge=42")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not come up: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	body := load(t, "account_volume_tier.json")
+	if code, msg := post(t, url, body, Sign(testSecret, body)); code != 200 {
+		t.Fatalf("%d %s", code, msg)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if n := len(kcatRead(t, brokers, topics.MessageEvents)); n != 3 {
+		t.Errorf("%d records, want the volume tier on each of 3 partitions", n)
+	}
 }

@@ -160,7 +160,7 @@ func New(cfg Config, pub message.Publisher, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, verifier: v, pub: pub, queue: newRequestQueue(), now: time.Now}
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.PublishTimeout + 5*time.Second}, watermill.NewSlogLogger(log.With("component", "router")))
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.PublishTimeout + 5*time.Second}, routerLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("ingest: router: %w", err)
 	}
@@ -483,3 +483,10 @@ func (p *poisonPublisher) Publish(topic string, msgs ...*message.Message) error 
 }
 
 func (p *poisonPublisher) Close() error { return nil }
+
+// routerLogger logs the router's lifecycle chatter (handlers added, started, stopped) at debug;
+// its errors stay errors.
+func routerLogger(log *slog.Logger) watermill.LoggerAdapter {
+	return watermill.NewSlogLoggerWithLevelMapping(log.With("component", "router"),
+		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+}
