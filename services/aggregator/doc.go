@@ -48,7 +48,9 @@
 //   - a snapshot is only a cache of the log: losing it (Redis without persistence, a flushed
 //     database) costs replay time, never correctness, as long as the input topic still holds the
 //     partition from offset 0. A snapshot that fails its checksum stops the partition with
-//     ErrCorruptSnapshot rather than silently replaying from the start.
+//     ErrCorruptSnapshot rather than silently replaying from the start. A snapshot that cannot be
+//     stored is logged and counted, and processing goes on (restore needs Redis; running does
+//     not).
 //
 // MemStore is the in-memory twin for tests.
 //

@@ -121,3 +121,42 @@ func TestCheckTopicsRefusesMismatch(t *testing.T) {
 		t.Fatalf("Run = %v, want ErrPartitionMismatch", err)
 	}
 }
+
+// failingStore has no snapshots and cannot store any (Redis down after start).
+type failingStore struct{}
+
+func (failingStore) Load(context.Context, int) (aggregator.Snapshot, bool, error) {
+	return aggregator.Snapshot{}, false, nil
+}
+func (failingStore) Save(context.Context, int, aggregator.Snapshot) error {
+	return errors.New("store down")
+}
+
+// TestSnapshotFailuresDoNotStopTheLine: a snapshot store that fails every Save costs restarts
+// replay time, nothing else; the partition keeps applying and writing.
+func TestSnapshotFailuresDoNotStopTheLine(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	const parts = 2
+	topics := testTopics(t, brokers, kafkatest.Name(t), parts)
+	msgs, err := traffic.Generate(traffic.Config{Seed: 9, Records: 4000, Partitions: parts, BadEvery: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce(t, brokers, topics.MessageEvents, msgs)
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
+	ends, err := endOffsets(context.Background(), client, topics.MessageEvents, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := kafkatest.Name(t)
+	cfg := aggregator.Config{Brokers: brokers, Topics: topics, Group: group, Store: failingStore{}, MaxBatch: 500, SnapshotEvery: 1000, SessionTimeout: 6 * time.Second}
+	runUntil(t, cfg, func() bool {
+		got, err := committed(context.Background(), client, group, topics.MessageEvents, parts)
+		return err == nil && sum(got) == sum(ends)
+	})
+	tot, err := crosscheck.Check(context.Background(), brokers, topics, parts, window.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("equal to the reference without a single snapshot: %+v", tot)
+}

@@ -12,18 +12,19 @@ import (
 
 // Metrics are the aggregator's Prometheus metrics, registered on their own registry.
 type Metrics struct {
-	Registry    *prometheus.Registry
-	in          *prometheus.CounterVec
-	out         *prometheus.CounterVec
-	suppressed  prometheus.Counter
-	setAside    prometheus.Counter
-	deadLetters *prometheus.CounterVec
-	lag         *prometheus.GaugeVec
-	pairs       *prometheus.GaugeVec
-	snapAt      *prometheus.GaugeVec
-	snapSeconds prometheus.Histogram
-	restores    prometheus.Histogram
-	batches     prometheus.Histogram
+	Registry       *prometheus.Registry
+	in             *prometheus.CounterVec
+	out            *prometheus.CounterVec
+	suppressed     prometheus.Counter
+	setAside       prometheus.Counter
+	deadLetters    *prometheus.CounterVec
+	lag            *prometheus.GaugeVec
+	pairs          *prometheus.GaugeVec
+	snapAt         *prometheus.GaugeVec
+	snapSeconds    prometheus.Histogram
+	snapshotErrors prometheus.Counter
+	restores       prometheus.Histogram
+	batches        prometheus.Histogram
 
 	mu        sync.Mutex
 	joined    bool
@@ -46,9 +47,10 @@ func NewMetrics() *Metrics {
 	m.pairs = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "convmeter_aggregator_live_pairs", Help: "Live pairs held by the partition's engine."}, []string{"partition"})
 	m.snapAt = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "convmeter_aggregator_snapshot_timestamp_seconds", Help: "Wall-clock time of the partition's last snapshot (age = time() - this)."}, []string{"partition"})
 	m.snapSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "convmeter_aggregator_snapshot_seconds", Help: "Time to take and store one snapshot.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)})
+	m.snapshotErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "convmeter_aggregator_snapshot_errors_total", Help: "Snapshots that could not be taken or stored (processing goes on; restarts replay more)."})
 	m.restores = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "convmeter_aggregator_restore_seconds", Help: "Time to restore a partition: load the snapshot and read the output tails.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)})
 	m.batches = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "convmeter_aggregator_batch_records", Help: "Input records per processed batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)})
-	for _, c := range []prometheus.Collector{m.in, m.out, m.suppressed, m.setAside, m.deadLetters, m.lag, m.pairs, m.snapAt, m.snapSeconds, m.restores, m.batches} {
+	for _, c := range []prometheus.Collector{m.in, m.out, m.suppressed, m.setAside, m.deadLetters, m.lag, m.pairs, m.snapAt, m.snapSeconds, m.snapshotErrors, m.restores, m.batches} {
 		f(c)
 	}
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "convmeter_aggregator_snapshot_age_seconds", Help: "Age of the oldest last snapshot among the assigned partitions."}, m.oldestSnapshotAge))

@@ -194,7 +194,11 @@ func (a *aggregator) batch(ctx context.Context, st *state, b kafkax.Batch, outBu
 	}
 	if st.since > 0 && (final || st.since >= a.cfg.SnapshotEvery || time.Since(st.snapAt) >= a.cfg.SnapshotInterval) {
 		if err := a.snapshot(ctx, st); err != nil {
-			return err
+			// A snapshot is a cache of the log: without it a restart replays more, nothing
+			// else. Keep going and try again after SnapshotInterval.
+			a.m.snapshotErrors.Inc()
+			a.log.Error("snapshot failed; continuing", "topic", topic, "partition", st.p, "offset", st.next, "err", err)
+			st.snapAt = time.Now()
 		}
 	}
 	if b.Len() > 0 {
