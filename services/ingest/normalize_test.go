@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -292,4 +293,41 @@ func FuzzNormalize(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestNormalizeThousandChanges: Meta batches up to 1000 updates per POST, here as 1000 changes of
+// one status each, across two entries; every one becomes an event, in order.
+func TestNormalizeThousandChanges(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"object":"whatsapp_business_account","entry":[`)
+	for e := range 2 {
+		if e > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"id":"waba` + strconv.Itoa(e) + `","changes":[`)
+		for c := range 500 {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			n := strconv.Itoa(e*500 + c)
+			b.WriteString(`{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"106540352242922"},"statuses":[{"id":"wamid.K` + n + `","status":"sent","timestamp":1752000000,"recipient_id":"` + n + `"}]}}`)
+		}
+		b.WriteString(`]}`)
+	}
+	b.WriteString(`]}`)
+	res, err := Normalize([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Events) != 1000 || len(res.Rejected) != 0 {
+		t.Fatalf("%d events, %d rejected", len(res.Events), len(res.Rejected))
+	}
+	for i, e := range res.Events {
+		if w := e.Data.(*events.StatusUpdate).WAMID; w != "wamid.K"+strconv.Itoa(i) {
+			t.Fatalf("event %d is %s", i, w)
+		}
+	}
+	if res.Events[999].Data.(*events.StatusUpdate).WABAID != "waba1" {
+		t.Errorf("second entry's WABA lost")
+	}
 }
