@@ -46,7 +46,9 @@
 //   - Account events are broadcast: one copy (same id) to every partition of message-events, so
 //     every partition's engine knows them.
 //
-// Numbers and ids are accepted as JSON strings or numbers; unknown fields are ignored.
+// Numbers and ids are accepted as JSON strings or numbers; unknown fields are ignored, among them
+// identity_key_hash, recipient_identity_key_hash, biz_opaque_callback_data, message bodies and
+// media (the events carry no place for them, and billing needs none).
 //
 // Normalize decodes a well-formed body in one pass (envelope to statuses). Only when something
 // in it does not decode or validate does it decode again element by element, so that exactly the
