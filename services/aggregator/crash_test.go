@@ -6,7 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,6 +159,27 @@ func logLines(t *testing.T, path, msg string) []map[string]any {
 		}
 	}
 	return out
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
 }
 
 // midSnapshot returns the partitions whose last snapshot in the log at path started and did not
@@ -349,13 +373,26 @@ func TestRebalanceMatchesReference(t *testing.T) {
 	bin := binary(t, "convmeter")
 	r := newCrashRig(t, 12, 200_000)
 	total := sum(r.ends)
-	a := startChild(t, bin, r.args, filepath.Join(r.dir, "a.log"))
+	addr := freeAddr(t)
+	aArgs := append(append([]string(nil), r.args...), "-http", addr) // the last -http wins
+	a := startChild(t, bin, aArgs, filepath.Join(r.dir, "a.log"))
 	deadline := time.Now().Add(2 * time.Minute)
 	for r.outputs(t) < total/6 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no progress; log:\n%s", tailFile(a.log, 30))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	// The running instance is healthy, ready, and counting.
+	if code, _ := httpGet(t, "http://"+addr+"/healthz"); code != 200 {
+		t.Fatalf("/healthz: %d", code)
+	}
+	if code, body := httpGet(t, "http://"+addr+"/readyz"); code != 200 {
+		t.Fatalf("/readyz while processing: %d %s", code, body)
+	}
+	if _, body := httpGet(t, "http://"+addr+"/metrics"); !strings.Contains(body, `convmeter_aggregator_events_in_total{type="message.inbound.v1"}`) ||
+		!strings.Contains(body, `convmeter_aggregator_live_pairs{partition="0"}`) {
+		t.Fatalf("/metrics lacks the aggregator's counters:\n%.2000s", body)
 	}
 	b := startChild(t, bin, r.args, filepath.Join(r.dir, "b.log"))
 	waitCommitted(t, r.client, r.group, r.topics.MessageEvents, r.ends, 3*time.Minute)
