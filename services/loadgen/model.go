@@ -281,9 +281,7 @@ func (m *Model) inbound(n number, u string, t int64, ad bool) {
 		in.Referral = &events.Referral{SourceType: "ad", SourceID: "ad-" + strconv.Itoa(m.r.IntN(50)), CtwaClid: "clid-" + in.WAMID}
 	}
 	pair := n.id + "/" + u
-	if typ != "reaction" || ad {
-		m.csw[pair] = t / 1000
-	}
+	m.csw[pair] = t / 1000 // every type the model sends opens the window (A8)
 	if ad {
 		m.referral[pair] = t / 1000
 	}
