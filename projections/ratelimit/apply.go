@@ -217,7 +217,13 @@ func (c *Changes) hincr(key, f string, d int64) {
 // It is pure: no clock, no I/O. Events at or below the view's high-water cause are skipped.
 func Reduce(cfg Config, v *View, evs []events.Event) *Changes {
 	cfg = cfg.withDefaults()
-	r := reducer{cfg: cfg, v: v, c: newChanges()}
+	r := reducer{cfg: cfg, v: v, c: newChanges(), hint: len(evs)}
+	for i := range evs {
+		if _, ok := evs[i].Data.(*events.Correction); ok {
+			r.retracts = true // undo records of this batch may be needed within it
+			break
+		}
+	}
 	r.c.HW, r.c.HasHW, r.c.Stream = v.HW, v.HasHW, v.Stream
 	for i := range evs {
 		r.event(&evs[i])
@@ -227,9 +233,11 @@ func Reduce(cfg Config, v *View, evs []events.Event) *Changes {
 }
 
 type reducer struct {
-	cfg Config
-	v   *View
-	c   *Changes
+	cfg      Config
+	v        *View
+	c        *Changes
+	hint     int  // batch size, to size the undo map once
+	retracts bool // the batch holds a correction
 }
 
 func (r *reducer) event(e *events.Event) {
@@ -286,9 +294,15 @@ func (r *reducer) remember(id string, u undoRecord) {
 		return
 	}
 	h := hourOf(u.Time)
-	r.c.hset(undoKey(u.Time), id, u.encode())
+	key := undoKey(u.Time)
+	if _, ok := r.c.H[key]; !ok {
+		r.c.H[key] = make(map[string]HOp, r.hint)
+	}
+	r.c.hset(key, id, u.encode())
 	r.c.zset(kUndoIdx, itoa(h), hourEnd(h))
-	r.v.Undo[id] = u
+	if r.retracts {
+		r.v.Undo[id] = u
+	}
 }
 
 func (r *reducer) forget(id string, u undoRecord) {
