@@ -99,7 +99,7 @@ type Config struct {
 
 // DefaultModel is the simulated traffic of `convmeter dev --simulate`: three WABAs (time zones
 // and currencies differ), nine numbers, 2000 users each, 120 sessions per number per simulated
-// hour (about 100 000 input events per simulated day).
+// hour (about 160 000 input events per simulated day).
 func DefaultModel() loadgen.Config {
 	return loadgen.Config{WABAs: 3, Numbers: 9, UsersPerNumber: 2000, SessionsPerHour: 120}
 }

@@ -33,12 +33,16 @@ func parseDev(fs *flag.FlagSet, args []string, _ func(string) string) (runner, e
 	fs.IntVar(&c.Model.Numbers, "sim-numbers", dev.DefaultModel().Numbers, "simulated business phone numbers")
 	fs.IntVar(&c.Model.WABAs, "sim-wabas", dev.DefaultModel().WABAs, "simulated WABAs (at most -sim-numbers)")
 	fs.IntVar(&c.Model.SessionsPerHour, "sim-sessions", dev.DefaultModel().SessionsPerHour, "sessions per number per simulated hour")
+	fs.IntVar(&c.Days, "sim-days", 0, "simulated days to play, then stop feeding (0: until stopped)")
 	fs.StringVar(&cards, "ratecards", "", "rate-card files or directories, comma-separated (default: the shipped EXAMPLE cards)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if c.Days < 0 {
+		return nil, fmt.Errorf("sim-days must not be negative")
 	}
 	if c.Speedup == 0 {
 		return nil, fmt.Errorf("speedup must not be 0")
