@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkatest"
 	"github.com/convmeter/convmeter/events/kafkax"
@@ -157,5 +159,40 @@ func TestLoadgenWebhook(t *testing.T) {
 		"-sessions-per-hour", "60", "-batch", "20"}, env, &errb)
 	if code != 0 || got.Load() == 0 {
 		t.Fatalf("exit %d, %d events\n%s", code, got.Load(), errb.String())
+	}
+}
+
+// TestLoadgenKafka publishes the first 500 items of the model through the producer SDK.
+func TestLoadgenKafka(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	tp := kafkatest.Name(t)
+	topic := kafkax.PrefixedTopics(tp).MessageEvents
+	ctx := context.Background()
+	if err := kafkax.EnsureTopics(ctx, brokers, kafkax.TopicSpec{Name: topic, Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = kafkax.DeleteTopics(context.Background(), brokers, topic) })
+	var errb bytes.Buffer
+	code := run([]string{"loadgen", "-brokers", strings.Join(brokers, ","), "-topic-prefix", tp, "-speedup", "0", "-limit", "500",
+		"-numbers", "3", "-wabas", "1"}, noEnv, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errb.String())
+	}
+	var total int64
+	for p := range 2 {
+		conn, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, last, err := conn.ReadOffsets()
+		_ = conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += last
+	}
+	// 500 items, of which 3 account configs broadcast to both partitions: 503 records.
+	if total != 503 {
+		t.Fatalf("%d records in %s, want 503", total, topic)
 	}
 }
