@@ -15,7 +15,7 @@ import (
 
 // Overview queries for dashboards: which numbers are configured, how far the projection has got
 // in event time, and how many windows and conversations are open now. They read the keys Apply
-// writes and change nothing. OpenPairs reads every live pair field, so it costs O(live pairs):
+// writes and change nothing. OpenPairs walks every live pair field, so it costs O(live pairs):
 // fine for a dashboard refreshing every few seconds over a development or mid-size deployment,
 // not for the admission hot path.
 
@@ -91,48 +91,56 @@ type OpenCounts struct {
 }
 
 // OpenPairs counts, per phone number, the service windows and conversations open at t, merged
-// over all partitions. Numbers with nothing open are absent.
+// over all partitions. Numbers with nothing open are absent. It walks each partition's pair
+// fields with HSCAN, so Redis is never blocked for long, but the work (and the memory to drop
+// the duplicates HSCAN may return) is O(live pairs). Fields that change during the walk may be
+// read before or after the change.
 func (s *Store) OpenPairs(ctx context.Context, t events.UnixTime) (map[string]OpenCounts, error) {
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, s.partitions)
-	for p := range s.partitions {
-		cmds[p] = pipe.HGetAll(ctx, s.prefix(int32(p))+kPairs)
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("ratelimit: read pair state: %w", err)
-	}
 	out := map[string]OpenCounts{}
-	get := func(pn string) OpenCounts {
-		c, ok := out[pn]
+	count := func(f, v string) {
+		pair, kind, ok := strings.Cut(f, sep)
 		if !ok {
-			c = OpenCounts{Conversations: map[events.Category]int64{}}
+			return
 		}
-		return c
+		pn, _, ok := events.SplitPairKey(pair)
+		if !ok {
+			return
+		}
+		oc, seen := out[pn]
+		if !seen {
+			oc = OpenCounts{Conversations: map[events.Category]int64{}}
+		}
+		switch {
+		case kind == "w":
+			if w, ok := decodeWindow(v); ok && w.OpenAt(t) {
+				oc.Windows++
+				out[pn] = oc
+			}
+		case strings.HasPrefix(kind, "c"+sep):
+			cat := events.Category(strings.TrimPrefix(kind, "c"+sep))
+			if cv, ok := decodeConversation(cat, v); ok && cv.OpenAt(t) {
+				oc.Conversations[cat]++
+				out[pn] = oc
+			}
+		}
 	}
-	for _, c := range cmds {
-		for f, v := range c.Val() {
-			pair, kind, ok := strings.Cut(f, sep)
-			if !ok {
-				continue
+	for p := range s.partitions {
+		key := s.prefix(int32(p)) + kPairs
+		seen := map[string]bool{} // HSCAN may return a field twice while the hash is resized
+		var cursor uint64
+		for {
+			kv, next, err := s.rdb.HScan(ctx, key, cursor, "", 2000).Result()
+			if err != nil {
+				return nil, fmt.Errorf("ratelimit: scan pair state of partition %d: %w", p, err)
 			}
-			pn, _, ok := events.SplitPairKey(pair)
-			if !ok {
-				continue
+			for i := 0; i+1 < len(kv); i += 2 {
+				if !seen[kv[i]] {
+					seen[kv[i]] = true
+					count(kv[i], kv[i+1])
+				}
 			}
-			switch {
-			case kind == "w":
-				if w, ok := decodeWindow(v); ok && w.OpenAt(t) {
-					oc := get(pn)
-					oc.Windows++
-					out[pn] = oc
-				}
-			case strings.HasPrefix(kind, "c"+sep):
-				cat := events.Category(strings.TrimPrefix(kind, "c"+sep))
-				if cv, ok := decodeConversation(cat, v); ok && cv.OpenAt(t) {
-					oc := get(pn)
-					oc.Conversations[cat]++
-					out[pn] = oc
-				}
+			if cursor = next; cursor == 0 {
+				break
 			}
 		}
 	}

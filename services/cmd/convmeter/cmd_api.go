@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -31,6 +32,7 @@ type apiConfig struct {
 	KeyPrefix   string
 	RateCards   []string
 	Partitions  int
+	SampleEvery time.Duration
 }
 
 func parseAPI(fs *flag.FlagSet, args []string, env func(string) string) (runner, error) {
@@ -43,6 +45,7 @@ func parseAPI(fs *flag.FlagSet, args []string, env func(string) string) (runner,
 	fs.StringVar(&c.KeyPrefix, "key-prefix", "convmeter:", "prefix of every Redis key (the projections' namespace)")
 	fs.StringVar(&cards, "ratecards", "", "rate-card files or directories, comma-separated (default: the shipped EXAMPLE cards)")
 	fs.IntVar(&c.Partitions, "partitions", 0, "partitions of the conversation-events topic (default: read from Kafka)")
+	fs.DurationVar(&c.SampleEvery, "dashboard-sample", 30*time.Second, "how often the dashboard samples its charts (each sample walks the live pair state)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -86,6 +89,6 @@ func runAPI(ctx context.Context, c apiConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return api.Run(ctx, api.Config{Addr: c.Addr, Billing: bill, RateLimit: rl, Book: book,
+	return api.Run(ctx, api.Config{Addr: c.Addr, Billing: bill, RateLimit: rl, Book: book, SampleEvery: c.SampleEvery,
 		Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}, log)
 }
