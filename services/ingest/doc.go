@@ -67,5 +67,8 @@
 // is cut to its first 4 MiB (headers truncated_from and sha256 say so), so the record fits the
 // dead-letter topic.
 //
+// The Handler also serves GET /metrics (Prometheus: the Stats counters, skipped changes by
+// reason, request latency, Go and process collectors) and GET /healthz.
+//
 // Logs never carry phone numbers: they name the WABA, the path in the request and the reason.
 package ingest

@@ -19,6 +19,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/convmeter/convmeter/events"
@@ -138,6 +139,8 @@ type Server struct {
 	router   *message.Router
 	now      func() time.Time
 	stats    Stats
+	latency  prometheus.Histogram
+	registry *prometheus.Registry
 }
 
 // requestTopic is the router's in-process topic of webhook requests.
@@ -159,7 +162,8 @@ func New(cfg Config, pub message.Publisher, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, verifier: v, pub: pub, queue: newRequestQueue(), now: time.Now}
+	s := &Server{cfg: cfg, log: log, verifier: v, pub: pub, queue: newRequestQueue(), now: time.Now, latency: newLatency()}
+	s.registry = s.newRegistry()
 	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.PublishTimeout + 5*time.Second}, routerLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("ingest: router: %w", err)
@@ -200,11 +204,24 @@ func (s *Server) Run(ctx context.Context) error {
 // Running is closed when the router runs.
 func (s *Server) Running() chan struct{} { return s.router.Running() }
 
-// Handler serves the webhook path: GET for the handshake, POST for webhooks.
+// Handler serves the webhook path (GET for the handshake, POST for webhooks), GET /metrics
+// (Prometheus) and GET /healthz (200 while the router runs).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+s.cfg.Path, s.handshake)
 	mux.HandleFunc("POST "+s.cfg.Path, s.webhook)
+	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		select {
+		case <-s.router.Running():
+			if !s.router.IsClosed() {
+				_, _ = io.WriteString(w, "ok\n")
+				return
+			}
+		default:
+		}
+		http.Error(w, "router not running", http.StatusServiceUnavailable)
+	})
 	return mux
 }
 
@@ -246,6 +263,7 @@ type Answer struct {
 }
 
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		s.stats.BadRequest.Add(1)
 		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
@@ -300,6 +318,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		skipped += n
 	}
 	s.stats.Requests.Add(1)
+	s.latency.Observe(time.Since(start).Seconds())
 	s.stats.Skipped.Add(int64(skipped))
 	s.stats.skip(res.Skipped)
 	ans := Answer{Events: req.counts[0], DeadLetters: req.counts[1], Skipped: skipped, Poisoned: req.counts == [2]int{-1, -1}}

@@ -383,3 +383,37 @@ func TestAnswerWaitsForAckAndShutdownDrains(t *testing.T) {
 		t.Errorf("%d events published", n)
 	}
 }
+
+func TestMetricsAndHealth(t *testing.T) {
+	_, hs := startServer(t, &fakePublisher{})
+	body := load(t, "batch_bad_elements.json")
+	if code, _ := post(t, hs.URL, body, Sign(testSecret, body)); code != 200 {
+		t.Fatal(code)
+	}
+	post(t, hs.URL, body, "sha256=00")
+	resp, err := http.Get(hs.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"convmeter_ingest_events_total 2",
+		"convmeter_ingest_dead_letters_total 3",
+		"convmeter_ingest_bad_signature_total 1",
+		`convmeter_ingest_skipped_by_reason_total{reason="field:smb_message_echoes"} 1`,
+		"convmeter_ingest_request_seconds_count 1",
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	resp, err = http.Get(hs.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("healthz %d", resp.StatusCode)
+	}
+}
