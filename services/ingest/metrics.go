@@ -27,7 +27,7 @@ func (s *Server) newRegistry() *prometheus.Registry {
 	counter("bad_request_total", "POSTs answered 400 or 413.", st.BadRequest.Load)
 	counter("publish_failed_total", "POSTs answered 503 because Kafka did not acknowledge (Meta retries).", st.PublishFailed.Load)
 	counter("handshakes_ok_total", "Subscription handshakes answered with the challenge.", st.HandshakeOK.Load)
-	counter("handshakes_denied_total", "Subscription handshakes answered 403.", st.HandshakeDenie.Load)
+	counter("handshakes_denied_total", "Subscription handshakes answered 403.", st.HandshakeDenied.Load)
 	r.MustRegister(skippedCollector{st})
 	r.MustRegister(s.latency)
 	return r

@@ -86,16 +86,16 @@ func (c *Config) defaults() error {
 
 // Stats counts what the server did since it started.
 type Stats struct {
-	Requests       atomic.Int64 // POSTs answered 200
-	Events         atomic.Int64 // events acknowledged by Kafka (broadcast copies counted once)
-	DeadLetters    atomic.Int64 // rejected elements dead-lettered
-	Poisoned       atomic.Int64 // whole requests dead-lettered by the poison queue
-	Skipped        atomic.Int64 // changes deliberately skipped
-	BadSignature   atomic.Int64
-	BadRequest     atomic.Int64 // 400 and 413
-	PublishFailed  atomic.Int64 // 503
-	HandshakeOK    atomic.Int64
-	HandshakeDenie atomic.Int64
+	Requests        atomic.Int64 // POSTs answered 200
+	Events          atomic.Int64 // events acknowledged by Kafka (broadcast copies counted once)
+	DeadLetters     atomic.Int64 // rejected elements dead-lettered
+	Poisoned        atomic.Int64 // whole requests dead-lettered by the poison queue
+	Skipped         atomic.Int64 // changes deliberately skipped
+	BadSignature    atomic.Int64
+	BadRequest      atomic.Int64 // 400 and 413
+	PublishFailed   atomic.Int64 // 503
+	HandshakeOK     atomic.Int64
+	HandshakeDenied atomic.Int64
 
 	mu        sync.Mutex
 	skippedBy map[string]int64
@@ -229,7 +229,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if q.Get("hub.mode") != "subscribe" || q.Get("hub.verify_token") == "" ||
 		!constantEqual(q.Get("hub.verify_token"), s.cfg.VerifyToken) {
-		s.stats.HandshakeDenie.Add(1)
+		s.stats.HandshakeDenied.Add(1)
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
