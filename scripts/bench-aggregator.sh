@@ -6,8 +6,11 @@
 # Prints, with the machine load before and after:
 #   - BenchmarkEndToEnd: a bare kafka-go group reader draining the generated input topic
 #     (FetchBatch + Commit) and the aggregator over the same topic (decode, window engine,
-#     encode, acknowledged writes, Redis snapshots, commits), each from group join to the commit
-#     of the last offset, and the ratio (target: the aggregator keeps at least half the rate);
+#     encode, acknowledged writes, Redis snapshots, commits), with LZ4 and with uncompressed
+#     output records, each from group join to the commit of the last offset, and the ratios
+#     (target: the aggregator keeps at least half the rate);
+#   - BenchmarkProcessor: the CPU ceiling of the aggregator's pure step (decode, engine, encode
+#     as records) on one goroutine, without Kafka;
 #   - BenchmarkRestore: snapshot size per pair and the time to snapshot, save to Redis, load and
 #     restore an engine with [pairs] live pairs, plus the decode+engine rate that bounds the
 #     replay of the log tail after a snapshot.
@@ -30,6 +33,8 @@ echo "== go $(go version | awk '{print $3}'); records=$records partitions=$parti
 cd services
 go test -run '^$' -bench 'BenchmarkEndToEnd' -benchtime 1x -timeout 30m -v ./aggregator/ \
 	-args -bench.records="$records" -bench.partitions="$partitions" | grep -v '^time='
+echo "== load between: $(uptime | sed 's/.*load average: //')"
+go test -run '^$' -bench 'BenchmarkProcessor' -benchtime 3x -timeout 30m ./aggregator/ | grep -E '^Benchmark'
 echo "== load between: $(uptime | sed 's/.*load average: //')"
 go test -run '^$' -bench 'BenchmarkRestore' -benchtime 1x -benchmem -timeout 30m -v ./aggregator/ \
 	-args -bench.pairs="$pairs" | grep -v '^time='

@@ -44,6 +44,11 @@ type Config struct {
 	// RetryMin and RetryMax bound the backoff before a failed partition restarts from its
 	// snapshot; defaults 200ms and 10s.
 	RetryMin, RetryMax time.Duration
+	// Compression of the output and dead-letter records: "lz4" (default, as every kafkax
+	// writer), "none", "snappy", "zstd" or "gzip". On a CPU-bound host "none" trades network and
+	// disk for throughput.
+	Compression string
+	compression kafka.Compression
 	// HTTPAddr, when set, serves /metrics, /healthz and /readyz.
 	HTTPAddr string
 	// Metrics defaults to NewMetrics().
@@ -85,6 +90,20 @@ func (c *Config) defaults() error {
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics()
 	}
+	switch c.Compression {
+	case "", "lz4":
+		c.compression = kafka.Lz4
+	case "none":
+		c.compression = 0
+	case "snappy":
+		c.compression = kafka.Snappy
+	case "zstd":
+		c.compression = kafka.Zstd
+	case "gzip":
+		c.compression = kafka.Gzip
+	default:
+		return fmt.Errorf("aggregator: compression %q: want lz4, none, snappy, zstd or gzip", c.Compression)
+	}
 	if _, err := window.New(c.Engine); err != nil {
 		return fmt.Errorf("aggregator: engine config: %w", err)
 	}
@@ -116,12 +135,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	single := func(w *kafka.Writer) { w.MaxAttempts = 1 } // a failed write restarts the partition from its snapshot
-	out, err := kafkax.NewWriter(cfg.Brokers, cfg.Topics.ConversationEvents, kafkax.WithWriterLogger(log), single)
+	out, err := kafkax.NewWriter(cfg.Brokers, cfg.Topics.ConversationEvents, kafkax.WithWriterLogger(log), single, kafkax.WithCompression(cfg.compression))
 	if err != nil {
 		return err
 	}
 	defer out.Close()
-	dead, err := kafkax.NewWriter(cfg.Brokers, cfg.Topics.DeadLetter, kafkax.WithWriterLogger(log), single)
+	dead, err := kafkax.NewWriter(cfg.Brokers, cfg.Topics.DeadLetter, kafkax.WithWriterLogger(log), single, kafkax.WithCompression(cfg.compression))
 	if err != nil {
 		return err
 	}

@@ -74,39 +74,57 @@ func BenchmarkEndToEnd(b *testing.B) {
 		bare := time.Since(start)
 		_ = r.Close()
 
-		// Aggregator, in process, Redis snapshots with the default policy.
-		store, err := aggregator.NewRedisStore(rdb, prefix, fmt.Sprint(i), topics.MessageEvents)
-		if err != nil {
-			b.Fatal(err)
-		}
-		group = kafkatest.Name(b)
-		cfg := aggregator.Config{Brokers: brokers, Topics: topics, Group: group, Store: store, SessionTimeout: 6 * time.Second}
-		actx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		start = time.Now()
-		go func() { done <- aggregator.Run(actx, cfg, nil) }()
-		for {
-			got, err := committed(ctx, client, group, topics.MessageEvents, parts)
-			if err == nil && sum(got) == total {
-				break
+		// Aggregator, in process, Redis snapshots with the default policy, with LZ4 output
+		// records (the default) and uncompressed ones.
+		var agg [2]time.Duration
+		for j, compression := range []string{"lz4", "none"} {
+			store, err := aggregator.NewRedisStore(rdb, prefix, fmt.Sprint(i, compression), topics.MessageEvents)
+			if err != nil {
+				b.Fatal(err)
 			}
-			select {
-			case err := <-done:
-				b.Fatalf("aggregator stopped: %v", err)
-			case <-time.After(20 * time.Millisecond):
+			group := kafkatest.Name(b)
+			cfg := aggregator.Config{Brokers: brokers, Topics: topics, Group: group, Store: store, SessionTimeout: 6 * time.Second, Compression: compression}
+			if j > 0 {
+				// A second run writes into fresh output topics.
+				cfg.Topics = kafkax.PrefixedTopics(kafkatest.Name(b))
+				cfg.Topics.MessageEvents = topics.MessageEvents
+				if err := kafkax.EnsureTopics(ctx, brokers, cfg.Topics.Specs(parts)[1:3]...); err != nil {
+					b.Fatal(err)
+				}
+				out := cfg.Topics
+				b.Cleanup(func() { _ = kafkax.DeleteTopics(context.Background(), brokers, out.ConversationEvents, out.DeadLetter) })
 			}
-		}
-		agg := time.Since(start)
-		cancel()
-		if err := <-done; err != nil {
-			b.Fatal(err)
+			actx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			start = time.Now()
+			go func() { done <- aggregator.Run(actx, cfg, nil) }()
+			for {
+				got, err := committed(ctx, client, group, topics.MessageEvents, parts)
+				if err == nil && sum(got) == total {
+					break
+				}
+				select {
+				case err := <-done:
+					b.Fatalf("aggregator stopped: %v", err)
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			agg[j] = time.Since(start)
+			cancel()
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
 		}
 		outs, _ := endOffsets(ctx, client, topics.ConversationEvents, parts)
 		b.ReportMetric(float64(total)/bare.Seconds(), "bare_records/s")
-		b.ReportMetric(float64(total)/agg.Seconds(), "aggregator_records/s")
-		b.ReportMetric(bare.Seconds()/agg.Seconds(), "ratio")
-		b.Logf("%d records over %d partitions (%d outputs): bare group reader %v (%.0f/s), aggregator %v (%.0f/s), ratio %.2f",
-			total, parts, sum(outs), bare.Round(time.Millisecond), float64(total)/bare.Seconds(), agg.Round(time.Millisecond), float64(total)/agg.Seconds(), bare.Seconds()/agg.Seconds())
+		b.ReportMetric(float64(total)/agg[0].Seconds(), "aggregator_lz4_records/s")
+		b.ReportMetric(float64(total)/agg[1].Seconds(), "aggregator_none_records/s")
+		b.ReportMetric(bare.Seconds()/agg[0].Seconds(), "ratio_lz4")
+		b.ReportMetric(bare.Seconds()/agg[1].Seconds(), "ratio_none")
+		b.Logf("%d records over %d partitions (%d outputs): bare group reader %v (%.0f/s); aggregator, LZ4 outputs %v (%.0f/s, ratio %.2f); uncompressed outputs %v (%.0f/s, ratio %.2f)",
+			total, parts, sum(outs), bare.Round(time.Millisecond), float64(total)/bare.Seconds(),
+			agg[0].Round(time.Millisecond), float64(total)/agg[0].Seconds(), bare.Seconds()/agg[0].Seconds(),
+			agg[1].Round(time.Millisecond), float64(total)/agg[1].Seconds(), bare.Seconds()/agg[1].Seconds())
 	}
 }
 

@@ -36,6 +36,7 @@ type aggregatorConfig struct {
 	SessionTimeout   time.Duration
 	ShutdownTimeout  time.Duration
 	Lateness         time.Duration
+	Compression      string
 }
 
 func parseAggregator(fs *flag.FlagSet, args []string, env func(string) string) (runner, error) {
@@ -60,6 +61,7 @@ func parseAggregatorInto(cp *aggregatorConfig, fs *flag.FlagSet, args []string, 
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", 10*time.Second, "consumer group session timeout")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "bound on finishing a batch when stopping or revoked")
 	fs.DurationVar(&c.Lateness, "lateness", 72*time.Hour, "how late an event may be and still count (must not change across restores)")
+	fs.StringVar(&c.Compression, "compression", "lz4", "compression of output records: lz4, none, snappy, zstd, gzip")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -96,7 +98,7 @@ func runAggregator(ctx context.Context, c aggregatorConfig, log *slog.Logger) er
 	cfg := aggregator.Config{
 		Brokers: c.Brokers, Topics: topics, Group: c.Group, Store: store,
 		MaxBatch: c.MaxBatch, MaxWait: c.MaxWait, SnapshotEvery: c.SnapshotEvery, SnapshotInterval: c.SnapshotInterval,
-		SessionTimeout: c.SessionTimeout, ShutdownTimeout: c.ShutdownTimeout, HTTPAddr: c.HTTPAddr,
+		SessionTimeout: c.SessionTimeout, ShutdownTimeout: c.ShutdownTimeout, HTTPAddr: c.HTTPAddr, Compression: c.Compression,
 	}
 	cfg.Engine.Lateness = c.Lateness
 	return aggregator.Run(ctx, cfg, log)
