@@ -25,6 +25,16 @@ type Partition struct {
 	pending   []events.Event
 	dead      []events.Event
 	stats     PartitionStats
+	// pipelined: a full batch is applied in the background while the engine fills the next;
+	// one batch in flight at a time, so batches still reach the projections in order.
+	pipelined bool
+	inflight  chan flushResult
+}
+
+type flushResult struct {
+	n    int
+	took []int64
+	err  error
 }
 
 // PartitionStats counts what a partition did.
@@ -70,17 +80,77 @@ func (x *Partition) Record(ctx context.Context, m kafka.Message) error {
 	x.pending, x.dead, _ = x.proc.Record(m, x.pending, x.dead)
 	x.stats.DeadLetters += int64(len(x.dead) - n)
 	if len(x.pending) >= x.batchSize {
+		if x.pipelined {
+			return x.handOff(ctx)
+		}
 		return x.Flush(ctx)
 	}
 	return nil
 }
 
-// Flush applies the pending outputs to every projection (concurrently: they are independent).
+// Pipeline makes full batches apply in the background while the engine fills the next (one in
+// flight). Flush waits for it.
+func (x *Partition) Pipeline() { x.pipelined = true }
+
+// wait collects the batch in flight, if any.
+func (x *Partition) wait() error {
+	if x.inflight == nil {
+		return nil
+	}
+	r := <-x.inflight
+	x.inflight = nil
+	x.account(r)
+	return r.err
+}
+
+// handOff starts applying the pending outputs in the background, after the previous batch.
+func (x *Partition) handOff(ctx context.Context) error {
+	if err := x.wait(); err != nil {
+		return err
+	}
+	b := projections.Batch{Partition: x.proc.Partition, Events: x.pending}
+	x.pending = make([]events.Event, 0, cap(b.Events))
+	ch := make(chan flushResult, 1)
+	x.inflight = ch
+	go func() { ch <- x.apply(ctx, b) }()
+	return nil
+}
+
+func (x *Partition) account(r flushResult) {
+	if r.err != nil {
+		return
+	}
+	if x.stats.ApplyNanos == nil {
+		x.stats.ApplyNanos = map[string]int64{}
+	}
+	for i, p := range x.projs {
+		x.stats.ApplyNanos[p.Name()] += r.took[i]
+	}
+	x.stats.Outputs += int64(r.n)
+	x.stats.Batches++
+}
+
+// Flush applies the pending outputs to every projection (concurrently: they are independent),
+// after any batch still in flight.
 func (x *Partition) Flush(ctx context.Context) error {
+	if err := x.wait(); err != nil {
+		return err
+	}
 	if len(x.pending) == 0 {
 		return nil
 	}
-	b := projections.Batch{Partition: x.proc.Partition, Events: x.pending}
+	r := x.apply(ctx, projections.Batch{Partition: x.proc.Partition, Events: x.pending})
+	x.account(r)
+	if r.err != nil {
+		return r.err
+	}
+	clear(x.pending)
+	x.pending = x.pending[:0]
+	return nil
+}
+
+// apply applies one batch to every projection. It touches nothing of x but its projections.
+func (x *Partition) apply(ctx context.Context, b projections.Batch) flushResult {
 	g, gctx := errgroup.WithContext(ctx)
 	took := make([]int64, len(x.projs))
 	for i, p := range x.projs {
@@ -93,18 +163,5 @@ func (x *Partition) Flush(ctx context.Context) error {
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	if x.stats.ApplyNanos == nil {
-		x.stats.ApplyNanos = map[string]int64{}
-	}
-	for i, p := range x.projs {
-		x.stats.ApplyNanos[p.Name()] += took[i]
-	}
-	x.stats.Outputs += int64(len(x.pending))
-	x.stats.Batches++
-	clear(x.pending)
-	x.pending = x.pending[:0]
-	return nil
+	return flushResult{n: len(b.Events), took: took, err: g.Wait()}
 }

@@ -83,6 +83,7 @@ func Run(ctx context.Context, cfg Config, target *Namespace, log *slog.Logger) (
 		if err != nil {
 			return st, err
 		}
+		x.Pipeline()
 		parts[p] = x
 		g.Go(func() error {
 			return readPartition(gctx, cfg, x, int32(p), firsts[p], st.HighWater[p], &done)
