@@ -192,3 +192,18 @@ func TestAuditEmptyAndGarbage(t *testing.T) {
 		t.Fatalf("no book: %v", err)
 	}
 }
+
+// TestAuditDeterministic: the same file gives byte-identical JSON reports.
+func TestAuditDeterministic(t *testing.T) {
+	a, err := json.Marshal(runFixture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(runFixture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Fatalf("two audits of one file differ:\n%s\n%s", a, b)
+	}
+}
