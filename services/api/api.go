@@ -41,6 +41,8 @@ type Config struct {
 	SampleEvery time.Duration
 	// OnListen, when set, is called with the listener's address once Run listens.
 	OnListen func(addr net.Addr)
+	// Routes are further handlers by ServeMux pattern (`convmeter dev` adds GET /dev/progress).
+	Routes map[string]http.Handler
 }
 
 // Server is the assembled handler.
@@ -89,6 +91,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	for pattern, h := range cfg.Routes {
+		mux.Handle(pattern, h)
+	}
 	mux.Handle("/", dh)
 	return &Server{Handler: mux, Dashboard: dh}, nil
 }

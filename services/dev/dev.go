@@ -47,6 +47,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -210,10 +211,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("dev: %w", err)
 	}
 
+	prog := &progress{client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second},
+		metrics: aggregator.NewMetrics(), topic: topics.ConversationEvents, partitions: n,
+		groups: []string{kafkax.GroupBilling, groupRateLimit}}
+	prog.simulating.Store(cfg.Simulate)
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		acfg := aggregator.Config{Brokers: brokers, Topics: topics, Store: snaps, MaxWait: aggregatorMaxWait,
-			SessionTimeout: 6 * time.Second, ShutdownTimeout: 10 * time.Second}
+			SessionTimeout: 6 * time.Second, ShutdownTimeout: 10 * time.Second, Metrics: prog.metrics}
 		return aggregator.Run(gctx, acfg, log.With("service", "aggregator"))
 	})
 	g.Go(func() error {
@@ -231,7 +237,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	})
 	g.Go(func() error {
 		acfg := api.Config{Addr: cfg.Addr, Billing: bill, RateLimit: rl, Book: cfg.Book, SampleEvery: cfg.SampleEvery,
-			Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+			Routes: map[string]http.Handler{"GET /dev/progress": prog.handler()},
+			Check:  func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 			OnListen: func(a net.Addr) {
 				url := "http://" + a.String() + "/"
 				log.Info("dev: dashboard", "url", url)
@@ -243,7 +250,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	})
 	if cfg.Simulate {
 		g.Go(func() error {
-			err := simulate(gctx, cfg, brokers, topics.MessageEvents, log.With("service", "simulate"))
+			defer prog.simulating.Store(false)
+			err := simulate(gctx, cfg, brokers, topics.MessageEvents, &prog.published, log.With("service", "simulate"))
 			if gctx.Err() != nil {
 				return nil
 			}

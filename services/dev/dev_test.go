@@ -120,25 +120,25 @@ func readLedger(t *testing.T, base string) ledger {
 	return l
 }
 
-// settle polls until the ledger is non-empty and the same on polls a few seconds apart (the
-// finite simulation has been played and the pipeline has drained), or fails after the deadline.
+// settle polls until the pipeline reports it caught up (the finite simulation has been played,
+// the aggregator and both projectors have applied everything) and the ledger is non-empty and
+// the same on two polls; or, given want, until the ledger equals it. It fails after the deadline.
 func settle(t *testing.T, base string, deadline time.Duration, want *ledger) ledger {
 	t.Helper()
 	end := time.Now().Add(deadline)
 	var prev ledger
-	stable := 0
 	for time.Now().Before(end) {
 		cur := readLedger(t, base)
 		if want != nil {
 			if reflect.DeepEqual(cur.Totals, want.Totals) && cur.Overview.At == want.Overview.At {
 				return cur
 			}
-		} else if cur.lines() > 0 && reflect.DeepEqual(cur, prev) {
-			if stable++; stable >= 2 {
+		} else {
+			var pr dev.Progress
+			getJSON(t, base+"dev/progress", &pr)
+			if pr.CaughtUp && cur.lines() > 0 && reflect.DeepEqual(cur, prev) {
 				return cur
 			}
-		} else {
-			stable = 0
 		}
 		prev = cur
 		time.Sleep(2 * time.Second)

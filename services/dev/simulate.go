@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/convmeter/convmeter/events"
@@ -22,7 +23,7 @@ const (
 )
 
 // simulate plays simulated days through the producer SDK until ctx ends or cfg.Days are done.
-func simulate(ctx context.Context, cfg Config, brokers []string, topic string, log *slog.Logger) error {
+func simulate(ctx context.Context, cfg Config, brokers []string, topic string, published *atomic.Int64, log *slog.Logger) error {
 	p, err := producer.New(ctx, brokers, producer.WithTopic(topic), producer.WithLogger(log))
 	if err != nil {
 		return fmt.Errorf("dev: simulate: %w", err)
@@ -56,7 +57,7 @@ func simulate(ctx context.Context, cfg Config, brokers []string, topic string, l
 		mc = m.Config()
 		log.Info("dev: simulating", "from", mc.Start.UTC().Format(time.RFC3339), "span", mc.Duration, "speedup", speed,
 			"numbers", mc.Numbers, "wabas", mc.WABAs, "sessions_per_hour", mc.SessionsPerHour)
-		n, err := playDay(ctx, m, speed, p, statePath, log)
+		n, err := playDay(ctx, m, speed, p, statePath, published, log)
 		if err != nil {
 			return err
 		}
@@ -71,14 +72,14 @@ func simulate(ctx context.Context, cfg Config, brokers []string, topic string, l
 
 // playDay plays one model at speed and publishes its events in batches; it returns how many
 // events it published.
-func playDay(ctx context.Context, m *loadgen.Model, speed float64, p *producer.Producer, statePath string, log *slog.Logger) (int, error) {
+func playDay(ctx context.Context, m *loadgen.Model, speed float64, p *producer.Producer, statePath string, total *atomic.Int64, log *slog.Logger) (int, error) {
 	items := make(chan loadgen.Item, 4*publishMax)
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g := make(chan error, 1)
 	published := 0
 	go func() {
-		err := publish(pctx, items, p, statePath, &published, log)
+		err := publish(pctx, items, p, statePath, &published, total, log)
 		if err != nil {
 			cancel() // stop the player: nobody drains items any more
 		}
@@ -104,7 +105,7 @@ func playDay(ctx context.Context, m *loadgen.Model, speed float64, p *producer.P
 
 // publish drains items into batches and publishes each; it records the simulation's progress
 // every stateEvery.
-func publish(ctx context.Context, items <-chan loadgen.Item, p *producer.Producer, statePath string, published *int, log *slog.Logger) error {
+func publish(ctx context.Context, items <-chan loadgen.Item, p *producer.Producer, statePath string, published *int, total *atomic.Int64, log *slog.Logger) error {
 	batch := make([]events.Event, 0, publishMax)
 	var last events.UnixTime
 	saved := time.Now()
@@ -116,6 +117,7 @@ func publish(ctx context.Context, items <-chan loadgen.Item, p *producer.Produce
 			return fmt.Errorf("dev: simulate: %w", err)
 		}
 		*published += len(batch)
+		total.Add(int64(len(batch)))
 		batch = batch[:0]
 		if time.Since(saved) >= stateEvery {
 			saved = time.Now()

@@ -54,6 +54,7 @@ async function refresh() {
     const history = await getJSON("/dashboard/api/history");
     current = ov;
     render(ov, totals, limits, history);
+    await showProgress();
     document.getElementById("status").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
     errors.push("refresh: " + e.message);
@@ -62,6 +63,22 @@ async function refresh() {
     busy = false;
     writeCheck();
   }
+}
+
+// showProgress shows how far the embedded pipeline has got; only `convmeter dev` serves it.
+let hasProgress = true;
+async function showProgress() {
+  if (!hasProgress) return;
+  const r = await fetch("/dev/progress", { cache: "no-store" });
+  if (r.status === 404) {
+    hasProgress = false;
+    return;
+  }
+  const p = await r.json();
+  if (!r.ok) throw new Error("/dev/progress: " + r.status + " " + (p && p.error ? p.error : ""));
+  const lags = Object.entries(p.projection_lag || {}).map(([g, n]) => g.replace(/^convmeter\.|\.v1$/g, "") + " " + fmt(n));
+  document.getElementById("progress").textContent = (p.simulating ? "simulating (" + fmt(p.published) + " events) · " : "") +
+    (p.caught_up ? "caught up" : "behind: aggregator " + fmt(p.aggregator_lag) + ", " + lags.join(", "));
 }
 
 let check = {};
