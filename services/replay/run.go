@@ -46,8 +46,10 @@ type Stats struct {
 	PerSecond   float64 `json:"records_per_second"`
 	// ApplySeconds is the wall time spent in each projection's Apply, summed over partitions.
 	ApplySeconds map[string]float64 `json:"apply_seconds"`
-	// HighWater is the captured end offset (exclusive) of each partition.
+	// HighWater is the captured end offset (exclusive) of each partition; First the first offset
+	// still in the log (above 0: retention deleted the start, which a replay cannot rebuild).
 	HighWater []int64 `json:"high_water"`
+	First     []int64 `json:"first"`
 }
 
 // ErrNotFresh is returned when the target namespace already holds projection keys.
@@ -72,7 +74,12 @@ func Run(ctx context.Context, cfg Config, target *Namespace, log *slog.Logger) (
 			return st, err
 		}
 		total += st.HighWater[p] - firsts[p]
+		if firsts[p] > 0 {
+			log.Warn("replay: the log no longer starts at offset 0 (retention): what it deleted cannot be rebuilt",
+				"topic", cfg.Topic, "partition", p, "first_offset", firsts[p])
+		}
 	}
+	st.First = firsts
 	log.Info("replay: start", "topic", cfg.Topic, "partitions", n, "records", total, "namespace", target.Prefix)
 	start := time.Now()
 	var done atomic.Int64
