@@ -25,6 +25,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	if s := r.Replay; s != nil {
 		p("replayed: %d records in %d partitions, %d outputs, %d dead letters, %d skipped, %.1fs, %.0f records/s\n",
 			s.Records, s.Partitions, s.Outputs, s.DeadLetters, s.Skipped, s.Seconds, s.PerSecond)
+		for p0, f := range s.First {
+			if f > 0 {
+				p("WARNING: partition %d starts at offset %d: retention deleted what came before; it cannot be rebuilt\n", p0, f)
+			}
+		}
 	}
 	moved := false
 	for _, x := range r.Positions {
