@@ -45,6 +45,7 @@ type config struct {
 	statuses    int
 	partitions  int
 	users       int
+	batchWait   time.Duration
 }
 
 // result is the JSON line loadgen prints.
@@ -84,6 +85,7 @@ func main() {
 	flag.IntVar(&cfg.statuses, "n", 100, "statuses per request")
 	flag.IntVar(&cfg.partitions, "partitions", 12, "partitions of the in-process server's topics")
 	flag.IntVar(&cfg.users, "users", 100000, "distinct recipients")
+	flag.DurationVar(&cfg.batchWait, "batch-timeout", ingest.PublishBatchTimeout, "kafka-go BatchTimeout of the in-process server")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -223,7 +225,7 @@ func startServer(ctx context.Context, cfg config, log *slog.Logger) (string, fun
 	if err := kafkax.EnsureTopics(cctx, cfg.brokers, topics.Specs(cfg.partitions)...); err != nil {
 		return "", nil, err
 	}
-	pub, err := wmkafka.NewPublisher(wmkafka.PublisherConfig{Brokers: cfg.brokers, Logger: log})
+	pub, err := wmkafka.NewPublisher(wmkafka.PublisherConfig{Brokers: cfg.brokers, Logger: log, BatchTimeout: cfg.batchWait})
 	if err != nil {
 		return "", nil, err
 	}
