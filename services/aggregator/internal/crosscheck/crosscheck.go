@@ -185,6 +185,7 @@ func Check(ctx context.Context, brokers []string, topics kafkax.Topics, n int, e
 				tot.SetAside++
 			case events.TypeCorrection:
 				tot.Corrections++
+			default:
 			}
 		}
 	}
