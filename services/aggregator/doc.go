@@ -70,6 +70,14 @@
 // original bytes; the partition moves on. Events set aside as too late keep the input's bytes in
 // their Original field.
 //
+// # Metrics and endpoints
+//
+// With Config.HTTPAddr set: /metrics (Prometheus: convmeter_aggregator_events_in_total and
+// _events_out_total by type, _lag and _live_pairs by partition, _set_aside_total,
+// _dead_letters_total by kind, _suppressed_total, _snapshot_timestamp_seconds by partition and
+// _snapshot_age_seconds of the oldest, snapshot, restore and batch histograms), /healthz (the
+// process answers) and /readyz (joined the group and every assigned partition restored).
+//
 // # Rebalancing and shutdown
 //
 // The consumer group is used for assignment only (kafka.ConsumerGroup); each assigned partition is
