@@ -25,12 +25,13 @@
 // # Performance
 //
 // scripts/bench-replay.sh (BenchmarkReplayKafka: 1,000,000 loadgen events, 4 partitions, local
-// Kafka and Redis, GOGC=400) measured 52,600 records/s on the 2-core development machine while
-// other work kept its load average at 10 to 14, i.e. with well under the machine to itself. The
+// Kafka and Redis, GOGC=400) measured 36,700 and 52,600 records/s in two runs on the 2-core
+// development machine while other work kept its load average at 8 to 14 (the process got about
+// one core of the two). The
 // cost per record is what bounds it: about 13 to 15 CPU-µs in this process (decode and engine
 // about 6 to 8, the projections' Go side the rest) and 5 to 7 CPU-µs in Redis, so even an idle
 // 2-core machine would top out near 100,000 records/s with these projection stores; the
 // 300,000/s goal needs cheaper projection writes (or more cores), not a faster reader. The engines
-// alone (BenchmarkReplayEngineOnly, no Kafka, no Redis) ran at 80,000 to 100,000 records/s under
-// the same load.
+// alone (BenchmarkReplayEngineOnly, no Kafka, no Redis) ran at 58,000 to 100,000 records/s under
+// the same load (about 8 CPU-µs per record, decode included).
 package replay
