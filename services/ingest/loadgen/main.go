@@ -111,7 +111,7 @@ func main() {
 		return
 	}
 	b, _ := json.Marshal(res)
-	fmt.Println(string(b))
+	_, _ = os.Stdout.Write(append(b, '\n'))
 }
 
 func run(ctx context.Context, cfg config, log *slog.Logger) (result, error) {
