@@ -107,6 +107,13 @@ func (r *Report) WriteText(w io.Writer) error {
 			p("%d\t%s\t%s\t%s\n", b.Line, orDash(b.Path), orDash(b.Kind), b.Reason)
 		}
 	}
+	if len(r.Skipped) > 0 {
+		p("skipped (not billing input):")
+		for _, k := range sortedKeys(r.Skipped) {
+			p(" %s=%d", k, r.Skipped[k])
+		}
+		p("\n")
+	}
 	for _, x := range r.DeadLetters {
 		p("dead letter: %s\n", x.Reason)
 	}
