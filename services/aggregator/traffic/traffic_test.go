@@ -9,7 +9,7 @@ import (
 )
 
 func TestGenerateDeterministicAndRealistic(t *testing.T) {
-	cfg := Config{Seed: 5, Records: 20000, Partitions: 3, Numbers: 2, BadEvery: 1000}
+	cfg := Config{Seed: 5, Records: 6000, Partitions: 3, Numbers: 2, BadEvery: 1000}
 	a, err := Generate(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -23,7 +23,7 @@ func TestGenerateDeterministicAndRealistic(t *testing.T) {
 			t.Fatalf("record %d differs between runs with the same seed", i)
 		}
 	}
-	other, _ := Generate(Config{Seed: 6, Records: 20000, Partitions: 3, Numbers: 2})
+	other, _ := Generate(Config{Seed: 6, Records: 2000, Partitions: 3, Numbers: 2})
 	if bytes.Equal(other[100].Value, a[100].Value) {
 		t.Fatal("another seed gave the same traffic")
 	}
