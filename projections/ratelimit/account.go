@@ -44,6 +44,7 @@ func (c NumberConfig) MPS() int {
 //	cfg|<pn>|<effective12>|<json NumberConfig>
 //	tier|pn:<pn>|<effective12>|<TIER>      (account.config tier, or account.limit scope phone_number)
 //	tier|pf:<portfolio>|<effective12>|<TIER> (account.limit scope portfolio)
+//	tier|waba:<waba>|<effective12>|<TIER>  (account.limit scope waba, as ingest writes Meta's webhooks)
 //	pfn|<portfolio>|<pn>                    (the number belongs / belonged to the portfolio)
 func cfgPrefix(pn string) string                              { return "cfg" + sep + pn + sep }
 func tierPrefix(s Scope) string                               { return "tier" + sep + string(s) + sep }
@@ -70,9 +71,14 @@ func (r *reducer) limitUpdate(d *events.LimitUpdate) {
 	if t == TierNotSet || d.ID == "" {
 		return
 	}
-	s := PhoneScope(d.ID)
-	if d.Scope == "portfolio" {
+	var s Scope
+	switch d.Scope {
+	case "portfolio":
 		s = PortfolioScope(d.ID)
+	case "waba":
+		s = WABAScope(d.ID)
+	default:
+		s = PhoneScope(d.ID)
 	}
 	r.c.zset(kAccounts, acctMember(tierPrefix(s), d.EffectiveFrom, string(t)), 0)
 }

@@ -148,22 +148,50 @@ func (s *Store) TierOf(ctx context.Context, sc Scope, t events.UnixTime) (tier T
 		return "", false, err
 	}
 	tier = TierAt(sc, ms, t)
+	if tier != TierNotSet {
+		return tier, true, nil
+	}
+	// Nothing set for the scope itself: Meta's webhooks name the WABA, so a WABA-scoped tier
+	// applies to the WABA's numbers and to its portfolio.
+	var numbers []string
 	pf, isPF := strings.CutPrefix(string(sc), "pf:")
-	if tier != TierNotSet || !isPF {
-		return tier, tier != TierNotSet, nil
-	}
-	nums, err := s.accounts(ctx, memberPrefix(pf))
-	if err != nil {
-		return "", false, err
-	}
-	for _, n := range PortfolioNumbers(pf, nums) {
-		nms, err := s.accounts(ctx, tierPrefix(PhoneScope(n)))
+	if isPF {
+		nums, err := s.accounts(ctx, memberPrefix(pf))
 		if err != nil {
 			return "", false, err
 		}
-		tier = MaxTier(tier, TierAt(PhoneScope(n), nms, t))
+		numbers = PortfolioNumbers(pf, nums)
+	} else if pn, isPN := strings.CutPrefix(string(sc), "pn:"); isPN {
+		numbers = []string{pn}
+	}
+	for _, n := range numbers {
+		if isPF {
+			nms, err := s.accounts(ctx, tierPrefix(PhoneScope(n)))
+			if err != nil {
+				return "", false, err
+			}
+			tier = MaxTier(tier, TierAt(PhoneScope(n), nms, t))
+		}
+		wt, err := s.wabaTier(ctx, n, t)
+		if err != nil {
+			return "", false, err
+		}
+		tier = MaxTier(tier, wt)
 	}
 	return tier, tier != TierNotSet, nil
+}
+
+// wabaTier is the tier announced for the WABA number pn belongs to at t, or TierNotSet.
+func (s *Store) wabaTier(ctx context.Context, pn string, t events.UnixTime) (Tier, error) {
+	nc, ok, err := s.NumberConfig(ctx, pn, t)
+	if err != nil || !ok || nc.WABAID == "" {
+		return TierNotSet, err
+	}
+	ws, err := s.accounts(ctx, tierPrefix(WABAScope(nc.WABAID)))
+	if err != nil {
+		return TierNotSet, err
+	}
+	return TierAt(WABAScope(nc.WABAID), ws, t), nil
 }
 
 // scopeUsers merges every partition's counter of sc: user → latest counted delivery after from.

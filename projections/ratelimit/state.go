@@ -59,6 +59,11 @@ func PhoneScope(phoneNumberID string) Scope { return Scope("pn:" + phoneNumberID
 // PortfolioScope is the scope of a business portfolio.
 func PortfolioScope(portfolioID string) Scope { return Scope("pf:" + portfolioID) }
 
+// WABAScope names the tier Meta announced for a WABA (account webhooks name the WABA, not the
+// number or portfolio). It is never a counter: TierOf consults it for the WABA's numbers and, from
+// the portfolio era on, for the portfolio the WABA belongs to.
+func WABAScope(wabaID string) Scope { return Scope("waba:" + wabaID) }
+
 // ScopeFor is the counter a delivery of a counts toward at t: the number before the switch, the
 // portfolio from then on (the number when its portfolio is unknown).
 func ScopeFor(a events.Account, t events.UnixTime) Scope {
