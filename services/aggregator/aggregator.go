@@ -51,6 +51,10 @@ type Config struct {
 	compression kafka.Compression
 	// HTTPAddr, when set, serves /metrics, /healthz and /readyz.
 	HTTPAddr string
+	// WrapWriter, when set, wraps the writer of the output and of the dead-letter records
+	// (instrumentation, fault injection in tests). Whatever it returns must write synchronously
+	// and in order.
+	WrapWriter func(topic string, w RecordWriter) RecordWriter
 	// Metrics defaults to NewMetrics().
 	Metrics *Metrics
 	// OnListen, when set, is called with the HTTP listener's address (tests, ":0").
@@ -110,14 +114,25 @@ func (c *Config) defaults() error {
 	return nil
 }
 
+// RecordWriter writes records synchronously; *kafka.Writer is one.
+type RecordWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// sink is a writer and the topic it writes to.
+type sink struct {
+	topic string
+	w     RecordWriter
+}
+
 // aggregator is Run's state shared by the partition loops.
 type aggregator struct {
 	cfg    Config
 	log    *slog.Logger
 	m      *Metrics
 	client *kafka.Client
-	out    *kafka.Writer
-	dead   *kafka.Writer
+	out    sink
+	dead   sink
 }
 
 // Run consumes the message-events topic in the consumer group until ctx ends, then finishes
@@ -145,7 +160,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer dead.Close()
-	a := &aggregator{cfg: cfg, log: log, m: cfg.Metrics, out: out, dead: dead,
+	wrap := func(topic string, w RecordWriter) sink {
+		if cfg.WrapWriter != nil {
+			w = cfg.WrapWriter(topic, w)
+		}
+		return sink{topic: topic, w: w}
+	}
+	a := &aggregator{cfg: cfg, log: log, m: cfg.Metrics,
+		out: wrap(cfg.Topics.ConversationEvents, out), dead: wrap(cfg.Topics.DeadLetter, dead),
 		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 15 * time.Second}}
 	log.Info("aggregator starting", "topic", cfg.Topics.MessageEvents, "partitions", n, "group", cfg.Group,
 		"output", cfg.Topics.ConversationEvents, "deadletter", cfg.Topics.DeadLetter)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,4 +160,86 @@ func TestSnapshotFailuresDoNotStopTheLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("equal to the reference without a single snapshot: %+v", tot)
+}
+
+// faultyWriter fails every every-th write: alternately before writing (refused) and after
+// writing (the records are in the log but the acknowledgement is lost, as when a produce
+// request times out on its way back).
+type faultyWriter struct {
+	w     aggregator.RecordWriter
+	every int
+
+	mu            sync.Mutex
+	calls         int
+	refused, lost int
+}
+
+func (f *faultyWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	f.mu.Lock()
+	f.calls++
+	n := f.calls
+	f.mu.Unlock()
+	if n%f.every != 0 {
+		return f.w.WriteMessages(ctx, msgs...)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if (n/f.every)%2 == 1 {
+		f.refused++
+		return errors.New("injected: write refused")
+	}
+	if err := f.w.WriteMessages(ctx, msgs...); err != nil {
+		return err
+	}
+	f.lost++
+	return errors.New("injected: acknowledgement lost")
+}
+
+// TestWriteFailuresMatchReference injects write failures, before the write and after it (a lost
+// acknowledgement): each restarts the partition from its snapshot, and the output still equals
+// the reference, nothing doubled by the writes that did land.
+func TestWriteFailuresMatchReference(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	const parts = 2
+	topics := testTopics(t, brokers, kafkatest.Name(t), parts)
+	msgs, err := traffic.Generate(traffic.Config{Seed: 13, Records: 8000, Partitions: parts, BadEvery: 700})
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce(t, brokers, topics.MessageEvents, msgs)
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
+	ends, err := endOffsets(context.Background(), client, topics.MessageEvents, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var faulty []*faultyWriter
+	group := kafkatest.Name(t)
+	cfg := aggregator.Config{Brokers: brokers, Topics: topics, Group: group, Store: aggregator.NewMemStore(),
+		MaxBatch: 300, SnapshotEvery: 900, SessionTimeout: 6 * time.Second, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+		WrapWriter: func(_ string, w aggregator.RecordWriter) aggregator.RecordWriter {
+			f := &faultyWriter{w: w, every: 5}
+			mu.Lock()
+			faulty = append(faulty, f)
+			mu.Unlock()
+			return f
+		}}
+	runUntil(t, cfg, func() bool {
+		got, err := committed(context.Background(), client, group, topics.MessageEvents, parts)
+		return err == nil && sum(got) == sum(ends)
+	})
+	refused, lost := 0, 0
+	for _, f := range faulty {
+		f.mu.Lock()
+		refused, lost = refused+f.refused, lost+f.lost
+		f.mu.Unlock()
+	}
+	if refused == 0 || lost == 0 {
+		t.Fatalf("injected %d refused and %d lost-acknowledgement writes, want some of each", refused, lost)
+	}
+	tot, err := crosscheck.Check(context.Background(), brokers, topics, parts, window.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d refused and %d lost-acknowledgement writes; equal to the reference: %+v", refused, lost, tot)
 }

@@ -216,7 +216,7 @@ func (a *aggregator) batch(ctx context.Context, st *state, b kafkax.Batch, outBu
 // partition's last record is the last cause written, with nothing missing before it. Envelopes
 // are encoded into one reused arena rather than a fresh slice each; a synchronous WriteMessages
 // holds no reference once it returns.
-func (a *aggregator) write(ctx context.Context, w *kafka.Writer, st *state, evs []events.Event) error {
+func (a *aggregator) write(ctx context.Context, w sink, st *state, evs []events.Event) error {
 	p := st.p
 	const maxMsgs, maxBytes = 1000, 1 << 20
 	msgs := make([]kafka.Message, 0, min(len(evs), maxMsgs))
@@ -226,8 +226,8 @@ func (a *aggregator) write(ctx context.Context, w *kafka.Writer, st *state, evs 
 		if len(msgs) == 0 {
 			return nil
 		}
-		if err := w.WriteMessages(ctx, msgs...); err != nil {
-			return fmt.Errorf("write %d records to %s/%d, first caused by offset %d: %w", len(msgs), w.Topic, p, firstCause, err)
+		if err := w.w.WriteMessages(ctx, msgs...); err != nil {
+			return fmt.Errorf("write %d records to %s/%d, first caused by offset %d: %w", len(msgs), w.topic, p, firstCause, err)
 		}
 		msgs, size = msgs[:0], 0
 		return nil
