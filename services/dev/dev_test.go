@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"reflect"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,6 +167,11 @@ func TestDevSimulate(t *testing.T) {
 	}
 	in := start(t, cfg)
 	began := time.Now()
+	second := cfg
+	second.Addr = "127.0.0.1:0"
+	if err := dev.Run(context.Background(), second, nil); err == nil || !strings.Contains(err.Error(), "another convmeter dev") {
+		t.Errorf("a second dev.Run on the same data directory: %v; want the lock refused", err)
+	}
 	l := settle(t, in.url, 90*time.Second, nil)
 	t.Logf("ledger settled after %v: %d lines, stream time %s", time.Since(began).Round(time.Millisecond), l.lines(), l.Overview.At)
 
