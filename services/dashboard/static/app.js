@@ -10,6 +10,7 @@ window.addEventListener("unhandledrejection", (e) => errors.push("rejection: " +
 const REFRESH_MS = 3000;
 const SVGNS = "http://www.w3.org/2000/svg";
 let busy = false;
+const chosenMonth = {}; // WABA → month picked in its box
 let renders = 0;
 let current = null; // the last overview, for the quote form
 
@@ -44,6 +45,10 @@ async function refresh() {
     const ov = await getJSON("/dashboard/api/overview");
     const at = ov.at;
     const totals = {};
+    for (const w of ov.wabas) {
+      const m = chosenMonth[w.waba_id];
+      if (m && w.months.includes(m)) w.month = m; // the month picked in the WABA's box
+    }
     await Promise.all(ov.wabas.map(async (w) => {
       totals[w.waba_id] = await getJSON("/billing/totals?waba=" + encodeURIComponent(w.waba_id) + "&month=" + w.month);
     }));
@@ -146,8 +151,18 @@ function render(ov, totals, limits, history) {
   document.getElementById("wabas").replaceChildren(...ov.wabas.map((w) => {
     const t = totals[w.waba_id];
     wabaOut[w.waba_id] = { month: w.month, lines: t.total.lines, billable: t.total.billable, amount_micros: t.total.amount_micros };
+    const pick = el("select", { "aria-label": "month" }, ...w.months.map((m) => {
+      const o = el("option", { value: m }, m);
+      if (m === w.month) o.selected = true;
+      return o;
+    }));
+    pick.addEventListener("change", () => {
+      chosenMonth[w.waba_id] = pick.value;
+      refresh();
+    });
+    const csv = el("a", { href: "/billing/lines.csv?waba=" + encodeURIComponent(w.waba_id) + "&month=" + w.month }, "CSV");
     const box = el("div", { class: "waba" },
-      el("h3", {}, "WABA " + w.waba_id + " · " + w.month + " (" + w.time_zone + ")"),
+      el("h3", {}, "WABA " + w.waba_id + " (" + w.time_zone + ") ", pick, " ", csv),
       el("div", {}, fmt(t.total.lines) + " lines, " + fmt(t.total.billable) + " billable, " + t.total.amount + " " + w.currency +
         (t.free_tier ? " · free tier " + t.free_tier.used + "/" + t.free_tier.limit : "")));
     box.append(el("div", { class: "label" }, "charges by category"), bars(t.by_category, (b) => b.amount_micros / 1e6, w.currency));
