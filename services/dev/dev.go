@@ -32,12 +32,8 @@
 //
 // # miniredis
 //
-// miniredis runs the projections' Lua scripts with gopher-lua, whose tonumber does not parse
-// exponent notation: tonumber('-1e18') is nil there, 1e18 in Redis. ratelimit's apply.lua reads a
-// missing "lc" field of each partition's meta hash as tonumber(... or '-1e18'), which fails on
-// miniredis. Until that literal is written as an integer, Run stores the same value
-// (-1000000000000000000) in each partition's meta hash before the projector starts, which the
-// script then reads exactly as it would read the missing field on Redis.
+// miniredis runs the projections' Lua scripts with gopher-lua; ratelimit's tests run its apply
+// script there too (gopher-lua's tonumber has no exponent notation, which the script avoids).
 package dev
 
 import (
@@ -50,7 +46,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -199,9 +194,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := resetGroups(ctx, brokers, kafkax.GroupBilling, groupRateLimit); err != nil {
 		return err
 	}
-	if err := seedRateLimitMeta(ctx, rdb, n); err != nil {
-		return err
-	}
 
 	snaps, err := aggregator.NewRedisStore(rdb, snapshotPrefix, kafkax.GroupAggregator, topics.MessageEvents)
 	if err != nil {
@@ -290,18 +282,6 @@ func resetGroups(ctx context.Context, brokers []string, groups ...string) error 
 	for g, err := range resp.Errors {
 		if err != nil && !errors.Is(err, kafka.GroupIdNotFound) {
 			return fmt.Errorf("dev: reset consumer group %s: %w", g, err)
-		}
-	}
-	return nil
-}
-
-// seedRateLimitMeta is the miniredis workaround described in the package doc: the value
-// ratelimit's apply.lua assumes for a missing "lc" field, stored as an integer.
-func seedRateLimitMeta(ctx context.Context, rdb *redis.Client, partitions int) error {
-	for p := range partitions {
-		key := keyPrefix + ratelimit.Name + ":{rl.p" + strconv.Itoa(p) + "}:meta"
-		if err := rdb.HSetNX(ctx, key, "lc", "-1000000000000000000").Err(); err != nil {
-			return fmt.Errorf("dev: seed %s: %w", key, err)
 		}
 	}
 	return nil
