@@ -21,12 +21,14 @@ type Progress struct {
 	Simulating bool  `json:"simulating"`
 	Published  int64 `json:"published"`
 	// AggregatorLag is the input records the aggregator had not applied as of its last batch of
-	// each partition, summed.
-	AggregatorLag int64 `json:"aggregator_lag"`
+	// each partition, summed over the AggregatorPartitions that have had a batch.
+	AggregatorLag        int64 `json:"aggregator_lag"`
+	AggregatorPartitions int   `json:"aggregator_partitions"`
 	// ProjectionLag is, per projection consumer group, the conversation-events records after its
 	// committed offsets (a projector commits after applying).
 	ProjectionLag map[string]int64 `json:"projection_lag"`
-	// CaughtUp: not simulating, and nothing is waiting to be applied anywhere.
+	// CaughtUp: not simulating, every aggregator partition has had a batch, and nothing is
+	// waiting to be applied anywhere.
 	CaughtUp bool `json:"caught_up"`
 }
 
@@ -55,6 +57,7 @@ func (p *progress) read(ctx context.Context) (Progress, error) {
 		}
 		for _, m := range mf.GetMetric() {
 			out.AggregatorLag += int64(m.GetGauge().GetValue())
+			out.AggregatorPartitions++
 		}
 	}
 	reqs := make([]kafka.OffsetRequest, p.partitions)
@@ -95,7 +98,7 @@ func (p *progress) read(ctx context.Context) (Progress, error) {
 		}
 		out.ProjectionLag[g] = lag
 	}
-	out.CaughtUp = !out.Simulating && out.AggregatorLag == 0
+	out.CaughtUp = !out.Simulating && out.AggregatorPartitions == p.partitions && out.AggregatorLag == 0
 	for _, l := range out.ProjectionLag {
 		out.CaughtUp = out.CaughtUp && l == 0
 	}
