@@ -80,6 +80,7 @@ type Engine struct {
 
 	// per Apply
 	out    []events.Event
+	first  int // len(out) when Apply began: cause indexes count from there
 	in     *events.Event
 	offset int64
 }
@@ -152,9 +153,10 @@ func (e *Engine) Stats() Stats { return e.stats }
 var ErrUnsupported = errors.New("window: not an input event")
 
 // Apply applies one input event read at offset and appends the derived events to out, each with
-// its cause (partition, offset, index). Equal input sequences give byte-identical outputs.
+// its cause (partition, offset, index); the index counts this input's outputs from 0, whatever out
+// already held. Equal input sequences give byte-identical outputs.
 func (e *Engine) Apply(in events.Event, offset int64, out []events.Event) ([]events.Event, error) {
-	e.out, e.in, e.offset = out, &in, offset
+	e.out, e.first, e.in, e.offset = out, len(out), &in, offset
 	defer func() { e.out, e.in = nil, nil }()
 	e.stats.Inputs++
 	t := int64(in.Time)
@@ -222,7 +224,7 @@ func (e *Engine) opensCSW(p *events.InboundMessage) bool {
 
 // emit appends an output with the next cause index of the current input.
 func (e *Engine) emit(ev events.Event) {
-	ev.Cause = &events.Cause{Partition: e.partition, Offset: e.offset, Index: int32(len(e.out))}
+	ev.Cause = &events.Cause{Partition: e.partition, Offset: e.offset, Index: int32(len(e.out) - e.first)}
 	e.out = append(e.out, ev)
 	e.stats.Outputs++
 }
@@ -247,7 +249,7 @@ func (l live) retract(id string) {
 }
 
 func (e *Engine) correction(key string, ids []string, reason string) events.Event {
-	id := events.InputID(string(events.TypeCorrection), e.in.ID, itoa(int64(len(e.out))))
+	id := events.InputID(string(events.TypeCorrection), e.in.ID, itoa(int64(len(e.out)-e.first)))
 	return events.Event{ID: id, Type: events.TypeCorrection, Key: key, Time: e.in.Time, Data: &events.Correction{
 		Key: key, Retracts: ids, Reason: reason, CausedBy: e.in.ID,
 	}}

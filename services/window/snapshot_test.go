@@ -82,3 +82,18 @@ func TestRestoreRefusesBadSnapshots(t *testing.T) {
 		t.Errorf("other partition: want ErrSnapshot, got %v", err)
 	}
 }
+
+// Cause indexes count each input's outputs from 0, whatever the slice passed to Apply holds.
+func TestCauseIndexesStartAtZeroPerInput(t *testing.T) {
+	h := configured(t, "UTC")
+	h.out = append(h.out, events.Event{ID: "unrelated"})
+	outs := h.apply(statusEvent(pmpStart(), "wamid.c", events.StatusDelivered, &events.MetaPricing{PricingModel: "PMP", Category: events.CategoryMarketing, Type: "regular"}))
+	if len(outs) < 2 {
+		t.Fatalf("want several outputs, got %d", len(outs))
+	}
+	for i, ev := range outs {
+		if ev.Cause == nil || int(ev.Cause.Index) != i {
+			t.Fatalf("output %d has cause %+v", i, ev.Cause)
+		}
+	}
+}
