@@ -198,6 +198,19 @@ func TestDevSimulate(t *testing.T) {
 		t.Error("no service window open at the end of the simulation")
 	}
 
+	// The charts' history: samples every 500ms; the newest, taken after the pipeline settled,
+	// holds the settled ledger of the months shown.
+	time.Sleep(time.Second)
+	var hist []dashboard.Sample
+	getJSON(t, in.url+"dashboard/api/history", &hist)
+	var shown int64
+	for _, w := range l.Overview.WABAs {
+		shown += l.Totals[w.WABAID+"|"+w.Month].Total.Lines
+	}
+	if len(hist) < 2 || hist[len(hist)-1].Lines != shown || hist[len(hist)-1].At != l.Overview.At {
+		t.Errorf("history: %d samples, newest %+v; want the settled %d lines at %d", len(hist), hist[len(hist)-1:], shown, l.Overview.At)
+	}
+
 	t.Run("dashboard in chromium", func(t *testing.T) { checkDashboard(t, in.url, l) })
 
 	// Restart without simulating: the projections (in memory) are rebuilt from the log on disk.
