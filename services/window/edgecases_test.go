@@ -342,3 +342,21 @@ func TestEdge26NonOpeningInboundTypesAreConfigurable(t *testing.T) {
 		}
 	}
 }
+
+func TestEdge13PMPFEPKeepsTheMessageCategory(t *testing.T) {
+	h := configured(t, "UTC")
+	t0 := pmpStart()
+	h.inbound(t0, fromAd)
+	first := h.template(t0+hour, events.CategoryMarketing) // opens the 72 h FEP window, free
+	second := h.text(t0 + 2*hour)
+	got := h.net()
+	wantLines(t, "charges", chargeLines(got), []string{
+		first + " message marketing PMP free fep_window",
+		second + " message service PMP free fep_window",
+	})
+	for _, d := range of[*events.MessageDelivered](got) {
+		if d.Ours.PricingType != events.PricingFreeEntryPoint || d.Ours.Category == events.CategoryReferralConversion || !d.InsideFEP {
+			t.Fatalf("PMP FEP verdict %+v, want the message's own category with free_entry_point", d.Ours)
+		}
+	}
+}

@@ -180,7 +180,7 @@ func (r *rules) deliver(st *pairState, m *msg, t int64, out sink) {
 	case st.fep() != nil:
 		// Inside a free-entry-point window: free, and under CBP nothing new opens (§1.9).
 		fep := st.fep()
-		d.verdict = events.Verdict{Billable: false, Category: catReferral.category(), PricingType: events.PricingFreeEntryPoint, ConversationID: fep.ref()}
+		d.verdict = events.Verdict{Billable: false, Category: fepCategory(model, category), PricingType: events.PricingFreeEntryPoint, ConversationID: fep.ref()}
 		d.conv = fep
 		if !model.IsCBP() {
 			out.emit(r.charge(d, events.UnitMessage, events.PricingFreeEntryPoint, false, events.ReasonFEPWindow))
@@ -195,7 +195,7 @@ func (r *rules) deliver(st *pairState, m *msg, t int64, out sink) {
 		}
 		st.convs = st.convs[:0]
 		c := r.open(st, &d, catReferral, fepLength, false, out)
-		d.verdict = events.Verdict{Billable: false, Category: catReferral.category(), PricingType: events.PricingFreeEntryPoint, ConversationID: c.ref()}
+		d.verdict = events.Verdict{Billable: false, Category: fepCategory(model, category), PricingType: events.PricingFreeEntryPoint, ConversationID: c.ref()}
 		unit := events.UnitMessage
 		if model.IsCBP() {
 			unit = events.UnitConversation
@@ -227,6 +227,17 @@ func (r *rules) deliver(st *pairState, m *msg, t int64, out sink) {
 		out.emit(r.violation(m, t, true))
 	}
 	out.emit(r.delivered(d))
+}
+
+// fepCategory is the category of a message delivered inside a free-entry-point window: under CBP
+// Meta counts it in the referral_conversion conversation; under PMP the message keeps its own
+// category and only the pricing type says free_entry_point (§2.2; Meta's analytics show
+// FREE_ENTRY_POINT with the message's category).
+func fepCategory(model events.PricingModel, own cat) events.Category {
+	if model.IsCBP() {
+		return catReferral.category()
+	}
+	return own.category()
 }
 
 // delivery is the working set of one delivery decision.
