@@ -28,7 +28,8 @@
 // one simulated day after another (each day a fresh seed, so message ids never repeat); it records
 // how far it got in <data>/simulation.json and resumes from there after a restart. Because
 // event time runs ahead of the wall clock, the clock's ticks change nothing while the simulation
-// runs; the dashboard shows the projections' stream time ("now" in event time).
+// runs; the dashboard shows the projections' stream time ("now" in event time), and the admission
+// API takes the later of the wall clock and that stream time as "now" when a question has no "at".
 //
 // # miniredis
 //
@@ -58,6 +59,7 @@ import (
 	"github.com/convmeter/convmeter/projections/billing"
 	"github.com/convmeter/convmeter/projections/ratecard"
 	"github.com/convmeter/convmeter/projections/ratelimit"
+	"github.com/convmeter/convmeter/services/admission"
 	"github.com/convmeter/convmeter/services/aggregator"
 	"github.com/convmeter/convmeter/services/api"
 	"github.com/convmeter/convmeter/services/clock"
@@ -234,8 +236,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	})
 	g.Go(func() error {
 		acfg := api.Config{Addr: cfg.Addr, Billing: bill, RateLimit: rl, Book: cfg.Book, SampleEvery: cfg.SampleEvery,
-			Routes: map[string]http.Handler{"GET /dev/progress": prog.handler()},
-			Check:  func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+			Routes:           map[string]http.Handler{"GET /dev/progress": prog.handler()},
+			AdmissionOptions: []admission.Option{admission.WithClock(simulatedNow(rl, log))},
+			Check:            func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 			OnListen: func(a net.Addr) {
 				url := "http://" + a.String() + "/"
 				log.Info("dev: dashboard", "url", url)
@@ -285,6 +288,26 @@ func resetGroups(ctx context.Context, brokers []string, groups ...string) error 
 		}
 	}
 	return nil
+}
+
+// simulatedNow is admission's clock in dev: the later of the wall clock and the rate-limit
+// projection's stream time. Under --simulate event time runs ahead of the wall clock, and a
+// question without "at" is meant for the simulation's now.
+func simulatedNow(rl *ratelimit.Store, log *slog.Logger) func() time.Time {
+	return func() time.Time {
+		now := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		st, ok, err := rl.StreamTime(ctx)
+		if err != nil {
+			log.Warn("dev: stream time for admission's now", "err", err)
+			return now
+		}
+		if ok && st.Time().After(now) {
+			return st.Time()
+		}
+		return now
+	}
 }
 
 // kfakeLogger sends the embedded broker's warnings and errors to slog.

@@ -198,6 +198,14 @@ func TestDevSimulate(t *testing.T) {
 		t.Error("no service window open at the end of the simulation")
 	}
 
+	// Admission's "now" under simulation is the simulation's now (the stream time, ahead of the
+	// wall clock), not the wall clock.
+	var ns admission.NumberStatus
+	getJSON(t, in.url+"v1/limits/numbers/"+l.Overview.Numbers[0].PhoneNumberID, &ns)
+	if ns.At != l.Overview.At {
+		t.Errorf("admission without at answered at %s; want the stream time %s", ns.At, l.Overview.At)
+	}
+
 	// The charts' history: samples every 500ms; the newest, taken after the pipeline settled,
 	// holds the settled ledger of the months shown.
 	time.Sleep(time.Second)
