@@ -42,16 +42,21 @@ func Compare(ours, meta events.Verdict) []string {
 	if ours.Billable != meta.Billable {
 		k = append(k, DiffBillable)
 	}
-	if events.NormalizeCategory(string(ours.Category)) != events.NormalizeCategory(string(meta.Category)) {
+	// A field Meta did not send is no difference: CBP webhooks carry no pricing.type, v24+ omits
+	// the conversation outside free-entry-point windows.
+	if meta.Category != "" && events.NormalizeCategory(string(ours.Category)) != events.NormalizeCategory(string(meta.Category)) {
 		k = append(k, DiffCategory)
 	}
-	if ours.PricingType != meta.PricingType {
+	if meta.PricingType != "" && ours.PricingType != meta.PricingType {
 		k = append(k, DiffPricingType)
 	}
 	if ours.PricingModel != "" && meta.PricingModel != "" && ours.PricingModel != meta.PricingModel {
 		k = append(k, DiffPricingModel)
 	}
-	if (ours.ConversationID == "") != (meta.ConversationID == "") {
+	// Conversations are compared where they bill: under CBP (under PMP, v23 gives every message an
+	// id of its own).
+	cbp := meta.PricingModel == "CBP" || (meta.PricingModel == "" && ours.PricingModel == "CBP")
+	if cbp && (ours.ConversationID == "") != (meta.ConversationID == "") {
 		k = append(k, DiffConversation)
 	}
 	return k
