@@ -407,3 +407,20 @@ func TestFetchBatchCancelled(t *testing.T) {
 		t.Fatal("max 0 accepted")
 	}
 }
+
+func TestTruncateOriginal(t *testing.T) {
+	small := []byte("abc")
+	h := map[string]string{}
+	if got := kafkax.TruncateOriginal(small, h); string(got) != "abc" || len(h) != 0 {
+		t.Fatalf("small original changed: %q %v", got, h)
+	}
+	big := make([]byte, kafkax.MaxDeadLetterOriginal+10)
+	got := kafkax.TruncateOriginal(big, h)
+	if len(got) != kafkax.MaxDeadLetterOriginal || h["truncated_from"] != strconv.Itoa(len(big)) || len(h["sha256"]) != 64 {
+		t.Fatalf("big original: len %d headers %v", len(got), h)
+	}
+	// A dead letter with the truncated original fits the topic after base64.
+	if 4*(kafkax.MaxDeadLetterOriginal+2)/3 > kafkax.MaxDeadLetterRecordBytes {
+		t.Fatal("MaxDeadLetterOriginal does not fit MaxDeadLetterRecordBytes after base64")
+	}
+}

@@ -1,7 +1,10 @@
 package kafkax
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -87,6 +90,22 @@ const MaxRecordBytes = 2 << 20
 // headers, so this leaves room for an original of about 6 MiB; a dead-letter writer must truncate
 // anything larger (the original stays in its topic at the recorded partition and offset).
 const MaxDeadLetterRecordBytes = 8 << 20
+
+// MaxDeadLetterOriginal bounds the original bytes one dead letter carries, so that the record fits
+// MaxDeadLetterRecordBytes after base64 and headers. TruncateOriginal applies it.
+const MaxDeadLetterOriginal = 4 << 20
+
+// TruncateOriginal returns original cut to MaxDeadLetterOriginal and, when it was cut, sets
+// headers["truncated_from"] to the full length and headers["sha256"] to the hash of the whole.
+func TruncateOriginal(original []byte, headers map[string]string) []byte {
+	if len(original) <= MaxDeadLetterOriginal {
+		return original
+	}
+	sum := sha256.Sum256(original)
+	headers["truncated_from"] = strconv.Itoa(len(original))
+	headers["sha256"] = hex.EncodeToString(sum[:])
+	return original[:MaxDeadLetterOriginal]
+}
 
 // MaxSnapshotRecordBytes is max.message.bytes of the snapshots topic. A snapshot larger than this
 // must be written in chunks.

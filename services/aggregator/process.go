@@ -66,7 +66,7 @@ func (p *Processor) deadLetter(m kafka.Message, kind events.ErrorKind, reason st
 		Cause: &events.Cause{Partition: p.Partition, Offset: m.Offset},
 		Data: &events.DeadLetter{
 			Reason: reason, ErrorKind: string(kind), Topic: p.Topic, Partition: p.Partition, Offset: m.Offset,
-			Key: m.Key, Headers: headers, Original: m.Value,
+			Key: m.Key, Headers: headers, Original: kafkax.TruncateOriginal(m.Value, headers),
 		},
 	}
 }

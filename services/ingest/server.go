@@ -406,14 +406,8 @@ func (s *Server) publish(msg *message.Message) error {
 // bytes and reason, so Meta's retries of the same webhook write the same dead letter.
 func deadLetter(r Rejected, now time.Time) events.Event {
 	sum := sha256.Sum256(r.Original)
-	orig, headers := []byte(r.Original), map[string]string{"path": r.Path, "field": r.Field, "waba_id": r.WABAID, "source": "ingest"}
-	if len(orig) > maxDeadLetterOriginal {
-		// The record must fit the dead-letter topic (kafkax.MaxDeadLetterRecordBytes, base64
-		// inflates by 4/3): keep the head and say how long the whole was and its hash.
-		headers["truncated_from"] = strconv.Itoa(len(orig))
-		headers["sha256"] = hex.EncodeToString(sum[:])
-		orig = orig[:maxDeadLetterOriginal]
-	}
+	headers := map[string]string{"path": r.Path, "field": r.Field, "waba_id": r.WABAID, "source": "ingest"}
+	orig := kafkax.TruncateOriginal([]byte(r.Original), headers)
 	dl := &events.DeadLetter{
 		Reason:    r.Reason,
 		ErrorKind: string(r.Kind),
@@ -431,9 +425,6 @@ func deadLetter(r Rejected, now time.Time) events.Event {
 		Data: dl,
 	}
 }
-
-// maxDeadLetterOriginal bounds the original bytes one dead letter carries.
-const maxDeadLetterOriginal = 4 << 20
 
 // permanentError marks a failure that retrying cannot fix: the request goes to the poison queue.
 type permanentError struct{ err error }

@@ -309,10 +309,10 @@ func TestCorrelationIDTravels(t *testing.T) {
 }
 
 func TestDeadLetterTruncatesHugeOriginal(t *testing.T) {
-	big := append(append([]byte(`"`), bytes.Repeat([]byte("x"), maxDeadLetterOriginal+10)...), '"')
+	big := append(append([]byte(`"`), bytes.Repeat([]byte("x"), kafkax.MaxDeadLetterOriginal+10)...), '"')
 	e := deadLetter(Rejected{Path: "p", Kind: events.ErrKindInvalid, Reason: "r", Original: big}, time.Unix(1, 0))
 	dl := e.Data.(*events.DeadLetter)
-	if len(dl.Original) != maxDeadLetterOriginal || dl.Headers["truncated_from"] != strconv.Itoa(len(big)) || dl.Headers["sha256"] == "" {
+	if len(dl.Original) != kafkax.MaxDeadLetterOriginal || dl.Headers["truncated_from"] != strconv.Itoa(len(big)) || dl.Headers["sha256"] == "" {
 		t.Errorf("original %d bytes, headers %v", len(dl.Original), dl.Headers)
 	}
 	b, err := events.Marshal(e)
