@@ -95,15 +95,19 @@ const MaxDeadLetterRecordBytes = 8 << 20
 // MaxDeadLetterRecordBytes after base64 and headers. TruncateOriginal applies it.
 const MaxDeadLetterOriginal = 4 << 20
 
-// TruncateOriginal returns original cut to MaxDeadLetterOriginal and, when it was cut, sets
-// headers["truncated_from"] to the full length and headers["sha256"] to the hash of the whole.
-func TruncateOriginal(original []byte, headers map[string]string) []byte {
+// TruncateOriginal returns original cut to MaxDeadLetterOriginal and the headers to record with
+// it: when it was cut, *headers (allocated if nil) gets "truncated_from" (the full length) and
+// "sha256" (the hash of the whole).
+func TruncateOriginal(original []byte, headers *map[string]string) []byte {
 	if len(original) <= MaxDeadLetterOriginal {
 		return original
 	}
+	if *headers == nil {
+		*headers = map[string]string{}
+	}
 	sum := sha256.Sum256(original)
-	headers["truncated_from"] = strconv.Itoa(len(original))
-	headers["sha256"] = hex.EncodeToString(sum[:])
+	(*headers)["truncated_from"] = strconv.Itoa(len(original))
+	(*headers)["sha256"] = hex.EncodeToString(sum[:])
 	return original[:MaxDeadLetterOriginal]
 }
 

@@ -58,6 +58,7 @@ func (p *Processor) deadLetter(m kafka.Message, kind events.ErrorKind, reason st
 		}
 	}
 	off := strconv.FormatInt(m.Offset, 10)
+	original := kafkax.TruncateOriginal(m.Value, &headers)
 	return events.Event{
 		ID:    events.InputID(string(events.TypeDeadLetter), p.Topic, strconv.Itoa(int(p.Partition)), off),
 		Type:  events.TypeDeadLetter,
@@ -66,7 +67,7 @@ func (p *Processor) deadLetter(m kafka.Message, kind events.ErrorKind, reason st
 		Cause: &events.Cause{Partition: p.Partition, Offset: m.Offset},
 		Data: &events.DeadLetter{
 			Reason: reason, ErrorKind: string(kind), Topic: p.Topic, Partition: p.Partition, Offset: m.Offset,
-			Key: m.Key, Headers: headers, Original: kafkax.TruncateOriginal(m.Value, headers),
+			Key: m.Key, Headers: headers, Original: original,
 		},
 	}
 }

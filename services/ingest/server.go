@@ -407,7 +407,7 @@ func (s *Server) publish(msg *message.Message) error {
 func deadLetter(r Rejected, now time.Time) events.Event {
 	sum := sha256.Sum256(r.Original)
 	headers := map[string]string{"path": r.Path, "field": r.Field, "waba_id": r.WABAID, "source": "ingest"}
-	orig := kafkax.TruncateOriginal([]byte(r.Original), headers)
+	orig := kafkax.TruncateOriginal([]byte(r.Original), &headers)
 	dl := &events.DeadLetter{
 		Reason:    r.Reason,
 		ErrorKind: string(r.Kind),
