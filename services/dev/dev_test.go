@@ -198,6 +198,12 @@ func TestDevSimulate(t *testing.T) {
 		t.Error("no service window open at the end of the simulation")
 	}
 
+	var pr dev.Progress
+	getJSON(t, in.url+"dev/progress", &pr)
+	if !pr.CaughtUp || pr.Published == 0 || pr.EventsIn < pr.Published || pr.EventsOut == 0 {
+		t.Errorf("progress after settling: %+v; want caught up, events published, applied (at least as many, with ticks) and derived", pr)
+	}
+
 	// Admission's "now" under simulation is the simulation's now (the stream time, ahead of the
 	// wall clock), not the wall clock.
 	var ns admission.NumberStatus

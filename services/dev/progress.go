@@ -24,6 +24,13 @@ type Progress struct {
 	// each partition, summed over the AggregatorPartitions that have had a batch.
 	AggregatorLag        int64 `json:"aggregator_lag"`
 	AggregatorPartitions int   `json:"aggregator_partitions"`
+	// Aggregator counters since this process started (a restart counts the replay of the log):
+	// input records applied, output events written, inputs set aside as too late, records sent
+	// to the dead-letter topic.
+	EventsIn    int64 `json:"events_in"`
+	EventsOut   int64 `json:"events_out"`
+	SetAside    int64 `json:"set_aside"`
+	DeadLetters int64 `json:"dead_letters"`
 	// ProjectionLag is, per projection consumer group, the conversation-events records after its
 	// committed offsets (a projector commits after applying).
 	ProjectionLag map[string]int64 `json:"projection_lag"`
@@ -51,7 +58,19 @@ func (p *progress) read(ctx context.Context) (Progress, error) {
 	if err != nil {
 		return out, fmt.Errorf("dev: aggregator metrics: %w", err)
 	}
+	counters := map[string]*int64{
+		"convmeter_aggregator_events_in_total":    &out.EventsIn,
+		"convmeter_aggregator_events_out_total":   &out.EventsOut,
+		"convmeter_aggregator_set_aside_total":    &out.SetAside,
+		"convmeter_aggregator_dead_letters_total": &out.DeadLetters,
+	}
 	for _, mf := range mfs {
+		if c, ok := counters[mf.GetName()]; ok {
+			for _, m := range mf.GetMetric() {
+				*c += int64(m.GetCounter().GetValue())
+			}
+			continue
+		}
 		if mf.GetName() != "convmeter_aggregator_lag" {
 			continue
 		}

@@ -83,7 +83,9 @@ async function showProgress() {
   if (!r.ok) throw new Error("/dev/progress: " + r.status + " " + (p && p.error ? p.error : ""));
   const lags = Object.entries(p.projection_lag || {}).map(([g, n]) => g.replace(/^convmeter\.|\.v1$/g, "") + " " + fmt(n));
   document.getElementById("progress").textContent = (p.simulating ? "simulating (" + fmt(p.published) + " events) · " : "") +
-    (p.caught_up ? "caught up" : "behind: aggregator " + fmt(p.aggregator_lag) + ", " + lags.join(", "));
+    (p.caught_up ? "caught up" : "behind: aggregator " + fmt(p.aggregator_lag) + ", " + lags.join(", ")) +
+    " · since start: " + fmt(p.events_in) + " in → " + fmt(p.events_out) + " out, " + fmt(p.set_aside) + " too late, " +
+    fmt(p.dead_letters) + " dead letters";
 }
 
 let check = {};
