@@ -100,8 +100,9 @@ func (c Category) IsTemplateCategory() bool {
 	case CategoryMarketing, CategoryUtility, CategoryAuthentication, CategoryAuthenticationInternational,
 		CategoryMarketingLite:
 		return true
+	default:
+		return false
 	}
-	return false
 }
 
 // Status is a message status from Meta's statuses webhook.

@@ -66,6 +66,7 @@ func Brokers(t testing.TB) []string {
 			testenv.Unavailable(t, "kafka", testenv.EnvKafkaBrokers, "starting the Kafka container failed: "+shared.err.Error())
 		}
 		return shared.brokers
+	case testenv.Missing:
 	}
 	testenv.Unavailable(t, "kafka", testenv.EnvKafkaBrokers, "")
 	return nil

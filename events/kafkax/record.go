@@ -96,8 +96,9 @@ func IsBroadcast(t events.Type) bool {
 	switch t {
 	case events.TypeAccountConfig, events.TypeLimitUpdate, events.TypeVolumeTier, events.TypeTemplateCategory:
 		return true
+	default:
+		return false
 	}
-	return false
 }
 
 // ErrNotOurBalancer is returned when an explicit-partition write goes through a writer whose

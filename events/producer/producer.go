@@ -313,7 +313,7 @@ func InvalidEvents(err error) []*InvalidEventError {
 	var out []*InvalidEventError
 	var walk func(error)
 	walk = func(e error) {
-		switch x := e.(type) {
+		switch x := e.(type) { //nolint:errorlint // walks the error tree itself, one level at a time
 		case nil:
 			return
 		case *InvalidEventError:

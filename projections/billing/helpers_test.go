@@ -63,7 +63,7 @@ func chargeEvent(p int32, off int64, id string, acct events.Account, c events.Ch
 		c.PricingType = events.PricingRegular
 		c.Billable = true
 	}
-	c.Account.User = c.Recipient
+	c.User = c.Recipient
 	return events.Event{ID: id, Type: events.TypeCharge, Key: events.PairKey(acct.PhoneNumberID, c.Recipient, ""),
 		Time: c.DeliveredAt, Cause: &events.Cause{Partition: p, Offset: off}, Data: &c}
 }

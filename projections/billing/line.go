@@ -119,8 +119,9 @@ func freeTierEligible(c *events.Charge, month string) bool {
 		return month <= "2023-05"
 	case events.ModelCBP2023:
 		return c.Category == events.CategoryService && month <= "2024-10"
+	default: // PMP models have no free tier
+		return false
 	}
-	return false
 }
 
 // volumeTiered: PMP utility and authentication messages that are charged (domain §3.2).

@@ -68,6 +68,7 @@ func URL(t testing.TB) string {
 			testenv.Unavailable(t, "redis", testenv.EnvRedisURL, "starting the Redis container failed: "+shared.err.Error())
 		}
 		return shared.url
+	case testenv.Missing:
 	}
 	testenv.Unavailable(t, "redis", testenv.EnvRedisURL, "")
 	return ""

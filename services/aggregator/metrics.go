@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -35,7 +36,7 @@ type Metrics struct {
 // NewMetrics registers the metrics on a new registry, with the Go and process collectors.
 func NewMetrics() *Metrics {
 	r := prometheus.NewRegistry()
-	r.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := func(c prometheus.Collector) { r.MustRegister(c) }
 	m := &Metrics{Registry: r, assigned: map[int]bool{}, snapTimes: map[int]time.Time{}}
 	m.in = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "convmeter_aggregator_events_in_total", Help: "Input records applied, by event type (dead letters have type \"\")."}, []string{"type"})

@@ -150,7 +150,7 @@ func (s *RedisStore) manifest(ctx context.Context, key string) (manifest, bool, 
 		return m, false, fmt.Errorf("get %s: %w", key, err)
 	}
 	if err := json.Unmarshal(b, &m); err != nil || m.V != 1 {
-		return m, false, fmt.Errorf("%w: manifest %s: version %d, %v", ErrCorruptSnapshot, key, m.V, err)
+		return m, false, fmt.Errorf("%w: manifest %s: version %d: %w", ErrCorruptSnapshot, key, m.V, err)
 	}
 	return m, true, nil
 }

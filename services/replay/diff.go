@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -412,7 +413,7 @@ func dumpEntries(ctx context.Context, rdb redis.UniversalClient, prefix string) 
 				cmds[j] = pipe.Get(ctx, k)
 			}
 		}
-		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return nil, fmt.Errorf("replay: read keys under %s: %w", prefix, err)
 		}
 		for j, k := range ks {

@@ -208,6 +208,7 @@ func inRange(cfg Config, m kafka.Message) bool {
 	switch ev.Type {
 	case events.TypeAccountConfig, events.TypeLimitUpdate, events.TypeVolumeTier, events.TypeTemplateCategory:
 		return true
+	default:
 	}
 	return (cfg.From == 0 || ev.Time >= cfg.From) && (cfg.To == 0 || ev.Time < cfg.To)
 }

@@ -86,7 +86,7 @@ func ReadPartition(ctx context.Context, client *kafka.Client, topic string, p in
 				m.Value, _ = io.ReadAll(r.Value)
 			}
 			for _, h := range r.Headers {
-				m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+				m.Headers = append(m.Headers, kafka.Header(h))
 			}
 			out = append(out, m)
 			off = r.Offset + 1
