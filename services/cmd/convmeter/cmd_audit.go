@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -90,15 +89,8 @@ func runAudit(ctx context.Context, c auditConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if c.JSON {
-		enc := json.NewEncoder(c.Out)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(rep)
-	} else {
-		err = rep.WriteText(c.Out)
-	}
-	if err != nil {
-		return fmt.Errorf("write report: %w", err)
+	if err := writeReport(c.Out, rep, c.JSON); err != nil {
+		return err
 	}
 	if len(rep.BadLines) > 0 {
 		log.Warn("audit: input had bad lines or elements", "bad", len(rep.BadLines))

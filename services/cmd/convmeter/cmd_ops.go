@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -83,4 +85,22 @@ func parseHealthcheck(fs *flag.FlagSet, args []string, _ func(string) string) (r
 		}
 		return nil
 	}, nil
+}
+
+// textReport is a report that prints itself for people; writeReport prints it, or its indented JSON.
+type textReport interface{ WriteText(io.Writer) error }
+
+func writeReport(w io.Writer, rep textReport, asJSON bool) error {
+	var err error
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	} else {
+		err = rep.WriteText(w)
+	}
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
 }

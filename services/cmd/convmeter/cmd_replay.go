@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -160,15 +159,8 @@ func runReplay(ctx context.Context, c replayConfig, log *slog.Logger) error {
 		}
 	}
 	rep.Replay = &st
-	if c.JSON {
-		enc := json.NewEncoder(c.Out)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(rep)
-	} else {
-		err = rep.WriteText(c.Out)
-	}
-	if err != nil {
-		return fmt.Errorf("write report: %w", err)
+	if err := writeReport(c.Out, rep, c.JSON); err != nil {
+		return err
 	}
 	if c.Promote {
 		keys, err := replay.Promote(ctx, rdb, live, rebuilt, n)
