@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -98,6 +99,13 @@ func (h *handler) totals(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) lines(w http.ResponseWriter, r *http.Request) {
+	h.paged(w, r, func(ctx context.Context, waba, month, cursor string, n int) (any, error) {
+		return h.s.Lines(ctx, waba, month, cursor, n)
+	})
+}
+
+// paged serves a cursor-paged query of one WABA-month: parameters, status codes and the answer.
+func (h *handler) paged(w http.ResponseWriter, r *http.Request, query func(ctx context.Context, waba, month, cursor string, n int) (any, error)) {
 	waba, month, err := wabaMonth(r)
 	if err != nil {
 		h.fail(w, r, http.StatusBadRequest, err)
@@ -108,7 +116,7 @@ func (h *handler) lines(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusBadRequest, err)
 		return
 	}
-	pg, err := h.s.Lines(r.Context(), waba, month, r.URL.Query().Get("cursor"), n)
+	page, err := query(r.Context(), waba, month, r.URL.Query().Get("cursor"), n)
 	if errors.Is(err, ErrBadCursor) {
 		h.fail(w, r, http.StatusBadRequest, err)
 		return
@@ -117,7 +125,7 @@ func (h *handler) lines(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusInternalServerError, err)
 		return
 	}
-	h.ok(w, pg)
+	h.ok(w, page)
 }
 
 // CSVHeader is the column list of the CSV export. Columns are only appended to.
@@ -149,26 +157,9 @@ func (h *handler) csv(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) reconciliation(w http.ResponseWriter, r *http.Request) {
-	waba, month, err := wabaMonth(r)
-	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, err)
-		return
-	}
-	n, err := limit(r)
-	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, err)
-		return
-	}
-	rec, err := h.s.Reconciliation(r.Context(), waba, month, r.URL.Query().Get("cursor"), n)
-	if errors.Is(err, ErrBadCursor) {
-		h.fail(w, r, http.StatusBadRequest, err)
-		return
-	}
-	if err != nil {
-		h.fail(w, r, http.StatusInternalServerError, err)
-		return
-	}
-	h.ok(w, rec)
+	h.paged(w, r, func(ctx context.Context, waba, month, cursor string, n int) (any, error) {
+		return h.s.Reconciliation(ctx, waba, month, cursor, n)
+	})
 }
 
 func (h *handler) price(w http.ResponseWriter, r *http.Request) {
