@@ -208,14 +208,14 @@ func (r *rules) deliver(st *pairState, m *msg, t int64, out sink) {
 	case model.IsCBP():
 		r.deliverCBP(st, &d, out)
 	default:
-		if c := r.coveringCBP(st, &d); c != nil {
+		if c := coveringConv(st, &d); c != nil {
 			// A CBP conversation open across the switch keeps its terms (§3.2).
 			d.conv = c
 			d.verdict = events.Verdict{Billable: false, Category: c.cat.category(), PricingType: events.PricingRegular, ConversationID: c.ref()}
 			out.emit(r.charge(d, events.UnitMessage, events.PricingRegular, false, events.ReasonCBPConversation))
 			break
 		}
-		r.deliverPMP(&d, period, out)
+		r.deliverPMP(&d, out)
 	}
 	d.verdict.PricingModel = model.MetaModel()
 	if d.conv != nil {
@@ -309,11 +309,7 @@ func coveringConv(st *pairState, d *delivery) *conv {
 	return nil
 }
 
-func (r *rules) coveringCBP(st *pairState, d *delivery) *conv {
-	return coveringConv(st, d)
-}
-
-func (r *rules) deliverPMP(d *delivery, period *Period, out sink) {
+func (r *rules) deliverPMP(d *delivery, out sink) {
 	pmp2026 := d.model == events.ModelPMP2026
 	var (
 		typ      = events.PricingRegular
@@ -335,7 +331,6 @@ func (r *rules) deliverPMP(d *delivery, period *Period, out sink) {
 	case d.cat == catUtility && d.inCSW && !pmp2026:
 		typ, billable, reason = events.PricingFreeCustomerService, false, events.ReasonUtilityInCSW
 	}
-	_ = period
 	d.verdict = events.Verdict{Billable: billable, Category: d.cat.category(), PricingType: typ}
 	out.emit(r.charge(*d, events.UnitMessage, typ, billable, reason))
 }
