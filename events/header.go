@@ -42,6 +42,23 @@ func (s *scanner) malformed(what string) error {
 	return &DecodeError{Kind: ErrKindMalformed, Err: fmt.Errorf("at byte %d (%s): %s", s.i, jsonKind(s.b[s.i]), what)}
 }
 
+// more reads what follows a member or element: ',' (another follows: true) or the closing
+// bracket (false); anything else is malformed.
+func (s *scanner) more(closer byte) (bool, error) {
+	s.ws()
+	if s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+			return true, nil
+		case closer:
+			s.i++
+			return false, nil
+		}
+	}
+	return false, s.malformed("want ',' or '" + string(closer) + "'")
+}
+
 func (s *scanner) ws() {
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
@@ -89,19 +106,13 @@ func (h *header) scan(b []byte) error {
 			if err := h.field(&s, string(key)); err != nil {
 				return err
 			}
-			s.ws()
-			if s.i >= len(b) {
-				return s.malformed("want ',' or '}'")
+			more, err := s.more('}')
+			if err != nil {
+				return err
 			}
-			if b[s.i] == ',' {
-				s.i++
-				continue
-			}
-			if b[s.i] == '}' {
-				s.i++
+			if !more {
 				break
 			}
-			return s.malformed("want ',' or '}'")
 		}
 	}
 	s.ws()
@@ -291,16 +302,13 @@ func (s *scanner) cause() (*Cause, error) {
 				c.Index = int32(v)
 			}
 		}
-		s.ws()
-		if s.i < len(b) && b[s.i] == ',' {
-			s.i++
-			continue
+		more, err := s.more('}')
+		if err != nil {
+			return nil, err
 		}
-		if s.i < len(b) && b[s.i] == '}' {
-			s.i++
+		if !more {
 			return &c, nil
 		}
-		return nil, s.malformed("want ',' or '}'")
 	}
 }
 
@@ -412,16 +420,9 @@ func (s *scanner) skipValue(depth int) error {
 			if err := s.skipValue(depth + 1); err != nil {
 				return err
 			}
-			s.ws()
-			if s.i < len(b) && b[s.i] == ',' {
-				s.i++
-				continue
+			if more, err := s.more('}'); !more || err != nil {
+				return err
 			}
-			if s.i < len(b) && b[s.i] == '}' {
-				s.i++
-				return nil
-			}
-			return s.malformed("want ',' or '}'")
 		}
 	case c == '[':
 		if depth >= maxDepth {
@@ -438,16 +439,9 @@ func (s *scanner) skipValue(depth int) error {
 			if err := s.skipValue(depth + 1); err != nil {
 				return err
 			}
-			s.ws()
-			if s.i < len(b) && b[s.i] == ',' {
-				s.i++
-				continue
+			if more, err := s.more(']'); !more || err != nil {
+				return err
 			}
-			if s.i < len(b) && b[s.i] == ']' {
-				s.i++
-				return nil
-			}
-			return s.malformed("want ',' or ']'")
 		}
 	case c == '-' || c >= '0' && c <= '9':
 		return s.number()
