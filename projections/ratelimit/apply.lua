@@ -1,22 +1,17 @@
--- Applies one batch of the rate-limit projection to one partition, atomically.
+-- Runs inside the MULTI/EXEC that applies one batch of the rate-limit projection to one
+-- partition (store.go: the batch's variadic writes come before it, the new high-water mark after
+-- it; the WATCH of the meta hash guards the mark): the increments that need a loop, then the trims.
 -- KEYS[1]  the partition's meta hash ("<ns>{rl.p<N>}:meta"); every key touched shares its hash tag.
 -- ARGV[1]  key prefix "<ns>{rl.p<N>}:"
--- ARGV[2]  the high-water cause the batch was computed against ("" when none)
--- ARGV[3]  the new high-water cause "offset:index"
--- ARGV[4]  the new stream time
--- ARGV[5..10] trim cutoffs: usage window (deliveries, counters), undo records, throughput seconds,
+-- ARGV[2..7] trim cutoffs: usage window (deliveries, counters), undo records, throughput seconds,
 --          buckets, pair fields, hits
--- ARGV[11] trim budget: the most index entries trimmed per index in this call
--- ARGV[12..] groups "op, key suffix, n, n args", op one of ZS ZG ZR HS HD HI
--- Returns {1} when applied, {0, current high-water} when another writer moved it (recompute).
+-- ARGV[8]  trim budget: the most index entries trimmed per index in this call
+-- ARGV[9..] groups "op, key suffix, n, n args", op one of ZS ZG ZR HS HD HI
+-- Returns 1.
 local meta = KEYS[1]
 local pfx = ARGV[1]
-local cur = redis.call('HGET', meta, 'hw') or ''
-if cur ~= ARGV[2] then
-  return {0, cur}
-end
 
-local i, n = 12, #ARGV
+local i, n = 9, #ARGV
 while i <= n do
   local op, key, cnt = ARGV[i], pfx .. ARGV[i + 1], tonumber(ARGV[i + 2])
   local a, b = i + 3, i + 2 + cnt
@@ -42,7 +37,7 @@ while i <= n do
   i = b + 1
 end
 
-local budget = tonumber(ARGV[11])
+local budget = tonumber(ARGV[8])
 local CHUNK = 4000
 
 -- trim removes the members of index idx scored at or below cutoff, calling each(members) on each
@@ -68,14 +63,14 @@ local function dropKeys(idx, cutoff, key)
     redis.call('UNLINK', unpack(ks))
   end)
 end
-local cUsage = ARGV[5]
+local cUsage = ARGV[2]
 dropKeys('dlxk', cUsage, function(d) return pfx .. 'dlx:' .. d end)
-dropKeys('fxk', ARGV[6], function(h) return pfx .. 'fx:' .. h end)
-dropKeys('tpk', ARGV[7], function(m)
+dropKeys('fxk', ARGV[3], function(h) return pfx .. 'fx:' .. h end)
+dropKeys('tpk', ARGV[4], function(m)
   local at = string.find(m, '|', 1, true)
   return pfx .. 'tp:' .. string.sub(m, 1, at - 1) .. ':' .. string.sub(m, at + 1)
 end)
-dropKeys('pbk', ARGV[8], function(h) return pfx .. 'pb:' .. h end)
+dropKeys('pbk', ARGV[5], function(h) return pfx .. 'pb:' .. h end)
 
 -- Counters: users whose latest counted delivery left the usage window, at a whole minute of
 -- stream time (so the result depends on stream time only, never on batch boundaries).
@@ -88,15 +83,12 @@ if lc > last then
   redis.call('ZREMRANGEBYSCORE', pfx .. 'limk', '-inf', lc)
   redis.call('HSET', meta, 'lc', lc)
 end
-trim('prt', ARGV[9], function(ms) redis.call('HDEL', pfx .. 'pr', unpack(ms)) end)
-trim('hitt', ARGV[10], function(ms)
+trim('prt', ARGV[6], function(ms) redis.call('HDEL', pfx .. 'pr', unpack(ms)) end)
+trim('hitt', ARGV[7], function(ms)
   for _, m in ipairs(ms) do
     local at = string.find(m, '|', 1, true)
     redis.call('ZREM', pfx .. 'hit:' .. string.sub(m, 1, at - 1), string.sub(m, at + 1))
   end
 end)
 
-local st = redis.call('HGET', meta, 'st')
-if not st or tonumber(st) < tonumber(ARGV[4]) then st = ARGV[4] end
-redis.call('HSET', meta, 'hw', ARGV[3], 'st', st)
-return {1}
+return 1

@@ -6,10 +6,12 @@
 //
 // Reduce is the pure core: given the part of a partition's state a batch reads (a View) and the
 // batch's events, it returns the net changes. No clock, no I/O; everything counts in event time,
-// so replaying the log rebuilds the same state. Store is the Redis shell: it loads the View,
-// runs Reduce and writes the changes, the new high-water cause and the trims in one Lua script
-// per batch (projections.Projection). Events at or below the stored high-water cause are skipped,
-// so a batch applied twice changes nothing the second time.
+// so replaying the log rebuilds the same state. Store is the Redis shell: under WATCH of the
+// partition's meta hash it loads the View (one Lua read), runs Reduce and writes the changes
+// (variadic commands), the trims (a Lua script) and the new high-water cause in one MULTI/EXEC
+// per batch (projections.Projection); a writer moving the mark in between aborts the EXEC and
+// the batch is recomputed. Events at or below the stored high-water cause are skipped, so a
+// batch applied twice changes nothing the second time.
 //
 // What counts:
 //   - Messaging limit: a message.delivered.v1 outside the customer service window (InsideCSW

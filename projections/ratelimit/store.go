@@ -22,7 +22,6 @@ const Name = "ratelimit"
 //go:embed apply.lua
 var applyLua string
 
-var applyScript = redis.NewScript(applyLua)
 
 //go:embed load.lua
 var loadLua string
@@ -159,9 +158,11 @@ func (s *Store) HighWater(ctx context.Context, p int32) (events.Cause, bool, err
 	return c, true, nil
 }
 
-// Apply implements projections.Projection: one read round trip (two when a correction retracts
-// counted deliveries), the pure Reduce, and one script that checks the high-water mark, writes
-// the net changes and the new mark, and trims what the windows no longer need.
+// Apply implements projections.Projection: under WATCH of the partition's meta hash, one read
+// round trip (two when a correction retracts counted deliveries), the pure Reduce, and one
+// MULTI/EXEC that writes the net changes with variadic commands, runs the trim script and sets
+// the new high-water mark. Another writer moving the mark in between aborts the EXEC (WATCH),
+// and the batch is recomputed.
 func (s *Store) Apply(ctx context.Context, b projections.Batch) error {
 	_, err := s.ApplyStats(ctx, b)
 	return err
@@ -170,32 +171,33 @@ func (s *Store) Apply(ctx context.Context, b projections.Batch) error {
 // ApplyStats is Apply returning what the batch did.
 func (s *Store) ApplyStats(ctx context.Context, b projections.Batch) (Stats, error) {
 	for attempt := 0; attempt < 5; attempt++ {
-		v, err := s.load(ctx, b)
+		var stats Stats
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			v, err := s.load(ctx, tx, b)
+			if err != nil {
+				return err
+			}
+			ch := Reduce(s.cfg, v, b.Events)
+			stats = ch.Stats
+			if ch.Stats.Applied == 0 {
+				return nil
+			}
+			return s.write(ctx, tx, b.Partition, ch, len(b.Events))
+		}, s.prefix(b.Partition)+kMeta)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue
+		}
 		if err != nil {
 			return Stats{}, err
 		}
-		expected := ""
-		if v.HasHW {
-			expected = encodeCause(v.HW)
-		}
-		ch := Reduce(s.cfg, v, b.Events)
-		if ch.Stats.Applied == 0 {
-			return ch.Stats, nil
-		}
-		ok, err := s.write(ctx, b.Partition, expected, ch, len(b.Events))
-		if err != nil {
-			return Stats{}, err
-		}
-		if ok {
-			return ch.Stats, nil
-		}
+		return stats, nil
 	}
 	return Stats{}, fmt.Errorf("partition %d: %w", b.Partition, ErrConflict)
 }
 
 // load reads the state the batch needs: one round trip, two when a correction retracts outputs
 // whose state lies beyond the batch.
-func (s *Store) load(ctx context.Context, b projections.Batch) (*View, error) {
+func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batch) (*View, error) {
 	pairs := map[string]bool{}
 	fields := map[string]bool{}
 	var retracted []string
@@ -230,7 +232,7 @@ func (s *Store) load(ctx context.Context, b projections.Batch) (*View, error) {
 		}
 	}
 	pairList, fieldList := sortedKeys(pairs), sortedKeys(fields)
-	res, err := s.read(ctx, b.Partition, pairList, fieldList, retracted, nil)
+	res, err := s.read(ctx, rdb, b.Partition, pairList, fieldList, retracted, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +293,7 @@ func (s *Store) load(ctx context.Context, b projections.Batch) (*View, error) {
 	// Second round, for corrections only: what the retracted outputs touched beyond this batch's
 	// own pairs, and every counted delivery of the users whose deliveries are retracted.
 	ul, fl, pl := sortedKeys(users), sortedKeys(moreFields), sortedKeys(morePairs)
-	res, err = s.read(ctx, b.Partition, pl, fl, nil, ul)
+	res, err = s.read(ctx, rdb, b.Partition, pl, fl, nil, ul)
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +324,7 @@ type readResult struct {
 }
 
 // read runs the load script: one round trip.
-func (s *Store) read(ctx context.Context, p int32, pairs, fields, ids, users []string) (readResult, error) {
+func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fields, ids, users []string) (readResult, error) {
 	args := make([]any, 0, 5+len(pairs)+len(fields)+len(ids)+len(users))
 	args = append(args, s.prefix(p))
 	for _, l := range [][]string{pairs, fields, ids, users} {
@@ -331,7 +333,7 @@ func (s *Store) read(ctx context.Context, p int32, pairs, fields, ids, users []s
 			args = append(args, x)
 		}
 	}
-	raw, err := loadScript.Run(ctx, s.rdb, []string{s.prefix(p) + kMeta}, args...).Slice()
+	raw, err := loadScript.Run(ctx, rdb, []string{s.prefix(p) + kMeta}, args...).Slice()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: %w", p, err)
 	}
@@ -354,18 +356,32 @@ func (s *Store) read(ctx context.Context, p int32, pairs, fields, ids, users []s
 	return r, nil
 }
 
-// maxArgs bounds the arguments of one Redis command the script issues (Lua's unpack limit).
+// maxArgs bounds the arguments of one command (the trim script's Lua unpack limit; also keeps
+// each variadic command short).
 const maxArgs = 6000
 
-// write runs the apply script. It reports false when the high-water mark moved under it.
-func (s *Store) write(ctx context.Context, p int32, expected string, ch *Changes, batchLen int) (bool, error) {
+// write queues the batch's net changes, the trims and the new high-water mark in one MULTI/EXEC
+// on tx, whose WATCH of the meta hash guards the mark.
+func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, batchLen int) error {
 	pfx := s.prefix(p)
 	st := ch.Stream
 	cut := func(w events.UnixTime) string { return strconv.FormatInt(int64(st-w), 10) }
-	args := make([]any, 0, 16+8*batchLen)
-	args = append(args, pfx, expected, encodeCause(ch.HW), strconv.FormatInt(int64(st), 10),
-		cut(s.cfg.UsageWindow), cut(s.cfg.UndoWindow), cut(s.cfg.ThroughputWindow), cut(0), cut(0),
+	// The trim script's arguments; its op groups take only what needs a Lua loop (HINCRBY).
+	args := make([]any, 0, 16)
+	args = append(args, pfx, cut(s.cfg.UsageWindow), cut(s.cfg.UndoWindow), cut(s.cfg.ThroughputWindow), cut(0), cut(0),
 		cut(s.cfg.HitWindow), strconv.Itoa(2*batchLen+10000))
+	var cmds [][]any
+	// command queues cmd key kv... in chunks of at most maxArgs elements of kv (step per element).
+	command := func(cmd []any, key string, kv []any, step int) {
+		for len(kv) > 0 {
+			n := min(len(kv), maxArgs/step*step)
+			c := make([]any, 0, len(cmd)+1+n)
+			c = append(c, cmd[0], pfx+key)
+			c = append(c, cmd[1:]...)
+			cmds = append(cmds, append(c, kv[:n]...))
+			kv = kv[n:]
+		}
+	}
 	group := func(op, key string, kv []any, step int) {
 		for len(kv) > 0 {
 			n := min(len(kv), maxArgs/step*step)
@@ -388,9 +404,9 @@ func (s *Store) write(ctx context.Context, p int32, expected string, ch *Changes
 				zr = append(zr, m)
 			}
 		}
-		group("ZS", key, zs, 2)
-		group("ZG", key, zg, 2)
-		group("ZR", key, zr, 1)
+		command([]any{"zadd"}, key, zs, 2)
+		command([]any{"zadd", "gt"}, key, zg, 2)
+		command([]any{"zrem"}, key, zr, 1)
 	}
 	for key, ops := range ch.H {
 		hs, hd = hs[:0], hd[:0]
@@ -401,8 +417,8 @@ func (s *Store) write(ctx context.Context, p int32, expected string, ch *Changes
 				hd = append(hd, f)
 			}
 		}
-		group("HS", key, hs, 2)
-		group("HD", key, hd, 1)
+		command([]any{"hset"}, key, hs, 2)
+		command([]any{"hdel"}, key, hd, 1)
 	}
 	for key, ops := range ch.HIncr {
 		hi = hi[:0]
@@ -411,13 +427,21 @@ func (s *Store) write(ctx context.Context, p int32, expected string, ch *Changes
 		}
 		group("HI", key, hi, 2)
 	}
-	res, err := applyScript.Run(ctx, s.rdb, []string{pfx + kMeta}, args...).Slice()
+	meta := pfx + kMeta
+	_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		for _, c := range cmds {
+			pipe.Do(ctx, c...)
+		}
+		// EVAL, not EVALSHA: inside MULTI a missing script would only fail its own command.
+		pipe.Eval(ctx, applyLua, []string{meta}, args...)
+		pipe.HSet(ctx, meta, "hw", encodeCause(ch.HW), "st", strconv.FormatInt(int64(st), 10))
+		return nil
+	})
+	if errors.Is(err, redis.TxFailedErr) {
+		return err
+	}
 	if err != nil {
-		return false, fmt.Errorf("ratelimit: apply batch to partition %d: %w", p, err)
+		return fmt.Errorf("ratelimit: apply batch to partition %d: %w", p, err)
 	}
-	if len(res) == 0 {
-		return false, fmt.Errorf("ratelimit: apply batch to partition %d: empty reply", p)
-	}
-	n, _ := res[0].(int64)
-	return n == 1, nil
+	return nil
 }
