@@ -22,7 +22,6 @@ const Name = "ratelimit"
 //go:embed apply.lua
 var applyLua string
 
-
 //go:embed load.lua
 var loadLua string
 
