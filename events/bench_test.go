@@ -20,6 +20,9 @@ import (
 // 9794fff), kept here verbatim as legacyDecode and legacyEncode so before/after ratios come from
 // one run on one machine state.
 //
+// "generic" is today's codec without the hand-written payload decoders and encoders
+// (fastdecode.go, fastencode.go): the segmentio/encoding path they fall back on.
+//
 // Run: cd events && go test -run '^$' -bench Codec -benchmem .
 
 type stdEnvelope[P any] struct {
@@ -71,6 +74,16 @@ func BenchmarkCodecDecode(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := Decode(wire); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportRate(b)
+		})
+		b.Run(string(e.Type)+"/generic", func(b *testing.B) {
+			b.SetBytes(int64(len(wire)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := decode(wire, false); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -278,7 +291,7 @@ func BenchmarkCodecDecodeGoldenMix(b *testing.B) {
 	for _, c := range []struct {
 		name   string
 		decode func([]byte) (Event, error)
-	}{{"convmeter", Decode}, {"before", legacyDecode}} {
+	}{{"convmeter", Decode}, {"generic", func(b []byte) (Event, error) { return decode(b, false) }}, {"before", legacyDecode}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(total / len(recs)))
 			b.ReportAllocs()

@@ -176,11 +176,15 @@ func appendJSONString(dst []byte, s string) []byte {
 // envelope and inside data. Envelope field names match exactly (encoding/json would also accept
 // other cases). It validates the payload (see Validate). Every failure is a *DecodeError naming
 // the problem; the returned Event is then zero.
-func Decode(b []byte) (Event, error) {
+func Decode(b []byte) (Event, error) { return decode(b, true) }
+
+// decode is Decode, with the hand-written payload decoders (decodeFast) when fast is set. Tests
+// and benchmarks call it with fast unset to compare the fast path with the generic one.
+func decode(b []byte, fast bool) (Event, error) {
 	if len(b) > MaxEventSize {
 		return Event{}, &DecodeError{Kind: ErrKindTooLarge, Err: fmt.Errorf("%d bytes, limit %d", len(b), MaxEventSize)}
 	}
-	var h header
+	h := header{fast: fast}
 	if err := h.scan(b); err != nil {
 		var de *DecodeError
 		if errors.As(err, &de) {
@@ -194,8 +198,7 @@ func Decode(b []byte) (Event, error) {
 	if h.v < 1 || h.v > EnvelopeVersion {
 		return Event{}, &DecodeError{Kind: ErrKindVersion, Type: h.typ, ID: h.id, Err: fmt.Errorf("version %d, this build reads 1..%d", h.v, EnvelopeVersion)}
 	}
-	p, ok := NewPayload(h.typ)
-	if !ok {
+	if !knownType(h.typ) {
 		return Event{}, &DecodeError{Kind: ErrKindUnknownType, Type: h.typ, ID: h.id, Err: fmt.Errorf("%q", truncate(string(h.typ), 80))}
 	}
 	if h.id == "" {
@@ -207,14 +210,36 @@ func Decode(b []byte) (Event, error) {
 	if h.data[0] != '{' {
 		return Event{}, &DecodeError{Kind: ErrKindFieldType, Type: h.typ, ID: h.id, Err: &FieldError{Field: "data", Problem: "want an object, got JSON " + jsonKind(h.data[0])}}
 	}
-	if err := unmarshalPayload(h.data, p); err != nil {
-		return Event{}, classify(err, h.typ, h.id, p, h.data)
+	p := h.payload
+	if p == nil && fast {
+		p = decodeFast(h.typ, h.data) // data came before type
+	}
+	if p == nil {
+		p, _ = NewPayload(h.typ)
+		if err := unmarshalPayload(h.data, p); err != nil {
+			return Event{}, classify(err, h.typ, h.id, p, h.data)
+		}
 	}
 	e := Event{ID: h.id, Type: h.typ, Key: h.key, Time: h.time, Cause: h.cause, Data: p}
 	if err := Validate(e); err != nil {
 		return Event{}, &DecodeError{Kind: ErrKindInvalid, Type: h.typ, ID: h.id, Err: err}
 	}
 	return e, nil
+}
+
+// knownType reports whether t is a wire name NewPayload knows.
+func knownType(t Type) bool {
+	for _, x := range InputTypes {
+		if x == t {
+			return true
+		}
+	}
+	for _, x := range OutputTypes {
+		if x == t {
+			return true
+		}
+	}
+	return false
 }
 
 // unmarshalPayload decodes the data object into p. The envelope scanner has already checked the

@@ -13,6 +13,8 @@ import (
 // FuzzDecode checks the decoder's invariants on arbitrary bytes:
 //   - it never panics;
 //   - every failure is a *DecodeError (not merely wrapping one) with a known kind and a message;
+//   - the hand-written payload decoders agree with the generic decoder: the same event, or the
+//     same error (checkFastMatchesGeneric);
 //   - a success re-encodes to bytes that decode to an equal event, and encoding is then a fixed
 //     point (encode(decode(encode(e))) == encode(e)).
 //
@@ -44,6 +46,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := Decode(b)
+		checkFastMatchesGeneric(t, b, e, err)
 		if err != nil {
 			de, ok := err.(*DecodeError)
 			if !ok {

@@ -24,6 +24,12 @@ type header struct {
 	time  UnixTime
 	cause *Cause
 	data  []byte // the raw data value, or nil when absent
+
+	// fast asks scan to decode data with the hand-written decoder of the type (decodeFast) in
+	// the same pass, when the type came before data; payload is then the result, or nil when
+	// there was none or it gave up.
+	fast    bool
+	payload Payload
 }
 
 // maxDepth bounds nesting, as encoding/json does, so hostile input cannot exhaust the stack.
@@ -103,7 +109,7 @@ func (h *header) scan(b []byte) error {
 				}
 				key = []byte(k)
 			}
-			if err := h.field(&s, string(key)); err != nil {
+			if err := h.field(&s, key); err != nil {
 				return err
 			}
 			more, err := s.more('}')
@@ -123,9 +129,9 @@ func (h *header) scan(b []byte) error {
 }
 
 // field reads the value of the envelope field named key.
-func (h *header) field(s *scanner, key string) error {
+func (h *header) field(s *scanner, key []byte) error {
 	start := s.i
-	switch key {
+	switch string(key) {
 	case "v":
 		if err := s.skipValue(0); err != nil {
 			return err
@@ -153,21 +159,23 @@ func (h *header) field(s *scanner, key string) error {
 			}
 			s.i = save
 		}
-		str, err := s.stringValue(key)
+		str, err := s.stringValue("type")
 		if err != nil {
 			return err
 		}
 		h.typ = Type(str)
-	case "id", "key":
-		str, err := s.stringValue(key)
+	case "id":
+		str, err := s.stringValue("id")
 		if err != nil {
 			return err
 		}
-		if key == "id" {
-			h.id = str
-		} else {
-			h.key = str
+		h.id = str
+	case "key":
+		str, err := s.stringValue("key")
+		if err != nil {
+			return err
 		}
+		h.key = str
 	case "time":
 		if err := s.skipValue(0); err != nil {
 			return err
@@ -184,6 +192,16 @@ func (h *header) field(s *scanner, key string) error {
 		}
 		h.cause = c
 	case "data":
+		h.payload = nil
+		if h.fast {
+			// The fast decoders check the syntax of what they read; when one gives up, the
+			// generic path starts over from the same byte.
+			if p := s.fastPayload(h.typ); p != nil {
+				h.payload, h.data = p, s.b[start:s.i]
+				return nil
+			}
+			s.i = start
+		}
 		if err := s.skipValue(0); err != nil {
 			return err
 		}

@@ -1,0 +1,131 @@
+package events
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// checkFastMatchesGeneric fails t unless decoding b without the hand-written payload decoders
+// gives exactly what Decode gave (e, err): an identical event, or an identical error.
+func checkFastMatchesGeneric(t *testing.T, b []byte, e Event, err error) {
+	t.Helper()
+	ge, gerr := decode(b, false)
+	if (err == nil) != (gerr == nil) {
+		t.Fatalf("fast path error %v, generic path error %v\ninput %q", err, gerr, b)
+	}
+	if err != nil {
+		if KindOf(err) != KindOf(gerr) || err.Error() != gerr.Error() {
+			t.Fatalf("errors differ\nfast    %v\ngeneric %v\ninput %q", err, gerr, b)
+		}
+		return
+	}
+	if !reflect.DeepEqual(e, ge) {
+		t.Fatalf("events differ\nfast    %#v\ngeneric %#v\ninput %q", e.Data, ge.Data, b)
+	}
+}
+
+// fastTypes are the payload types with a hand-written decoder.
+var fastTypes = map[Type]bool{TypeStatusUpdate: true, TypeInboundMessage: true, TypeOutboundSend: true, TypeTick: true}
+
+// TestFastDecodersMatchGeneric decodes the golden fixtures, the full samples and variants of them
+// that reach the corners where the hand-written decoders must give up, with and without those
+// decoders. It also checks that the fast path is taken for every golden fixture and sample of a
+// fast type, so the comparison is not vacuous.
+func TestFastDecodersMatchGeneric(t *testing.T) {
+	var recs [][]byte
+	for name, b := range goldenFiles(t) {
+		recs = append(recs, b)
+		var h header
+		if err := h.scan(b); err != nil {
+			t.Fatal(err)
+		}
+		if fastTypes[h.typ] && decodeFast(h.typ, h.data) == nil {
+			t.Errorf("%s: the fast decoder gave up", name)
+		}
+		h = header{fast: true}
+		if err := h.scan(b); err != nil {
+			t.Fatal(err)
+		}
+		if fastTypes[h.typ] && h.payload == nil {
+			t.Errorf("%s: the fast decoder gave up inside the envelope scan", name)
+		}
+	}
+	for _, e := range fullEvents() {
+		b, err := Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, b, quoteTimes(t, b))
+		if fastTypes[e.Type] {
+			var h header
+			if err := h.scan(b); err != nil {
+				t.Fatal(err)
+			}
+			if decodeFast(h.typ, h.data) == nil {
+				t.Errorf("%s sample: the fast decoder gave up", e.Type)
+			}
+		}
+	}
+	variants := []struct{ old, new string }{
+		{`"wamid":"wamid.X"`, `"WAMID":"wamid.X"`},                               // case-insensitive name
+		{`"wamid":"wamid.X"`, `"wamid":"wamid.X","wamid":"y"`},                   // duplicate
+		{`"wamid":"wamid.X"`, `"wamid":"wamid.X","WamId":"y"`},                   // duplicate by folding
+		{`"wamid":"wamid.X"`, `"wamid":"w\u00e9"`},                               // escape
+		{`"wamid":"wamid.X"`, "\"wamid\":\"w\xff\""},                             // invalid UTF-8
+		{`"wamid":"wamid.X"`, `"wamid":"wé"`},                                    // valid UTF-8
+		{`"wamid":"wamid.X"`, `"wamid":null`},                                    // null string
+		{`"wamid":"wamid.X"`, `"wamid":12`},                                      // type mismatch
+		{`"wamid":"wamid.X"`, `"wamid":"wamid.X","\u0077amid":"y"`},              // escaped name
+		{`"wamid":"wamid.X"`, `"wamid":"wamid.X","ſtatus":"read"`},               // non-ASCII name folding to status
+		{`"status":"delivered"`, `"status":"DELIVERED"`},                         // unknown enum value
+		{`"status":"delivered"`, `"status":"delivered","x":{"a":[1,"\""]}`},      // unknown field
+		{`"timestamp":1750030073`, `"timestamp":null`},                           // null time
+		{`"timestamp":1750030073`, `"timestamp":""`},                             // empty time
+		{`"timestamp":1750030073`, `"timestamp":"1750030073"`},                   // numeric string
+		{`"timestamp":1750030073`, `"timestamp":1.75e9`},                         // exponent
+		{`"timestamp":1750030073`, `"timestamp":-5`},                             // negative
+		{`"timestamp":1750030073`, `"timestamp":99999999999999999999`},           // overflow
+		{`"billable":true`, `"billable":null`},                                   // null pointer
+		{`"billable":true`, `"billable":"true"`},                                 // bool as string
+		{`"pricing":{`, `"pricing":null,"x":{`},                                  // null object
+		{`"conversation":{"id":"c1",`, `"conversation":{},"y":{"id":"c1",`},      // empty object
+		{`"conversation":{"id":"c1",`, `"conversation":[],"y":{"id":"c1",`},      // array for object
+		{`"origin_type":"marketing"}`, `"origin_type":"marketing"},"errors":[]`}, // empty array
+		{`"origin_type":"marketing"}`, `"origin_type":"marketing"},"errors":null`},
+		{`"origin_type":"marketing"}`, `"origin_type":"marketing"},"errors":[{"code":1},{"code":2,"title":"t"},{}]`},
+		{`"origin_type":"marketing"}`, `"origin_type":"marketing"},"errors":[null]`},
+		{`"origin_type":"marketing"}`, `"origin_type":"marketing"},"errors":[{"code":1.5}]`},
+		{`"origin_type":"marketing"}`, `"origin_type":"marketing"},"errors":[{"code":"1"}]`},
+		{`"origin_type":"marketing"}`, `"origin_type":"marketing"},"errors":[{"code":-0}]`},
+		{`"origin_type":"marketing"}`, `"origin_type":"marketing"},"errors":[{"Code":3}]`},
+	}
+	for _, v := range variants {
+		if !strings.Contains(statusJSON, v.old) {
+			t.Fatalf("%q not in statusJSON", v.old)
+		}
+		recs = append(recs, []byte(strings.Replace(statusJSON, v.old, v.new, 1)))
+	}
+	inbound := `{"v":1,"id":"x","type":"message.inbound.v1","data":{"phone_number_id":"1","wa_id":"2","wamid":"w","timestamp":5%s}}`
+	for _, extra := range []string{
+		``, `,"error_codes":[]`, `,"error_codes":null`, `,"error_codes":[1,2,3]`, `,"error_codes":[1e2]`,
+		`,"error_codes":[null]`, `,"error_codes":[-2147483649]`, `,"referral":{}`, `,"referral":null`,
+		`,"referral":{"source_type":"ad","SOURCE_ID":"1"}`, `,"referral":{"source_type":"ad","extra":1}`,
+		`,"message_type":"text"`, `,"message_type":"new_kind"`, `,"timestamp":"5"`,
+	} {
+		recs = append(recs, []byte(strings.Replace(inbound, "%s", extra, 1)))
+	}
+	tick := `{"v":1,"id":"x","type":"clock.tick.v1","time":1,"data":%s}`
+	for _, d := range []string{`{}`, `{"partition":1}`, `{"partition":null}`, `{"partition":2147483647}`, `{"partition":2147483648}`,
+		`{"partition":-2147483648}`, `{"partition":1,"partition":2}`, `{"Partition":1}`, `{"partition":01}`, `{"partition":"1"}`} {
+		recs = append(recs, []byte(strings.Replace(tick, "%s", d, 1)))
+	}
+	outbound := `{"v":1,"id":"x","type":"message.outbound.v1","data":{"phone_number_id":"1","wa_id":"2","wamid":"w","timestamp":5,"kind":%s}}`
+	for _, k := range []string{`"template","template_category":"utility"`, `"free_form"`, `"sms"`, `null`, `1`, `"template","template_category":"UTILITY"`} {
+		recs = append(recs, []byte(strings.Replace(outbound, "%s", k, 1)))
+	}
+	for _, b := range recs {
+		e, err := Decode(b)
+		checkFastMatchesGeneric(t, b, e, err)
+	}
+}
