@@ -2,9 +2,11 @@
 -- KEYS[1]  the partition's meta hash; every key read shares its hash tag.
 -- ARGV[1]  key prefix "<ns>{rl.p<N>}:"
 -- ARGV[2..] four lists, each "n, n items": pairs (token buckets), pair fields, output ids (undo
---          records), "scope|user" (counted deliveries)
--- Returns {hw, st, buckets, fields, undo records, deliveries}: values aligned with the lists
--- (false when absent); deliveries is one list of dlx members per "scope|user".
+--          records), "scope|user" (counted deliveries); then throughput seconds: "k" and k groups
+--          "key suffix, m, m fields"
+-- Returns {hw, st, buckets, fields, undo records, deliveries, seconds}: values aligned with the
+-- lists (false when absent); deliveries is one list of dlx members per "scope|user"; seconds are
+-- the fields' values in group order.
 local pfx = ARGV[1]
 local i = 2
 local function list()
@@ -63,4 +65,15 @@ if #users > 0 then
     dl[j] = ms
   end
 end
-return {meta[1], meta[2], buckets, vals, undo, dl}
+local secs = {}
+for _ = 1, tonumber(ARGV[i] or '0') do
+  local key, m = pfx .. ARGV[i + 1], tonumber(ARGV[i + 2])
+  local names = {}
+  for j = 1, m do names[j] = ARGV[i + 2 + j] end
+  local base = #secs
+  local vs = blank(m)
+  hmget(key, names, vs)
+  for j = 1, m do secs[base + j] = vs[j] end
+  i = i + 2 + m
+end
+return {meta[1], meta[2], buckets, vals, undo, dl, secs}

@@ -172,7 +172,7 @@ func (s *Store) ApplyStats(ctx context.Context, b projections.Batch) (Stats, err
 	for attempt := 0; attempt < 5; attempt++ {
 		var stats Stats
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			v, err := s.load(ctx, tx, b)
+			v, secs, err := s.load(ctx, tx, b)
 			if err != nil {
 				return err
 			}
@@ -181,7 +181,7 @@ func (s *Store) ApplyStats(ctx context.Context, b projections.Batch) (Stats, err
 			if ch.Stats.Applied == 0 {
 				return nil
 			}
-			return s.write(ctx, tx, b.Partition, ch, len(b.Events))
+			return s.write(ctx, tx, b.Partition, ch, secs, len(b.Events))
 		}, s.prefix(b.Partition)+kMeta)
 		if errors.Is(err, redis.TxFailedErr) {
 			continue
@@ -194,9 +194,24 @@ func (s *Store) ApplyStats(ctx context.Context, b projections.Batch) (Stats, err
 	return Stats{}, fmt.Errorf("partition %d: %w", b.Partition, ErrConflict)
 }
 
+// seconds holds throughput counts read before the batch: hash key → unix second → count (0 when
+// absent). Under the WATCH of the meta hash nothing else changes them before the EXEC, so write
+// turns the batch's increments of these seconds into absolute values (HSET, no Lua loop).
+type seconds map[string]map[string]int64
+
 // load reads the state the batch needs: one round trip, two when a correction retracts outputs
 // whose state lies beyond the batch.
-func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batch) (*View, error) {
+func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batch) (*View, seconds, error) {
+	secs := seconds{}
+	second := func(pn string, t events.UnixTime) {
+		k := tputKey(pn, hourOf(t))
+		m, ok := secs[k]
+		if !ok {
+			m = map[string]int64{}
+			secs[k] = m
+		}
+		m[strconv.FormatInt(int64(t), 10)] = 0
+	}
 	pairs := map[string]bool{}
 	fields := map[string]bool{}
 	var retracted []string
@@ -206,8 +221,10 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 		switch d := e.Data.(type) {
 		case *events.MessageDispatched:
 			pairs[pairOf(d.Account)] = true
+			second(d.PhoneNumberID, d.SentAt)
 		case *events.WindowOpened:
 			fields[windowField(pairOf(d.Account))] = true
+			second(d.PhoneNumberID, d.OpenedAt)
 		case *events.WindowExpired:
 			fields[windowField(pairOf(d.Account))] = true
 		case *events.ConversationOpened:
@@ -231,15 +248,15 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 		}
 	}
 	pairList, fieldList := sortedKeys(pairs), sortedKeys(fields)
-	res, err := s.read(ctx, rdb, b.Partition, pairList, fieldList, retracted, nil)
+	res, err := s.read(ctx, rdb, b.Partition, pairList, fieldList, retracted, nil, secs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v := NewView()
 	if res.hw != "" {
 		c, ok := decodeCause(b.Partition, res.hw)
 		if !ok {
-			return nil, fmt.Errorf("ratelimit: partition %d: bad high-water %q", b.Partition, res.hw)
+			return nil, nil, fmt.Errorf("ratelimit: partition %d: bad high-water %q", b.Partition, res.hw)
 		}
 		v.HW, v.HasHW = c, true
 	}
@@ -268,7 +285,7 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 		}
 		u, err := decodeUndo(x)
 		if err != nil {
-			return nil, fmt.Errorf("ratelimit: partition %d: undo record of %s: %w", b.Partition, retracted[i], err)
+			return nil, nil, fmt.Errorf("ratelimit: partition %d: undo record of %s: %w", b.Partition, retracted[i], err)
 		}
 		v.Undo[retracted[i]] = u
 		switch u.Kind {
@@ -287,14 +304,14 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 		}
 	}
 	if len(users) == 0 && len(moreFields) == 0 && len(morePairs) == 0 {
-		return v, nil
+		return v, secs, nil
 	}
 	// Second round, for corrections only: what the retracted outputs touched beyond this batch's
 	// own pairs, and every counted delivery of the users whose deliveries are retracted.
 	ul, fl, pl := sortedKeys(users), sortedKeys(moreFields), sortedKeys(morePairs)
-	res, err = s.read(ctx, rdb, b.Partition, pl, fl, nil, ul)
+	res, err = s.read(ctx, rdb, b.Partition, pl, fl, nil, ul, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i, su := range ul {
 		set := map[string]bool{}
@@ -313,7 +330,7 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 			v.Buckets[pl[i]] = decodeBucket(x)
 		}
 	}
-	return v, nil
+	return v, secs, nil
 }
 
 type readResult struct {
@@ -322,9 +339,25 @@ type readResult struct {
 	deliveries            [][]string
 }
 
+// listSeconds lists secs as the load script's groups: keys and each key's field names (in map
+// order: the reply is matched against the same lists).
+func listSeconds(secs seconds) (keys []string, names [][]string) {
+	keys, names = make([]string, 0, len(secs)), make([][]string, 0, len(secs))
+	for k, fs := range secs {
+		l := make([]string, 0, len(fs))
+		for f := range fs {
+			l = append(l, f)
+		}
+		keys, names = append(keys, k), append(names, l)
+	}
+	return keys, names
+}
+
 // read runs the load script: one round trip.
-func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fields, ids, users []string) (readResult, error) {
-	args := make([]any, 0, 5+len(pairs)+len(fields)+len(ids)+len(users))
+// It fills secs with the stored counts of its seconds.
+func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fields, ids, users []string, secs seconds) (readResult, error) {
+	keys, names := listSeconds(secs)
+	args := make([]any, 0, 6+len(pairs)+len(fields)+len(ids)+len(users)+3*len(keys))
 	args = append(args, s.prefix(p))
 	for _, l := range [][]string{pairs, fields, ids, users} {
 		args = append(args, len(l))
@@ -332,11 +365,18 @@ func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fi
 			args = append(args, x)
 		}
 	}
+	args = append(args, len(keys))
+	for i, k := range keys {
+		args = append(args, k, len(names[i]))
+		for _, f := range names[i] {
+			args = append(args, f)
+		}
+	}
 	raw, err := loadScript.Run(ctx, rdb, []string{s.prefix(p) + kMeta}, args...).Slice()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: %w", p, err)
 	}
-	if len(raw) != 6 {
+	if len(raw) != 7 {
 		return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: reply has %d parts", p, len(raw))
 	}
 	str := func(x any) string { v, _ := x.(string); return v }
@@ -352,6 +392,22 @@ func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fi
 	for _, x := range raw[5].([]any) {
 		r.deliveries = append(r.deliveries, strs(x))
 	}
+	vals, j := strs(raw[6]), 0
+	for i, k := range keys {
+		for _, f := range names[i] {
+			if j >= len(vals) {
+				return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: %d throughput seconds read, want more", p, len(vals))
+			}
+			if vals[j] != "" {
+				n, err := strconv.ParseInt(vals[j], 10, 64)
+				if err != nil {
+					return readResult{}, fmt.Errorf("ratelimit: partition %d: throughput %s %s: %w", p, k, f, err)
+				}
+				secs[k][f] = n
+			}
+			j++
+		}
+	}
 	return r, nil
 }
 
@@ -361,7 +417,9 @@ const maxArgs = 6000
 
 // write queues the batch's net changes, the trims and the new high-water mark in one MULTI/EXEC
 // on tx, whose WATCH of the meta hash guards the mark.
-func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, batchLen int) error {
+// Increments of seconds in secs become absolute values; the rest go through the trim script's
+// HINCRBY loop.
+func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, secs seconds, batchLen int) error {
 	pfx := s.prefix(p)
 	st := ch.Stream
 	cut := func(w events.UnixTime) string { return strconv.FormatInt(int64(st-w), 10) }
@@ -420,10 +478,21 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, b
 		command([]any{"hdel"}, key, hd, 1)
 	}
 	for key, ops := range ch.HIncr {
-		hi = hi[:0]
+		hi, hs, hd = hi[:0], hs[:0], hd[:0]
+		prior := secs[key]
 		for f, d := range ops {
+			if n, ok := prior[f]; ok {
+				if n += d; n > 0 {
+					hs = append(hs, f, n)
+				} else {
+					hd = append(hd, f)
+				}
+				continue
+			}
 			hi = append(hi, f, d)
 		}
+		command([]any{"hset"}, key, hs, 2)
+		command([]any{"hdel"}, key, hd, 1)
 		group("HI", key, hi, 2)
 	}
 	meta := pfx + kMeta
