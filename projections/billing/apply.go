@@ -100,52 +100,68 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 	for k, v := range prior.HW {
 		hw[k] = v
 	}
-	type slot[T any] struct {
-		stored *T // the stored version, if any
-		cur    *T // the version after the batch so far; nil = none
-		order  int
-	}
-	lines := make(map[string]*slot[Line], len(batch))
-	diffs := map[string]*slot[Diff]{}
-	n := 0
-	lineSlot := func(id string) *slot[Line] {
-		s, ok := lines[id]
+	// Every id the batch touches gets a slot, numbered in first-touch order; a slot points at the
+	// stored version and the version after the batch so far (indexes into arenas, -1 = none).
+	type slot struct{ stored, cur int32 }
+	var (
+		lineIdx   = make(map[string]int32, len(batch))
+		lineSlots = make([]slot, 0, len(batch))
+		lineArena = make([]Line, 0, len(batch))
+		diffIdx   map[string]int32
+		diffSlots []slot
+		diffArena []Diff
+	)
+	lineSlot := func(id string) *slot {
+		i, ok := lineIdx[id]
 		if !ok {
-			s = &slot[Line]{order: n}
-			n++
+			i = int32(len(lineSlots))
+			lineIdx[id] = i
+			s := slot{stored: -1, cur: -1}
 			if l, ok := prior.Lines[id]; ok {
-				s.stored, s.cur = &l, &l
+				s.stored = int32(len(lineArena))
+				s.cur = s.stored
+				lineArena = append(lineArena, l)
 			}
-			lines[id] = s
+			lineSlots = append(lineSlots, s)
 		}
-		return s
+		return &lineSlots[i]
 	}
-	diffSlot := func(id string) *slot[Diff] {
-		s, ok := diffs[id]
-		if !ok {
-			s = &slot[Diff]{order: n}
-			n++
-			if d, ok := prior.Diffs[id]; ok {
-				s.stored, s.cur = &d, &d
-			}
-			diffs[id] = s
+	diffSlot := func(id string) *slot {
+		if diffIdx == nil {
+			diffIdx = map[string]int32{}
 		}
-		return s
+		i, ok := diffIdx[id]
+		if !ok {
+			i = int32(len(diffSlots))
+			diffIdx[id] = i
+			s := slot{stored: -1, cur: -1}
+			if d, ok := prior.Diffs[id]; ok {
+				s.stored = int32(len(diffArena))
+				s.cur = s.stored
+				diffArena = append(diffArena, d)
+			}
+			diffSlots = append(diffSlots, s)
+		}
+		return &diffSlots[i]
 	}
 	// Lines are first aggregated by their totals key (few per batch), then expanded into fields.
 	type agg struct{ lines, amount int64 }
-	aggs := map[totalsKey]*agg{}
-	addLine := func(l Line, sign int64) {
+	aggIdx := map[totalsKey]int{}
+	var aggs []agg
+	var aggKeys []totalsKey
+	addLine := func(l *Line, sign int64) {
 		k := keyOf(l, l.PricingType, l.Unpriced)
-		a := aggs[k]
-		if a == nil {
-			a = &agg{}
-			aggs[k] = a
+		i, ok := aggIdx[k]
+		if !ok {
+			i = len(aggs)
+			aggIdx[k] = i
+			aggs = append(aggs, agg{})
+			aggKeys = append(aggKeys, k)
 		}
-		a.lines += sign
-		a.amount += sign * int64(l.List)
+		aggs[i].lines += sign
+		aggs[i].amount += sign * int64(l.List)
 	}
-	addDiff := func(d Diff, sign int64) {
+	addDiff := func(d *Diff, sign int64) {
 		m := p.Counts[d.WM()]
 		if m == nil {
 			m = map[string]int64{}
@@ -156,7 +172,8 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 			m[k] += sign
 		}
 	}
-	for _, e := range batch {
+	for i := range batch {
+		e := &batch[i]
 		if e.Cause == nil {
 			p.Bad = append(p.Bad, Bad{ID: e.ID, Type: string(e.Type), Reason: "no cause: cannot be applied exactly once"})
 			continue
@@ -170,13 +187,13 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 		p.Applied++
 		switch d := e.Data.(type) {
 		case *events.Charge:
-			l := pr.Line(e, d)
 			s := lineSlot(e.ID)
-			if s.cur != nil {
-				addLine(*s.cur, -1)
+			if s.cur >= 0 {
+				addLine(&lineArena[s.cur], -1)
 			}
-			s.cur = &l
-			addLine(l, +1)
+			s.cur = int32(len(lineArena))
+			lineArena = append(lineArena, pr.Line(*e, d))
+			addLine(&lineArena[s.cur], +1)
 		case *events.MessageDelivered:
 			if d.Meta == nil {
 				continue
@@ -194,60 +211,53 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 				df.Month = d.DeliveredAt.Time().Format("2006-01")
 			}
 			s := diffSlot(e.ID)
-			if s.cur != nil {
-				addDiff(*s.cur, -1)
+			if s.cur >= 0 {
+				addDiff(&diffArena[s.cur], -1)
 			}
-			s.cur = &df
-			addDiff(df, +1)
+			s.cur = int32(len(diffArena))
+			diffArena = append(diffArena, df)
+			addDiff(&diffArena[s.cur], +1)
 		case *events.Correction:
 			for _, id := range d.Retracts {
-				if s := lineSlot(id); s.cur != nil {
-					addLine(*s.cur, -1)
-					s.cur = nil
+				if s := lineSlot(id); s.cur >= 0 {
+					addLine(&lineArena[s.cur], -1)
+					s.cur = -1
 				}
-				if s := diffSlot(id); s.cur != nil {
-					addDiff(*s.cur, -1)
-					s.cur = nil
+				if s := diffSlot(id); s.cur >= 0 {
+					addDiff(&diffArena[s.cur], -1)
+					s.cur = -1
 				}
 			}
 		}
 	}
 	// Emit in first-touch order so equal inputs give equal plans.
-	p.Put = make([]Line, 0, len(lines))
-	ls := make([]*slot[Line], n)
-	ds := make([]*slot[Diff], n)
-	for _, s := range lines {
-		ls[s.order] = s
-	}
-	for _, s := range diffs {
-		ds[s.order] = s
-	}
-	for i := 0; i < n; i++ {
-		if s := ls[i]; s != nil {
-			if s.stored != nil && s.cur != s.stored {
-				p.Del = append(p.Del, *s.stored)
-			}
-			if s.cur != nil && s.cur != s.stored {
-				p.Put = append(p.Put, *s.cur)
-			}
+	p.Put = make([]Line, 0, len(lineSlots))
+	for _, s := range lineSlots {
+		if s.stored >= 0 && s.cur != s.stored {
+			p.Del = append(p.Del, lineArena[s.stored])
 		}
-		if s := ds[i]; s != nil {
-			if s.stored != nil && s.cur != s.stored {
-				p.DelDiffs = append(p.DelDiffs, *s.stored)
-			}
-			if s.cur != nil && s.cur != s.stored {
-				p.PutDiffs = append(p.PutDiffs, *s.cur)
-			}
+		if s.cur >= 0 && s.cur != s.stored {
+			p.Put = append(p.Put, lineArena[s.cur])
 		}
 	}
-	for k, a := range aggs {
+	for _, s := range diffSlots {
+		if s.stored >= 0 && s.cur != s.stored {
+			p.DelDiffs = append(p.DelDiffs, diffArena[s.stored])
+		}
+		if s.cur >= 0 && s.cur != s.stored {
+			p.PutDiffs = append(p.PutDiffs, diffArena[s.cur])
+		}
+	}
+	for i, k := range aggKeys {
+		a := aggs[i]
 		if a.lines == 0 && a.amount == 0 {
 			continue
 		}
-		m := p.Totals[k.wm]
+		wm := k.waba + "|" + k.month
+		m := p.Totals[wm]
 		if m == nil {
 			m = map[string]int64{}
-			p.Totals[k.wm] = m
+			p.Totals[wm] = m
 		}
 		contributeKey(k, a.lines, a.amount, func(f string, v int64) { m[f] += v })
 	}
@@ -296,16 +306,16 @@ const (
 
 // totalsKey is everything about a line that decides which totals fields it moves.
 type totalsKey struct {
-	wm, number, market, category, pt, model, currency, unpriced, group string
-	billable                                                           bool
+	waba, month, number, market, category, pt, model, currency, unpriced, group string
+	billable                                                                    bool
 }
 
-func keyOf(l Line, pt events.PricingType, unpriced string) totalsKey {
+func keyOf(l *Line, pt events.PricingType, unpriced string) totalsKey {
 	market := l.Market
 	if market == "" {
 		market = "?"
 	}
-	return totalsKey{wm: l.WM(), number: l.Number, market: market, category: string(l.Category), pt: string(pt),
+	return totalsKey{waba: l.WABA, month: l.Month, number: l.Number, market: market, category: string(l.Category), pt: string(pt),
 		model: string(l.Model), currency: l.Currency, unpriced: unpriced, group: l.Group, billable: l.Billable}
 }
 
@@ -313,7 +323,7 @@ func keyOf(l Line, pt events.PricingType, unpriced string) totalsKey {
 // (sign -1) at the given amount, pricing type and unpriced reason. Apply counts lines at their list
 // price; settlement moves free-tier and higher-tier lines by uncounting and recounting them.
 func Contribute(l Line, amount ratecard.Micros, pt events.PricingType, unpriced string, sign int64, add func(field string, v int64)) {
-	contributeKey(keyOf(l, pt, unpriced), sign, sign*int64(amount), add)
+	contributeKey(keyOf(&l, pt, unpriced), sign, sign*int64(amount), add)
 }
 
 // contributeKey adds n lines of key k with a total amount to the totals fields.

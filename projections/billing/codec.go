@@ -27,10 +27,7 @@ func clean(s string) string {
 }
 
 // appendLine encodes l in the stored format.
-func appendLine(b []byte, l Line) []byte {
-	if b == nil {
-		b = make([]byte, 0, 96+len(l.ID)+len(l.Pair)+len(l.WAMID)+len(l.Group)+len(l.ConversationID))
-	}
+func appendLine(b []byte, l *Line) []byte {
 	str := func(s string) {
 		b = append(b, sep...)
 		if strings.Contains(s, sep) {

@@ -3,6 +3,7 @@ package billing
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 	_ "time/tzdata" // WABA time zones must resolve the same on every machine
 
@@ -82,8 +83,8 @@ func (k OrderKey) Less(o OrderKey) bool {
 // no I/O beyond loading tzdata and reads no clock.
 type Pricer struct {
 	book *ratecard.Book
-	mu   sync.Mutex
-	locs map[string]*time.Location
+	mu   sync.Mutex                                // serialises additions to locs
+	locs atomic.Pointer[map[string]*time.Location] // copied on write: lookups take no lock
 }
 
 // NewPricer returns a Pricer over book.
@@ -91,21 +92,43 @@ func NewPricer(book *ratecard.Book) (*Pricer, error) {
 	if book == nil {
 		return nil, errors.New("billing: nil rate book")
 	}
-	return &Pricer{book: book, locs: map[string]*time.Location{}}, nil
+	p := &Pricer{book: book}
+	p.locs.Store(&map[string]*time.Location{})
+	return p, nil
 }
 
 func (p *Pricer) loc(tz string) (*time.Location, bool) {
+	if l, ok := (*p.locs.Load())[tz]; ok {
+		return l, l != nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if l, ok := p.locs[tz]; ok {
+	old := *p.locs.Load()
+	if l, ok := old[tz]; ok {
 		return l, l != nil
 	}
 	l, err := time.LoadLocation(tz)
 	if err != nil || tz == "" {
 		l = nil
 	}
-	p.locs[tz] = l
+	m := make(map[string]*time.Location, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[tz] = l
+	p.locs.Store(&m)
 	return l, l != nil
+}
+
+// civilDay is ratecard.Day (time.DateOnly) without the formatting machinery.
+func civilDay(t time.Time) string {
+	y, m, d := t.Date()
+	if y < 1000 || y > 9999 {
+		return ratecard.Day(t)
+	}
+	b := [10]byte{byte('0' + y/1000), byte('0' + y/100%10), byte('0' + y/10%10), byte('0' + y%10), '-',
+		byte('0' + int(m)/10), byte('0' + int(m)%10), '-', byte('0' + d/10), byte('0' + d%10)}
+	return string(b[:])
 }
 
 // freeTierEligible: CBP-2022 conversations of any kind until 2023-05, CBP-2023 service
@@ -153,8 +176,10 @@ func (p *Pricer) Line(e events.Event, c *events.Charge) Line {
 		l.Number, _, _ = events.SplitPairKey(e.Key)
 	}
 	loc, locOK := p.loc(c.TimeZone)
+	var day string // the delivery day in the WABA's time zone
 	if locOK {
-		l.Market, _ = p.book.Market(c.Recipient, c.DeliveredAt.Time().In(loc))
+		day = civilDay(c.DeliveredAt.Time().In(loc))
+		l.Market, _ = p.book.MarketOn(c.Recipient, day)
 	}
 	if freeTierEligible(c, l.Month) {
 		l.Group = "ft|" + l.WABA + "|" + l.Month
@@ -175,11 +200,10 @@ func (p *Pricer) Line(e events.Event, c *events.Charge) Line {
 	if l.Unpriced != "" {
 		return l
 	}
-	at := c.DeliveredAt.Time().In(loc)
-	r, err := p.book.Rate(c.Currency, l.Market, c.Category, at)
+	r, err := p.book.RateOn(c.Currency, l.Market, c.Category, day)
 	if errors.Is(err, ratecard.ErrNoRate) && c.Category == events.CategoryService && c.PricingModel == events.ModelPMP2026 {
 		// PMP-2026: service messages are charged at the market's utility rate, without tiers (§3.3).
-		r, err = p.book.Rate(c.Currency, l.Market, events.CategoryUtility, at)
+		r, err = p.book.RateOn(c.Currency, l.Market, events.CategoryUtility, day)
 		r.Tiers = r.Tiers[:min(1, len(r.Tiers))]
 	}
 	switch {

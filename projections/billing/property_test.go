@@ -170,7 +170,7 @@ func TestLineCodecRoundTrip(t *testing.T) {
 				continue
 			}
 			l := pr.Line(e, c)
-			got, err := decodeLine(string(appendLine(nil, l)))
+			got, err := decodeLine(string(appendLine(nil, &l)))
 			if err != nil || got != l {
 				t.Fatalf("round trip of %+v gave %+v, %v", l, got, err)
 			}

@@ -593,7 +593,7 @@ func (s *Store) settleVolume(ctx context.Context, st *settler, waba, group strin
 				}
 			}
 		}
-		key := keyOf(sample, sample.PricingType, sample.Unpriced)
+		key := keyOf(&sample, sample.PricingType, sample.Unpriced)
 		for k := range cuts {
 			n := above[k]
 			if k+1 < len(cuts) {

@@ -138,8 +138,8 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) error {
 		}
 		ops := s.ops(tag, plan)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			for _, o := range ops {
-				o.queue(ctx, p)
+			for _, args := range ops {
+				p.Do(ctx, args...)
 			}
 			return nil
 		})
@@ -229,124 +229,127 @@ func (s *Store) readPrior(ctx context.Context, rc redis.Cmdable, tag string, evs
 	return prior, nil
 }
 
-// op is one write of a plan: a variadic command on one key.
-type op struct {
-	code  byte // H=HSET D=HDEL Z=ZADD R=ZREM S=SADD I=HINCRBY pairs
-	key   string
-	strs  []string // fields / members
-	vals  []any    // HSET values, parallel to strs
-	zs    []redis.Z
-	incrs []int64 // HINCRBY deltas, parallel to strs
+// byKey collects the arguments of one variadic command per key, keys in first-touch order.
+type byKey[K comparable] struct {
+	idx  map[K]int
+	cmds [][]any
 }
 
-func (o *op) queue(ctx context.Context, p redis.Pipeliner) {
-	switch o.code {
-	case 'H':
-		args := make([]any, 0, 2*len(o.strs))
-		for i, f := range o.strs {
-			args = append(args, f, o.vals[i])
+// add appends args to the command of key k, starting it (name, key(), first arguments) when k is
+// new.
+func (b *byKey[K]) add(k K, name string, key func() string, args ...any) {
+	i, ok := b.idx[k]
+	if !ok {
+		if b.idx == nil {
+			b.idx = map[K]int{}
 		}
-		p.HSet(ctx, o.key, args...)
-	case 'D':
-		p.HDel(ctx, o.key, o.strs...)
-	case 'Z':
-		p.ZAdd(ctx, o.key, o.zs...)
-	case 'R':
-		args := make([]any, len(o.strs))
-		for i, m := range o.strs {
-			args[i] = m
-		}
-		p.ZRem(ctx, o.key, args...)
-	case 'S':
-		args := make([]any, len(o.strs))
-		for i, m := range o.strs {
-			args[i] = m
-		}
-		p.SAdd(ctx, o.key, args...)
-	case 'I':
-		for i, f := range o.strs {
-			p.HIncrBy(ctx, o.key, f, o.incrs[i])
+		i = len(b.cmds)
+		b.idx[k] = i
+		b.cmds = append(b.cmds, []any{name, key()})
+	}
+	b.cmds[i] = append(b.cmds[i], args...)
+}
+
+type wmKey struct{ waba, month string }
+
+type gwKey struct{ waba, number, group string }
+
+// ops turns a plan into the commands of its transaction, in this order: deletes (retracted or
+// replaced lines and records), the high-water marks and puts, index and group members, then
+// counter increments. Each command's arguments are boxed once: a line's id and score are shared
+// by its hash field and zset members, its encoding is a slice of one buffer per batch.
+func (s *Store) ops(tag string, plan Plan) [][]any {
+	var out [][]any
+	// Deletes.
+	var hdel, zrem byKey[string]
+	for _, ln := range plan.Del {
+		hdel.add("l", "hdel", func() string { return kLines(tag) }, ln.ID)
+		zrem.add("i"+ln.WM(), "zrem", func() string { return kIndex(tag, ln.WM()) }, ln.ID)
+		if ln.Group != "" {
+			zrem.add("g"+ln.Group, "zrem", func() string { return kGroup(tag, ln.Group) }, ln.ID)
+			zrem.add("w"+groupMember(ln)+"#"+ln.Group, "zrem", func() string { return kGroupWABA(tag, groupMember(ln), ln.Group) }, ln.ID)
 		}
 	}
-}
-
-type opList struct {
-	byKey map[[2]string]*op
-	list  []*op
-}
-
-func (l *opList) get(code byte, key string) *op {
-	k := [2]string{string(code), key}
-	if o, ok := l.byKey[k]; ok {
-		return o
+	for _, d := range plan.DelDiffs {
+		hdel.add("d", "hdel", func() string { return kDiffs(tag) }, d.ID)
+		zrem.add("d"+d.WM(), "zrem", func() string { return kDiffIndex(tag, d.WM()) }, d.ID)
 	}
-	o := &op{code: code, key: key}
-	l.byKey[k] = o
-	l.list = append(l.list, o)
-	return o
-}
+	out = append(out, hdel.cmds...)
+	out = append(out, zrem.cmds...)
 
-// ops turns a plan into writes: the high-water marks, deletes (retracted or replaced lines and
-// records), puts, then counter increments. MULTI/EXEC runs them in this order.
-func (s *Store) ops(tag string, plan Plan) []*op {
-	l := &opList{byKey: map[[2]string]*op{}}
-	hw := l.get('H', kHW(tag))
+	// High-water marks, lines, records.
+	hw := []any{"hset", kHW(tag)}
 	hwFields := make([]int32, 0, len(plan.HW))
 	for p := range plan.HW {
 		hwFields = append(hwFields, p)
 	}
 	sort.Slice(hwFields, func(i, j int) bool { return hwFields[i] < hwFields[j] })
 	for _, p := range hwFields {
-		hw.strs = append(hw.strs, strconv.Itoa(int(p)))
-		hw.vals = append(hw.vals, causeString(plan.HW[p]))
+		hw = append(hw, strconv.Itoa(int(p)), causeString(plan.HW[p]))
 	}
-	del := func(code byte, key, m string) { o := l.get(code, key); o.strs = append(o.strs, m) }
-	for _, ln := range plan.Del {
-		del('D', kLines(tag), ln.ID)
-		del('R', kIndex(tag, ln.WM()), ln.ID)
-		if ln.Group != "" {
-			del('R', kGroup(tag, ln.Group), ln.ID)
-			del('R', kGroupWABA(tag, groupMember(ln), ln.Group), ln.ID)
+	out = append(out, hw)
+	var (
+		zadd byKey[string] // group and diff index zsets
+		idx  byKey[wmKey]  // WABA-month index zsets
+		gw   byKey[gwKey]  // member zsets of groups
+		sadd byKey[string] // members of groups
+	)
+	if len(plan.Put) > 0 {
+		var buf []byte
+		ends := make([]int, len(plan.Put))
+		for i := range plan.Put {
+			buf = appendLine(buf, &plan.Put[i])
+			ends[i] = len(buf)
 		}
-	}
-	for _, d := range plan.DelDiffs {
-		del('D', kDiffs(tag), d.ID)
-		del('R', kDiffIndex(tag, d.WM()), d.ID)
-	}
-	lines := l.get('H', kLines(tag))
-	zadd := func(key string, at events.UnixTime, m string) {
-		o := l.get('Z', key)
-		o.zs = append(o.zs, redis.Z{Score: float64(at), Member: m})
-	}
-	inSet := map[[2]string]bool{}
-	for _, ln := range plan.Put {
-		lines.strs = append(lines.strs, ln.ID)
-		lines.vals = append(lines.vals, appendLine(nil, ln))
-		zadd(kIndex(tag, ln.WM()), ln.At, ln.ID)
-		if ln.Group != "" {
-			zadd(kGroup(tag, ln.Group), ln.At, ln.ID)
-			zadd(kGroupWABA(tag, groupMember(ln), ln.Group), ln.At, ln.ID)
-			if k := [2]string{ln.Group, groupMember(ln)}; !inSet[k] {
+		lines := make([]any, 2, 2+2*len(plan.Put))
+		lines[0], lines[1] = "hset", kLines(tag)
+		inSet := map[gwKey]bool{}
+		from := 0
+		for i := range plan.Put {
+			ln := &plan.Put[i]
+			id, score := any(ln.ID), any(int64(ln.At))
+			lines = append(lines, id, buf[from:ends[i]:ends[i]])
+			from = ends[i]
+			idx.add(wmKey{ln.WABA, ln.Month}, "zadd", func() string { return kIndex(tag, ln.WM()) }, score, id)
+			if ln.Group == "" {
+				continue
+			}
+			zadd.add(ln.Group, "zadd", func() string { return kGroup(tag, ln.Group) }, score, id)
+			k := gwKey{ln.WABA, ln.Number, ln.Group}
+			gw.add(k, "zadd", func() string { return kGroupWABA(tag, groupMember(*ln), ln.Group) }, score, id)
+			if !inSet[k] {
 				inSet[k] = true
-				del('S', kGroupSet(tag, ln.Group), groupMember(ln))
+				sadd.add(ln.Group, "sadd", func() string { return kGroupSet(tag, ln.Group) }, groupMember(*ln))
 			}
 		}
+		out = append(out, lines)
 	}
-	for _, d := range plan.PutDiffs {
-		b, _ := json.Marshal(d) // a Diff always marshals
-		o := l.get('H', kDiffs(tag))
-		o.strs, o.vals = append(o.strs, d.ID), append(o.vals, b)
-		zadd(kDiffIndex(tag, d.WM()), d.At, d.ID)
+	if len(plan.PutDiffs) > 0 {
+		diffs := []any{"hset", kDiffs(tag)}
+		for _, d := range plan.PutDiffs {
+			b, _ := json.Marshal(d) // a Diff always marshals
+			diffs = append(diffs, d.ID, b)
+			zadd.add("d"+d.WM(), "zadd", func() string { return kDiffIndex(tag, d.WM()) }, int64(d.At), d.ID)
+		}
+		out = append(out, diffs)
 	}
-	for _, bad := range plan.Bad {
-		b, _ := json.Marshal(bad)
-		o := l.get('H', kBad(tag))
-		o.strs, o.vals = append(o.strs, bad.ID), append(o.vals, b)
+	if len(plan.Bad) > 0 {
+		bad := []any{"hset", kBad(tag)}
+		for _, b := range plan.Bad {
+			v, _ := json.Marshal(b)
+			bad = append(bad, b.ID, v)
+		}
+		out = append(out, bad)
 	}
+	out = append(out, idx.cmds...)
+	out = append(out, zadd.cmds...)
+	out = append(out, gw.cmds...)
+	out = append(out, sadd.cmds...)
+
+	// Counters.
 	incr := func(key string, m map[string]int64) {
-		o := l.get('I', key)
 		for _, f := range sortedKeys(m) {
-			o.strs, o.incrs = append(o.strs, f), append(o.incrs, m[f])
+			out = append(out, []any{"hincrby", key, f, m[f]})
 		}
 	}
 	for _, wm := range sortedKeys(plan.Totals) {
@@ -354,15 +357,6 @@ func (s *Store) ops(tag string, plan Plan) []*op {
 	}
 	for _, wm := range sortedKeys(plan.Counts) {
 		incr(kDiffCounts(tag, wm), plan.Counts[wm])
-	}
-	// Deletes first, then puts, then increments.
-	var out []*op
-	for _, code := range []byte{'D', 'R', 'H', 'Z', 'S', 'I'} {
-		for _, o := range l.list {
-			if o.code == code && len(o.strs)+len(o.zs) > 0 {
-				out = append(out, o)
-			}
-		}
 	}
 	return out
 }
