@@ -188,6 +188,20 @@ func (c *Changes) zmax(key, m string, s events.UnixTime) {
 
 func (c *Changes) zdel(key, m string) { c.zkey(key)[m] = ZOp{Kind: OpDel} }
 
+// sized creates the maps of keys one batch fills with many elements (pair fields and their trim
+// index, buckets, counted deliveries) at the batch's size, so they do not grow step by step.
+func (r *reducer) sizedH(key string) {
+	if _, ok := r.c.H[key]; !ok {
+		r.c.H[key] = make(map[string]HOp, r.hint/2)
+	}
+}
+
+func (r *reducer) sizedZ(key string) {
+	if _, ok := r.c.Z[key]; !ok {
+		r.c.Z[key] = make(map[string]ZOp, r.hint/2)
+	}
+}
+
 func (c *Changes) hkey(key string) map[string]HOp {
 	m, ok := c.H[key]
 	if !ok {
@@ -321,7 +335,9 @@ func (r *reducer) delivered(id string, d *events.MessageDelivered) {
 	s := ScopeFor(d.Account, d.DeliveredAt)
 	m := deliveryMember(s, d.User, d.DeliveredAt, id)
 	su := string(s) + sep + d.User
-	r.c.zset(deliveryKey(d.DeliveredAt), m, 0)
+	dk := deliveryKey(d.DeliveredAt)
+	r.sizedZ(dk)
+	r.c.zset(dk, m, 0)
 	r.c.zset(kDeliveryIdx, itoa(dayOf(d.DeliveredAt)), events.UnixTime((dayOf(d.DeliveredAt)+1)*int64(Day)-1))
 	r.c.zmax(kLimitIdx, string(s), d.DeliveredAt)
 	if set, ok := r.v.Deliveries[su]; ok {
@@ -418,7 +434,9 @@ func (r *reducer) setBucket(pair string, b Bucket) {
 	}
 	if b.Set {
 		h := hourOf(b.At)
-		r.c.hset(bucketKey(h), pair, b.encode())
+		bk := bucketKey(h)
+		r.sizedH(bk)
+		r.c.hset(bk, pair, b.encode())
 		r.c.zset(kBucketIdx, itoa(h), hourEnd(h)+pairCapacity)
 	}
 }
@@ -432,6 +450,8 @@ func (r *reducer) setField(f, val string, expires events.UnixTime) {
 		return
 	}
 	r.v.Fields[f] = val
+	r.sizedH(kPairs)
+	r.sizedZ(kPairIdx)
 	r.c.hset(kPairs, f, val)
 	r.c.zset(kPairIdx, f, expires)
 }

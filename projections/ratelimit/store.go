@@ -212,8 +212,8 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 		}
 		m[strconv.FormatInt(int64(t), 10)] = 0
 	}
-	pairs := map[string]bool{}
-	fields := map[string]bool{}
+	pairs := make(map[string]bool, len(b.Events)/2)
+	fields := make(map[string]bool, len(b.Events)/2)
 	var retracted []string
 	batchDeliveries := map[string]string{} // id → "scope|user" of deliveries in this batch
 	for i := range b.Events {
@@ -247,12 +247,14 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 			}
 		}
 	}
-	pairList, fieldList := sortedKeys(pairs), sortedKeys(fields)
+	// The replies are matched by position: no need to sort.
+	pairList, fieldList := keysOf(pairs), keysOf(fields)
 	res, err := s.read(ctx, rdb, b.Partition, pairList, fieldList, retracted, nil, secs)
 	if err != nil {
 		return nil, nil, err
 	}
 	v := NewView()
+	v.Buckets, v.Fields = make(map[string]Bucket, len(pairList)), make(map[string]string, len(fieldList))
 	if res.hw != "" {
 		c, ok := decodeCause(b.Partition, res.hw)
 		if !ok {
@@ -337,6 +339,15 @@ type readResult struct {
 	hw, st                string
 	buckets, fields, undo []string
 	deliveries            [][]string
+}
+
+// keysOf returns m's keys in map order.
+func keysOf[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 // listSeconds lists secs as the load script's groups: keys and each key's field names (in map
