@@ -230,14 +230,26 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 			}
 		}
 	}
-	// Emit in first-touch order so equal inputs give equal plans.
-	p.Put = make([]Line, 0, len(lineSlots))
-	for _, s := range lineSlots {
-		if s.stored >= 0 && s.cur != s.stored {
-			p.Del = append(p.Del, lineArena[s.stored])
+	// Emit in first-touch order so equal inputs give equal plans. Usually every id was new and
+	// charged once: the arena is then the list of puts as it is.
+	same := len(lineArena) == len(lineSlots)
+	for i, s := range lineSlots {
+		if s.stored >= 0 || s.cur != int32(i) {
+			same = false
+			break
 		}
-		if s.cur >= 0 && s.cur != s.stored {
-			p.Put = append(p.Put, lineArena[s.cur])
+	}
+	if same {
+		p.Put = lineArena
+	} else {
+		p.Put = make([]Line, 0, len(lineSlots))
+		for _, s := range lineSlots {
+			if s.stored >= 0 && s.cur != s.stored {
+				p.Del = append(p.Del, lineArena[s.stored])
+			}
+			if s.cur >= 0 && s.cur != s.stored {
+				p.Put = append(p.Put, lineArena[s.cur])
+			}
 		}
 	}
 	for _, s := range diffSlots {
