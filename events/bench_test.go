@@ -128,6 +128,18 @@ func BenchmarkCodecEncode(b *testing.B) {
 			}
 			reportRate(b)
 		})
+		b.Run(string(e.Type)+"/generic", func(b *testing.B) {
+			b.SetBytes(int64(len(wire)))
+			b.ReportAllocs()
+			buf := make([]byte, 0, 4096)
+			for b.Loop() {
+				var err error
+				if buf, err = encode(buf[:0], e, appendPayloadGeneric); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportRate(b)
+		})
 		b.Run(string(e.Type)+"/before", func(b *testing.B) {
 			b.SetBytes(int64(len(wire)))
 			b.ReportAllocs()
@@ -151,6 +163,34 @@ func BenchmarkCodecEncode(b *testing.B) {
 			}
 			reportRate(b)
 		})
+	}
+}
+
+// BenchmarkCodecEncodeOutputs encodes every output type, as the aggregator does for each output
+// of the window engine, with the hand-written encoders ("convmeter") and the generic one.
+func BenchmarkCodecEncodeOutputs(b *testing.B) {
+	for _, e := range fullEvents() {
+		if e.Type.IsInput() {
+			continue
+		}
+		wire, _ := Marshal(e)
+		for _, c := range []struct {
+			name string
+			data func([]byte, Payload) ([]byte, error)
+		}{{"convmeter", appendPayload}, {"generic", appendPayloadGeneric}} {
+			b.Run(string(e.Type)+"/"+c.name, func(b *testing.B) {
+				b.SetBytes(int64(len(wire)))
+				b.ReportAllocs()
+				buf := make([]byte, 0, 4096)
+				for b.Loop() {
+					var err error
+					if buf, err = encode(buf[:0], e, c.data); err != nil {
+						b.Fatal(err)
+					}
+				}
+				reportRate(b)
+			})
+		}
 	}
 }
 

@@ -50,6 +50,7 @@ func (s *scanner) fastPayload(t Type) Payload {
 		if v := s.tick(); v != nil {
 			return v
 		}
+	default: // the generic decoder's
 	}
 	return nil
 }

@@ -213,7 +213,8 @@ func TestPayloadDecoderMatchesEncodingJSON(t *testing.T) {
 
 // FuzzEncodeMatchesEncodingJSON checks the claim of appendPayload and appendJSONString: payloads
 // and envelope strings are written byte for byte as encoding/json writes them, whatever the
-// strings hold (invalid UTF-8, control and HTML characters, U+2028).
+// strings hold (invalid UTF-8, control and HTML characters, U+2028). checkFastEncoders does so
+// for every payload type, with every field set from the fuzzed values.
 func FuzzEncodeMatchesEncodingJSON(f *testing.F) {
 	for _, s := range []string{"", "plain", "a\"b\\c", "\x00\x1f\x7f", "<script>&amp;</script>", "\u2028\u2029", "\xff\xfe", "é😀", "\xed\xa0\x80"} {
 		f.Add(s, int64(1750030073))
@@ -225,6 +226,7 @@ func FuzzEncodeMatchesEncodingJSON(f *testing.F) {
 			&DeadLetter{Reason: s, Key: []byte(s), Original: []byte(s), Headers: map[string]string{s: s, "a" + s: s}},
 			&Correction{Key: s, Retracts: []string{s, s}},
 		}
+		checkFastEncoders(t, s, n)
 		for _, p := range payloads {
 			want, err := json.Marshal(p)
 			if err != nil {
