@@ -9,14 +9,24 @@ import (
 	"github.com/convmeter/convmeter/projections/ratecard"
 )
 
-// Stored line format, version 1: "1" then the fields below in this order, separated by the ASCII
-// unit separator (0x1F), which no id, name or category contains (it is removed if one does).
-// Positional and short, because a million lines sit in Redis and every apply writes thousands.
-// A new version adds fields at the end and a new leading digit; readers keep decoding old ones.
+// Stored line format: a leading version digit, then the fields below in this order, separated by
+// the ASCII unit separator (0x1F), which no id, name or category contains (it is removed if one
+// does). Positional and short, because a million lines sit in Redis and every apply writes
+// thousands (each byte is parsed, appended to the AOF and kept in memory). A new version adds a new
+// leading digit; readers keep decoding old ones.
+//
+// Version 2 (written): pair, WABA, number, portfolio, month, market, category, model, pricing type,
+// unit, billable, reason, WAMID, conversation, delivered at, currency, card, list micros, unpriced,
+// group. The id is not stored (it is the hash field) and the group is stored as the rule that made
+// it: "f" (free tier) or "v" (volume tier), rebuilt from the line's own fields by ftGroup and
+// vtGroup, or "g" and the group itself should it ever differ from both.
+//
+// Version 1: id first, then the fields of version 2 with the group written out.
 const (
-	lineVersion = "1"
+	lineVersion = "2"
 	sep         = "\x1f"
-	lineFields  = 21
+	lineFields  = 20 // after the version
+	line1Fields = 21
 )
 
 func clean(s string) string {
@@ -26,17 +36,43 @@ func clean(s string) string {
 	return s
 }
 
-// appendLine encodes l in the stored format.
+// ftGroup is the free-tier group of a line's WABA-month.
+func ftGroup(l *Line) string { return "ft|" + l.WABA + "|" + l.Month }
+
+// vtGroup is the volume-tier group of a priced line: portfolio (the WABA when none), month,
+// market, category and card.
+func vtGroup(l *Line) string {
+	pf := l.Portfolio
+	if pf == "" {
+		pf = "waba:" + l.WABA
+	}
+	return "vt|" + pf + "|" + l.Month + "|" + l.Market + "|" + string(l.Category) + "|" + l.CardID
+}
+
+// groupRule is the group field of the stored format: the rule the group follows, or the group.
+func groupRule(l *Line) string {
+	switch {
+	case l.Group == "":
+		return ""
+	case strings.HasPrefix(l.Group, "ft|") && l.Group == ftGroup(l):
+		return "f"
+	case strings.HasPrefix(l.Group, "vt|") && l.Group == vtGroup(l):
+		return "v"
+	}
+	return "g" + l.Group
+}
+
+// appendLine encodes l in the stored format (the current version).
 func appendLine(b []byte, l *Line) []byte {
 	str := func(s string) {
-		b = append(b, sep...)
 		if strings.Contains(s, sep) {
 			s = clean(s)
 		}
 		b = append(b, s...)
+		b = append(b, sep...)
 	}
 	b = append(b, lineVersion...)
-	str(l.ID)
+	b = append(b, sep...)
 	str(l.Pair)
 	str(l.WABA)
 	str(l.Number)
@@ -47,43 +83,71 @@ func appendLine(b []byte, l *Line) []byte {
 	str(string(l.Model))
 	str(string(l.PricingType))
 	str(string(l.Unit))
-	b = append(b, sep...)
 	if l.Billable {
 		b = append(b, '1')
 	} else {
 		b = append(b, '0')
 	}
+	b = append(b, sep...)
 	str(l.Reason)
 	str(l.WAMID)
 	str(l.ConversationID)
-	b = append(b, sep...)
 	b = strconv.AppendInt(b, int64(l.At), 10)
+	b = append(b, sep...)
 	str(l.Currency)
 	str(l.CardID)
-	b = append(b, sep...)
 	b = strconv.AppendInt(b, int64(l.List), 10)
+	b = append(b, sep...)
 	str(l.Unpriced)
-	str(l.Group)
+	if g := groupRule(l); strings.Contains(g, sep) {
+		b = append(b, clean(g)...)
+	} else {
+		b = append(b, g...)
+	}
 	return b
 }
 
 var errBadLine = errors.New("billing: stored line is not in a known format")
 
-// decodeLine decodes a stored line.
-func decodeLine(s string) (Line, error) {
+// decodeLine decodes the stored line of id, in any known version.
+func decodeLine(id, s string) (Line, error) {
 	f := strings.Split(s, sep)
-	if len(f) < lineFields+1 || f[0] != lineVersion {
-		return Line{}, errBadLine
+	switch {
+	case f[0] == lineVersion && len(f) == lineFields+1:
+		l, err := lineFrom(id, f[1:])
+		if err != nil {
+			return Line{}, err
+		}
+		switch g := f[20]; {
+		case g == "f":
+			l.Group = ftGroup(&l)
+		case g == "v":
+			l.Group = vtGroup(&l)
+		case strings.HasPrefix(g, "g"):
+			l.Group = g[1:]
+		case g != "":
+			return Line{}, errBadLine
+		}
+		return l, nil
+	case f[0] == "1" && len(f) >= line1Fields+1:
+		l, err := lineFrom(f[1], f[2:])
+		l.Group = f[21]
+		return l, err
 	}
-	at, err1 := strconv.ParseInt(f[16], 10, 64)
-	list, err2 := strconv.ParseInt(f[19], 10, 64)
+	return Line{}, errBadLine
+}
+
+// lineFrom decodes the fields common to all versions, from the pair on.
+func lineFrom(id string, f []string) (Line, error) {
+	at, err1 := strconv.ParseInt(f[14], 10, 64)
+	list, err2 := strconv.ParseInt(f[17], 10, 64)
 	if err1 != nil || err2 != nil {
 		return Line{}, errBadLine
 	}
 	return Line{
-		ID: f[1], Pair: f[2], WABA: f[3], Number: f[4], Portfolio: f[5], Month: f[6], Market: f[7],
-		Category: events.Category(f[8]), Model: events.PricingModel(f[9]), PricingType: events.PricingType(f[10]),
-		Unit: events.ChargeUnit(f[11]), Billable: f[12] == "1", Reason: f[13], WAMID: f[14], ConversationID: f[15],
-		At: events.UnixTime(at), Currency: f[17], CardID: f[18], List: ratecard.Micros(list), Unpriced: f[20], Group: f[21],
+		ID: id, Pair: f[0], WABA: f[1], Number: f[2], Portfolio: f[3], Month: f[4], Market: f[5],
+		Category: events.Category(f[6]), Model: events.PricingModel(f[7]), PricingType: events.PricingType(f[8]),
+		Unit: events.ChargeUnit(f[9]), Billable: f[10] == "1", Reason: f[11], WAMID: f[12], ConversationID: f[13],
+		At: events.UnixTime(at), Currency: f[15], CardID: f[16], List: ratecard.Micros(list), Unpriced: f[18],
 	}, nil
 }

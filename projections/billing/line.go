@@ -182,7 +182,7 @@ func (p *Pricer) Line(e events.Event, c *events.Charge) Line {
 		l.Market, _ = p.book.MarketOn(c.Recipient, day)
 	}
 	if freeTierEligible(c, l.Month) {
-		l.Group = "ft|" + l.WABA + "|" + l.Month
+		l.Group = ftGroup(&l)
 	}
 	if !c.Billable {
 		return l
@@ -219,11 +219,7 @@ func (p *Pricer) Line(e events.Event, c *events.Charge) Line {
 	}
 	l.CardID, l.List = r.CardID, r.List()
 	if volumeTiered(c) {
-		pf := l.Portfolio
-		if pf == "" {
-			pf = "waba:" + l.WABA
-		}
-		l.Group = "vt|" + pf + "|" + l.Month + "|" + l.Market + "|" + string(l.Category) + "|" + l.CardID
+		l.Group = vtGroup(&l)
 	}
 	return l
 }

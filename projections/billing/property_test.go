@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/convmeter/convmeter/events"
@@ -170,13 +171,40 @@ func TestLineCodecRoundTrip(t *testing.T) {
 				continue
 			}
 			l := pr.Line(e, c)
-			got, err := decodeLine(string(appendLine(nil, &l)))
+			got, err := decodeLine(l.ID, string(appendLine(nil, &l)))
 			if err != nil || got != l {
+				t.Fatalf("round trip of %+v gave %+v, %v", l, got, err)
+			}
+			// A group that follows neither rule is stored as it is.
+			l.Group = "vt|other"
+			if got, err := decodeLine(l.ID, string(appendLine(nil, &l))); err != nil || got != l {
 				t.Fatalf("round trip of %+v gave %+v, %v", l, got, err)
 			}
 		}
 	}
-	if _, err := decodeLine("2\x1fwhatever"); err == nil {
-		t.Error("unknown version decoded")
+	for _, bad := range []string{"3\x1fwhatever", "2\x1fwhatever", "1\x1fwhatever", ""} {
+		if _, err := decodeLine("x", bad); err == nil {
+			t.Errorf("%q decoded", bad)
+		}
+	}
+}
+
+// Lines stored in version 1 (id and group written out) still decode.
+func TestLineCodecVersion1(t *testing.T) {
+	v1 := strings.Join([]string{"1", "00000000000000000000000000000001/0", "N1/919800183731", "W2", "N1", "P", "2025-08",
+		"India", "authentication", "PMP", "regular", "message", "1", "template_delivered", "wamid.0.1", "", "1755293395",
+		"USD", "example-usd-2025-07", "1400", "", "vt|P|2025-08|India|authentication|example-usd-2025-07"}, sep)
+	got, err := decodeLine("ignored: version 1 carries its id", v1)
+	want := Line{ID: "00000000000000000000000000000001/0", Pair: "N1/919800183731", WABA: "W2", Number: "N1", Portfolio: "P",
+		Month: "2025-08", Market: "India", Category: events.CategoryAuthentication, Model: events.ModelPMP,
+		PricingType: events.PricingRegular, Unit: events.UnitMessage, Billable: true, Reason: "template_delivered",
+		WAMID: "wamid.0.1", At: 1755293395, Currency: "USD", CardID: "example-usd-2025-07", List: 1400,
+		Group: "vt|P|2025-08|India|authentication|example-usd-2025-07"}
+	if err != nil || got != want {
+		t.Fatalf("version 1 decoded to %+v, %v; want %+v", got, err, want)
+	}
+	// Written again, it is version 2 and a third shorter.
+	if v2 := appendLine(nil, &got); v2[0] != '2' || len(v2) >= len(v1)*3/4 {
+		t.Errorf("re-encoded as %q (%d bytes, version 1 had %d)", v2, len(v2), len(v1))
 	}
 }

@@ -313,7 +313,7 @@ func (s *Store) fetchLines(ctx context.Context, ids map[int32][]string) (map[int
 			if !ok {
 				continue // removed since it was listed
 			}
-			l, err := decodeLine(str)
+			l, err := decodeLine(ids[p][i], str)
 			if err != nil {
 				return nil, fmt.Errorf("billing: decode line %s: %w", ids[p][i], err)
 			}

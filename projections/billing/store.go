@@ -209,7 +209,7 @@ func (s *Store) readPrior(ctx context.Context, rc redis.Cmdable, tag string, evs
 	if ls != nil {
 		for i, v := range ls.Val() {
 			if str, ok := v.(string); ok {
-				l, err := decodeLine(str)
+				l, err := decodeLine(retracted[i], str)
 				if err != nil {
 					return prior, fmt.Errorf("billing: decode stored line %s: %w", retracted[i], err)
 				}
