@@ -337,61 +337,67 @@ func (s *scanner) stringSpan() (start, end int, esc bool, err error) {
 	if s.i >= len(b) || b[s.i] != '"' {
 		return 0, 0, false, s.malformed("want a string")
 	}
-	s.i++
-	start = s.i
+	// The position is kept in a local and stored back before every return: a loop that updates
+	// s.i in memory runs at a fraction of the speed.
+	i := s.i + 1
+	start = i
 	for {
 		// Skip 8 plain bytes at a time: none is a quote, a backslash, a control character or
 		// non-ASCII (the classic has-zero-byte and has-less-than tests on a 64-bit word).
-		for s.i+8 <= len(b) {
-			x := binary.LittleEndian.Uint64(b[s.i:])
+		for i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
 			q := x ^ (lsb * '"')
 			bs := x ^ (lsb * '\\')
 			if ((x-lsb*0x20)&^x|(q-lsb)&^q|(bs-lsb)&^bs|x)&msb != 0 {
 				break
 			}
-			s.i += 8
+			i += 8
 		}
-		if s.i >= len(b) {
+		if i >= len(b) {
 			break
 		}
-		c := b[s.i]
+		c := b[i]
 		switch {
 		case c == '"':
-			end = s.i
-			s.i++
-			return start, end, esc, nil
+			s.i = i + 1
+			return start, i, esc, nil
 		case c == '\\':
 			esc = true
-			s.i++
-			if s.i >= len(b) {
+			i++
+			if i >= len(b) {
+				s.i = i
 				return 0, 0, false, s.malformed("unterminated string")
 			}
-			switch b[s.i] {
+			switch b[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i++
+				i++
 			case 'u':
-				if s.i+4 >= len(b) {
+				if i+4 >= len(b) {
 					s.i = len(b)
 					return 0, 0, false, s.malformed("unterminated string")
 				}
-				for _, h := range b[s.i+1 : s.i+5] {
+				for _, h := range b[i+1 : i+5] {
 					if !isHex(h) {
+						s.i = i
 						return 0, 0, false, s.malformed("bad \\u escape")
 					}
 				}
-				s.i += 5
+				i += 5
 			default:
+				s.i = i
 				return 0, 0, false, s.malformed("bad escape")
 			}
 		case c < 0x20:
+			s.i = i
 			return 0, 0, false, s.malformed("control character in string")
 		case c >= utf8.RuneSelf:
 			esc = true // may be invalid UTF-8, which decodes to U+FFFD
-			s.i++
+			i++
 		default:
-			s.i++
+			i++
 		}
 	}
+	s.i = i
 	return 0, 0, false, s.malformed("unterminated string")
 }
 
