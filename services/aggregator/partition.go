@@ -3,6 +3,7 @@ package aggregator
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -58,10 +59,17 @@ func (a *aggregator) restore(ctx context.Context, p int) (*state, error) {
 	}
 	var eng *window.Engine
 	if ok {
-		eng, err = window.Restore(bytes.NewReader(snap.Data), ecfg)
-		if err != nil {
+		eng, err = window.RestoreBytes(snap.Data, ecfg)
+		if errors.Is(err, window.ErrSnapshotVersion) {
+			// A snapshot of another format (an upgrade): only a cache of the log, so the
+			// partition is rebuilt from the log's start, like a partition without one.
+			a.log.Warn("snapshot of another format version: replaying the partition from the log", "partition", p, "offset", snap.NextOffset, "err", err)
+			ok = false
+		} else if err != nil {
 			return nil, fmt.Errorf("restore partition %d from snapshot at offset %d: %w", p, snap.NextOffset, err)
 		}
+	}
+	if ok {
 		st.next = snap.NextOffset
 		st.snapAt = snap.TakenAt
 		a.m.snapshotTaken(p, snap.TakenAt)

@@ -24,14 +24,18 @@
 //
 // # Memory
 //
-// Pairs with nothing open and nothing a late event could change are evicted. Settled messages are
-// remembered partition-wide by a 64-bit hash of their wamid for the retention period, so a read
-// receipt weeks after delivery is a no-op rather than a new delivery.
+// Pairs with nothing open and nothing a late event could change are evicted. A live pair rests as
+// one compact record (times relative to its cut, strings inline) in a byte arena, indexed by an
+// open-addressing table of offsets; the deadline queue names pairs by key hash. The pair an event
+// or a deadline touches is decoded, worked on and encoded back, so the heap holds no per-pair
+// objects for the garbage collector to trace. Settled messages are remembered partition-wide by a
+// 64-bit hash of their wamid for the retention period, so a read receipt weeks after delivery is a
+// no-op rather than a new delivery.
 //
 // # Snapshots
 //
-// Snapshot writes the whole state in a compact, versioned binary format; Restore reads it into an
-// engine that behaves exactly as the one that wrote it (the aggregator restores a snapshot and
+// Snapshot writes the whole state in a compact, versioned binary format (the pair records as they
+// are); Restore reads it into an engine that behaves exactly as the one that wrote it (the aggregator restores a snapshot and
 // replays the log tail after it).
 //
 // Account configuration (number → WABA → portfolio, time zone, currency) is resolved by the event's

@@ -1,10 +1,8 @@
 package window
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"reflect"
 	"slices"
 	"sort"
@@ -73,10 +71,14 @@ type Engine struct {
 
 	accounts *accounts
 	settled  *settled
-	pairs    map[string]*pair
+	pairs    pairTable
 	due      deadlines
 	stream   int64
 	stats    Stats
+
+	scratch pair     // the pair being worked on, decoded from the table
+	buf     []byte   // its encoding
+	dueKeys []string // keys of the pairs due at one deadline
 
 	// per Apply
 	out    []events.Event
@@ -87,8 +89,8 @@ type Engine struct {
 
 // pair is one (business number, user) pair: its state at the fold cut, the facts since, and its
 // current state (base + facts, advanced to cur.at). base is nil while it is the empty state at the
-// cut, which it is for every pair whose facts are all within the lateness: most pairs never
-// allocate one.
+// cut, which it is for every pair whose facts are all within the lateness. Pairs rest encoded in
+// the pair table; the one being worked on is decoded into the engine's scratch pair.
 type pair struct {
 	key      string
 	base     *pairState
@@ -127,7 +129,6 @@ func New(cfg Config) (*Engine, error) {
 		entryPoint: set(cfg.EntryPointSources),
 		accounts:   newAccounts(),
 		settled:    newSettled(),
-		pairs:      map[string]*pair{},
 	}
 	return e, nil
 }
@@ -144,7 +145,7 @@ func set(xs []string) map[string]bool {
 func (e *Engine) StreamTime() int64 { return e.stream }
 
 // Pairs is the number of live pairs.
-func (e *Engine) Pairs() int { return len(e.pairs) }
+func (e *Engine) Pairs() int { return e.pairs.Len() }
 
 // Stats returns the counters.
 func (e *Engine) Stats() Stats { return e.stats }
@@ -268,12 +269,11 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 		return
 	}
 	key := events.PairKey(pnid, user, "")
-	p := e.pairs[key]
+	p := e.load(key)
 	if p == nil {
-		p = &pair{key: key}
-		p.cut = e.stream - e.lateness
+		p = &e.scratch
+		*p = pair{key: key, cut: e.stream - e.lateness, pending: p.pending[:0]}
 		p.cur.at = p.cut
-		e.pairs[key] = p
 	}
 	pos := sort.Search(len(p.pending), func(i int) bool { return f.less(&p.pending[i]) })
 	for i := pos - 1; i >= 0 && p.pending[i].t == f.t; i-- {
@@ -297,9 +297,32 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 		r.advance(&p.cur, f.t, l)
 		r.step(&p.cur, &p.pending[len(p.pending)-1], l)
 		e.schedule(p)
+		e.save(p)
 		return
 	}
 	e.recompute(p, pos, f)
+	e.save(p)
+}
+
+// load decodes key's pair into the scratch pair, or returns nil when the pair has no state.
+func (e *Engine) load(key string) *pair {
+	body := e.pairs.get(key)
+	if body == nil {
+		return nil
+	}
+	d := reader{b: body}
+	d.pair(&e.scratch, key)
+	if d.err != nil {
+		// Records are written by this engine and never change: a bad one is a bug, not input.
+		panic(fmt.Sprintf("window: pair %q: undecodable record: %v", key, d.err))
+	}
+	return &e.scratch
+}
+
+// save stores p back into the pair table.
+func (e *Engine) save(p *pair) {
+	e.buf = appendPair(e.buf[:0], p)
+	e.pairs.put(p.key, e.buf)
 }
 
 // recompute inserts an out-of-order fact and re-derives the pair from its base, emitting a
@@ -413,7 +436,7 @@ func (e *Engine) schedule(p *pair) {
 	// maintain reschedules, so the queue does not grow with every fact.
 	if p.deadline == 0 || next < p.deadline {
 		p.deadline = next
-		heap.Push(&e.due, due{t: next, key: p.key})
+		e.due.push(due{t: next, h: hashKey(p.key)})
 	}
 }
 
@@ -429,14 +452,24 @@ func (e *Engine) forgetAt(m *msg) int64 {
 // runDue gives attention to every pair whose deadline stream time has reached, in (time, key)
 // order.
 func (e *Engine) runDue() {
-	for e.due.Len() > 0 && e.due[0].t <= e.stream {
-		d := heap.Pop(&e.due).(due)
-		p := e.pairs[d.key]
-		if p == nil || p.deadline != d.t {
-			continue
+	for len(e.due) > 0 && e.due[0].t <= e.stream {
+		t := e.due[0].t
+		keys := e.dueKeys[:0]
+		for len(e.due) > 0 && e.due[0].t == t {
+			keys = e.pairs.keysOf(e.due.pop().h, keys)
 		}
-		p.deadline = 0
-		e.maintain(p)
+		slices.Sort(keys)
+		keys = slices.Compact(keys)
+		for _, k := range keys {
+			p := e.load(k)
+			if p == nil || p.deadline != t {
+				continue
+			}
+			p.deadline = 0
+			e.maintain(p)
+		}
+		clear(keys)
+		e.dueKeys = keys[:0]
 	}
 	e.settled.sweep(e.stream - e.retention)
 }
@@ -464,11 +497,12 @@ func (e *Engine) maintain(p *pair) {
 		p.setBase(*p.base)
 	}
 	if len(p.pending) == 0 && p.cur.empty() && (p.base == nil || p.base.empty()) {
-		delete(e.pairs, p.key)
+		e.pairs.del(p.key)
 		e.stats.Evicted++
 		return
 	}
 	e.schedule(p)
+	e.save(p)
 }
 
 // setBase keeps st as the base, or no base when st is the empty state at the cut.
@@ -509,28 +543,65 @@ func drop(st *pairState, wamids []string) {
 	st.msgs = kept
 }
 
-// due is a pair's queued deadline.
+// due is a pair's queued deadline: the pair is named by the hash of its key (pairTable.keysOf),
+// so the queue holds no strings.
 type due struct {
-	t   int64
-	key string
+	t int64
+	h uint64
 }
 
+// deadlines is a binary min-heap of due by time (then hash, so its layout is deterministic too).
 type deadlines []due
 
-func (d deadlines) Len() int { return len(d) }
-func (d deadlines) Less(i, j int) bool {
-	if d[i].t != d[j].t {
-		return d[i].t < d[j].t
+func (d due) less(o due) bool { return d.t < o.t || (d.t == o.t && d.h < o.h) }
+
+func (q *deadlines) push(x due) {
+	*q = append(*q, x)
+	h := *q
+	for i := len(h) - 1; i > 0; {
+		up := (i - 1) / 2
+		if !h[i].less(h[up]) {
+			break
+		}
+		h[i], h[up] = h[up], h[i]
+		i = up
 	}
-	return d[i].key < d[j].key
 }
-func (d deadlines) Swap(i, j int) { d[i], d[j] = d[j], d[i] }
-func (d *deadlines) Push(x any)   { *d = append(*d, x.(due)) }
-func (d *deadlines) Pop() any {
-	old := *d
-	x := old[len(old)-1]
-	*d = old[:len(old)-1]
-	return x
+
+func (q *deadlines) pop() due {
+	h := *q
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	h.down(0)
+	*q = h
+	return top
+}
+
+func (q deadlines) down(i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(q) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(q) && q[r].less(q[l]) {
+			m = r
+		}
+		if !q[m].less(q[i]) {
+			return
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+}
+
+// init orders q as a heap.
+func (q deadlines) init() {
+	for i := len(q)/2 - 1; i >= 0; i-- {
+		q.down(i)
+	}
 }
 
 // settled remembers settled messages by a 64-bit hash of their wamid for the retention period, so a
@@ -542,11 +613,7 @@ type settled struct {
 
 func newSettled() *settled { return &settled{at: map[uint64]int64{}} }
 
-func wamidHash(w string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(w))
-	return h.Sum64()
-}
+func wamidHash(w string) uint64 { return hashKey(w) }
 
 func (s *settled) has(w string) bool {
 	if len(s.at) == 0 {

@@ -87,6 +87,7 @@ const (
 	factSend    factKind = 2
 	// statuses: factStatusBase + Status.Rank()
 	factStatusBase factKind = 2
+	factStatusMax  factKind = factStatusBase + 6 // deleted, warning
 )
 
 func statusFact(s events.Status) factKind { return factStatusBase + factKind(s.Rank()) }

@@ -1,0 +1,56 @@
+package window
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+)
+
+// The pair table behaves as a map from key to record across puts, deletes, index growth and
+// arena compaction.
+func TestPairTableIsAMap(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		rng := rand.New(rand.NewPCG(seed, seed))
+		var tb pairTable
+		want := map[string][]byte{}
+		keys := 3000
+		for op := 0; op < 60000; op++ {
+			k := "1001/" + strconv.Itoa(rng.IntN(keys))
+			switch rng.IntN(3) {
+			case 0:
+				tb.del(k)
+				delete(want, k)
+			default:
+				body := appendStr(nil, k)
+				body = append(body, bytes.Repeat([]byte{byte(op)}, rng.IntN(200))...)
+				tb.put(k, body)
+				want[k] = body
+			}
+			if op%5000 == 0 || op == 59999 {
+				if tb.Len() != len(want) {
+					t.Fatalf("seed %d op %d: %d records, want %d", seed, op, tb.Len(), len(want))
+				}
+				for i := 0; i < keys; i++ {
+					k := "1001/" + strconv.Itoa(i)
+					if got := tb.get(k); !bytes.Equal(got, want[k]) {
+						t.Fatalf("seed %d op %d: %s = %x, want %x", seed, op, k, got, want[k])
+					}
+					if w, ok := want[k]; ok {
+						if ks := tb.keysOf(hashKey(k), nil); len(ks) != 1 || ks[0] != k {
+							t.Fatalf("seed %d: keysOf(%s) = %v (record %d bytes)", seed, k, ks, len(w))
+						}
+					}
+				}
+				n := 0
+				tb.each(func([]byte) { n++ })
+				if n != len(want) {
+					t.Fatalf("seed %d: each saw %d records, want %d", seed, n, len(want))
+				}
+			}
+		}
+		if live := tb.garbage; live*4 > len(tb.arena) && len(tb.arena) >= 1<<16 {
+			t.Fatalf("seed %d: %d of %d arena bytes are garbage", seed, tb.garbage, len(tb.arena))
+		}
+	}
+}
