@@ -109,6 +109,7 @@ func boolField(dst []byte, k string, v bool) []byte {
 	return append(dst, "false"...)
 }
 
+// appendFields writes the Account members that open every output payload (promoted to them).
 func (a *Account) appendFields(dst []byte) []byte {
 	dst = strField(dst, `,"phone_number_id":`, a.PhoneNumberID)
 	dst = strField(dst, `,"user":`, a.User)
@@ -121,7 +122,7 @@ func (a *Account) appendFields(dst []byte) []byte {
 }
 
 func (p *Charge) appendJSON(dst []byte) []byte {
-	dst = p.Account.appendFields(append(dst, '{'))
+	dst = p.appendFields(append(dst, '{'))
 	dst = strField(dst, `,"unit":`, string(p.Unit))
 	dst = strField(dst, `,"pricing_model":`, string(p.PricingModel))
 	dst = strField(dst, `,"category":`, string(p.Category))
@@ -155,7 +156,7 @@ func (c *MetaConversation) appendJSON(dst []byte) []byte {
 }
 
 func (p *MessageDelivered) appendJSON(dst []byte) []byte {
-	dst = p.Account.appendFields(append(dst, '{'))
+	dst = p.appendFields(append(dst, '{'))
 	dst = strField(dst, `,"wamid":`, p.WAMID)
 	dst = intField(dst, `,"delivered_at":`, int64(p.DeliveredAt))
 	dst = strField(dst, `,"kind":`, string(p.Kind))
@@ -174,7 +175,7 @@ func (p *MessageDelivered) appendJSON(dst []byte) []byte {
 }
 
 func (p *MessageDispatched) appendJSON(dst []byte) []byte {
-	dst = p.Account.appendFields(append(dst, '{'))
+	dst = p.appendFields(append(dst, '{'))
 	dst = strField(dst, `,"wamid":`, p.WAMID)
 	dst = intField(dst, `,"sent_at":`, int64(p.SentAt))
 	dst = strField(dst, `,"kind":`, string(p.Kind))
@@ -182,7 +183,7 @@ func (p *MessageDispatched) appendJSON(dst []byte) []byte {
 }
 
 func (p *WindowOpened) appendJSON(dst []byte) []byte {
-	dst = p.Account.appendFields(append(dst, '{'))
+	dst = p.appendFields(append(dst, '{'))
 	dst = strField(dst, `,"wamid":`, p.WAMID)
 	dst = intField(dst, `,"opened_at":`, int64(p.OpenedAt))
 	dst = intField(dst, `,"expires_at":`, int64(p.ExpiresAt))
@@ -194,14 +195,14 @@ func (p *WindowOpened) appendJSON(dst []byte) []byte {
 }
 
 func (p *WindowExpired) appendJSON(dst []byte) []byte {
-	dst = p.Account.appendFields(append(dst, '{'))
+	dst = p.appendFields(append(dst, '{'))
 	dst = intField(dst, `,"opened_at":`, int64(p.OpenedAt))
 	dst = intField(dst, `,"expired_at":`, int64(p.ExpiredAt))
 	return append(dst, '}')
 }
 
 func (p *ConversationOpened) appendJSON(dst []byte) []byte {
-	dst = p.Account.appendFields(append(dst, '{'))
+	dst = p.appendFields(append(dst, '{'))
 	dst = strField(dst, `,"conversation_id":`, p.ConversationID)
 	dst = strField(dst, `,"category":`, string(p.Category))
 	dst = strField(dst, `,"pricing_model":`, string(p.PricingModel))
@@ -213,7 +214,7 @@ func (p *ConversationOpened) appendJSON(dst []byte) []byte {
 }
 
 func (p *ConversationClosed) appendJSON(dst []byte) []byte {
-	dst = p.Account.appendFields(append(dst, '{'))
+	dst = p.appendFields(append(dst, '{'))
 	dst = strField(dst, `,"conversation_id":`, p.ConversationID)
 	dst = strField(dst, `,"category":`, string(p.Category))
 	dst = strField(dst, `,"pricing_model":`, string(p.PricingModel))
@@ -224,7 +225,7 @@ func (p *ConversationClosed) appendJSON(dst []byte) []byte {
 }
 
 func (p *PolicyViolation) appendJSON(dst []byte) []byte {
-	dst = p.Account.appendFields(append(dst, '{'))
+	dst = p.appendFields(append(dst, '{'))
 	dst = strField(dst, `,"wamid":`, p.WAMID)
 	dst = intField(dst, `,"code":`, int64(p.Code))
 	dst = strField(dst, `,"reason":`, p.Reason)
