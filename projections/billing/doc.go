@@ -70,18 +70,20 @@
 // (after normalising spellings), pricing type, pricing model, and whether each side put the message
 // in a conversation. Messages that differ are kept as Diff records with counts per kind.
 //
-// # Performance (scripts/bench-billing.sh; 2 vCPU, load average 14-15 from other work)
+// # Performance (scripts/bench-billing.sh; 2 vCPU shared with other work, load average 4-14)
 //
-// Pure plan about 180-210k events/s. Applied into a private Redis: 23-69k events/s for one writer
-// and 47k/s for two partitions in parallel, varying with the load; per event about 5 µs of Go CPU
-// and 4.6 µs of Redis CPU (measured from /proc for 305k events), so an idle 2-core machine tops out
-// near 200k/s with Go and Redis on separate cores. With 1M lines stored: a 100-line page p50 7 ms,
-// p99 37 ms; settled totals of a 250k-line WABA-month with volume tiers crossed p50 53 ms.
+// Pure plan 580-800k events/s. Applied into the local Redis (AOF on, everysec), batches of 5000:
+// 97-141k events/s for one writer and 109-173k/s for two partitions in parallel, varying with the
+// load; per event about 3.2 µs of Go CPU (plan, encoding, client, GC) and 4.6-4.9 µs of Redis CPU
+// (INFO CPU), most of it the inserts themselves (a hash field, one index member, two group members
+// for a tiered line). Redis is single-threaded, so about 200k/s is the ceiling of this layout on
+// an idle 2-core machine. With 1M lines stored: a 100-line page p50 2.5 ms, p99 10 ms (load 4);
+// settled totals of a 250k-line WABA-month with volume tiers crossed p50 26 ms.
 //
 // # Redis keys (prefix P, partition n; all start with "Pbilling:{pn}")
 //
 //	:hw                 hash  source partition → "offset:index" high-water cause
-//	:l                  hash  event id → line (JSON)
+//	:l                  hash  event id → line (codec.go: positional, version 2 written, 1 still read)
 //	:wm:<waba>|<month>  zset  line ids by delivery time (paging)
 //	:t:<waba>|<month>   hash  totals counters "<dimension>:<value>|<measure>"
 //	:g:<group>          zset  the group's members in this partition, by delivery time (cuts, ranks)
