@@ -2,7 +2,9 @@
 # Billing projection benchmarks against real Redis:
 #   - BenchmarkPlan:   the pure part (pricing + plan), events/s, no I/O;
 #   - BenchmarkApply:  charge events/s applied into Redis in batches of 5000 per partition
-#                      (one read round trip + one Lua script per batch);
+#                      (WATCH + one read round trip + one MULTI/EXEC per batch), with the Go and
+#                      Redis CPU per event; BenchmarkApplyParallel: the same with two writers on
+#                      disjoint partitions (a projector with Parallel 2);
 #   - TestQueryLatency: stores LINES ledger lines (default 1,000,000), then p50/p99 of a 100-line
 #                      page at random cursors and the latency of settled totals.
 # Prints the machine (nproc, load) before and after: numbers mean little without it.
