@@ -215,23 +215,11 @@ func (c *Changes) hset(key, f, v string) { c.hkey(key)[f] = HOp{OpSet, v} }
 
 func (c *Changes) hdel(key, f string) { c.hkey(key)[f] = HOp{Kind: OpDel} }
 
-func (c *Changes) hincr(key, f string, d int64) {
-	m, ok := c.HIncr[key]
-	if !ok {
-		m = map[string]int64{}
-		c.HIncr[key] = m
-	}
-	m[f] += d
-	if m[f] == 0 {
-		delete(m, f)
-	}
-}
-
 // Reduce applies the events of one partition's batch to the view and returns the net changes.
 // It is pure: no clock, no I/O. Events at or below the view's high-water cause are skipped.
 func Reduce(cfg Config, v *View, evs []events.Event) *Changes {
 	cfg = cfg.withDefaults()
-	r := reducer{cfg: cfg, v: v, c: newChanges(), hint: len(evs)}
+	r := reducer{cfg: cfg, v: v, c: newChanges(), hint: len(evs), tputs: map[tputAt]*tputEntry{}}
 	for i := range evs {
 		if _, ok := evs[i].Data.(*events.Correction); ok {
 			r.retracts = true // undo records of this batch may be needed within it
@@ -252,6 +240,57 @@ type reducer struct {
 	c        *Changes
 	hint     int  // batch size, to size the undo map once
 	retracts bool // the batch holds a correction
+
+	// Per-batch caches. Event time mostly advances, so consecutive events share a second, an
+	// hour and a day: these keep the key strings and maps last used instead of building the same
+	// strings and looking up the same maps per event, and set each time-bucket index member once.
+	secT          events.UnixTime
+	secS          string
+	undoTK, bktTK timeKey[HOp]
+	dlxTK         timeKey[ZOp]
+	tputs         map[tputAt]*tputEntry
+}
+
+// timeKey is the hash (or sorted set) of the changes for the hour or day last used.
+type timeKey[V any] struct {
+	ok bool
+	at int64
+	m  map[string]V
+}
+
+// get returns the changes map of time bucket at; on a change of bucket it builds the key with
+// key, creates its map at size hint and calls indexed (to set the bucket's index member).
+func getTimeKey[V any](tk *timeKey[V], all map[string]map[string]V, at int64, hint int, key func(int64) string, indexed func(int64)) map[string]V {
+	if tk.ok && tk.at == at {
+		return tk.m
+	}
+	k := key(at)
+	m, ok := all[k]
+	if !ok {
+		m = make(map[string]V, hint)
+		all[k] = m
+	}
+	tk.ok, tk.at, tk.m = true, at, m
+	indexed(at)
+	return m
+}
+
+type tputAt struct {
+	pn string
+	h  int64
+}
+
+type tputEntry struct {
+	m       map[string]int64
+	indexed bool
+}
+
+// second is t in decimal, the field of a throughput second.
+func (r *reducer) second(t events.UnixTime) string {
+	if r.secS == "" || r.secT != t {
+		r.secT, r.secS = t, strconv.FormatInt(int64(t), 10)
+	}
+	return r.secS
 }
 
 func (r *reducer) event(e *events.Event) {
@@ -307,13 +346,9 @@ func (r *reducer) remember(id string, u undoRecord) {
 	if id == "" {
 		return
 	}
-	h := hourOf(u.Time)
-	key := undoKey(u.Time)
-	if _, ok := r.c.H[key]; !ok {
-		r.c.H[key] = make(map[string]HOp, r.hint)
-	}
-	r.c.hset(key, id, u.encode())
-	r.c.zset(kUndoIdx, itoa(h), hourEnd(h))
+	m := getTimeKey(&r.undoTK, r.c.H, hourOf(u.Time), r.hint, func(h int64) string { return kUndo + itoa(h) },
+		func(h int64) { r.c.zset(kUndoIdx, itoa(h), hourEnd(h)) })
+	m[id] = HOp{OpSet, u.encode()}
 	if r.retracts {
 		r.v.Undo[id] = u
 	}
@@ -335,10 +370,9 @@ func (r *reducer) delivered(id string, d *events.MessageDelivered) {
 	s := ScopeFor(d.Account, d.DeliveredAt)
 	m := deliveryMember(s, d.User, d.DeliveredAt, id)
 	su := string(s) + sep + d.User
-	dk := deliveryKey(d.DeliveredAt)
-	r.sizedZ(dk)
-	r.c.zset(dk, m, 0)
-	r.c.zset(kDeliveryIdx, itoa(dayOf(d.DeliveredAt)), events.UnixTime((dayOf(d.DeliveredAt)+1)*int64(Day)-1))
+	dm := getTimeKey(&r.dlxTK, r.c.Z, dayOf(d.DeliveredAt), r.hint/2, func(day int64) string { return kDeliveries + itoa(day) },
+		func(day int64) { r.c.zset(kDeliveryIdx, itoa(day), events.UnixTime((day+1)*int64(Day)-1)) })
+	dm[m] = ZOp{OpSet, 0}
 	r.c.zmax(kLimitIdx, string(s), d.DeliveredAt)
 	if set, ok := r.v.Deliveries[su]; ok {
 		// The user's deliveries are loaded (a retraction in this batch concerns them): keep the
@@ -369,9 +403,26 @@ func (r *reducer) setLatest(s Scope, user string, set map[string]bool) {
 
 func (r *reducer) countSecond(pn string, t events.UnixTime, d int64) {
 	h := hourOf(t)
-	r.c.hincr(tputKey(pn, h), strconv.FormatInt(int64(t), 10), d)
-	if d > 0 {
+	e := r.tputs[tputAt{pn, h}]
+	if e == nil {
+		k := tputKey(pn, h)
+		m, ok := r.c.HIncr[k]
+		if !ok {
+			m = map[string]int64{}
+			r.c.HIncr[k] = m
+		}
+		e = &tputEntry{m: m}
+		r.tputs[tputAt{pn, h}] = e
+	}
+	s := r.second(t)
+	if n := e.m[s] + d; n != 0 {
+		e.m[s] = n
+	} else {
+		delete(e.m, s)
+	}
+	if d > 0 && !e.indexed {
 		r.c.zset(kTputIdx, pn+sep+itoa(h), hourEnd(h))
+		e.indexed = true
 	}
 }
 
@@ -433,11 +484,9 @@ func (r *reducer) setBucket(pair string, b Bucket) {
 		r.c.hdel(bucketKey(hourOf(prev.At)), pair)
 	}
 	if b.Set {
-		h := hourOf(b.At)
-		bk := bucketKey(h)
-		r.sizedH(bk)
-		r.c.hset(bk, pair, b.encode())
-		r.c.zset(kBucketIdx, itoa(h), hourEnd(h)+pairCapacity)
+		m := getTimeKey(&r.bktTK, r.c.H, hourOf(b.At), r.hint/2, bucketKey,
+			func(h int64) { r.c.zset(kBucketIdx, itoa(h), hourEnd(h)+pairCapacity) })
+		m[pair] = HOp{OpSet, b.encode()}
 	}
 }
 
