@@ -150,7 +150,7 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
-		r, err := Restore(bytes.NewReader(buf.Bytes()), Config{})
+		r, err := RestoreBytes(buf.Bytes(), Config{}) // as the aggregator restores
 		if err != nil {
 			b.Fatal(err)
 		}

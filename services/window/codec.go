@@ -146,6 +146,8 @@ type reader struct {
 	b   []byte
 	err error
 	cut int64
+	// check: strings are checked but not made (a restore validating records it copies as they are).
+	check bool
 }
 
 func (d *reader) fail(err error) {
@@ -225,7 +227,7 @@ func (d *reader) bytes() []byte { return d.raw(d.count()) }
 
 func (d *reader) str() string {
 	b := d.bytes()
-	if len(b) == 0 {
+	if len(b) == 0 || d.check {
 		return ""
 	}
 	return string(b)

@@ -2,8 +2,6 @@ package window
 
 import (
 	"bufio"
-	"bytes"
-	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -42,6 +40,9 @@ var ErrSnapshotVersion = fmt.Errorf("%w: format version", ErrSnapshot)
 
 // Snapshot writes the engine's whole state to w.
 func (e *Engine) Snapshot(w io.Writer) error {
+	if g, ok := w.(interface{ Grow(int) }); ok {
+		g.Grow(len(e.pairs.arena) - e.pairs.garbage + 1<<16) // a bytes.Buffer grows once
+	}
 	bw := bufio.NewWriterSize(w, 1<<16)
 	enc := &encoder{w: bw}
 	enc.raw([]byte(snapshotMagic))
@@ -72,23 +73,10 @@ func (e *Engine) Snapshot(w io.Writer) error {
 	}
 	// Pairs are written in a deterministic order: by a 64-bit hash of the key (ties by key), which
 	// sorts an order of magnitude faster than 10M string keys.
-	type entry struct {
-		h    uint64
-		body []byte
-	}
-	pairs := make([]entry, 0, e.pairs.Len())
-	e.pairs.each(func(body []byte) {
-		pairs = append(pairs, entry{hashKey(string(recordKey(body))), body})
-	})
-	slices.SortFunc(pairs, func(a, b entry) int {
-		if c := cmp.Compare(a.h, b.h); c != 0 {
-			return c
-		}
-		return bytes.Compare(recordKey(a.body), recordKey(b.body))
-	})
+	pairs := e.pairs.sorted()
 	enc.uint(uint64(len(pairs)))
-	for _, en := range pairs {
-		enc.bytes(en.body)
+	for _, r := range pairs {
+		enc.bytes(e.pairs.record(int(r.off)))
 	}
 	if enc.err != nil {
 		return fmt.Errorf("write snapshot: %w", enc.err)
@@ -146,7 +134,7 @@ func RestoreBytes(b []byte, cfg Config) (*Engine, error) {
 	}
 	n := d.count()
 	// Sized once: growing the index and the arena is most of a large restore.
-	e.pairs.reserve(n, len(d.b))
+	e.pairs.reserve(n, len(d.b)+binary.MaxVarintLen64)
 	e.due = make(deadlines, 0, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		body := d.bytes()
@@ -154,7 +142,7 @@ func RestoreBytes(b []byte, cfg Config) (*Engine, error) {
 		// next touched.
 		pr := reader{b: body}
 		key := string(pr.bytes())
-		pr.b = body
+		pr.b, pr.check = body, true
 		pr.pair(&e.scratch, key)
 		if pr.err == nil && len(pr.b) != 0 {
 			pr.fail(fmt.Errorf("%d bytes after the record", len(pr.b)))
