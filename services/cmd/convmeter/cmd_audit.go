@@ -29,6 +29,7 @@ type auditConfig struct {
 	Timeline  string
 	Lateness  time.Duration
 	JSON      bool
+	AllowBad  bool // exit 0 even when the input had bad lines
 	Out       io.Writer
 	In        io.Reader
 }
@@ -41,6 +42,7 @@ func parseAudit(fs *flag.FlagSet, args []string, _ func(string) string) (runner,
 	fs.StringVar(&c.Timeline, "timeline", "", "pricing timeline file (default: the shipped timeline)")
 	fs.DurationVar(&c.Lateness, "lateness", 72*time.Hour, "how late an event may arrive and still count")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&c.AllowBad, "allow-bad", false, "exit 0 when the input had bad lines (they are in the report either way; default: exit 3)")
 	// FILE may come before or after the flags.
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -94,6 +96,11 @@ func runAudit(ctx context.Context, c auditConfig, log *slog.Logger) error {
 	}
 	if len(rep.BadLines) > 0 {
 		log.Warn("audit: input had bad lines or elements", "bad", len(rep.BadLines))
+		if !c.AllowBad {
+			// The report is complete for what could be read; a script must still see that part
+			// of the input was not.
+			return exitError{code: exitBadInput, err: fmt.Errorf("%d bad lines or elements (listed in the report; -allow-bad to exit 0)", len(rep.BadLines))}
+		}
 	}
 	return nil
 }

@@ -112,14 +112,22 @@ func editedCards(t *testing.T) string {
 
 func TestAuditCommand(t *testing.T) {
 	td := filepath.Join("..", "..", "audit", "testdata")
+	// The export has two bad lines: the whole report, and exit 3 so a script notices.
 	code, out, errs := capture(t, "audit", filepath.Join(td, "month.jsonl"), "-accounts", filepath.Join(td, "accounts.json"))
-	if code != 0 || !strings.Contains(out, "LEDGER 102290129340398 2025-08 (USD): 6 lines, 3 billable, 1 unpriced") ||
-		!strings.Contains(out, "2 bad") {
+	if code != exitBadInput || !strings.Contains(out, "LEDGER 102290129340398 2025-08 (USD): 6 lines, 3 billable, 1 unpriced") ||
+		!strings.Contains(out, "2 bad") || !strings.Contains(errs, "2 bad lines or elements") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
-	code, out, _ = capture(t, "audit", "-json", "-accounts", filepath.Join(td, "accounts.json"), filepath.Join(td, "month.jsonl"))
+	code, out, _ = capture(t, "audit", "-json", "-allow-bad", "-accounts", filepath.Join(td, "accounts.json"), filepath.Join(td, "month.jsonl"))
 	if code != 0 || !strings.Contains(out, `"bad_lines"`) {
-		t.Fatalf("json: exit %d\n%s", code, out)
+		t.Fatalf("json, -allow-bad: exit %d\n%s", code, out)
+	}
+	good := filepath.Join(t.TempDir(), "good.jsonl")
+	if err := os.WriteFile(good, []byte(""), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := capture(t, "audit", "-accounts", filepath.Join(td, "accounts.json"), good); code != 0 {
+		t.Fatalf("clean input: exit %d\n%s\n%s", code, out, errs)
 	}
 	if code, _, _ := capture(t, "audit", filepath.Join(td, "month.jsonl")); code != 2 {
 		t.Fatalf("no -accounts: exit %d, want 2", code)

@@ -84,11 +84,27 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	})
 	if err := start(ctx, log); err != nil {
 		log.Error("exit", "err", err)
+		var ee exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
 		return 1
 	}
 	log.Info("stopped")
 	return 0
 }
+
+// Exit codes: 0 done, 1 failed, 2 usage, 3 done but part of the input was bad (audit).
+const exitBadInput = 3
+
+// exitError is a command's error with the process exit code it calls for.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
 
 func usage(w io.Writer) {
 	names := make([]string, 0, len(commands))
