@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -98,13 +99,61 @@ type undoRecord struct {
 // undoSep separates the fields of an encoded undo record; no id, key or value contains it.
 const undoSep = "\x1e"
 
-// encode is the record's Redis value: its fields joined by undoSep, in declaration order.
+// Undo records are written for most events, so their value is kept short. Two forms are read:
+//
+//	v1 (the first form): the 12 fields joined by undoSep, in declaration order, times in decimal;
+//	v2: undoV2, the kind, the event time as a varint (encoding/binary.AppendVarint), then the
+//	    kind's fields joined by undoSep: "d" Member; "s" Pair, Pre, Post, Hit (PN is the pair's
+//	    number, Sec the time); "f" Field, FPre, FPost, PN (Sec the time when PN is set).
+//
+// encode writes v2 when the record has that shape (every record Reduce makes), else v1.
+const undoV2 = 0x02
+
 func (u undoRecord) encode() string {
+	var fs [4]string
+	var n int
+	switch {
+	case u.Kind == "d" && u.PN == "" && u.Sec == 0 && u.Pair == "" && u.Pre == "" && u.Post == "" && u.Hit == "" &&
+		u.Field == "" && u.FPre == "" && u.FPost == "":
+		fs[0], n = u.Member, 1
+	case u.Kind == "s" && u.Member == "" && u.Sec == u.Time && u.PN != "" && strings.IndexByte(u.Pair, '/') == len(u.PN) &&
+		u.Pair[:len(u.PN)] == u.PN && u.Field == "" && u.FPre == "" && u.FPost == "":
+		fs, n = [4]string{u.Pair, u.Pre, u.Post, u.Hit}, 4
+	case u.Kind == "f" && u.Member == "" && u.Pair == "" && u.Pre == "" && u.Post == "" && u.Hit == "" &&
+		((u.PN == "" && u.Sec == 0) || (u.PN != "" && u.Sec == u.Time)):
+		fs, n = [4]string{u.Field, u.FPre, u.FPost, u.PN}, 4
+	default:
+		return u.encodeV1()
+	}
+	size := 2 + binary.MaxVarintLen64 + n - 1
+	for _, f := range fs[:n] {
+		size += len(f)
+	}
+	var sb strings.Builder
+	sb.Grow(size)
+	var tb [binary.MaxVarintLen64]byte
+	sb.WriteByte(undoV2)
+	sb.WriteByte(u.Kind[0])
+	sb.Write(tb[:binary.PutVarint(tb[:], int64(u.Time))])
+	for i, f := range fs[:n] {
+		if i > 0 {
+			sb.WriteByte(undoSep[0])
+		}
+		sb.WriteString(f)
+	}
+	return sb.String()
+}
+
+// encodeV1 is the first form of the record.
+func (u undoRecord) encodeV1() string {
 	return strings.Join([]string{u.Kind, u.Member, u.PN, strconv.FormatInt(int64(u.Sec), 10), u.Pair, u.Pre, u.Post,
 		u.Hit, u.Field, u.FPre, u.FPost, strconv.FormatInt(int64(u.Time), 10)}, undoSep)
 }
 
 func decodeUndo(s string) (undoRecord, error) {
+	if len(s) > 0 && s[0] == undoV2 {
+		return decodeUndoV2(s)
+	}
 	p := strings.Split(s, undoSep)
 	if len(p) != 12 {
 		return undoRecord{}, fmt.Errorf("undo record has %d fields, want 12", len(p))
@@ -116,6 +165,43 @@ func decodeUndo(s string) (undoRecord, error) {
 	}
 	return undoRecord{Kind: p[0], Member: p[1], PN: p[2], Sec: events.UnixTime(sec), Pair: p[4], Pre: p[5], Post: p[6],
 		Hit: p[7], Field: p[8], FPre: p[9], FPost: p[10], Time: events.UnixTime(t)}, nil
+}
+
+func decodeUndoV2(s string) (undoRecord, error) {
+	if len(s) < 3 {
+		return undoRecord{}, fmt.Errorf("undo record v2 of %d bytes", len(s))
+	}
+	kind := s[1]
+	t, n := binary.Varint([]byte(s[2:min(len(s), 2+binary.MaxVarintLen64)]))
+	if n <= 0 {
+		return undoRecord{}, fmt.Errorf("undo record v2: bad time")
+	}
+	rest := s[2+n:]
+	u := undoRecord{Time: events.UnixTime(t)}
+	switch kind {
+	case 'd':
+		u.Kind, u.Member = "d", rest
+	case 's', 'f':
+		p := strings.SplitN(rest, undoSep, 4)
+		if len(p) != 4 {
+			return undoRecord{}, fmt.Errorf("undo record v2 %q has %d fields, want 4", kind, len(p))
+		}
+		if kind == 's' {
+			pn, _, ok := strings.Cut(p[0], "/")
+			if !ok {
+				return undoRecord{}, fmt.Errorf("undo record v2: bad pair %q", p[0])
+			}
+			u.Kind, u.PN, u.Sec, u.Pair, u.Pre, u.Post, u.Hit = "s", pn, u.Time, p[0], p[1], p[2], p[3]
+		} else {
+			u.Kind, u.Field, u.FPre, u.FPost, u.PN = "f", p[0], p[1], p[2], p[3]
+			if u.PN != "" {
+				u.Sec = u.Time
+			}
+		}
+	default:
+		return undoRecord{}, fmt.Errorf("undo record v2: unknown kind %q", kind)
+	}
+	return u, nil
 }
 
 // Changes is the net effect of a batch on one partition, element by element, so the store can

@@ -46,6 +46,7 @@
 //	{ns:pP}:dlx:<day>   ZSET  score 0, "scope|user|time12|id": counted deliveries of a UTC day (lex)
 //	{ns:pP}:dlxk        ZSET  day → its last second
 //	{ns:pP}:fx:<hour>   HASH  output id → undo record, by hour of the output's event time
+//	                          (v2: "\x02", kind, varint time, the kind's fields; v1 still read)
 //	{ns:pP}:fxk         ZSET  hour → its last second
 //	{ns:pP}:tp:<pn>:<h> HASH  unix second → messages of the number in hour h (inbound + outbound)
 //	{ns:pP}:tpk         ZSET  "pn|hour" → the hour's last second
