@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strconv"
 	"testing"
+
+	"github.com/convmeter/convmeter/events/testenv"
 )
 
 // Benchmarks of the codec for every input type (the hot path: the aggregator decodes every input
@@ -62,8 +64,8 @@ func benchInputs(b *testing.B) []Event {
 // too) and returns the function that reports it per op as "cpu-ns/op". On a machine shared with
 // other work, ns/op counts the time the benchmark waited for a core; cpu-ns/op does not.
 func cpuPerOp(b *testing.B) func() {
-	start := processCPU()
-	return func() { b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op") }
+	start := testenv.ProcessCPU()
+	return func() { b.ReportMetric(float64(testenv.ProcessCPU()-start)/float64(b.N), "cpu-ns/op") }
 }
 
 func reportRate(b *testing.B) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/events/testenv"
 )
 
 // benchPairs is the number of live pairs in the benchmarks: CONVMETER_BENCH_PAIRS, default 1M.
@@ -86,14 +87,14 @@ func BenchmarkApply(b *testing.B) {
 			evs = evs[:b.N-done]
 		}
 		b.StartTimer()
-		c0 := processCPU()
+		c0 := testenv.ProcessCPU()
 		for _, ev := range evs {
 			if out, err = e.Apply(ev, off, out[:0]); err != nil {
 				b.Fatal(err)
 			}
 			off++
 		}
-		cpu += processCPU() - c0
+		cpu += testenv.ProcessCPU() - c0
 		done += len(evs)
 	}
 	b.StopTimer()
