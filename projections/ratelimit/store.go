@@ -203,14 +203,26 @@ type seconds map[string]map[string]int64
 // whose state lies beyond the batch.
 func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batch) (*View, seconds, error) {
 	secs := seconds{}
+	// Consecutive events mostly share a second and a number's hour: keep the last second's
+	// decimal form and each number's hour map rather than building the key per event.
+	hours := map[tputAt]map[string]int64{}
+	var lastT events.UnixTime
+	var lastS string
 	second := func(pn string, t events.UnixTime) {
-		k := tputKey(pn, hourOf(t))
-		m, ok := secs[k]
+		h := hourOf(t)
+		m, ok := hours[tputAt{pn, h}]
 		if !ok {
-			m = map[string]int64{}
-			secs[k] = m
+			k := tputKey(pn, h)
+			if m, ok = secs[k]; !ok {
+				m = map[string]int64{}
+				secs[k] = m
+			}
+			hours[tputAt{pn, h}] = m
 		}
-		m[strconv.FormatInt(int64(t), 10)] = 0
+		if lastS == "" || t != lastT {
+			lastT, lastS = t, strconv.FormatInt(int64(t), 10)
+		}
+		m[lastS] = 0
 	}
 	pairs := make(map[string]bool, len(b.Events)/2)
 	fields := make(map[string]bool, len(b.Events)/2)
@@ -370,17 +382,18 @@ func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fi
 	keys, names := listSeconds(secs)
 	args := make([]any, 0, 6+len(pairs)+len(fields)+len(ids)+len(users)+3*len(keys))
 	args = append(args, s.prefix(p))
+	// Elements go in as pointers into their lists: no allocation per boxed string.
 	for _, l := range [][]string{pairs, fields, ids, users} {
 		args = append(args, len(l))
-		for _, x := range l {
-			args = append(args, x)
+		for i := range l {
+			args = append(args, &l[i])
 		}
 	}
 	args = append(args, len(keys))
-	for i, k := range keys {
-		args = append(args, k, len(names[i]))
-		for _, f := range names[i] {
-			args = append(args, f)
+	for i := range keys {
+		args = append(args, &keys[i], len(names[i]))
+		for j := range names[i] {
+			args = append(args, &names[i][j])
 		}
 	}
 	raw, err := loadScript.Run(ctx, rdb, []string{s.prefix(p) + kMeta}, args...).Slice()
@@ -439,14 +452,34 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 	args = append(args, pfx, cut(s.cfg.UsageWindow), cut(s.cfg.UndoWindow), cut(s.cfg.ThroughputWindow), cut(0), cut(0),
 		cut(s.cfg.HitWindow), strconv.Itoa(2*batchLen+10000))
 	var cmds [][]any
+	// Arguments are boxed as pointers into arenas (go-redis writes *string and *int64 as their
+	// values): a pointer fits an interface without an allocation, where a string or a large
+	// int64 would take one each. An arena that grows leaves the earlier pointers valid (they keep
+	// the old array). Each command's arguments are a sub-slice of one argument arena.
+	n := 0
+	for _, ops := range ch.Z {
+		n += len(ops)
+	}
+	for _, ops := range ch.H {
+		n += len(ops)
+	}
+	for _, ops := range ch.HIncr {
+		n += len(ops)
+	}
+	strs := make([]string, 0, 2*n)
+	ints := make([]int64, 0, n)
+	all := make([]any, 0, 2*n+64)
+	str := func(v string) any { strs = append(strs, v); return &strs[len(strs)-1] }
+	num := func(v int64) any { ints = append(ints, v); return &ints[len(ints)-1] }
 	// command queues cmd key kv... in chunks of at most maxArgs elements of kv (step per element).
 	command := func(cmd []any, key string, kv []any, step int) {
 		for len(kv) > 0 {
 			n := min(len(kv), maxArgs/step*step)
-			c := make([]any, 0, len(cmd)+1+n)
-			c = append(c, cmd[0], pfx+key)
-			c = append(c, cmd[1:]...)
-			cmds = append(cmds, append(c, kv[:n]...))
+			start := len(all)
+			all = append(all, cmd[0], pfx+key)
+			all = append(all, cmd[1:]...)
+			all = append(all, kv[:n]...)
+			cmds = append(cmds, all[start:len(all):len(all)])
 			kv = kv[n:]
 		}
 	}
@@ -458,6 +491,7 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 			kv = kv[n:]
 		}
 	}
+	zadd, zaddGT, zrem, hset, hdel := []any{"zadd"}, []any{"zadd", "gt"}, []any{"zrem"}, []any{"hset"}, []any{"hdel"}
 	// Net changes are disjoint per element, so their order does not matter: no sorting.
 	var zs, zg, zr, hs, hd, hi []any
 	for key, ops := range ch.Z {
@@ -465,28 +499,28 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 		for m, op := range ops {
 			switch op.Kind {
 			case OpSet:
-				zs = append(zs, int64(op.Score), m)
+				zs = append(zs, num(int64(op.Score)), str(m))
 			case OpMax:
-				zg = append(zg, int64(op.Score), m)
+				zg = append(zg, num(int64(op.Score)), str(m))
 			default:
-				zr = append(zr, m)
+				zr = append(zr, str(m))
 			}
 		}
-		command([]any{"zadd"}, key, zs, 2)
-		command([]any{"zadd", "gt"}, key, zg, 2)
-		command([]any{"zrem"}, key, zr, 1)
+		command(zadd, key, zs, 2)
+		command(zaddGT, key, zg, 2)
+		command(zrem, key, zr, 1)
 	}
 	for key, ops := range ch.H {
 		hs, hd = hs[:0], hd[:0]
 		for f, op := range ops {
 			if op.Kind == OpSet {
-				hs = append(hs, f, op.Val)
+				hs = append(hs, str(f), str(op.Val))
 			} else {
-				hd = append(hd, f)
+				hd = append(hd, str(f))
 			}
 		}
-		command([]any{"hset"}, key, hs, 2)
-		command([]any{"hdel"}, key, hd, 1)
+		command(hset, key, hs, 2)
+		command(hdel, key, hd, 1)
 	}
 	for key, ops := range ch.HIncr {
 		hi, hs, hd = hi[:0], hs[:0], hd[:0]
@@ -494,16 +528,16 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 		for f, d := range ops {
 			if n, ok := prior[f]; ok {
 				if n += d; n > 0 {
-					hs = append(hs, f, n)
+					hs = append(hs, str(f), num(n))
 				} else {
-					hd = append(hd, f)
+					hd = append(hd, str(f))
 				}
 				continue
 			}
 			hi = append(hi, f, d)
 		}
-		command([]any{"hset"}, key, hs, 2)
-		command([]any{"hdel"}, key, hd, 1)
+		command(hset, key, hs, 2)
+		command(hdel, key, hd, 1)
 		group("HI", key, hi, 2)
 	}
 	meta := pfx + kMeta
