@@ -519,9 +519,8 @@ func (r *reducer) dispatched(id string, d *events.MessageDispatched) {
 	pair := pairOf(d.Account)
 	pre := r.bucket(pair)
 	post, ok := pre.Take(d.SentAt)
-	r.setBucket(pair, post)
 	u := undoRecord{Kind: "s", PN: d.PhoneNumberID, Sec: d.SentAt, Pair: pair, Pre: pre.encode(),
-		Post: post.encode(), Time: d.SentAt}
+		Post: r.setBucket(pair, post), Time: d.SentAt}
 	if !ok {
 		r.c.Stats.PairRateHits++
 		hm := d.User + sep + d.WAMID + sep + id
@@ -562,8 +561,9 @@ func (r *reducer) undoRecord(id string) (undoRecord, bool) {
 }
 
 // setBucket writes a pair's bucket into the hourly key of its time; a pair has at most one
-// entry over all hourly keys, so a move to another hour deletes the old one.
-func (r *reducer) setBucket(pair string, b Bucket) {
+// entry over all hourly keys, so a move to another hour deletes the old one. It returns the
+// bucket's encoding.
+func (r *reducer) setBucket(pair string, b Bucket) string {
 	prev := r.v.Buckets[pair]
 	r.v.Buckets[pair] = b
 	if prev.Set && (!b.Set || hourOf(prev.At) != hourOf(b.At)) {
@@ -572,8 +572,11 @@ func (r *reducer) setBucket(pair string, b Bucket) {
 	if b.Set {
 		m := getTimeKey(&r.bktTK, r.c.H, hourOf(b.At), r.hint/2, bucketKey,
 			func(h int64) { r.c.zset(kBucketIdx, itoa(h), hourEnd(h)+pairCapacity) })
-		m[pair] = HOp{OpSet, b.encode()}
+		enc := b.encode()
+		m[pair] = HOp{OpSet, enc}
+		return enc
 	}
+	return ""
 }
 
 // setField writes a pair-state field; "" deletes it. expires indexes it for trimming.
@@ -704,8 +707,10 @@ func (r *reducer) undo(u undoRecord) {
 
 // fieldExpiry is the trim time of a pair field value.
 func fieldExpiry(field, val string) events.UnixTime {
-	if w, ok := decodeWindow(val); ok && len(field) > 2 && field[len(field)-2:] == sep+"w" {
-		return max(w.ExpiresAt, w.EntryAt+Day)
+	if len(field) > 2 && field[len(field)-2:] == sep+"w" {
+		if w, ok := decodeWindow(val); ok {
+			return max(w.ExpiresAt, w.EntryAt+Day)
+		}
 	}
 	var c Conversation
 	if c, ok := decodeConversation("", val); ok {

@@ -94,7 +94,10 @@ func (b Bucket) encode() string {
 	if !b.Set {
 		return ""
 	}
-	return strconv.FormatInt(b.Units, 10) + ":" + strconv.FormatInt(int64(b.At), 10)
+	var buf [48]byte // one allocation: the string
+	x := strconv.AppendInt(buf[:0], b.Units, 10)
+	x = append(x, ':')
+	return string(strconv.AppendInt(x, int64(b.At), 10))
 }
 
 // decodeBucket parses encode's output; anything else is an absent (full) bucket.

@@ -123,7 +123,8 @@ type Window struct {
 func (w Window) OpenAt(t events.UnixTime) bool { return w.OpenedAt <= t && t < w.ExpiresAt }
 
 func (w Window) encode() string {
-	b := strconv.AppendInt(nil, int64(w.OpenedAt), 10)
+	var buf [64]byte // one allocation: the string
+	b := strconv.AppendInt(buf[:0], int64(w.OpenedAt), 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(w.ExpiresAt), 10)
 	b = append(b, ' ')
@@ -131,17 +132,46 @@ func (w Window) encode() string {
 }
 
 // ints parses n space-separated integers at the start of s and returns the rest.
-func ints(s string, n int) ([]int64, string, bool) {
-	out := make([]int64, 0, n)
-	for range n {
+// n is at most 3.
+func ints(s string, n int) ([3]int64, string, bool) {
+	var out [3]int64
+	for i := range n {
 		f, rest, _ := strings.Cut(s, " ")
-		v, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return nil, "", false
+		v, ok := parseInt(f)
+		if !ok {
+			return out, "", false
 		}
-		out, s = append(out, v), rest
+		out[i], s = v, rest
 	}
 	return out, s, true
+}
+
+// parseInt is strconv.ParseInt(s, 10, 64) without the error value, which allocates on every
+// failure (decoding a value of the wrong shape is routine here).
+func parseInt(s string) (int64, bool) {
+	if s == "" || len(s) > 18 { // 18 characters cannot overflow
+		v, err := strconv.ParseInt(s, 10, 64)
+		return v, err == nil
+	}
+	neg := s[0] == '-'
+	if neg || s[0] == '+' {
+		s = s[1:]
+		if s == "" {
+			return 0, false
+		}
+	}
+	var v int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 func decodeWindow(s string) (Window, bool) {
@@ -164,7 +194,8 @@ type Conversation struct {
 func (c Conversation) OpenAt(t events.UnixTime) bool { return c.OpenedAt <= t && t < c.ExpiresAt }
 
 func (c Conversation) encode() string {
-	b := strconv.AppendInt(nil, int64(c.OpenedAt), 10)
+	var buf [64]byte
+	b := strconv.AppendInt(buf[:0], int64(c.OpenedAt), 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(c.ExpiresAt), 10)
 	b = append(b, ' ')

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"strconv"
 	"testing"
 )
 
@@ -46,6 +47,18 @@ func TestUndoRecordForms(t *testing.T) {
 	for _, bad := range []string{"\x02", "\x02s\x02a", "\x02x\x02", "\x02s\x02nopair\x1e\x1e\x1e"} {
 		if _, err := decodeUndo(bad); err == nil {
 			t.Errorf("decodeUndo(%q): no error", bad)
+		}
+	}
+}
+
+// TestParseInt: parseInt agrees with strconv.ParseInt.
+func TestParseInt(t *testing.T) {
+	for _, s := range []string{"", "0", "-0", "+7", "-", "+", "12a", "a", " 1", "1759881600", "-1759881600",
+		"999999999999999999", "9223372036854775807", "9223372036854775808", "-9223372036854775808", "00012"} {
+		want, err := strconv.ParseInt(s, 10, 64)
+		got, ok := parseInt(s)
+		if ok != (err == nil) || (ok && got != want) {
+			t.Errorf("parseInt(%q) = %d, %v; strconv: %d, %v", s, got, ok, want, err)
 		}
 	}
 }
