@@ -1,0 +1,85 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/convmeter/convmeter/events"
+)
+
+// TestReadDirectMatchesLoadScript: the pipelined read of a batch without retractions returns
+// what the load script returns, with buckets over several hours (the newest wins), pair fields
+// and throughput seconds.
+func TestReadDirectMatchesLoadScript(t *testing.T) {
+	rdb, ns := client(t)
+	s := newStore(t, rdb, ns, 1)
+	ctx := context.Background()
+	l := &log{}
+	t0 := tPFEra + 10*Hour - 20
+	for i := range 60 { // users 0..6 move from hour 9 to 10; users 7..16 stay in hour 9
+		l.dispatched("n1", "pf1", fmt.Sprintf("u%d", i%7), t0+events.UnixTime(i))
+		if i < 10 {
+			l.dispatched("n1", "pf1", fmt.Sprintf("u%d", 7+i), t0+events.UnixTime(i))
+		}
+		l.inbound("n2", "pf1", fmt.Sprintf("u%d", i%5), t0+events.UnixTime(i))
+	}
+	apply(t, s, l.batch())
+	for _, b := range benchBatches(4, 500) {
+		apply(t, s, b)
+	}
+	for i, b := range append(benchBatches(6, 500)[4:], l.batch()) {
+		secs1, secs2 := seconds{}, seconds{}
+		pairs, fields := map[string]bool{}, map[string]bool{}
+		add := func(secs seconds, pn string, at events.UnixTime) {
+			k := tputKey(pn, hourOf(at))
+			if secs[k] == nil {
+				secs[k] = map[string]int64{}
+			}
+			secs[k][itoa(int64(at))] = 0
+		}
+		for _, e := range b.Events {
+			switch d := e.Data.(type) {
+			case *events.MessageDispatched:
+				pairs[pairOf(d.Account)] = true
+				add(secs1, d.PhoneNumberID, d.SentAt)
+				add(secs2, d.PhoneNumberID, d.SentAt)
+			case *events.WindowOpened:
+				fields[windowField(pairOf(d.Account))] = true
+				add(secs1, d.PhoneNumberID, d.OpenedAt)
+				add(secs2, d.PhoneNumberID, d.OpenedAt)
+			case *events.ConversationOpened:
+				fields[convField(pairOf(d.Account), d.Category)] = true
+			}
+		}
+		fields["nobody/none|w"] = true
+		pl, fl := sortedKeys(pairs), sortedKeys(fields)
+		var want, got readResult
+		if err := rdb.Watch(ctx, func(tx *redis.Tx) error {
+			var err error
+			if want, err = s.read(ctx, tx, 0, pl, fl, nil, nil, secs1); err != nil {
+				return err
+			}
+			got, err = s.readDirect(ctx, tx, 0, pl, fl, secs2)
+			return err
+		}, s.prefix(0)+kMeta); err != nil {
+			t.Fatal(err)
+		}
+		want.undo, want.deliveries = nil, nil
+		if !reflect.DeepEqual(want, got) || !reflect.DeepEqual(secs1, secs2) {
+			t.Fatalf("direct read differs from the load script:\n got %+v\nwant %+v", got, want)
+		}
+		nonEmpty := 0
+		for _, x := range got.buckets {
+			if x != "" {
+				nonEmpty++
+			}
+		}
+		if i == 2 && (nonEmpty != len(got.buckets) || len(got.buckets) < 2 || got.hw == "") {
+			t.Fatalf("nothing read: %+v", got)
+		}
+	}
+}
