@@ -76,9 +76,10 @@ type Engine struct {
 	stream   int64
 	stats    Stats
 
-	scratch pair     // the pair being worked on, decoded from the table
-	buf     []byte   // its encoding
-	dueKeys []string // keys of the pairs due at one deadline
+	cache   pairCache // pairs kept decoded (cache.go)
+	scratch pair      // a restore's record check
+	buf     []byte    // a pair's encoding
+	dueKeys []string  // keys of the pairs due at one deadline
 
 	// per Apply
 	out    []events.Event
@@ -90,7 +91,7 @@ type Engine struct {
 // pair is one (business number, user) pair: its state at the fold cut, the facts since, and its
 // current state (base + facts, advanced to cur.at). base is nil while it is the empty state at the
 // cut, which it is for every pair whose facts are all within the lateness. Pairs rest encoded in
-// the pair table; the one being worked on is decoded into the engine's scratch pair.
+// the pair table; the ones being worked on are decoded in the pair cache.
 type pair struct {
 	key      string
 	base     *pairState
@@ -129,6 +130,8 @@ func New(cfg Config) (*Engine, error) {
 		entryPoint: set(cfg.EntryPointSources),
 		accounts:   newAccounts(),
 		settled:    newSettled(),
+		cache:      newPairCache(),
+		pairs:      newPairTable(),
 	}
 	return e, nil
 }
@@ -145,7 +148,10 @@ func set(xs []string) map[string]bool {
 func (e *Engine) StreamTime() int64 { return e.stream }
 
 // Pairs is the number of live pairs.
-func (e *Engine) Pairs() int { return e.pairs.Len() }
+func (e *Engine) Pairs() int {
+	e.flush()
+	return e.pairs.Len()
+}
 
 // Stats returns the counters.
 func (e *Engine) Stats() Stats { return e.stats }
@@ -271,9 +277,7 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 	key := events.PairKey(pnid, user, "")
 	p := e.load(key)
 	if p == nil {
-		p = &e.scratch
-		*p = pair{key: key, cut: e.stream - e.lateness, pending: p.pending[:0]}
-		p.cur.at = p.cut
+		p = e.fresh(key)
 	}
 	pos := sort.Search(len(p.pending), func(i int) bool { return f.less(&p.pending[i]) })
 	for i := pos - 1; i >= 0 && p.pending[i].t == f.t; i-- {
@@ -302,27 +306,6 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 	}
 	e.recompute(p, pos, f)
 	e.save(p)
-}
-
-// load decodes key's pair into the scratch pair, or returns nil when the pair has no state.
-func (e *Engine) load(key string) *pair {
-	body := e.pairs.get(key)
-	if body == nil {
-		return nil
-	}
-	d := reader{b: body}
-	d.pair(&e.scratch, key)
-	if d.err != nil {
-		// Records are written by this engine and never change: a bad one is a bug, not input.
-		panic(fmt.Sprintf("window: pair %q: undecodable record: %v", key, d.err))
-	}
-	return &e.scratch
-}
-
-// save stores p back into the pair table.
-func (e *Engine) save(p *pair) {
-	e.buf = appendPair(e.buf[:0], p)
-	e.pairs.put(p.key, e.buf)
 }
 
 // recompute inserts an out-of-order fact and re-derives the pair from its base, emitting a
@@ -456,7 +439,7 @@ func (e *Engine) runDue() {
 		t := e.due[0].t
 		keys := e.dueKeys[:0]
 		for len(e.due) > 0 && e.due[0].t == t {
-			keys = e.pairs.keysOf(e.due.pop().h, keys)
+			keys = e.keysOf(e.due.pop().h, keys)
 		}
 		slices.Sort(keys)
 		keys = slices.Compact(keys)
@@ -497,7 +480,7 @@ func (e *Engine) maintain(p *pair) {
 		p.setBase(*p.base)
 	}
 	if len(p.pending) == 0 && p.cur.empty() && (p.base == nil || p.base.empty()) {
-		e.pairs.del(p.key)
+		e.evict(p)
 		e.stats.Evicted++
 		return
 	}

@@ -9,17 +9,26 @@ import (
 // pairTable keeps every live pair of a partition as one record in a byte arena, found through an
 // open-addressing index of arena offsets. A record is the pair's compact encoding (codec.go),
 // prefixed with its length. Nothing in it is a Go pointer, so a million live pairs cost the
-// garbage collector three slices, and a pair costs its encoded bytes plus a slot of the index
+// garbage collector a few slices, and a pair costs its encoded bytes plus a slot of the index
 // instead of a struct, a map entry, slice headers and separately allocated strings.
 //
-// A pair is decoded when an event or a deadline touches it and encoded again afterwards. An
-// update appends the new record and leaves the old one as garbage; the arena is compacted when
-// garbage passes a quarter of it, so it stays within 4/3 of the live bytes.
+// The arena is a list of chunks (4 MiB) written like a log: an update appends the new record to
+// the active chunk and leaves the old one as garbage, counted per chunk. When garbage passes a
+// quarter of the arena, the chunks with the most garbage are cleaned: their live records are
+// appended again and the chunk is freed. Records of pairs that change together die together, so
+// the cleaned chunks are mostly garbage and cleaning copies little; the arena stays within 4/3 of
+// the live bytes plus two chunks.
 type pairTable struct {
-	arena   []byte
-	garbage int
-	// slots: 0 = empty, else tag<<40 | (offset+1), tag being the top 24 bits of the key's hash.
-	// Linear probing, at most 3/4 full, deletion by backward shift (no tombstones).
+	chunks   [][]byte // nil = freed
+	garbage  []int    // dead bytes per chunk
+	spare    []byte   // one freed chunk kept for reuse
+	active   int      // chunk appended to; -1 before the first
+	used     int      // bytes of all chunks
+	dead     int      // dead bytes of all chunks
+	chunkCap int      // bytes per chunk (at most 1<<chunkBits; tests use small ones)
+	// slots: 0 = empty, else tag<<40 | (offset+1), tag being the top 24 bits of the key's hash
+	// and offset chunk<<chunkBits | position. Linear probing, at most 3/4 full, deletion by
+	// backward shift (no tombstones).
 	slots []uint64
 	n     int
 }
@@ -27,8 +36,11 @@ type pairTable struct {
 const (
 	slotOffBits = 40
 	slotOffMask = 1<<slotOffBits - 1
-	maxArena    = slotOffMask - 1 // 1 TiB of records
+	chunkBits   = 22 // positions within a chunk; 2^18 chunks
+	maxChunks   = 1 << (slotOffBits - chunkBits)
 )
+
+func newPairTable() pairTable { return pairTable{active: -1, chunkCap: 1 << chunkBits} }
 
 // hashKey is FNV-1a 64 of s, without allocating.
 func hashKey(s string) uint64 {
@@ -47,8 +59,17 @@ func (t *pairTable) Len() int { return t.n }
 
 // record returns the record body at arena offset off.
 func (t *pairTable) record(off int) []byte {
-	n, k := binary.Uvarint(t.arena[off:])
-	return t.arena[off+k : off+k+int(n)]
+	c := t.chunks[off>>chunkBits]
+	pos := off & (1<<chunkBits - 1)
+	n, k := binary.Uvarint(c[pos:])
+	return c[pos+k : pos+k+int(n)]
+}
+
+// recordLen is the length of the record at off, prefix included.
+func (t *pairTable) recordLen(off int) int {
+	c := t.chunks[off>>chunkBits]
+	n, k := binary.Uvarint(c[off&(1<<chunkBits-1):])
+	return k + int(n)
 }
 
 // recordKey returns the key of a record body without allocating: the body starts with it.
@@ -87,34 +108,107 @@ func (t *pairTable) get(key string) []byte {
 
 // put stores body (a record body starting with key) as key's record.
 func (t *pairTable) put(key string, body []byte) {
-	if len(t.arena)+len(body)+binary.MaxVarintLen64 > maxArena {
-		panic(fmt.Sprintf("window: pair table arena over %d bytes", maxArena))
-	}
 	if (t.n+1)*4 > len(t.slots)*3 {
 		t.resize(max(len(t.slots)*2, 1024))
 	}
 	h := hashKey(key)
 	i, ok := t.find(key, h)
 	if ok {
-		old := int(t.slots[i]&slotOffMask) - 1
-		t.garbage += t.recordLen(old)
+		t.kill(int(t.slots[i]&slotOffMask) - 1)
 	} else {
 		t.n++
 	}
-	if need := len(body) + binary.MaxVarintLen64; len(t.arena)+need > cap(t.arena) {
-		t.compact(need) // growing is compacting: the copy append would make anyway, minus garbage
-	}
-	off := len(t.arena)
-	t.arena = binary.AppendUvarint(t.arena, uint64(len(body)))
-	t.arena = append(t.arena, body...)
-	t.slots[i] = slotTag(h)<<slotOffBits | uint64(off+1)
-	t.maybeCompact()
+	t.slots[i] = slotTag(h)<<slotOffBits | uint64(t.write(body)+1)
+	t.clean()
 }
 
-// recordLen is the length of the record at off, prefix included.
-func (t *pairTable) recordLen(off int) int {
-	n, k := binary.Uvarint(t.arena[off:])
-	return k + int(n)
+// write appends a record of body to the arena and returns its offset.
+func (t *pairTable) write(body []byte) int {
+	size := uvarintLen(uint64(len(body))) + len(body)
+	c := t.active
+	if size > t.chunkCap {
+		c = t.newChunk(size) // a record larger than a chunk gets one of its own
+	} else if c < 0 || len(t.chunks[c])+size > t.chunkCap {
+		c = t.newChunk(t.chunkCap)
+		t.active = c
+	}
+	pos := len(t.chunks[c])
+	t.chunks[c] = append(binary.AppendUvarint(t.chunks[c], uint64(len(body))), body...)
+	t.used += size
+	return c<<chunkBits | pos
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
+
+// newChunk returns the index of an empty chunk of capacity size.
+func (t *pairTable) newChunk(size int) int {
+	var b []byte
+	if size == t.chunkCap && t.spare != nil {
+		b, t.spare = t.spare[:0], nil
+	} else {
+		b = make([]byte, 0, size)
+	}
+	for i, c := range t.chunks {
+		if c == nil {
+			t.chunks[i], t.garbage[i] = b, 0
+			return i
+		}
+	}
+	if len(t.chunks) == maxChunks {
+		panic(fmt.Sprintf("window: pair table over %d chunks", maxChunks))
+	}
+	t.chunks = append(t.chunks, b)
+	t.garbage = append(t.garbage, 0)
+	return len(t.chunks) - 1
+}
+
+// kill counts the record at off as garbage.
+func (t *pairTable) kill(off int) {
+	n := t.recordLen(off)
+	t.garbage[off>>chunkBits] += n
+	t.dead += n
+}
+
+// clean frees the chunks with the most garbage while garbage is over a quarter of the arena.
+func (t *pairTable) clean() {
+	for t.dead*4 > t.used && t.used > 2*t.chunkCap {
+		worst := -1
+		for c := range t.chunks {
+			if c != t.active && t.chunks[c] != nil && (worst < 0 || t.garbage[c] > t.garbage[worst]) {
+				worst = c
+			}
+		}
+		if worst < 0 || t.garbage[worst] == 0 {
+			return
+		}
+		t.evacuate(worst)
+	}
+}
+
+// evacuate moves chunk c's live records to the active chunk and frees c.
+func (t *pairTable) evacuate(c int) {
+	chunk := t.chunks[c]
+	for pos := 0; pos < len(chunk); {
+		n, k := binary.Uvarint(chunk[pos:])
+		body := chunk[pos+k : pos+k+int(n)]
+		key := recordKey(body)
+		if i, ok := t.find(string(key), hashKey(string(key))); ok && int(t.slots[i]&slotOffMask)-1 == c<<chunkBits|pos {
+			t.slots[i] = t.slots[i]&^slotOffMask | uint64(t.write(body)+1)
+		}
+		pos += k + int(n)
+	}
+	t.used -= len(chunk)
+	t.dead -= t.garbage[c]
+	if cap(chunk) == t.chunkCap {
+		t.spare = chunk
+	}
+	t.chunks[c], t.garbage[c] = nil, 0
 }
 
 // del removes key's record, if any.
@@ -123,7 +217,7 @@ func (t *pairTable) del(key string) {
 	if !ok {
 		return
 	}
-	t.garbage += t.recordLen(int(t.slots[i]&slotOffMask) - 1)
+	t.kill(int(t.slots[i]&slotOffMask) - 1)
 	t.n--
 	// Backward-shift deletion: move later members of the probe run into the hole when their home
 	// slot does not lie cyclically in (hole, j].
@@ -137,11 +231,7 @@ func (t *pairTable) del(key string) {
 		}
 	}
 	t.slots[hole] = 0
-	if t.n == 0 {
-		t.arena, t.garbage = t.arena[:0], 0
-		return
-	}
-	t.maybeCompact()
+	t.clean()
 }
 
 func (t *pairTable) resize(size int) {
@@ -161,29 +251,6 @@ func (t *pairTable) resize(size int) {
 	}
 }
 
-// maybeCompact compacts the arena once garbage passes a quarter of it.
-func (t *pairTable) maybeCompact() {
-	if t.garbage*4 > len(t.arena) && len(t.arena) >= 1<<16 {
-		t.compact(0)
-	}
-}
-
-// compact copies the live records into a new arena with room for a quarter more (and need bytes).
-func (t *pairTable) compact(need int) {
-	live := len(t.arena) - t.garbage
-	arena := make([]byte, 0, max(live+live/4+need, 1<<12))
-	for i, s := range t.slots {
-		if s == 0 {
-			continue
-		}
-		off := int(s&slotOffMask) - 1
-		n := t.recordLen(off)
-		t.slots[i] = s&^slotOffMask | uint64(len(arena)+1)
-		arena = append(arena, t.arena[off:off+n]...)
-	}
-	t.arena, t.garbage = arena, 0
-}
-
 // each calls fn with every record body, in index order (not a deterministic order: callers that
 // need one sort).
 func (t *pairTable) each(fn func(body []byte)) {
@@ -194,8 +261,8 @@ func (t *pairTable) each(fn func(body []byte)) {
 	}
 }
 
-// reserve sizes the index for n pairs and the arena for bytes, before a restore.
-func (t *pairTable) reserve(n, bytes int) {
+// reserve sizes the index for n pairs, before a restore.
+func (t *pairTable) reserve(n int) {
 	size := 1024
 	for size*3 < n*4 {
 		size *= 2
@@ -203,12 +270,10 @@ func (t *pairTable) reserve(n, bytes int) {
 	if size > len(t.slots) {
 		t.resize(size)
 	}
-	if cap(t.arena)-len(t.arena) < bytes {
-		a := make([]byte, len(t.arena), len(t.arena)+bytes)
-		copy(a, t.arena)
-		t.arena = a
-	}
 }
+
+// liveBytes is the size of the live records.
+func (t *pairTable) liveBytes() int { return t.used - t.dead }
 
 // keysOf appends the keys of the pairs whose key hashes to h (almost always one; none when the
 // pair is gone).

@@ -12,7 +12,8 @@ import (
 func TestPairTableIsAMap(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3} {
 		rng := rand.New(rand.NewPCG(seed, seed))
-		var tb pairTable
+		tb := newPairTable()
+		tb.chunkCap = 4096 // many chunks, so cleaning runs often
 		want := map[string][]byte{}
 		keys := 3000
 		for op := 0; op < 60000; op++ {
@@ -23,7 +24,11 @@ func TestPairTableIsAMap(t *testing.T) {
 				delete(want, k)
 			default:
 				body := appendStr(nil, k)
-				body = append(body, bytes.Repeat([]byte{byte(op)}, rng.IntN(200))...)
+				n := rng.IntN(200)
+				if rng.IntN(500) == 0 {
+					n = 5000 // larger than a chunk
+				}
+				body = append(body, bytes.Repeat([]byte{byte(op)}, n)...)
 				tb.put(k, body)
 				want[k] = body
 			}
@@ -49,8 +54,20 @@ func TestPairTableIsAMap(t *testing.T) {
 				}
 			}
 		}
-		if live := tb.garbage; live*4 > len(tb.arena) && len(tb.arena) >= 1<<16 {
-			t.Fatalf("seed %d: %d of %d arena bytes are garbage", seed, tb.garbage, len(tb.arena))
+		live := 0
+		for _, b := range want {
+			live += uvarintLen(uint64(len(b))) + len(b)
+		}
+		if tb.liveBytes() != live {
+			t.Fatalf("seed %d: %d live bytes counted, %d stored", seed, tb.liveBytes(), live)
+		}
+		if tb.dead*4 > tb.used && tb.used > 2*tb.chunkCap {
+			t.Fatalf("seed %d: %d of %d arena bytes are garbage", seed, tb.dead, tb.used)
+		}
+		for c, chunk := range tb.chunks {
+			if chunk != nil && len(chunk) > tb.chunkCap && len(chunk) != cap(chunk) {
+				t.Fatalf("seed %d: oversized chunk %d shares its space", seed, c)
+			}
 		}
 	}
 }

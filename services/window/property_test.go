@@ -187,3 +187,40 @@ func TestTooLateIsSetAside(t *testing.T) {
 		t.Fatal("a too-late event was applied")
 	}
 }
+
+// The pair cache is invisible: with one slot (every other pair's event writes the cached pair
+// back and decodes its own) or two, outputs and snapshots are byte-identical to the default.
+func TestPropertyPairCacheIsInvisible(t *testing.T) {
+	for _, seed := range seeds(t) {
+		in := shuffleWithin(seed, genTraffic(seed, 40, 10), 20*hour)
+		var want, wantSnap []byte
+		for _, slots := range []int{cacheSlots, 1, 2} {
+			e, err := New(Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.resizeCache(slots)
+			var out []events.Event
+			for i, ev := range in {
+				if out, err = e.Apply(ev, int64(i), out); err != nil {
+					t.Fatal(err)
+				}
+				if i == len(in)/2 {
+					e.Pairs() // a flush mid-stream changes nothing either
+				}
+			}
+			var snap bytes.Buffer
+			if err := e.Snapshot(&snap); err != nil {
+				t.Fatal(err)
+			}
+			got := encodeAll(t, out)
+			if want == nil {
+				want, wantSnap = got, snap.Bytes()
+				continue
+			}
+			if !bytes.Equal(got, want) || !bytes.Equal(snap.Bytes(), wantSnap) {
+				t.Fatalf("seed %d: %d cache slots change the outputs or the snapshot", seed, slots)
+			}
+		}
+	}
+}

@@ -40,8 +40,9 @@ var ErrSnapshotVersion = fmt.Errorf("%w: format version", ErrSnapshot)
 
 // Snapshot writes the engine's whole state to w.
 func (e *Engine) Snapshot(w io.Writer) error {
+	e.flush()
 	if g, ok := w.(interface{ Grow(int) }); ok {
-		g.Grow(len(e.pairs.arena) - e.pairs.garbage + 1<<16) // a bytes.Buffer grows once
+		g.Grow(e.pairs.liveBytes() + 1<<16) // a bytes.Buffer grows once
 	}
 	bw := bufio.NewWriterSize(w, 1<<16)
 	enc := &encoder{w: bw}
@@ -134,7 +135,7 @@ func RestoreBytes(b []byte, cfg Config) (*Engine, error) {
 	}
 	n := d.count()
 	// Sized once: growing the index and the arena is most of a large restore.
-	e.pairs.reserve(n, len(d.b)+binary.MaxVarintLen64)
+	e.pairs.reserve(n)
 	e.due = make(deadlines, 0, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		body := d.bytes()
