@@ -224,8 +224,12 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 		}
 		m[lastS] = 0
 	}
-	pairs := make(map[string]bool, len(b.Events)/2)
-	fields := make(map[string]bool, len(b.Events)/2)
+	sc := loadPool.Get().(*loadScratch)
+	defer sc.put()
+	if sc.pairs == nil {
+		sc.pairs, sc.fields = make(map[string]bool, len(b.Events)/2), make(map[string]bool, len(b.Events)/2)
+	}
+	pairs, fields := sc.pairs, sc.fields
 	var retracted []string
 	batchDeliveries := map[string]string{} // id → "scope|user" of deliveries in this batch
 	for i := range b.Events {
@@ -260,7 +264,8 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 		}
 	}
 	// The replies are matched by position: no need to sort.
-	pairList, fieldList := keysOf(pairs), keysOf(fields)
+	sc.pairList, sc.fieldList = appendKeys(sc.pairList[:0], pairs), appendKeys(sc.fieldList[:0], fields)
+	pairList, fieldList := sc.pairList, sc.fieldList
 	var res readResult
 	var err error
 	if tx, ok := rdb.(*redis.Tx); ok && len(retracted) == 0 {
@@ -359,13 +364,29 @@ type readResult struct {
 	deliveries            [][]string
 }
 
-// keysOf returns m's keys in map order.
-func keysOf[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
+// loadScratch holds load's sets of the batch's pairs and pair fields and their lists between
+// batches (cleared, not rebuilt: they were a good part of the garbage of a batch).
+type loadScratch struct {
+	pairs, fields       map[string]bool
+	pairList, fieldList []string
+}
+
+var loadPool = sync.Pool{New: func() any { return new(loadScratch) }}
+
+func (sc *loadScratch) put() {
+	clear(sc.pairs)
+	clear(sc.fields)
+	clear(sc.pairList[:cap(sc.pairList)])
+	clear(sc.fieldList[:cap(sc.fieldList)])
+	loadPool.Put(sc)
+}
+
+// appendKeys appends m's keys to l in map order.
+func appendKeys[V any](l []string, m map[string]V) []string {
 	for k := range m {
-		out = append(out, k)
+		l = append(l, k)
 	}
-	return out
+	return l
 }
 
 // listSeconds lists secs as the load script's groups: keys and each key's field names (in map
@@ -563,6 +584,36 @@ func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fi
 	return r, nil
 }
 
+// writeScratch holds write's arenas between batches: a batch of 10,000 events fills about half a
+// megabyte of them, which made most of the garbage of a batch.
+type writeScratch struct {
+	args, all              []any
+	cmds                   [][]any
+	strs                   []string
+	ints                   []int64
+	zs, zg, zr, hs, hd, hi []any
+}
+
+var writePool = sync.Pool{New: func() any { return new(writeScratch) }}
+
+// put clears the arenas (so they keep no strings of the batch alive) and returns them to the pool.
+func (sc *writeScratch) put() {
+	for _, l := range [][]any{sc.args, sc.all, sc.zs, sc.zg, sc.zr, sc.hs, sc.hd, sc.hi} {
+		clear(l[:cap(l)])
+	}
+	clear(sc.cmds[:cap(sc.cmds)])
+	clear(sc.strs[:cap(sc.strs)])
+	writePool.Put(sc)
+}
+
+// grow returns l emptied, with room for n elements.
+func grow[T any](l []T, n int) []T {
+	if cap(l) < n {
+		return make([]T, 0, n)
+	}
+	return l[:0]
+}
+
 // maxArgs bounds the arguments of one command (the trim script's Lua unpack limit; also keeps
 // each variadic command short).
 const maxArgs = 6000
@@ -576,10 +627,12 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 	st := ch.Stream
 	cut := func(w events.UnixTime) string { return strconv.FormatInt(int64(st-w), 10) }
 	// The trim script's arguments; its op groups take only what needs a Lua loop (HINCRBY).
-	args := make([]any, 0, 16)
+	sc := writePool.Get().(*writeScratch)
+	defer sc.put()
+	args := sc.args[:0]
 	args = append(args, pfx, cut(s.cfg.UsageWindow), cut(s.cfg.UndoWindow), cut(s.cfg.ThroughputWindow), cut(0), cut(0),
 		cut(s.cfg.HitWindow), strconv.Itoa(2*batchLen+10000))
-	var cmds [][]any
+	cmds := sc.cmds[:0]
 	// Arguments are boxed as pointers into arenas (go-redis writes *string and *int64 as their
 	// values): a pointer fits an interface without an allocation, where a string or a large
 	// int64 would take one each. An arena that grows leaves the earlier pointers valid (they keep
@@ -594,9 +647,7 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 	for _, ops := range ch.HIncr {
 		n += len(ops)
 	}
-	strs := make([]string, 0, 2*n)
-	ints := make([]int64, 0, n)
-	all := make([]any, 0, 2*n+64)
+	strs, ints, all := grow(sc.strs, 2*n), grow(sc.ints, n), grow(sc.all, 2*n+64)
 	str := func(v string) any { strs = append(strs, v); return &strs[len(strs)-1] }
 	num := func(v int64) any { ints = append(ints, v); return &ints[len(ints)-1] }
 	// command queues cmd key kv... in chunks of at most maxArgs elements of kv (step per element).
@@ -621,7 +672,7 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 	}
 	zadd, zaddGT, zrem, hset, hdel := []any{"zadd"}, []any{"zadd", "gt"}, []any{"zrem"}, []any{"hset"}, []any{"hdel"}
 	// Net changes are disjoint per element, so their order does not matter: no sorting.
-	var zs, zg, zr, hs, hd, hi []any
+	zs, zg, zr, hs, hd, hi := sc.zs, sc.zg, sc.zr, sc.hs, sc.hd, sc.hi
 	for key, ops := range ch.Z {
 		zs, zg, zr = zs[:0], zg[:0], zr[:0]
 		for m, op := range ops {
@@ -668,6 +719,11 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 		command(hdel, key, hd, 1)
 		group("HI", key, hi, 2)
 	}
+	// The arenas go back to the pool (at their grown sizes) once the EXEC is done with them.
+	defer func() {
+		sc.args, sc.cmds, sc.strs, sc.ints, sc.all = args, cmds, strs, ints, all
+		sc.zs, sc.zg, sc.zr, sc.hs, sc.hd, sc.hi = zs, zg, zr, hs, hd, hi
+	}()
 	meta := pfx + kMeta
 	_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		for _, c := range cmds {
