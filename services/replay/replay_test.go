@@ -303,3 +303,84 @@ func TestReplayTimeRange(t *testing.T) {
 		t.Fatalf("after the cut: %+v", rep.Billing)
 	}
 }
+
+// TestPromoteFinishesAfterInterruption stops a promote after its first hash tag (as a crash
+// would), checks that each partition's projection state is wholly one namespace's, and that
+// Promote run again finishes the switch.
+func TestPromoteFinishesAfterInterruption(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, brokers, 2)
+	rdb, prefix := redistest.Client(t)
+	ctx := context.Background()
+	publish(t, brokers, topic, handLog())
+	liveNS, err := OpenNamespace(rdb, prefix+"live:", books(t), 2, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	live(t, brokers, topic, liveNS, 2)
+	rebuilt, err := OpenNamespace(rdb, prefix+"rebuilt:", editedBook(t), 2, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(ctx, Config{Brokers: brokers, Topic: topic}, rebuilt, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	crash := errors.New("killed")
+	switched := 0
+	promoteHook = func(string) error {
+		if switched == 1 {
+			return crash
+		}
+		switched++
+		return nil
+	}
+	defer func() { promoteHook = func(string) error { return nil } }()
+	if _, err := Promote(ctx, rdb, liveNS, rebuilt, 2); !errors.Is(err, crash) {
+		t.Fatalf("interrupted promote: %v", err)
+	}
+	if ok, err := Promoting(ctx, rdb, rebuilt); err != nil || !ok {
+		t.Fatalf("no promote in progress after the interruption: %v", err)
+	}
+	// Every (projection, partition) has its high-water mark in exactly one namespace's keys, or
+	// in both when not yet switched: never in neither.
+	for i, lp := range liveNS.Projections() {
+		for p := int32(0); p < 2; p++ {
+			_, aok, err := lp.HighWater(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, bok, err := rebuilt.Projections()[i].HighWater(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !aok && !bok {
+				t.Fatalf("%s partition %d lost its high-water mark mid-promote", lp.Name(), p)
+			}
+		}
+	}
+	promoteHook = func(string) error { return nil }
+	if _, err := Promote(ctx, rdb, liveNS, rebuilt, 2); err != nil {
+		t.Fatalf("finishing the promote: %v", err)
+	}
+	if ok, err := Promoting(ctx, rdb, rebuilt); err != nil || ok {
+		t.Fatalf("promote still marked in progress: %v", err)
+	}
+	if empty, err := rebuilt.Empty(ctx, rdb); err != nil || !empty {
+		t.Fatalf("rebuilt namespace not empty after promote: %v", err)
+	}
+	promoted, err := OpenNamespace(rdb, prefix+"live:", editedBook(t), 2, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt, err := promoted.Billing.Totals(ctx, "w1", "2025-07")
+	if err != nil || tt.Total.AmountMicros != 92_500 || tt.Total.Lines != 3 {
+		t.Fatalf("live after promote: %+v %v", tt.Total, err)
+	}
+	for _, pr := range promoted.Projections() {
+		for p := int32(0); p < 2; p++ {
+			if _, ok, err := pr.HighWater(ctx, p); err != nil || !ok {
+				t.Fatalf("%s partition %d has no high-water mark after promote: %v", pr.Name(), p, err)
+			}
+		}
+	}
+}

@@ -64,7 +64,7 @@ func parseReplay(fs *flag.FlagSet, args []string, env func(string) string) (runn
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
 	fs.IntVar(&c.GCPercent, "gc-percent", 400, "Go GC target for this batch job (GOGC; 400 cuts the replay's CPU by a third, memory is cheap here)")
 	fs.BoolVar(&c.Compare, "compare", true, "compare with the live namespace (false: only rebuild, e.g. to benchmark or to promote)")
-	fs.BoolVar(&c.Promote, "promote", false, "make the rebuilt namespace the live one (stop the projection consumers first)")
+	fs.BoolVar(&c.Promote, "promote", false, "make the rebuilt namespace the live one (stop the projection consumers first); with the -prefix of an interrupted promote, finish it")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -143,6 +143,13 @@ func runReplay(ctx context.Context, c replayConfig, log *slog.Logger) error {
 	if empty, err := rebuilt.Empty(ctx, rdb); err != nil {
 		return err
 	} else if !empty {
+		// A promote of this namespace that was interrupted is finished, not replayed again.
+		if promoting, err := replay.Promoting(ctx, rdb, rebuilt); err != nil {
+			return err
+		} else if promoting && c.Promote {
+			log.Warn("replay: finishing an interrupted promote", "from", c.Prefix, "to", c.LivePrefix)
+			return promote(ctx, rdb, live, rebuilt, n, log)
+		}
 		return fmt.Errorf("%w: %s", replay.ErrNotFresh, c.Prefix)
 	}
 	st, err := replay.Run(ctx, replay.Config{
@@ -163,15 +170,19 @@ func runReplay(ctx context.Context, c replayConfig, log *slog.Logger) error {
 		return err
 	}
 	if c.Promote {
-		keys, err := replay.Promote(ctx, rdb, live, rebuilt, n)
-		if err != nil {
-			return err
-		}
-		log.Info("replay: promoted", "from", c.Prefix, "to", c.LivePrefix, "keys", keys)
-		return nil
+		return promote(ctx, rdb, live, rebuilt, n, log)
 	}
 	if c.Compare && !rep.Equal() {
 		return errDifferent
 	}
+	return nil
+}
+
+func promote(ctx context.Context, rdb redis.UniversalClient, live, rebuilt *replay.Namespace, partitions int, log *slog.Logger) error {
+	keys, err := replay.Promote(ctx, rdb, live, rebuilt, partitions)
+	if err != nil {
+		return err
+	}
+	log.Info("replay: promoted", "from", rebuilt.Prefix, "to", live.Prefix, "keys", keys)
 	return nil
 }
