@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/convmeter/convmeter/events"
 )
@@ -250,10 +251,73 @@ func newChanges() *Changes {
 	return &Changes{Z: map[string]map[string]ZOp{}, H: map[string]map[string]HOp{}, HIncr: map[string]map[string]int64{}}
 }
 
+// freeMaps is a free list of the inner maps of Changes: the store recycles a batch's maps once
+// they are written, so the next batch clears maps of batch size rather than allocating them (and
+// the GC scanning the garbage). Maps that held many elements are kept apart from small ones, so a
+// small key never takes a big map (clearing costs its capacity).
+type freeMaps[V any] struct {
+	mu         sync.Mutex
+	big, small []map[string]V
+}
+
+const (
+	bigMap  = 256 // elements from which a map counts as big
+	maxFree = 32  // maps kept per list
+)
+
+var (
+	freeZ freeMaps[ZOp]
+	freeH freeMaps[HOp]
+)
+
+// get returns an empty map, recycled when one of its class is free, else made with room for hint.
+func (f *freeMaps[V]) get(hint int) map[string]V {
+	f.mu.Lock()
+	l := &f.small
+	if hint >= bigMap {
+		l = &f.big
+	}
+	if n := len(*l); n > 0 {
+		m := (*l)[n-1]
+		(*l)[n-1] = nil
+		*l = (*l)[:n-1]
+		f.mu.Unlock()
+		return m
+	}
+	f.mu.Unlock()
+	return make(map[string]V, hint)
+}
+
+// put clears m and keeps it for reuse (while its list has room).
+func (f *freeMaps[V]) put(m map[string]V) {
+	big := len(m) >= bigMap
+	clear(m)
+	f.mu.Lock()
+	l := &f.small
+	if big {
+		l = &f.big
+	}
+	if len(*l) < maxFree {
+		*l = append(*l, m)
+	}
+	f.mu.Unlock()
+}
+
+// recycle hands c's sorted-set and hash maps to the free lists; c must not be used afterwards.
+func (c *Changes) recycle() {
+	for _, m := range c.Z {
+		freeZ.put(m)
+	}
+	for _, m := range c.H {
+		freeH.put(m)
+	}
+	c.Z, c.H = nil, nil
+}
+
 func (c *Changes) zkey(key string) map[string]ZOp {
 	m, ok := c.Z[key]
 	if !ok {
-		m = map[string]ZOp{}
+		m = freeZ.get(0)
 		c.Z[key] = m
 	}
 	return m
@@ -278,20 +342,20 @@ func (c *Changes) zdel(key, m string) { c.zkey(key)[m] = ZOp{Kind: OpDel} }
 // index, buckets, counted deliveries) at the batch's size, so they do not grow step by step.
 func (r *reducer) sizedH(key string) {
 	if _, ok := r.c.H[key]; !ok {
-		r.c.H[key] = make(map[string]HOp, r.hint/2)
+		r.c.H[key] = freeH.get(r.hint / 2)
 	}
 }
 
 func (r *reducer) sizedZ(key string) {
 	if _, ok := r.c.Z[key]; !ok {
-		r.c.Z[key] = make(map[string]ZOp, r.hint/2)
+		r.c.Z[key] = freeZ.get(r.hint / 2)
 	}
 }
 
 func (c *Changes) hkey(key string) map[string]HOp {
 	m, ok := c.H[key]
 	if !ok {
-		m = map[string]HOp{}
+		m = freeH.get(0)
 		c.H[key] = m
 	}
 	return m
@@ -346,14 +410,14 @@ type timeKey[V any] struct {
 
 // get returns the changes map of time bucket at; on a change of bucket it builds the key with
 // key, creates its map at size hint and calls indexed (to set the bucket's index member).
-func getTimeKey[V any](tk *timeKey[V], all map[string]map[string]V, at int64, hint int, key func(int64) string, indexed func(int64)) map[string]V {
+func getTimeKey[V any](tk *timeKey[V], all map[string]map[string]V, free *freeMaps[V], at int64, hint int, key func(int64) string, indexed func(int64)) map[string]V {
 	if tk.ok && tk.at == at {
 		return tk.m
 	}
 	k := key(at)
 	m, ok := all[k]
 	if !ok {
-		m = make(map[string]V, hint)
+		m = free.get(hint)
 		all[k] = m
 	}
 	tk.ok, tk.at, tk.m = true, at, m
@@ -432,7 +496,7 @@ func (r *reducer) remember(id string, u undoRecord) {
 	if id == "" {
 		return
 	}
-	m := getTimeKey(&r.undoTK, r.c.H, hourOf(u.Time), r.hint, func(h int64) string { return kUndo + itoa(h) },
+	m := getTimeKey(&r.undoTK, r.c.H, &freeH, hourOf(u.Time), r.hint, func(h int64) string { return kUndo + itoa(h) },
 		func(h int64) { r.c.zset(kUndoIdx, itoa(h), hourEnd(h)) })
 	m[id] = HOp{OpSet, u.encode()}
 	if r.retracts {
@@ -456,7 +520,7 @@ func (r *reducer) delivered(id string, d *events.MessageDelivered) {
 	s := ScopeFor(d.Account, d.DeliveredAt)
 	m := deliveryMember(s, d.User, d.DeliveredAt, id)
 	su := string(s) + sep + d.User
-	dm := getTimeKey(&r.dlxTK, r.c.Z, dayOf(d.DeliveredAt), r.hint/2, func(day int64) string { return kDeliveries + itoa(day) },
+	dm := getTimeKey(&r.dlxTK, r.c.Z, &freeZ, dayOf(d.DeliveredAt), r.hint/2, func(day int64) string { return kDeliveries + itoa(day) },
 		func(day int64) { r.c.zset(kDeliveryIdx, itoa(day), events.UnixTime((day+1)*int64(Day)-1)) })
 	dm[m] = ZOp{OpSet, 0}
 	r.c.zmax(kLimitIdx, string(s), d.DeliveredAt)
@@ -570,7 +634,7 @@ func (r *reducer) setBucket(pair string, b Bucket) string {
 		r.c.hdel(bucketKey(hourOf(prev.At)), pair)
 	}
 	if b.Set {
-		m := getTimeKey(&r.bktTK, r.c.H, hourOf(b.At), r.hint/2, bucketKey,
+		m := getTimeKey(&r.bktTK, r.c.H, &freeH, hourOf(b.At), r.hint/2, bucketKey,
 			func(h int64) { r.c.zset(kBucketIdx, itoa(h), hourEnd(h)+pairCapacity) })
 		enc := b.encode()
 		m[pair] = HOp{OpSet, enc}

@@ -177,6 +177,7 @@ func (s *Store) ApplyStats(ctx context.Context, b projections.Batch) (Stats, err
 				return err
 			}
 			ch := Reduce(s.cfg, v, b.Events)
+			defer ch.recycle() // nothing keeps the changes once written
 			stats = ch.Stats
 			if ch.Stats.Applied == 0 {
 				return nil
