@@ -251,16 +251,6 @@ func (t *pairTable) resize(size int) {
 	}
 }
 
-// each calls fn with every record body, in index order (not a deterministic order: callers that
-// need one sort).
-func (t *pairTable) each(fn func(body []byte)) {
-	for _, s := range t.slots {
-		if s != 0 {
-			fn(t.record(int(s&slotOffMask) - 1))
-		}
-	}
-}
-
 // reserve sizes the index for n pairs, before a restore.
 func (t *pairTable) reserve(n int) {
 	size := 1024
