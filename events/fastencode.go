@@ -134,6 +134,9 @@ func (p *Charge) appendJSON(dst []byte) []byte {
 	dst = strField(dst, `,"kind":`, string(p.Kind))
 	dst = strOmitField(dst, `,"recipient":`, p.Recipient)
 	dst = intField(dst, `,"delivered_at":`, int64(p.DeliveredAt))
+	if p.FreeAllowance != 0 {
+		dst = intField(dst, `,"free_allowance":`, int64(p.FreeAllowance))
+	}
 	return append(dst, '}')
 }
 

@@ -149,6 +149,12 @@ type Charge struct {
 	Kind           MessageKind  `json:"kind"`
 	Recipient      string       `json:"recipient,omitempty"` // wa_id digits: the market comes from its calling code
 	DeliveredAt    UnixTime     `json:"delivered_at"`
+	// FreeAllowance is, on a charged PMP-2026 service message, the operator's UNCONFIRMED monthly
+	// allowance of free service messages per business number (the pricing timeline's
+	// free_service_messages_per_number; absent when off, the default). The billing projection
+	// makes the first FreeAllowance such charges of a number's month (in the WABA's time zone, by
+	// delivery time then id) free.
+	FreeAllowance int `json:"free_allowance,omitempty"`
 }
 
 // EventType implements Payload.

@@ -92,7 +92,7 @@ func fullPayloads() []Payload {
 			Meta:             &Verdict{Billable: true, Category: CategoryUtility, PricingType: PricingFreeCustomerService, PricingModel: "PMP", ConversationID: "72b1"},
 			MetaConversation: &MetaConversation{ID: "72b1", ExpirationTimestamp: 1750116480, OriginType: CategoryUtility},
 		},
-		&Charge{Account: fullAccount, Unit: UnitMessage, PricingModel: ModelPMP, Category: CategoryMarketing, PricingType: PricingRegular, Billable: true, Reason: ReasonTemplateDelivered, WAMID: "wamid.out1", ConversationID: "c1", Kind: KindTemplate, Recipient: "16505551234", DeliveredAt: 1752000000},
+		&Charge{Account: fullAccount, Unit: UnitMessage, PricingModel: ModelPMP, Category: CategoryMarketing, PricingType: PricingRegular, Billable: true, Reason: ReasonTemplateDelivered, WAMID: "wamid.out1", ConversationID: "c1", Kind: KindTemplate, Recipient: "16505551234", DeliveredAt: 1752000000, FreeAllowance: 1000},
 		&PolicyViolation{Account: fullAccount, WAMID: "wamid.out2", Code: 131047, Reason: "free_form_outside_csw", At: 1752000100, Delivered: true},
 		&Correction{Key: "106540352242922/16505551234", Retracts: []string{"a1b2/0", "a1b2/1"}, Reason: "late status reordered the pair", CausedBy: "c3d4"},
 		&EventSetAside{Reason: SetAsideTooLate, InputID: "e5f6", InputType: TypeStatusUpdate, InputTime: 1750000000, StreamTime: 1750400000, Original: []byte(`{"v":1,"id":"e5f6"}`)},

@@ -360,3 +360,49 @@ func TestEdge13PMPFEPKeepsTheMessageCategory(t *testing.T) {
 		}
 	}
 }
+
+// The unconfirmed PMP-2026 allowance (domain A2) is off in the shipped timeline; switched on in
+// the operator's file, every charged service message carries it for the billing projection,
+// and nothing else does.
+func TestPMP2026AllowanceSwitchedOnInTheTimeline(t *testing.T) {
+	tl, err := ParseTimeline([]byte(`{"periods": [
+		{"from": "1970-01-01", "model": "CBP-2022"},
+		{"from": "2025-07-01", "model": "PMP", "auth_intl": true},
+		{"from": "2026-10-01", "model": "PMP-2026", "auth_intl": true, "free_service_messages_per_number": 1000}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := int64(1_791_000_000) // 2026-10-03
+	for _, tc := range []struct {
+		timeline *Timeline
+		want     int
+	}{{nil, 0}, {tl, 1000}} {
+		h := newHarness(t, Config{Timeline: tc.timeline})
+		h.apply(events.New(accountConfig(testNumber, "UTC", 0)))
+		h.inbound(at)
+		h.text(at + 60)
+		h.template(at+120, events.CategoryMarketing)
+		var service, template int
+		for _, ev := range h.net() {
+			c, ok := ev.Data.(*events.Charge)
+			if !ok {
+				continue
+			}
+			switch c.Reason {
+			case events.ReasonServiceCharged:
+				service++
+				if c.FreeAllowance != tc.want || !c.Billable {
+					t.Errorf("service charge: allowance %d billable %v, want %d and billable", c.FreeAllowance, c.Billable, tc.want)
+				}
+			default:
+				template++
+				if c.FreeAllowance != 0 {
+					t.Errorf("%s charge carries allowance %d", c.Reason, c.FreeAllowance)
+				}
+			}
+		}
+		if service != 1 || template != 1 {
+			t.Fatalf("%d service and %d template charges, want one each", service, template)
+		}
+	}
+}

@@ -174,7 +174,7 @@ func (r *rules) deliver(st *pairState, m *msg, t int64, out sink) {
 		category = catAuthIntl
 	}
 	inCSW := st.insideCSW(t)
-	d := delivery{m: m, t: t, acct: acct, model: model, cat: category, inCSW: inCSW}
+	d := delivery{m: m, t: t, acct: acct, model: model, cat: category, inCSW: inCSW, allowance: period.FreeServiceMessagesPerNumber}
 
 	switch {
 	case st.fep() != nil:
@@ -250,6 +250,8 @@ type delivery struct {
 	inCSW   bool
 	conv    *conv // the conversation that covers or was opened by it
 	verdict events.Verdict
+	// allowance: the period's unconfirmed free service messages per number (0 = off).
+	allowance int
 }
 
 func (r *rules) deliverCBP(st *pairState, d *delivery, out sink) {
@@ -332,7 +334,12 @@ func (r *rules) deliverPMP(d *delivery, out sink) {
 		typ, billable, reason = events.PricingFreeCustomerService, false, events.ReasonUtilityInCSW
 	}
 	d.verdict = events.Verdict{Billable: billable, Category: d.cat.category(), PricingType: typ}
-	out.emit(r.charge(*d, events.UnitMessage, typ, billable, reason))
+	ch := r.charge(*d, events.UnitMessage, typ, billable, reason)
+	if reason == events.ReasonServiceCharged && d.allowance > 0 {
+		// Counted per number and month across pairs, so the billing projection applies it.
+		ch.Data.(*events.Charge).FreeAllowance = d.allowance
+	}
+	out.emit(ch)
 }
 
 // open opens a conversation of category c at the delivery.

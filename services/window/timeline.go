@@ -24,7 +24,8 @@ type Period struct {
 	// ServiceFree: CBP service conversations are free (2024-11-01).
 	ServiceFree bool `json:"service_free,omitempty"`
 	// FreeServiceMessagesPerNumber is the UNCONFIRMED PMP-2026 allowance; 0 (off) by default. The
-	// billing projection applies it; the engine only carries it.
+	// engine puts it on each charged service message (Charge.FreeAllowance); the billing
+	// projection, which sees every pair of a number, makes the first ones of a month free.
 	FreeServiceMessagesPerNumber int `json:"free_service_messages_per_number,omitempty"`
 
 	from int // yyyymmdd
