@@ -119,11 +119,21 @@ type RecordWriter interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }
 
-// sink is a writer and the topic it writes to.
+// sink is a writer, the topic it writes to, and the bounds of a chunk: a chunk of at most
+// maxMsgs records and maxBytes bytes is one record batch of one produce request.
 type sink struct {
-	topic string
-	w     RecordWriter
+	topic    string
+	w        RecordWriter
+	maxMsgs  int
+	maxBytes int
 }
+
+// Output chunks: up to chunkRecords records (kafka-go allocates room for BatchSize records per
+// batch) and three quarters of the writer's BatchBytes (the
+// topic's max.message.bytes), so a chunk is always one record batch (kafka-go splits a call into
+// batches of BatchSize records and BatchBytes bytes, and the broker refuses a batch over
+// max.message.bytes). Fewer, larger produce requests: each is a round trip the partition waits for.
+const chunkRecords = 2000
 
 // aggregator is Run's state shared by the partition loops.
 type aggregator struct {
@@ -149,7 +159,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	single := func(w *kafka.Writer) { w.MaxAttempts = 1 } // a failed write restarts the partition from its snapshot
+	// A failed write restarts the partition from its snapshot, so one attempt. Each call is one
+	// chunk that fills less than a batch, and nothing else joins a partition's batch (one
+	// synchronous writer per partition), so waiting for more records before sending is pure
+	// latency: the batch goes as soon as the call has added its records (kafka-go adds a
+	// call's records and expires a batch under the same lock).
+	single := func(w *kafka.Writer) { w.MaxAttempts, w.BatchSize, w.BatchTimeout = 1, chunkRecords, time.Microsecond }
 	out, err := kafkax.NewWriter(cfg.Brokers, cfg.Topics.ConversationEvents, kafkax.WithWriterLogger(log), single, kafkax.WithCompression(cfg.compression))
 	if err != nil {
 		return err
@@ -160,14 +175,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer dead.Close()
-	wrap := func(topic string, w RecordWriter) sink {
+	wrap := func(kw *kafka.Writer) sink {
+		var w RecordWriter = kw
 		if cfg.WrapWriter != nil {
-			w = cfg.WrapWriter(topic, w)
+			w = cfg.WrapWriter(kw.Topic, w)
 		}
-		return sink{topic: topic, w: w}
+		return sink{topic: kw.Topic, w: w, maxMsgs: kw.BatchSize, maxBytes: int(kw.BatchBytes) / 4 * 3}
 	}
 	a := &aggregator{cfg: cfg, log: log, m: cfg.Metrics,
-		out: wrap(cfg.Topics.ConversationEvents, out), dead: wrap(cfg.Topics.DeadLetter, dead),
+		out: wrap(out), dead: wrap(dead),
 		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 15 * time.Second}}
 	log.Info("aggregator starting", "topic", cfg.Topics.MessageEvents, "partitions", n, "group", cfg.Group,
 		"output", cfg.Topics.ConversationEvents, "deadletter", cfg.Topics.DeadLetter)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -29,8 +30,10 @@ var (
 // draining the input topic (FetchBatch + Commit, nothing else) and the rate of the aggregator
 // over the same topic (decode, engine, encode, write outputs and dead letters with acks,
 // snapshots to Redis, commits), each from the start of its group join to the commit of the last
-// offset. scripts/bench-aggregator.sh runs it.
+// offset, with the GC target the aggregator command sets. scripts/bench-aggregator.sh runs it.
 func BenchmarkEndToEnd(b *testing.B) {
+	// The GC target `convmeter aggregator` runs with (its -gc-percent default), for both readers.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	brokers := kafkatest.Brokers(b)
 	rdb, prefix := redistest.Client(b)
 	parts := *benchPartitions

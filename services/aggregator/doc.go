@@ -16,15 +16,24 @@
 //     dead-letter partition: the last causes E already written;
 //   - it reprocesses from S. The engine is deterministic, so it derives the same events with the
 //     same causes; those whose cause is not after E are suppressed, the rest are written;
-//   - outputs are written in cause order, in chunks that each fit one record batch, one
+//   - outputs are written in cause order, in chunks that each fit one record batch (at most 2000
+//     records and three quarters of the topic's max.message.bytes, one produce request each), one
 //     synchronous write at a time, with a single attempt (the writer's MaxAttempts is 1). A
 //     chunk is appended whole or not at all, so the partition's last record really is the last
 //     cause written with nothing missing before it; any write error restarts the partition from
 //     its snapshot, which is the same recovery as a crash. (Retrying inside the writer could
 //     append a chunk twice when an acknowledgement is lost.)
-//   - a snapshot is taken only after a whole batch's outputs are acknowledged, and records the next
-//     input offset; input offsets are committed only after that. The committed offset is for lag
-//     tooling: restores start from the snapshot, never from the commit.
+//   - a partition is a pipeline of depth 1: while batch N's chunks are written, batch N+1 is
+//     fetched, applied to the engine and encoded, and its write starts only once N's is
+//     acknowledged. A failed write ends the session before anything later is written, and a
+//     session never ends (restart, revocation, stop) with a write in flight, so the restarted
+//     session's reading of the log's last cause sees everything this one will ever write;
+//   - a snapshot waits for the write in flight, so it is taken at a batch boundary after every
+//     output before it is acknowledged, and records the next input offset; input offsets are
+//     committed only once their outputs are acknowledged (and after the snapshot when one is
+//     due). The committed offset is for lag tooling: restores start from the snapshot, never
+//     from the commit. A partition commits after each batch's acknowledgement, while the next
+//     batch's write is in flight, and waits for that write when caught up with its log's end.
 //
 // So a kill at any point (mid-batch, mid-write, mid-snapshot, before the commit) loses nothing and
 // doubles nothing: the restarted partition re-derives what the snapshot does not cover and writes

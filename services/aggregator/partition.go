@@ -38,12 +38,11 @@ func (a *aggregator) partition(ctx context.Context, p int, commit func(p int, ne
 type state struct {
 	p        int
 	proc     Processor
-	next     int64 // next input offset to apply; -1 before the first record when there was no snapshot
-	lastOut  *events.Cause
+	next     int64         // next input offset to apply; -1 before the first record when there was no snapshot
+	lastOut  *events.Cause // last cause written or being written
 	lastDead *events.Cause
 	since    int // input records since the last snapshot
 	snapAt   time.Time
-	arena    []byte // encoded envelopes of the chunk being written
 }
 
 // restore loads p's snapshot (or starts a fresh engine) and reads where the previous run stopped
@@ -91,7 +90,14 @@ func (a *aggregator) restore(ctx context.Context, p int) (*state, error) {
 
 // session restores p and applies batches until ctx ends; then it finishes the batch in hand,
 // snapshots and commits. It returns nil only when ctx ended and that went well.
-func (a *aggregator) session(ctx context.Context, p int, commit func(p int, next int64) error) error {
+//
+// It is a pipeline of depth 1: while batch N's outputs are being written (one write in flight,
+// chunk after chunk, in cause order), batch N+1 is fetched, applied and encoded; N+1's write
+// starts only once N's is acknowledged, and a failed write ends the session (the partition
+// restarts from its snapshot). Snapshots wait for the write in flight, so they are taken at a
+// batch boundary with every output before it acknowledged. session never returns with a write
+// in flight: a restarted session reads the log's last causes, and nothing may land after that.
+func (a *aggregator) session(ctx context.Context, p int, commit func(p int, next int64) error) (err error) {
 	st, err := a.restore(ctx, p)
 	if err != nil {
 		return err
@@ -111,6 +117,33 @@ func (a *aggregator) session(ctx context.Context, p int, commit func(p int, next
 		return fmt.Errorf("partition %d: seek to %d: %w", p, from, err)
 	}
 	a.m.running(p, true)
+	var (
+		jobs      [2]job
+		cur       int
+		inflight  *job
+		acked     = st.next // input offset whose outputs are all acknowledged
+		committed = st.next
+	)
+	// wait waits for the write in flight, if any, and accounts for it.
+	wait := func() error {
+		if inflight == nil {
+			return nil
+		}
+		j := inflight
+		inflight = nil
+		<-j.done
+		if j.err != nil {
+			return j.err
+		}
+		a.written(j)
+		acked = j.next
+		return nil
+	}
+	defer func() {
+		if werr := wait(); err == nil {
+			err = werr
+		}
+	}()
 	var out, dead []events.Event
 	for {
 		b, ferr := kafkax.FetchBatch(ctx, r, a.cfg.MaxBatch, a.cfg.MaxWait)
@@ -118,12 +151,48 @@ func (a *aggregator) session(ctx context.Context, p int, commit func(p int, next
 		if ferr != nil && !stopping {
 			return fmt.Errorf("partition %d: %w", p, ferr)
 		}
-		// From here on the batch is finished even when ctx has ended: a bounded context of its own.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
-		err := a.batch(fctx, st, b, &out, &dead, stopping, commit)
-		cancel()
+		// From here on the batch is finished even when ctx has ended.
+		j := &jobs[cur] // not in flight: the write in flight, if any, is the other one
+		cur ^= 1
+		caughtUp, err := a.prepare(st, b, &out, &dead, j)
 		if err != nil {
 			return err
+		}
+		if err := wait(); err != nil {
+			return err
+		}
+		if len(j.out)+len(j.dead) > 0 {
+			inflight = j
+			go a.flush(ctx, st.p, j)
+		} else {
+			acked = j.next
+		}
+		due := st.since > 0 && (stopping || st.since >= a.cfg.SnapshotEvery || time.Since(st.snapAt) >= a.cfg.SnapshotInterval)
+		if due || caughtUp || stopping {
+			if err := wait(); err != nil {
+				return err
+			}
+		}
+		if due {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+			err := a.snapshot(sctx, st)
+			cancel()
+			if err != nil {
+				// A snapshot is a cache of the log: without it a restart replays more, nothing
+				// else. Keep going and try again after SnapshotInterval.
+				a.m.snapshotErrors.Inc()
+				a.log.Error("snapshot failed; continuing", "topic", a.cfg.Topics.MessageEvents, "partition", st.p, "offset", st.next, "err", err)
+				st.snapAt = time.Now()
+			}
+		}
+		if acked > committed {
+			// The acknowledged offset, while the next batch's write is in flight. The commit only
+			// informs lag tooling: restores start from the snapshot. A failed commit (the
+			// generation ended) is logged, not fatal.
+			if err := commit(st.p, acked); err != nil {
+				a.log.Warn("commit", "topic", a.cfg.Topics.MessageEvents, "partition", st.p, "offset", acked, "err", err)
+			}
+			committed = acked
 		}
 		if stopping {
 			return nil
@@ -131,8 +200,24 @@ func (a *aggregator) session(ctx context.Context, p int, commit func(p int, next
 	}
 }
 
-// batch applies one batch, writes its outputs and dead letters, snapshots when due, and commits.
-func (a *aggregator) batch(ctx context.Context, st *state, b kafkax.Batch, outBuf, deadBuf *[]events.Event, final bool, commit func(p int, next int64) error) error {
+// job is one batch on its way to the log: its outputs and dead letters encoded as records and
+// cut into chunks that each fit one record batch, and what to account for once they are
+// acknowledged. A session has two, one being written while the other is prepared.
+type job struct {
+	out, dead           []kafka.Message
+	outCuts, deadCuts   []int // end index of each chunk
+	arena               []byte
+	next                int64 // the input offset after the batch
+	outTypes            map[events.Type]int
+	deadKinds           map[string]int
+	outFirst, deadFirst []int64 // first cause offset of each chunk, for errors
+	err                 error
+	done                chan struct{}
+}
+
+// prepare applies batch b to st's engine, suppresses the outputs a previous run already wrote,
+// and encodes the rest into j. caughtUp reports that the batch reached the partition's end.
+func (a *aggregator) prepare(st *state, b kafkax.Batch, outBuf, deadBuf *[]events.Event, j *job) (caughtUp bool, err error) {
 	topic := a.cfg.Topics.MessageEvents
 	out, dead := (*outBuf)[:0], (*deadBuf)[:0]
 	var last kafka.Message
@@ -140,7 +225,7 @@ func (a *aggregator) batch(ctx context.Context, st *state, b kafkax.Batch, outBu
 	for _, pb := range b.Partitions {
 		for _, m := range pb.Messages {
 			if m.Partition != st.p {
-				return fmt.Errorf("partition %d: got a record of partition %d at offset %d", st.p, m.Partition, m.Offset)
+				return false, fmt.Errorf("partition %d: got a record of partition %d at offset %d", st.p, m.Partition, m.Offset)
 			}
 			if st.next >= 0 && m.Offset < st.next {
 				continue // a reader that went back: already applied
@@ -158,26 +243,36 @@ func (a *aggregator) batch(ctx context.Context, st *state, b kafkax.Batch, outBu
 			last = m
 		}
 	}
-	*outBuf, *deadBuf = out, dead
 	for typ, n := range inTypes {
 		a.m.in.WithLabelValues(string(typ)).Add(float64(n))
 	}
 	if b.Len() > 0 {
 		a.m.batches.Observe(float64(b.Len()))
 	}
-	var dropped int
 	var n1, n2 int
 	out, n1 = suppress(out, st.lastOut)
 	dead, n2 = suppress(dead, st.lastDead)
-	dropped = n1 + n2
-	if dropped > 0 {
+	if dropped := n1 + n2; dropped > 0 {
 		a.m.suppressed.Add(float64(dropped))
 	}
-	if err := a.write(ctx, a.out, st, out); err != nil {
-		return err
+	if j.outTypes == nil {
+		j.outTypes, j.deadKinds = map[events.Type]int{}, map[string]int{}
 	}
-	if err := a.write(ctx, a.dead, st, dead); err != nil {
-		return err
+	clear(j.outTypes)
+	clear(j.deadKinds)
+	j.arena = j.arena[:0] // the job is not in flight: nothing refers to it
+	j.next, j.err, j.done = st.next, nil, make(chan struct{})
+	if j.out, j.outCuts, j.outFirst, err = encode(j, a.out, st.p, out, j.out[:0], j.outCuts[:0], j.outFirst[:0]); err != nil {
+		return false, err
+	}
+	if j.dead, j.deadCuts, j.deadFirst, err = encode(j, a.dead, st.p, dead, j.dead[:0], j.deadCuts[:0], j.deadFirst[:0]); err != nil {
+		return false, err
+	}
+	for _, e := range out {
+		j.outTypes[e.Type]++
+	}
+	for _, e := range dead {
+		j.deadKinds[e.Data.(*events.DeadLetter).ErrorKind]++
 	}
 	if len(out) > 0 {
 		st.lastOut = out[len(out)-1].Cause
@@ -185,87 +280,107 @@ func (a *aggregator) batch(ctx context.Context, st *state, b kafkax.Batch, outBu
 	if len(dead) > 0 {
 		st.lastDead = dead[len(dead)-1].Cause
 	}
-	outTypes := map[events.Type]int{}
-	for _, e := range out {
-		outTypes[e.Type]++
-	}
-	for typ, n := range outTypes {
-		a.m.out.WithLabelValues(string(typ)).Add(float64(n))
-	}
-	a.m.setAside.Add(float64(outTypes[events.TypeEventSetAside]))
-	for _, e := range dead {
-		a.m.deadLetters.WithLabelValues(e.Data.(*events.DeadLetter).ErrorKind).Inc()
-	}
+	clear(out) // the records hold what the log needs; drop the events
+	clear(dead)
+	*outBuf, *deadBuf = out[:0], dead[:0]
 	a.m.pairs.WithLabelValues(pl(st.p)).Set(float64(st.proc.Engine.Pairs()))
 	if last.HighWaterMark > 0 {
 		a.m.lag.WithLabelValues(pl(st.p)).Set(float64(last.HighWaterMark - st.next))
+		caughtUp = st.next >= last.HighWaterMark
 	}
-	if st.since > 0 && (final || st.since >= a.cfg.SnapshotEvery || time.Since(st.snapAt) >= a.cfg.SnapshotInterval) {
-		if err := a.snapshot(ctx, st); err != nil {
-			// A snapshot is a cache of the log: without it a restart replays more, nothing
-			// else. Keep going and try again after SnapshotInterval.
-			a.m.snapshotErrors.Inc()
-			a.log.Error("snapshot failed; continuing", "topic", topic, "partition", st.p, "offset", st.next, "err", err)
-			st.snapAt = time.Now()
-		}
-	}
-	if b.Len() > 0 {
-		// The commit only informs lag tooling: restores start from the snapshot. A failed commit
-		// (the generation ended) is logged, not fatal.
-		if err := commit(st.p, st.next); err != nil {
-			a.log.Warn("commit", "topic", topic, "partition", st.p, "offset", st.next, "err", err)
-		}
-	}
-	return nil
+	return caughtUp, nil
 }
 
-// write writes evs to partition p in cause order, in chunks that each fit one record batch, one
-// synchronous call at a time: a chunk is appended whole or not at all, so after a failure the
-// partition's last record is the last cause written, with nothing missing before it. Envelopes
-// are encoded into one reused arena rather than a fresh slice each; a synchronous WriteMessages
-// holds no reference once it returns.
-func (a *aggregator) write(ctx context.Context, w sink, st *state, evs []events.Event) error {
-	p := st.p
-	const maxMsgs, maxBytes = 1000, 1 << 20
-	msgs := make([]kafka.Message, 0, min(len(evs), maxMsgs))
+// encode appends evs to msgs as records of partition p, in cause order, encoded into j's arena,
+// keys too, and cuts them into chunks that each fit one record batch of w's writer: at most w.maxMsgs
+// records and w.maxBytes bytes counted generously (kafka-go counts key, value and headers; the
+// record framing adds a few varints each).
+func encode(j *job, w sink, p int, evs []events.Event, msgs []kafka.Message, cuts []int, firsts []int64) ([]kafka.Message, []int, []int64, error) {
 	size := 0
-	var firstCause int64
-	flush := func() error {
-		if len(msgs) == 0 {
-			return nil
-		}
-		if err := w.w.WriteMessages(ctx, msgs...); err != nil {
-			return fmt.Errorf("write %d records to %s/%d, first caused by offset %d: %w", len(msgs), w.topic, p, firstCause, err)
-		}
-		msgs, size = msgs[:0], 0
-		return nil
-	}
 	for _, e := range evs {
-		if len(msgs) == 0 {
-			st.arena = st.arena[:0] // nothing pending refers to it
-		}
-		start := len(st.arena)
+		start := len(j.arena)
 		var err error
-		if st.arena, err = events.Encode(st.arena, e); err != nil {
-			return fmt.Errorf("partition %d: %w", p, err)
+		if j.arena, err = events.Encode(j.arena, e); err != nil {
+			return msgs, cuts, firsts, fmt.Errorf("partition %d: %w", p, err)
 		}
-		m := kafka.Message{Value: st.arena[start:len(st.arena):len(st.arena)], Headers: kafkax.Headers(e)}
+		m := kafka.Message{Value: j.arena[start:len(j.arena):len(j.arena)], Headers: kafkax.Headers(e)}
 		if e.Key != "" {
-			m.Key = []byte(e.Key)
+			start = len(j.arena)
+			j.arena = append(j.arena, e.Key...)
+			m.Key = j.arena[start:len(j.arena):len(j.arena)]
 		}
-		s := len(m.Key) + len(m.Value) + 256
-		if len(msgs) == maxMsgs || (len(msgs) > 0 && size+s > maxBytes) {
-			if err := flush(); err != nil { // m's bytes stay where they are, after the flushed ones
-				return err
+		s := len(m.Key) + len(m.Value) + recordOverhead
+		for _, h := range m.Headers {
+			s += len(h.Key) + len(h.Value) + headerOverhead
+		}
+		n := len(msgs)
+		if from := chunkStart(cuts); n > from && (n-from == w.maxMsgs || size+s > w.maxBytes) {
+			cuts = append(cuts, n)
+			size = 0
+		}
+		if n == chunkStart(cuts) {
+			var first int64 = -1
+			if e.Cause != nil {
+				first = e.Cause.Offset
 			}
-		}
-		if len(msgs) == 0 && e.Cause != nil {
-			firstCause = e.Cause.Offset
+			firsts = append(firsts, first)
 		}
 		msgs = append(msgs, kafkax.ToPartition(m, p))
 		size += s
 	}
-	return flush()
+	if len(msgs) > chunkStart(cuts) {
+		cuts = append(cuts, len(msgs))
+	}
+	return msgs, cuts, firsts, nil
+}
+
+// Bounds of a record's and a header's framing in a v2 record batch (length, attributes,
+// timestamp and offset deltas, key and value lengths, header count; a header's two lengths),
+// all varints.
+const recordOverhead, headerOverhead = 48, 10
+
+func chunkStart(cuts []int) int {
+	if len(cuts) == 0 {
+		return 0
+	}
+	return cuts[len(cuts)-1]
+}
+
+// flush writes j's outputs, then its dead letters, chunk after chunk, one synchronous call at a
+// time with the writer's single attempt: a chunk is appended whole or not at all, so after a
+// failure the partition's last record is the last cause written, with nothing missing before
+// it. It runs with a bounded context of its own (a stopping partition still finishes its batch)
+// and closes j.done.
+func (a *aggregator) flush(ctx context.Context, p int, j *job) {
+	defer close(j.done)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if j.err = writeChunks(ctx, a.out, p, j.out, j.outCuts, j.outFirst); j.err != nil {
+		return
+	}
+	j.err = writeChunks(ctx, a.dead, p, j.dead, j.deadCuts, j.deadFirst)
+}
+
+func writeChunks(ctx context.Context, w sink, p int, msgs []kafka.Message, cuts []int, firsts []int64) error {
+	from := 0
+	for i, to := range cuts {
+		if err := w.w.WriteMessages(ctx, msgs[from:to]...); err != nil {
+			return fmt.Errorf("write %d records to %s/%d, first caused by offset %d: %w", to-from, w.topic, p, firsts[i], err)
+		}
+		from = to
+	}
+	return nil
+}
+
+// written accounts for j's acknowledged records.
+func (a *aggregator) written(j *job) {
+	for typ, n := range j.outTypes {
+		a.m.out.WithLabelValues(string(typ)).Add(float64(n))
+	}
+	a.m.setAside.Add(float64(j.outTypes[events.TypeEventSetAside]))
+	for kind, n := range j.deadKinds {
+		a.m.deadLetters.WithLabelValues(kind).Add(float64(n))
+	}
 }
 
 // snapshot stores the engine's state as of st.next. It runs only after the outputs of every
