@@ -58,19 +58,23 @@ func TestReadDirectMatchesLoadScript(t *testing.T) {
 		fields["nobody/none|w"] = true
 		pl, fl := sortedKeys(pairs), sortedKeys(fields)
 		var want, got readResult
-		if err := rdb.Watch(ctx, func(tx *redis.Tx) error {
-			var err error
-			if want, err = s.read(ctx, tx, 0, pl, fl, nil, nil, secs1); err != nil {
+		// Guessed bucket hours: none, the right ones, wrong ones (an hour not indexed is not read).
+		hi := events.UnixTime(tPFEra + 10*Hour + 100)
+		for _, guess := range [][]string{nil, guessHours(hi-3*Hour, hi), {itoa(hourOf(hi) - 1), "12345"}} {
+			if err := rdb.Watch(ctx, func(tx *redis.Tx) error {
+				var err error
+				if want, err = s.read(ctx, tx, 0, pl, fl, nil, nil, secs1); err != nil {
+					return err
+				}
+				got, err = s.readDirect(ctx, tx, 0, pl, fl, secs2, guess)
 				return err
+			}, s.prefix(0)+kMeta); err != nil {
+				t.Fatal(err)
 			}
-			got, err = s.readDirect(ctx, tx, 0, pl, fl, secs2)
-			return err
-		}, s.prefix(0)+kMeta); err != nil {
-			t.Fatal(err)
-		}
-		want.undo, want.deliveries = nil, nil
-		if !reflect.DeepEqual(want, got) || !reflect.DeepEqual(secs1, secs2) {
-			t.Fatalf("direct read differs from the load script:\n got %+v\nwant %+v", got, want)
+			want.undo, want.deliveries = nil, nil
+			if !reflect.DeepEqual(want, got) || !reflect.DeepEqual(secs1, secs2) {
+				t.Fatalf("guess %v: direct read differs from the load script:\n got %+v\nwant %+v", guess, got, want)
+			}
 		}
 		nonEmpty := 0
 		for _, x := range got.buckets {

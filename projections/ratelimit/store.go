@@ -232,6 +232,7 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 	}
 	pairs, fields := sc.pairs, sc.fields
 	var retracted []string
+	var sentMin, sentMax events.UnixTime   // the dispatches' times, to guess the buckets' hours
 	batchDeliveries := map[string]string{} // id → "scope|user" of deliveries in this batch
 	for i := range b.Events {
 		e := &b.Events[i]
@@ -239,6 +240,10 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 		case *events.MessageDispatched:
 			pairs[pairOf(d.Account)] = true
 			second(d.PhoneNumberID, d.SentAt)
+			if len(pairs) == 1 || d.SentAt < sentMin {
+				sentMin = d.SentAt
+			}
+			sentMax = max(sentMax, d.SentAt)
 		case *events.WindowOpened:
 			fields[windowField(pairOf(d.Account))] = true
 			second(d.PhoneNumberID, d.OpenedAt)
@@ -270,7 +275,7 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 	var res readResult
 	var err error
 	if tx, ok := rdb.(*redis.Tx); ok && len(retracted) == 0 {
-		res, err = s.readDirect(ctx, tx, b.Partition, pairList, fieldList, secs)
+		res, err = s.readDirect(ctx, tx, b.Partition, pairList, fieldList, secs, guessHours(sentMin, sentMax))
 	} else {
 		res, err = s.read(ctx, rdb, b.Partition, pairList, fieldList, retracted, nil, secs)
 	}
@@ -471,7 +476,7 @@ func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fi
 // The reads are not atomic together, but a writer changing any of these keys also moves the
 // WATCHed high-water mark, so a view read across its EXEC is never written: the EXEC aborts and
 // the batch is recomputed.
-func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fields []string, secs seconds) (readResult, error) {
+func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fields []string, secs seconds, guess []string) (readResult, error) {
 	pfx := s.prefix(p)
 	keys, names := listSeconds(secs)
 	n := len(fields)
@@ -523,10 +528,14 @@ func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fi
 	var idx *redis.StringSliceCmd
 	var fieldCmds []*redis.Cmd
 	secCmds := make([][]*redis.Cmd, len(keys))
+	bktCmds := map[string][]*redis.Cmd{} // hour → its HMGETs of the pairs' buckets
 	if _, err := tx.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		meta = pipe.HMGet(ctx, pfx+kMeta, "hw", "st")
 		if len(pairs) > 0 {
 			idx = pipe.ZRangeByScore(ctx, pfx+kBucketIdx, &redis.ZRangeBy{Min: "-inf", Max: "+inf"})
+			for _, h := range guess {
+				bktCmds[h] = hmget(pipe, pfx+kBuckets+h, pairs)
+			}
 		}
 		fieldCmds = hmget(pipe, pfx+kPairs, fields)
 		for i, k := range keys {
@@ -567,22 +576,49 @@ func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fi
 	if idx == nil || len(idx.Val()) == 0 {
 		return r, nil
 	}
+	// Only the indexed hours count, as in the load script; those not guessed take a round trip.
 	hours := idx.Val()
-	bktCmds := make([][]*redis.Cmd, len(hours))
-	if _, err := tx.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for i, h := range hours {
-			bktCmds[i] = hmget(pipe, pfx+kBuckets+h, pairs)
+	missing := 0
+	for _, h := range hours {
+		if _, ok := bktCmds[h]; !ok {
+			missing++
 		}
-		return nil
-	}); err != nil {
-		return readResult{}, fmt.Errorf("ratelimit: load buckets of partition %d: %w", p, err)
 	}
-	for i := range hours { // oldest first: the newest wins
-		if err := fill(bktCmds[i], r.buckets); err != nil {
+	if missing > 0 {
+		if _, err := tx.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			for _, h := range hours {
+				if _, ok := bktCmds[h]; !ok {
+					bktCmds[h] = hmget(pipe, pfx+kBuckets+h, pairs)
+				}
+			}
+			return nil
+		}); err != nil {
+			return readResult{}, fmt.Errorf("ratelimit: load buckets of partition %d: %w", p, err)
+		}
+	}
+	for _, h := range hours { // oldest first: the newest wins
+		if err := fill(bktCmds[h], r.buckets); err != nil {
 			return readResult{}, fmt.Errorf("ratelimit: load buckets of partition %d: %w", p, err)
 		}
 	}
 	return r, nil
+}
+
+// guessHours lists the hours whose bucket keys a batch with dispatches from lo to hi most likely
+// finds in the bucket index, so readDirect reads them in its first round trip: the trim drops an
+// hour once every bucket of it is full (its end + pairCapacity), and a bucket's time is never past
+// the stream time, which is usually close to the batch's first dispatch. At most three hours.
+func guessHours(lo, hi events.UnixTime) []string {
+	if hi == 0 {
+		return nil
+	}
+	last := hourOf(hi)
+	first := max(hourOf(lo-pairCapacity), last-2)
+	out := make([]string, 0, last-first+1)
+	for h := first; h <= last; h++ {
+		out = append(out, itoa(h))
+	}
+	return out
 }
 
 // writeScratch holds write's arenas between batches: a batch of 10,000 events fills about half a
