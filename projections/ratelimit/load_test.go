@@ -66,7 +66,7 @@ func TestReadDirectMatchesLoadScript(t *testing.T) {
 				if want, err = s.read(ctx, tx, 0, pl, fl, nil, nil, secs1); err != nil {
 					return err
 				}
-				got, err = s.readDirect(ctx, tx, 0, pl, fl, secs2, guess)
+				got, err = s.readDirect(ctx, tx, 0, pl, fl, secs2, guess, "")
 				return err
 			}, s.prefix(0)+kMeta); err != nil {
 				t.Fatal(err)
@@ -86,4 +86,52 @@ func TestReadDirectMatchesLoadScript(t *testing.T) {
 			t.Fatalf("nothing read: %+v", got)
 		}
 	}
+}
+
+// TestPipelinedWatch: the WATCH load sends with its first read guards the EXEC against a
+// foreign writer, and is released when no EXEC follows (the connection goes back clean).
+func TestPipelinedWatch(t *testing.T) {
+	rdb, ns := client(t)
+	s := newStore(t, rdb, ns, 1)
+	ctx := context.Background()
+	b := benchBatches(2, 50)
+	apply(t, s, b[0])
+	meta := s.prefix(0) + kMeta
+	err := rdb.Watch(ctx, func(tx *redis.Tx) error {
+		w := &watchState{key: meta, pending: true}
+		v, secs, err := s.load(ctx, tx, b[1], w)
+		if err != nil {
+			return err
+		}
+		if !w.sent {
+			t.Fatal("the WATCH did not go out with the first read")
+		}
+		if err := rdb.HSet(ctx, meta, "x", "1").Err(); err != nil { // another connection
+			return err
+		}
+		ch := Reduce(s.cfg, v, b[1].Events)
+		return s.write(ctx, tx, 0, ch, secs, len(b[1].Events))
+	})
+	if err != redis.TxFailedErr {
+		t.Fatalf("EXEC after a foreign write to the meta hash: %v, want TxFailedErr", err)
+	}
+	err = rdb.Watch(ctx, func(tx *redis.Tx) error {
+		w := &watchState{key: meta, pending: true}
+		if _, _, err := s.load(ctx, tx, b[1], w); err != nil {
+			return err
+		}
+		w.release(ctx, tx)
+		if err := rdb.HSet(ctx, meta, "x", "2").Err(); err != nil {
+			return err
+		}
+		_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.HSet(ctx, meta, "y", "1")
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("a released WATCH still aborts the transaction: %v", err)
+	}
+	apply(t, s, b[1])
 }

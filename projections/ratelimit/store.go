@@ -169,10 +169,19 @@ func (s *Store) Apply(ctx context.Context, b projections.Batch) error {
 
 // ApplyStats is Apply returning what the batch did.
 func (s *Store) ApplyStats(ctx context.Context, b projections.Batch) (Stats, error) {
+	meta := s.prefix(b.Partition) + kMeta
+	// On one Redis server the WATCH goes out with the first read (a round trip less); a cluster
+	// client needs the key up front to pick the node.
+	var keys []string
+	if _, single := s.rdb.(*redis.Client); !single {
+		keys = []string{meta}
+	}
 	for attempt := 0; attempt < 5; attempt++ {
 		var stats Stats
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			v, secs, err := s.load(ctx, tx, b)
+			w := &watchState{key: meta, pending: keys == nil}
+			defer w.release(ctx, tx)
+			v, secs, err := s.load(ctx, tx, b, w)
 			if err != nil {
 				return err
 			}
@@ -182,8 +191,9 @@ func (s *Store) ApplyStats(ctx context.Context, b projections.Batch) (Stats, err
 			if ch.Stats.Applied == 0 {
 				return nil
 			}
+			w.exec = true // EXEC ends the WATCH, committed or aborted
 			return s.write(ctx, tx, b.Partition, ch, secs, len(b.Events))
-		}, s.prefix(b.Partition)+kMeta)
+		}, keys...)
 		if errors.Is(err, redis.TxFailedErr) {
 			continue
 		}
@@ -195,6 +205,40 @@ func (s *Store) ApplyStats(ctx context.Context, b projections.Batch) (Stats, err
 	return Stats{}, fmt.Errorf("partition %d: %w", b.Partition, ErrConflict)
 }
 
+// watchState tracks a WATCH that load sends itself (pipelined with its first read), which
+// go-redis does not know about: without an EXEC it must be released before the connection goes
+// back to the pool, or the connection's next transaction could abort on it.
+type watchState struct {
+	key     string
+	pending bool // the WATCH is still to be sent
+	sent    bool // load sent it in a pipeline
+	exec    bool // an EXEC was sent
+}
+
+// watch returns the key to WATCH in the next pipeline ("" when done) and marks it sent.
+func (w *watchState) watch() string {
+	if w == nil || !w.pending {
+		return ""
+	}
+	w.pending, w.sent = false, true
+	return w.key
+}
+
+// now WATCHes the key at once (go-redis then releases it itself) unless that was done.
+func (w *watchState) now(ctx context.Context, tx *redis.Tx) error {
+	if w == nil || !w.pending {
+		return nil
+	}
+	w.pending = false
+	return tx.Watch(ctx, w.key).Err()
+}
+
+func (w *watchState) release(ctx context.Context, tx *redis.Tx) {
+	if w.sent && !w.exec {
+		_ = tx.Unwatch(ctx).Err()
+	}
+}
+
 // seconds holds throughput counts read before the batch: hash key → unix second → count (0 when
 // absent). Under the WATCH of the meta hash nothing else changes them before the EXEC, so write
 // turns the batch's increments of these seconds into absolute values (HSET, no Lua loop).
@@ -202,7 +246,8 @@ type seconds map[string]map[string]int64
 
 // load reads the state the batch needs: one round trip, two when a correction retracts outputs
 // whose state lies beyond the batch.
-func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batch) (*View, seconds, error) {
+// w, when not nil, holds the WATCH still to be sent before the first read.
+func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batch, w *watchState) (*View, seconds, error) {
 	secs := seconds{}
 	// Consecutive events mostly share a second and a number's hour: keep the last second's
 	// decimal form and each number's hour map rather than building the key per event.
@@ -274,9 +319,15 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 	pairList, fieldList := sc.pairList, sc.fieldList
 	var res readResult
 	var err error
-	if tx, ok := rdb.(*redis.Tx); ok && len(retracted) == 0 {
-		res, err = s.readDirect(ctx, tx, b.Partition, pairList, fieldList, secs, guessHours(sentMin, sentMax))
-	} else {
+	tx, isTx := rdb.(*redis.Tx)
+	switch {
+	case isTx && len(retracted) == 0:
+		res, err = s.readDirect(ctx, tx, b.Partition, pairList, fieldList, secs, guessHours(sentMin, sentMax), w.watch())
+	case isTx:
+		if err = w.now(ctx, tx); err == nil {
+			res, err = s.read(ctx, rdb, b.Partition, pairList, fieldList, retracted, nil, secs)
+		}
+	default:
 		res, err = s.read(ctx, rdb, b.Partition, pairList, fieldList, retracted, nil, secs)
 	}
 	if err != nil {
@@ -476,7 +527,8 @@ func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fi
 // The reads are not atomic together, but a writer changing any of these keys also moves the
 // WATCHed high-water mark, so a view read across its EXEC is never written: the EXEC aborts and
 // the batch is recomputed.
-func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fields []string, secs seconds, guess []string) (readResult, error) {
+// watch, when not "", is WATCHed first in the same pipeline.
+func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fields []string, secs seconds, guess []string, watch string) (readResult, error) {
 	pfx := s.prefix(p)
 	keys, names := listSeconds(secs)
 	n := len(fields)
@@ -530,6 +582,9 @@ func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fi
 	secCmds := make([][]*redis.Cmd, len(keys))
 	bktCmds := map[string][]*redis.Cmd{} // hour → its HMGETs of the pairs' buckets
 	if _, err := tx.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		if watch != "" {
+			pipe.Do(ctx, "watch", watch)
+		}
 		meta = pipe.HMGet(ctx, pfx+kMeta, "hw", "st")
 		if len(pairs) > 0 {
 			idx = pipe.ZRangeByScore(ctx, pfx+kBucketIdx, &redis.ZRangeBy{Min: "-inf", Max: "+inf"})
