@@ -96,7 +96,7 @@ func (s *Store) Totals(ctx context.Context, waba, month string) (Totals, error) 
 		if err != nil {
 			return Totals{}, err
 		}
-		ids, err := s.groupMembers(ctx, st, "", ftGroup, nil, cut)
+		ids, err := s.groupMembers(ctx, st, ftGroup, nil, cut)
 		if err != nil {
 			return Totals{}, err
 		}
@@ -213,9 +213,9 @@ func fillBuckets(t *Totals, f map[string]int64) {
 	t.Total.Amount = t.Total.AmountMicros.String()
 }
 
-// groupMembers lists, per partition, the members of a group (only waba's when waba is not empty)
-// with order key strictly after from (nil: from the start) and at or before to (nil: to the end).
-func (s *Store) groupMembers(ctx context.Context, st *settler, waba, group string, from, to *OrderKey) (map[int32][]string, error) {
+// groupMembers lists, per partition, the members of a group with order key strictly after from
+// (nil: from the start) and at or before to (nil: to the end).
+func (s *Store) groupMembers(ctx context.Context, st *settler, group string, from, to *OrderKey) (map[int32][]string, error) {
 	min, max := "-inf", "+inf"
 	if from != nil {
 		min = strconv.FormatInt(from.At, 10)
@@ -229,19 +229,8 @@ func (s *Store) groupMembers(ctx context.Context, st *settler, waba, group strin
 	}
 	var srcs []src
 	pipe := s.rdb.Pipeline()
-	if waba == "" {
-		for _, p := range st.parts {
-			srcs = append(srcs, src{p, pipe.ZRangeByScoreWithScores(ctx, kGroup(s.tag(p), group), &redis.ZRangeBy{Min: min, Max: max})})
-		}
-	} else {
-		if err := st.prefetch(ctx, []string{group}); err != nil {
-			return nil, err
-		}
-		for _, m := range st.gmems[group] {
-			if strings.HasPrefix(m.member, waba+"#") {
-				srcs = append(srcs, src{m.p, pipe.ZRangeByScoreWithScores(ctx, m.key, &redis.ZRangeBy{Min: min, Max: max})})
-			}
-		}
+	for _, p := range st.parts {
+		srcs = append(srcs, src{p, pipe.ZRangeByScoreWithScores(ctx, kGroup(s.tag(p), group), &redis.ZRangeBy{Min: min, Max: max})})
 	}
 	if len(srcs) == 0 {
 		return nil, nil
@@ -506,10 +495,10 @@ func (s *Store) Reconciliation(ctx context.Context, waba, month, cursor string, 
 }
 
 // settleVolume moves the WABA's messages of a volume group that fall above the first tier from
-// the list price to their tier's price. Every member zset (one per partition, WABA and number)
-// holds lines with one totals key, so it counts the members after each cut (ZCOUNT above the
-// cut's second plus the ties after its id) and moves them by count: no line is read but one
-// sample per zset.
+// the list price to their tier's price. Every member (one per partition, WABA and number) holds
+// lines with one totals key, so it counts the member's lines after each cut and moves them by
+// count: the member's hour counters after the cut's hour, plus its lines in the cut's hour that
+// come after the cut, read exactly from the group's sorted set (only those lines are read).
 func (s *Store) settleVolume(ctx context.Context, st *settler, waba, group string, r ratecard.Rate, u *VolumeTierUsage, add func(string, int64)) error {
 	var cuts []*OrderKey
 	for k := 0; k < len(r.Tiers)-1; k++ {
@@ -530,69 +519,102 @@ func (s *Store) settleVolume(ctx context.Context, st *settler, waba, group strin
 		return err
 	}
 	var mems []gmem
+	parts := map[int32]bool{}
 	for _, m := range st.gmems[group] {
 		if strings.HasPrefix(m.member, waba+"#") {
 			mems = append(mems, m)
-		}
-	}
-	type q struct {
-		card   *redis.IntCmd
-		sample *redis.StringSliceCmd
-		above  []*redis.IntCmd
-		ties   []*redis.StringSliceCmd
-	}
-	qs := make([]q, len(mems))
-	pipe := s.rdb.Pipeline()
-	for i, m := range mems {
-		qs[i].card = pipe.ZCard(ctx, m.key)
-		qs[i].sample = pipe.ZRange(ctx, m.key, 0, 0)
-		for _, c := range cuts {
-			at := strconv.FormatInt(c.At, 10)
-			qs[i].above = append(qs[i].above, pipe.ZCount(ctx, m.key, "("+at, "+inf"))
-			qs[i].ties = append(qs[i].ties, pipe.ZRangeByScore(ctx, m.key, &redis.ZRangeBy{Min: at, Max: at}))
+			parts[m.p] = true
 		}
 	}
 	if len(mems) == 0 {
 		return nil
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("billing: count tiers of %s: %w", group, err)
+	// All members of a group share its month, hence the slot base.
+	base := slotBase(mems[0].sample.Month)
+	slots := make([]int64, len(cuts))
+	for k, c := range cuts {
+		slots[k] = hourSlot(base, c.At)
 	}
-	ids := map[int32][]string{}
+	pipe := s.rdb.Pipeline()
+	counters := make([]*redis.StringCmd, len(mems))
 	for i, m := range mems {
-		if v := qs[i].sample.Val(); len(v) == 1 {
-			ids[m.p] = append(ids[m.p], v[0])
+		counters[i] = pipe.Get(ctx, m.key)
+	}
+	type rq struct {
+		p   int32
+		k   int
+		cmd *redis.ZSliceCmd
+	}
+	var rqs []rq
+	for _, p := range st.parts {
+		if !parts[p] {
+			continue
+		}
+		for k, c := range cuts {
+			_, hi := slotRange(base, slots[k])
+			rqs = append(rqs, rq{p, k, pipe.ZRangeByScoreWithScores(ctx, kGroup(s.tag(p), group), &redis.ZRangeBy{Min: strconv.FormatInt(c.At, 10), Max: hi})})
 		}
 	}
-	samples, err := s.fetchLines(ctx, ids)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("billing: count tiers of %s: %w", group, err)
+	}
+	// Lines of the cuts' hours after the cuts: read them for their member.
+	after := make([][]string, len(rqs))
+	ids := map[int32][]string{}
+	for j, q := range rqs {
+		c := cuts[q.k]
+		for _, z := range q.cmd.Val() {
+			if k := (OrderKey{At: int64(z.Score), ID: z.Member.(string)}); c.Less(k) {
+				after[j] = append(after[j], k.ID)
+				ids[q.p] = append(ids[q.p], k.ID)
+			}
+		}
+	}
+	got, err := s.fetchLines(ctx, ids)
 	if err != nil {
 		return err
 	}
-	byID := map[string]Line{}
-	for _, ls := range samples {
+	memberOf := map[int32]map[string]string{}
+	for p, ls := range got {
+		memberOf[p] = map[string]string{}
 		for _, l := range ls {
-			byID[l.ID] = l
+			memberOf[p][l.ID] = groupMember(l)
 		}
 	}
-	for i := range mems {
-		v := qs[i].sample.Val()
-		if len(v) != 1 {
-			continue
+	// resid[partition, member][k]: the member's lines in cut k's hour after cut k.
+	type pm struct {
+		p int32
+		m string
+	}
+	resid := map[pm][]int64{}
+	for j, q := range rqs {
+		for _, id := range after[j] {
+			m, ok := memberOf[q.p][id]
+			if !ok {
+				continue // removed since it was listed
+			}
+			rs := resid[pm{q.p, m}]
+			if rs == nil {
+				rs = make([]int64, len(cuts))
+				resid[pm{q.p, m}] = rs
+			}
+			rs[q.k]++
 		}
-		sample, ok := byID[v[0]]
-		if !ok {
-			continue
-		}
+	}
+	for i, m := range mems {
+		cnt := slotCounts(counters[i].Val())
 		// above[k]: members strictly after cut k.
 		above := make([]int64, len(cuts))
-		for k, c := range cuts {
-			above[k] = qs[i].above[k].Val()
-			for _, id := range qs[i].ties[k].Val() {
-				if id > c.ID {
-					above[k]++
-				}
+		rs := resid[pm{m.p, m.member}]
+		for k := range cuts {
+			for sl := slots[k] + 1; sl < hourSlots; sl++ {
+				above[k] += cnt[sl]
+			}
+			if rs != nil {
+				above[k] += rs[k]
 			}
 		}
+		sample := m.sample
 		key := keyOf(&sample, sample.PricingType, sample.Unpriced)
 		for k := range cuts {
 			n := above[k]

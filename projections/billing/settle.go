@@ -32,15 +32,17 @@ type settler struct {
 	parts []int32
 	cuts  map[string]*OrderKey // group+"#"+B → cut, nil when the group has at most B members
 	sizes map[string]int64
-	gkeys map[string][]string // group → its member zsets over all partitions, WABAs and numbers
-	gmems map[string][]gmem   // the same, with partition and member
+	gkeys map[string][]string // group → its sorted sets over all partitions
+	gmems map[string][]gmem   // volume group → its members over all partitions
 }
 
-// gmem is one member zset of a group: partition, "WABA#number", key.
+// gmem is one member of a volume group in a partition: "WABA#number", its counter key and a
+// sample line (all lines of a member share their totals key and list price).
 type gmem struct {
 	p      int32
 	member string
 	key    string
+	sample Line
 }
 
 func (s *Store) newSettler(parts []int32) *settler {
@@ -65,8 +67,12 @@ func (s *Store) partitions(ctx context.Context) ([]int32, error) {
 	return out, nil
 }
 
-// prefetch loads the member zsets (per partition, WABA and number) of several groups in one round
-// trip.
+// ErrOldLayout: a partition holds volume-group members in the layout before member counters (a
+// set of members and a sorted set per member); settling it needs a replay into a fresh namespace.
+var ErrOldLayout = errors.New("billing: partition stored in the layout before member counters; rebuild it with a replay")
+
+// prefetch loads the members (per partition, WABA and number) of several volume groups, with a
+// sample line each, in one round trip.
 func (st *settler) prefetch(ctx context.Context, groups []string) error {
 	var todo []string
 	for _, g := range groups {
@@ -78,24 +84,34 @@ func (st *settler) prefetch(ctx context.Context, groups []string) error {
 		return nil
 	}
 	pipe := st.s.rdb.Pipeline()
-	cmds := make([][]*redis.StringSliceCmd, len(todo))
+	cmds := make([][]*redis.MapStringStringCmd, len(todo))
+	old := make([][]*redis.IntCmd, len(todo))
 	for i, g := range todo {
 		for _, p := range st.parts {
-			cmds[i] = append(cmds[i], pipe.SMembers(ctx, kGroupSet(st.s.tag(p), g)))
+			cmds[i] = append(cmds[i], pipe.HGetAll(ctx, kGroupMembers(st.s.tag(p), g)))
+			old[i] = append(old[i], pipe.Exists(ctx, kGroupSet(st.s.tag(p), g)))
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("billing: WABAs of %d groups: %w", len(todo), err)
 	}
 	for i, g := range todo {
-		st.gmems[g] = []gmem{}
+		ms := []gmem{}
 		for j, p := range st.parts {
-			ws := cmds[i][j].Val()
-			sort.Strings(ws)
+			if old[i][j].Val() > 0 {
+				return fmt.Errorf("partition %d, group %s: %w", p, g, ErrOldLayout)
+			}
+			m := cmds[i][j].Val()
+			ws := sortedKeys(m)
 			for _, w := range ws {
-				st.gmems[g] = append(st.gmems[g], gmem{p, w, kGroupWABA(st.s.tag(p), w, g)})
+				l, err := decodeLine("", m[w])
+				if err != nil {
+					return fmt.Errorf("billing: sample line of %s in group %s: %w", w, g, err)
+				}
+				ms = append(ms, gmem{p, w, kGroupCount(st.s.tag(p), w, g), l})
 			}
 		}
+		st.gmems[g] = ms
 	}
 	return nil
 }

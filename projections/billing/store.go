@@ -64,16 +64,17 @@ func (s *Store) tag(p int32) string {
 func (s *Store) partitionsKey() string { return s.prefix + Name + ":partitions" }
 
 // Key names inside one partition's hash tag.
-func kHW(tag string) string                   { return tag + ":hw" }
-func kLines(tag string) string                { return tag + ":l" }
-func kIndex(tag, wm string) string            { return tag + ":wm:" + wm }
-func kTotals(tag, wm string) string           { return tag + ":t:" + wm }
-func kGroup(tag, g string) string             { return tag + ":g:" + g }
-func kGroupSet(tag, g string) string          { return tag + ":gs:" + g }
-func kGroupWABA(tag, member, g string) string { return tag + ":gw:" + member + "#" + g }
+func kHW(tag string) string                    { return tag + ":hw" }
+func kLines(tag string) string                 { return tag + ":l" }
+func kIndex(tag, wm string) string             { return tag + ":wm:" + wm }
+func kTotals(tag, wm string) string            { return tag + ":t:" + wm }
+func kGroup(tag, g string) string              { return tag + ":g:" + g }
+func kGroupSet(tag, g string) string           { return tag + ":gs:" + g }
+func kGroupMembers(tag, g string) string       { return tag + ":gm:" + g }
+func kGroupCount(tag, member, g string) string { return tag + ":gc:" + member + "#" + g }
 
-// groupMember names a line's member zset within its group: the WABA and number, "W#N". All lines
-// of one member zset share their totals key, so settlement can move them by counts.
+// groupMember names a line's member within its group: the WABA and number, "W#N". All lines of
+// one member share their totals key, so settlement can move them by counts.
 func groupMember(l Line) string         { return l.WABA + "#" + l.Number }
 func kDiffs(tag string) string          { return tag + ":d" }
 func kDiffIndex(tag, wm string) string  { return tag + ":dz:" + wm }
@@ -262,12 +263,15 @@ func (s *Store) ops(tag string, plan Plan) [][]any {
 	var out [][]any
 	// Deletes.
 	var hdel, zrem byKey[string]
-	for _, ln := range plan.Del {
+	var counts memberCounts // member counters of volume groups, net of deletes and puts
+	for i, ln := range plan.Del {
 		hdel.add("l", "hdel", func() string { return kLines(tag) }, ln.ID)
 		zrem.add("i"+ln.WM(), "zrem", func() string { return kIndex(tag, ln.WM()) }, ln.ID)
 		if ln.Group != "" {
 			zrem.add("g"+ln.Group, "zrem", func() string { return kGroup(tag, ln.Group) }, ln.ID)
-			zrem.add("w"+groupMember(ln)+"#"+ln.Group, "zrem", func() string { return kGroupWABA(tag, groupMember(ln), ln.Group) }, ln.ID)
+			if volumeGroup(ln.Group) {
+				counts.add(&plan.Del[i], -1)
+			}
 		}
 	}
 	for _, d := range plan.DelDiffs {
@@ -291,8 +295,7 @@ func (s *Store) ops(tag string, plan Plan) [][]any {
 	var (
 		zadd byKey[string] // group and diff index zsets
 		idx  byKey[wmKey]  // WABA-month index zsets
-		gw   byKey[gwKey]  // member zsets of groups
-		sadd byKey[string] // members of groups
+		gm   byKey[string] // members of volume groups, with a sample line
 	)
 	if len(plan.Put) > 0 {
 		var buf []byte
@@ -315,11 +318,13 @@ func (s *Store) ops(tag string, plan Plan) [][]any {
 				continue
 			}
 			zadd.add(ln.Group, "zadd", func() string { return kGroup(tag, ln.Group) }, score, id)
-			k := gwKey{ln.WABA, ln.Number, ln.Group}
-			gw.add(k, "zadd", func() string { return kGroupWABA(tag, groupMember(*ln), ln.Group) }, score, id)
-			if !inSet[k] {
+			if !volumeGroup(ln.Group) {
+				continue
+			}
+			counts.add(ln, +1)
+			if k := (gwKey{ln.WABA, ln.Number, ln.Group}); !inSet[k] {
 				inSet[k] = true
-				sadd.add(ln.Group, "sadd", func() string { return kGroupSet(tag, ln.Group) }, groupMember(*ln))
+				gm.add(ln.Group, "hset", func() string { return kGroupMembers(tag, ln.Group) }, groupMember(*ln), lines[len(lines)-1])
 			}
 		}
 		out = append(out, lines)
@@ -343,8 +348,8 @@ func (s *Store) ops(tag string, plan Plan) [][]any {
 	}
 	out = append(out, idx.cmds...)
 	out = append(out, zadd.cmds...)
-	out = append(out, gw.cmds...)
-	out = append(out, sadd.cmds...)
+	out = append(out, gm.cmds...)
+	out = append(out, counts.cmds(tag)...)
 
 	// Counters.
 	incr := func(key string, m map[string]int64) {
