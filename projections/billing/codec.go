@@ -137,6 +137,19 @@ func decodeLine(id, s string) (Line, error) {
 	return Line{}, errBadLine
 }
 
+// memberOfStored returns the group member ("WABA#number") of a stored line in any known version,
+// without decoding the rest; false when s is not a stored line.
+func memberOfStored(s string) (string, bool) {
+	f := strings.SplitN(s, sep, 6)
+	switch {
+	case len(f) == 6 && f[0] == lineVersion:
+		return f[2] + "#" + f[3], true
+	case len(f) == 6 && f[0] == "1":
+		return f[3] + "#" + f[4], true
+	}
+	return "", false
+}
+
 // lineFrom decodes the fields common to all versions, from the pair on.
 func lineFrom(id string, f []string) (Line, error) {
 	at, err1 := strconv.ParseInt(f[14], 10, 64)

@@ -214,3 +214,25 @@ func TestOldLayoutRefused(t *testing.T) {
 		t.Fatalf("totals over the old layout: %v", err)
 	}
 }
+
+// memberOfStored reads the member of a stored line of either version without decoding it.
+func TestMemberOfStored(t *testing.T) {
+	pr, _ := NewPricer(smallBook(t))
+	for _, evs := range genHistory(rand.New(rand.NewPCG(5, 6)), 100) {
+		for _, e := range evs {
+			if c, ok := e.Data.(*events.Charge); ok {
+				l := pr.Line(e, c)
+				if m, ok := memberOfStored(string(appendLine(nil, &l))); !ok || m != groupMember(l) {
+					t.Fatalf("member of %+v: %q %v", l, m, ok)
+				}
+			}
+		}
+	}
+	v1 := "1\x1fid/0\x1fN1/919800183731\x1fW2\x1fN1\x1fP\x1f2025-08"
+	if m, ok := memberOfStored(v1); !ok || m != "W2#N1" {
+		t.Fatalf("member of a version 1 line: %q %v", m, ok)
+	}
+	if _, ok := memberOfStored(""); ok {
+		t.Fatal("empty string has a member")
+	}
+}

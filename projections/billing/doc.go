@@ -59,7 +59,9 @@
 // also take everything before and after, so the slot never decreases with time). The lines after
 // a cut are the member's counters after the cut's slot plus its lines in the cut's slot after
 // the cut, which are read exactly: the group's sorted set from the cut to the end of its hour (a
-// ZRANGEBYSCORE per partition and cut) and those lines' members from the lines hash. A batch
+// ZRANGEBYSCORE per partition and cut) and those lines' members from the lines hash (the members
+// with a sample line each, the counters of the WABA's numbers and the cuts' hours in one round
+// trip, the members of those lines in a second). A batch
 // writes one BITFIELD per member with one INCRBY per distinct hour (a retracted or replaced line
 // decrements its hour), and one field per member into the group's member hash, whose value is a
 // sample line giving the member's totals key and list price. This replaced a sorted set per

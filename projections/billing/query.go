@@ -115,7 +115,13 @@ func (s *Store) Totals(ctx context.Context, waba, month string) (Totals, error) 
 		t.FreeTier = &FreeTierUsage{Eligible: n, Used: used, Limit: s.freeTier}
 	}
 
-	// Volume tiers.
+	// Volume tiers. The WABA's numbers name its member counters.
+	var numbers []string
+	for _, k := range sortedKeys(f) {
+		if n, ok := strings.CutPrefix(k, DimNumber+":"); ok && f[k] > 0 && strings.HasSuffix(n, "|"+mLines) {
+			numbers = append(numbers, strings.TrimSuffix(n, "|"+mLines))
+		}
+	}
 	for _, k := range sortedKeys(f) {
 		group, ok := strings.CutPrefix(k, "group:vt|")
 		if !ok || f[k] <= 0 {
@@ -131,7 +137,7 @@ func (s *Store) Totals(ctx context.Context, waba, month string) (Totals, error) 
 			t.VolumeTiers = append(t.VolumeTiers, u)
 			continue
 		}
-		if err := s.settleVolume(ctx, st, waba, group, r, &u, add); err != nil {
+		if err := s.settleVolume(ctx, st, waba, numbers, group, r, &u, add); err != nil {
 			return Totals{}, err
 		}
 		t.VolumeTiers = append(t.VolumeTiers, u)
@@ -498,8 +504,10 @@ func (s *Store) Reconciliation(ctx context.Context, waba, month, cursor string, 
 // the list price to their tier's price. Every member (one per partition, WABA and number) holds
 // lines with one totals key, so it counts the member's lines after each cut and moves them by
 // count: the member's hour counters after the cut's hour, plus its lines in the cut's hour that
-// come after the cut, read exactly from the group's sorted set (only those lines are read).
-func (s *Store) settleVolume(ctx context.Context, st *settler, waba, group string, r ratecard.Rate, u *VolumeTierUsage, add func(string, int64)) error {
+// come after the cut, read exactly from the group's sorted set. After the cuts, two round trips:
+// the members with their sample lines, the counters of the WABA's numbers and the cuts' hours;
+// then the members of the lines of those hours after the cuts.
+func (s *Store) settleVolume(ctx context.Context, st *settler, waba string, numbers []string, group string, r ratecard.Rate, u *VolumeTierUsage, add func(string, int64)) error {
 	var cuts []*OrderKey
 	for k := 0; k < len(r.Tiers)-1; k++ {
 		c, err := st.cut(ctx, group, r.Tiers[k].Upper)
@@ -512,110 +520,132 @@ func (s *Store) settleVolume(ctx context.Context, st *settler, waba, group strin
 		cuts = append(cuts, c)
 	}
 	u.ByTier[r.Tiers[0].String()] = u.WABAMessages
-	if len(cuts) == 0 {
+	if len(cuts) == 0 || len(st.parts) == 0 {
 		return nil
 	}
-	if err := st.prefetch(ctx, []string{group}); err != nil {
-		return err
-	}
-	var mems []gmem
-	parts := map[int32]bool{}
-	for _, m := range st.gmems[group] {
-		if strings.HasPrefix(m.member, waba+"#") {
-			mems = append(mems, m)
-			parts[m.p] = true
-		}
-	}
-	if len(mems) == 0 {
-		return nil
-	}
-	// All members of a group share its month, hence the slot base.
-	base := slotBase(mems[0].sample.Month)
+	// The group's month (groupRate checked its six fields) fixes the slots of its counters.
+	base := slotBase(strings.Split(group, "|")[2])
 	slots := make([]int64, len(cuts))
 	for k, c := range cuts {
 		slots[k] = hourSlot(base, c.At)
 	}
+	type part struct {
+		gm     *redis.MapStringStringCmd
+		old    *redis.IntCmd
+		counts map[string]*redis.StringCmd // member → its counters
+		hours  []*redis.ZSliceCmd          // per cut: the group's lines from the cut to the end of its hour
+	}
+	ps := make([]part, len(st.parts))
 	pipe := s.rdb.Pipeline()
-	counters := make([]*redis.StringCmd, len(mems))
-	for i, m := range mems {
-		counters[i] = pipe.Get(ctx, m.key)
-	}
-	type rq struct {
-		p   int32
-		k   int
-		cmd *redis.ZSliceCmd
-	}
-	var rqs []rq
-	for _, p := range st.parts {
-		if !parts[p] {
-			continue
+	for i, p := range st.parts {
+		tag := s.tag(p)
+		ps[i] = part{gm: pipe.HGetAll(ctx, kGroupMembers(tag, group)), old: pipe.Exists(ctx, kGroupSet(tag, group)), counts: map[string]*redis.StringCmd{}}
+		for _, n := range numbers {
+			m := waba + "#" + n
+			ps[i].counts[m] = pipe.Get(ctx, kGroupCount(tag, m, group))
 		}
 		for k, c := range cuts {
 			_, hi := slotRange(base, slots[k])
-			rqs = append(rqs, rq{p, k, pipe.ZRangeByScoreWithScores(ctx, kGroup(s.tag(p), group), &redis.ZRangeBy{Min: strconv.FormatInt(c.At, 10), Max: hi})})
+			ps[i].hours = append(ps[i].hours, pipe.ZRangeByScoreWithScores(ctx, kGroup(tag, group), &redis.ZRangeBy{Min: strconv.FormatInt(c.At, 10), Max: hi}))
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("billing: count tiers of %s: %w", group, err)
 	}
-	// Lines of the cuts' hours after the cuts: read them for their member.
-	after := make([][]string, len(rqs))
-	ids := map[int32][]string{}
-	for j, q := range rqs {
-		c := cuts[q.k]
-		for _, z := range q.cmd.Val() {
-			if k := (OrderKey{At: int64(z.Score), ID: z.Member.(string)}); c.Less(k) {
-				after[j] = append(after[j], k.ID)
-				ids[q.p] = append(ids[q.p], k.ID)
+	type mem struct {
+		p      int
+		member string
+		sample Line
+		counts *redis.StringCmd
+	}
+	var mems []mem
+	pipe = s.rdb.Pipeline()
+	after := make([][][]string, len(ps)) // partition, cut → ids after the cut in its hour
+	lines := make([]*redis.SliceCmd, len(ps))
+	for i, pt := range ps {
+		if pt.old.Val() > 0 {
+			return fmt.Errorf("partition %d, group %s: %w", st.parts[i], group, ErrOldLayout)
+		}
+		m := pt.gm.Val()
+		for _, w := range sortedKeys(m) {
+			if !strings.HasPrefix(w, waba+"#") {
+				continue
+			}
+			l, err := decodeLine("", m[w])
+			if err != nil {
+				return fmt.Errorf("billing: sample line of %s in group %s: %w", w, group, err)
+			}
+			c, ok := pt.counts[w]
+			if !ok { // a number without lines in the totals: read its counters now
+				c = pipe.Get(ctx, kGroupCount(s.tag(st.parts[i]), w, group))
+			}
+			mems = append(mems, mem{i, w, l, c})
+		}
+		after[i] = make([][]string, len(cuts))
+		var ids []string
+		for k, c := range cuts {
+			for _, z := range pt.hours[k].Val() {
+				if key := (OrderKey{At: int64(z.Score), ID: z.Member.(string)}); c.Less(key) {
+					after[i][k] = append(after[i][k], key.ID)
+					ids = append(ids, key.ID)
+				}
 			}
 		}
-	}
-	got, err := s.fetchLines(ctx, ids)
-	if err != nil {
-		return err
-	}
-	memberOf := map[int32]map[string]string{}
-	for p, ls := range got {
-		memberOf[p] = map[string]string{}
-		for _, l := range ls {
-			memberOf[p][l.ID] = groupMember(l)
+		if len(ids) > 0 {
+			lines[i] = pipe.HMGet(ctx, kLines(s.tag(st.parts[i])), ids...)
 		}
+	}
+	if len(mems) == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("billing: lines at the cuts of %s: %w", group, err)
 	}
 	// resid[partition, member][k]: the member's lines in cut k's hour after cut k.
 	type pm struct {
-		p int32
+		p int
 		m string
 	}
 	resid := map[pm][]int64{}
-	for j, q := range rqs {
-		for _, id := range after[j] {
-			m, ok := memberOf[q.p][id]
-			if !ok {
-				continue // removed since it was listed
+	for i := range ps {
+		if lines[i] == nil {
+			continue
+		}
+		vals, j := lines[i].Val(), 0
+		for k := range cuts {
+			for range after[i][k] {
+				str, _ := vals[j].(string)
+				j++
+				m, ok := memberOfStored(str)
+				if !ok {
+					continue // removed since it was listed
+				}
+				rs := resid[pm{i, m}]
+				if rs == nil {
+					rs = make([]int64, len(cuts))
+					resid[pm{i, m}] = rs
+				}
+				rs[k]++
 			}
-			rs := resid[pm{q.p, m}]
-			if rs == nil {
-				rs = make([]int64, len(cuts))
-				resid[pm{q.p, m}] = rs
-			}
-			rs[q.k]++
 		}
 	}
-	for i, m := range mems {
-		cnt := slotCounts(counters[i].Val())
+	for _, m := range mems {
+		cnt := slotCounts(m.counts.Val())
+		for sl := hourSlots - 2; sl >= 0; sl-- {
+			cnt[sl] += cnt[sl+1] // cnt[sl]: lines in slot sl and after
+		}
 		// above[k]: members strictly after cut k.
 		above := make([]int64, len(cuts))
 		rs := resid[pm{m.p, m.member}]
 		for k := range cuts {
-			for sl := slots[k] + 1; sl < hourSlots; sl++ {
-				above[k] += cnt[sl]
+			if slots[k]+1 < hourSlots {
+				above[k] = cnt[slots[k]+1]
 			}
 			if rs != nil {
 				above[k] += rs[k]
 			}
 		}
-		sample := m.sample
-		key := keyOf(&sample, sample.PricingType, sample.Unpriced)
+		key := keyOf(&m.sample, m.sample.PricingType, m.sample.Unpriced)
 		for k := range cuts {
 			n := above[k]
 			if k+1 < len(cuts) {
@@ -627,7 +657,7 @@ func (s *Store) settleVolume(ctx context.Context, st *settler, waba, group strin
 			t := r.Tiers[k+1]
 			u.ByTier[r.Tiers[0].String()] -= n
 			u.ByTier[t.String()] += n
-			contributeKey(key, -n, -n*int64(sample.List), add)
+			contributeKey(key, -n, -n*int64(m.sample.List), add)
 			contributeKey(key, n, n*int64(t.Price), add)
 		}
 	}

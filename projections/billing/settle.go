@@ -33,20 +33,10 @@ type settler struct {
 	cuts  map[string]*OrderKey // group+"#"+B → cut, nil when the group has at most B members
 	sizes map[string]int64
 	gkeys map[string][]string // group → its sorted sets over all partitions
-	gmems map[string][]gmem   // volume group → its members over all partitions
-}
-
-// gmem is one member of a volume group in a partition: "WABA#number", its counter key and a
-// sample line (all lines of a member share their totals key and list price).
-type gmem struct {
-	p      int32
-	member string
-	key    string
-	sample Line
 }
 
 func (s *Store) newSettler(parts []int32) *settler {
-	return &settler{s: s, parts: parts, cuts: map[string]*OrderKey{}, sizes: map[string]int64{}, gkeys: map[string][]string{}, gmems: map[string][]gmem{}}
+	return &settler{s: s, parts: parts, cuts: map[string]*OrderKey{}, sizes: map[string]int64{}, gkeys: map[string][]string{}}
 }
 
 // partitions lists the partitions the store has written.
@@ -70,51 +60,6 @@ func (s *Store) partitions(ctx context.Context) ([]int32, error) {
 // ErrOldLayout: a partition holds volume-group members in the layout before member counters (a
 // set of members and a sorted set per member); settling it needs a replay into a fresh namespace.
 var ErrOldLayout = errors.New("billing: partition stored in the layout before member counters; rebuild it with a replay")
-
-// prefetch loads the members (per partition, WABA and number) of several volume groups, with a
-// sample line each, in one round trip.
-func (st *settler) prefetch(ctx context.Context, groups []string) error {
-	var todo []string
-	for _, g := range groups {
-		if _, ok := st.gmems[g]; !ok && g != "" {
-			todo = append(todo, g)
-		}
-	}
-	if len(todo) == 0 || len(st.parts) == 0 {
-		return nil
-	}
-	pipe := st.s.rdb.Pipeline()
-	cmds := make([][]*redis.MapStringStringCmd, len(todo))
-	old := make([][]*redis.IntCmd, len(todo))
-	for i, g := range todo {
-		for _, p := range st.parts {
-			cmds[i] = append(cmds[i], pipe.HGetAll(ctx, kGroupMembers(st.s.tag(p), g)))
-			old[i] = append(old[i], pipe.Exists(ctx, kGroupSet(st.s.tag(p), g)))
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("billing: WABAs of %d groups: %w", len(todo), err)
-	}
-	for i, g := range todo {
-		ms := []gmem{}
-		for j, p := range st.parts {
-			if old[i][j].Val() > 0 {
-				return fmt.Errorf("partition %d, group %s: %w", p, g, ErrOldLayout)
-			}
-			m := cmds[i][j].Val()
-			ws := sortedKeys(m)
-			for _, w := range ws {
-				l, err := decodeLine("", m[w])
-				if err != nil {
-					return fmt.Errorf("billing: sample line of %s in group %s: %w", w, g, err)
-				}
-				ms = append(ms, gmem{p, w, kGroupCount(st.s.tag(p), w, g), l})
-			}
-		}
-		st.gmems[g] = ms
-	}
-	return nil
-}
 
 // keys returns a group's per-partition zsets (all its members, every WABA and number), on which
 // cuts and ranks are computed.
