@@ -7,7 +7,8 @@
 // Reduce is the pure core: given the part of a partition's state a batch reads (a View) and the
 // batch's events, it returns the net changes. No clock, no I/O; everything counts in event time,
 // so replaying the log rebuilds the same state. Store is the Redis shell: under WATCH of the
-// partition's meta hash it loads the View (one Lua read), runs Reduce and writes the changes
+// partition's meta hash it loads the View (pipelined HMGETs, the WATCH sent with them; a batch
+// with a correction uses the load script), runs Reduce and writes the changes
 // (variadic commands), the trims (a Lua script) and the new high-water cause in one MULTI/EXEC
 // per batch (projections.Projection); a writer moving the mark in between aborts the EXEC and
 // the batch is recomputed. Events at or below the stored high-water cause are skipped, so a
