@@ -39,7 +39,8 @@ type Config struct {
 	// Parallel is how many partitions of one round are applied at once; default 1. Apply of one
 	// partition never overlaps another Apply of the same partition, and a round is committed only
 	// after all its partitions are applied. Use more than 1 only with a projection whose Apply is
-	// safe to call concurrently for different partitions (billing's is).
+	// safe to call concurrently for different partitions (billing's and ratelimit's are; `convmeter
+	// project` runs 2).
 	Parallel int
 	// OnBatch, when set, is called after each round is applied and committed (metrics, tests).
 	OnBatch func(Stats)

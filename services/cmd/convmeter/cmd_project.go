@@ -33,6 +33,8 @@ type projectConfig struct {
 	KeyPrefix   string
 	RateCards   []string // files or directories; empty = the shipped examples
 	Partitions  int      // of the conversation-events topic (ratelimit queries merge them)
+	Parallel    int      // partitions of a round applied at once
+	MaxBatch    int      // records fetched per round, all partitions together
 }
 
 func parseProject(fs *flag.FlagSet, args []string, env func(string) string) (runner, error) {
@@ -44,6 +46,10 @@ func parseProject(fs *flag.FlagSet, args []string, env func(string) string) (run
 	fs.StringVar(&c.KeyPrefix, "key-prefix", "convmeter:", "prefix of every Redis key (a namespace; replay builds into another)")
 	fs.StringVar(&cards, "ratecards", "", "rate-card files or directories, comma-separated (default: the shipped EXAMPLE cards)")
 	fs.IntVar(&c.Partitions, "partitions", 0, "partitions of the conversation-events topic (default: read from Kafka)")
+	// Both projections' Apply is safe for different partitions at once (tested), and two writers
+	// overlap one partition's Go work with another's Redis transaction.
+	fs.IntVar(&c.Parallel, "parallel", 2, "partitions of a fetched round applied at once")
+	fs.IntVar(&c.MaxBatch, "max-batch", 40000, "records fetched per round, all partitions together (bigger rounds: bigger, cheaper batches per partition)")
 	if len(args) == 0 {
 		return nil, errors.New("which projection? `project billing` or `project ratelimit`")
 	}
@@ -97,7 +103,7 @@ func runProject(ctx context.Context, c projectConfig, log *slog.Logger) error {
 		}
 	}
 	log = log.With("projection", p.Name())
-	return projector.Run(ctx, projector.Config{Brokers: c.Brokers, Topic: topics.ConversationEvents}, p, log)
+	return projector.Run(ctx, projector.Config{Brokers: c.Brokers, Topic: topics.ConversationEvents, Parallel: c.Parallel, MaxBatch: c.MaxBatch}, p, log)
 }
 
 // loadBook loads the operator's rate cards, or the shipped examples when none are given.
