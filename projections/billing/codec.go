@@ -54,12 +54,32 @@ func groupRule(l *Line) string {
 	switch {
 	case l.Group == "":
 		return ""
-	case strings.HasPrefix(l.Group, "ft|") && l.Group == ftGroup(l):
+	case isGroup(l.Group, "ft|", l.WABA, l.Month):
 		return "f"
-	case strings.HasPrefix(l.Group, "vt|") && l.Group == vtGroup(l):
+	case l.Portfolio != "" && isGroup(l.Group, "vt|", l.Portfolio, l.Month, l.Market, string(l.Category), l.CardID):
+		return "v"
+	case l.Portfolio == "" && isGroup(l.Group, "vt|waba:", l.WABA, l.Month, l.Market, string(l.Category), l.CardID):
 		return "v"
 	}
 	return "g" + l.Group
+}
+
+// isGroup reports whether g == kind + parts joined by "|" (as ftGroup and vtGroup build it),
+// without building the string.
+func isGroup(g, kind string, parts ...string) bool {
+	g, ok := strings.CutPrefix(g, kind)
+	for i, p := range parts {
+		if !ok {
+			return false
+		}
+		if i > 0 {
+			if g, ok = strings.CutPrefix(g, "|"); !ok {
+				return false
+			}
+		}
+		g, ok = strings.CutPrefix(g, p)
+	}
+	return ok && g == ""
 }
 
 // appendLine encodes l in the stored format (the current version).

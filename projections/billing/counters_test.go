@@ -236,3 +236,33 @@ func TestMemberOfStored(t *testing.T) {
 		t.Fatal("empty string has a member")
 	}
 }
+
+// groupRule recognises exactly the groups ftGroup and vtGroup build, "|" inside fields included.
+func TestGroupRuleMatchesBuilders(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	pick := func(xs ...string) string { return xs[r.IntN(len(xs))] }
+	for i := 0; i < 20000; i++ {
+		l := Line{WABA: pick("W", "W|2", "", "waba:W"), Portfolio: pick("", "P", "P|x", "W"), Month: pick("2025-08", "2025|08", ""),
+			Market: pick("India", "", "I|n"), Category: events.Category(pick("utility", "", "a|b")), CardID: pick("c1", "", "|")}
+		old := func(l *Line) string {
+			switch {
+			case l.Group == "":
+				return ""
+			case l.Group == ftGroup(l):
+				return "f"
+			case l.Group == vtGroup(l):
+				return "v"
+			}
+			return "g" + l.Group
+		}
+		other := l
+		other.WABA, other.Month, other.Portfolio = pick("W", "W|2", ""), pick("2025-08", "2025|08"), pick("", "P", "waba:W")
+		other.Market, other.CardID = pick("India", "I|n", ""), pick("c1", "|")
+		for _, g := range []string{"", ftGroup(&l), vtGroup(&l), ftGroup(&other), vtGroup(&other), "vt|other", "ft|"} {
+			l.Group = g
+			if got, want := groupRule(&l), old(&l); got != want {
+				t.Fatalf("%+v: rule %q, want %q", l, got, want)
+			}
+		}
+	}
+}
