@@ -58,7 +58,8 @@
 // hour starting two days before the month's first instant in UTC; 864 slots, the first and last
 // also take everything before and after, so the slot never decreases with time). The lines after
 // a cut are the member's counters after the cut's slot plus its lines in the cut's slot after
-// the cut, which are read exactly: the group's sorted set from the cut to the end of its hour (a
+// the cut (or, for a cut in the first half of its hour, the counters from the cut's slot on less
+// its lines of that hour at or before the cut), which are read exactly: the group's sorted set from the cut to the end of its hour (a
 // ZRANGEBYSCORE per partition and cut) and those lines' members from the lines hash (the members
 // with a sample line each, the counters of the WABA's numbers and the cuts' hours in one round
 // trip, the members of those lines in a second). A batch

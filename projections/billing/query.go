@@ -504,9 +504,10 @@ func (s *Store) Reconciliation(ctx context.Context, waba, month, cursor string, 
 // the list price to their tier's price. Every member (one per partition, WABA and number) holds
 // lines with one totals key, so it counts the member's lines after each cut and moves them by
 // count: the member's hour counters after the cut's hour, plus its lines in the cut's hour that
-// come after the cut, read exactly from the group's sorted set. After the cuts, two round trips:
-// the members with their sample lines, the counters of the WABA's numbers and the cuts' hours;
-// then the members of the lines of those hours after the cuts.
+// come after the cut, read exactly from the group's sorted set (or, when the cut is in the first
+// half of its hour, the counter of the cut's hour less its lines at or before the cut). After the
+// cuts, two round trips: the members with their sample lines, the counters of the WABA's numbers
+// and the cuts' hours; then the members of the lines read in those hours.
 func (s *Store) settleVolume(ctx context.Context, st *settler, waba string, numbers []string, group string, r ratecard.Rate, u *VolumeTierUsage, add func(string, int64)) error {
 	var cuts []*OrderKey
 	for k := 0; k < len(r.Tiers)-1; k++ {
@@ -525,15 +526,33 @@ func (s *Store) settleVolume(ctx context.Context, st *settler, waba string, numb
 	}
 	// The group's month (groupRate checked its six fields) fixes the slots of its counters.
 	base := slotBase(strings.Split(group, "|")[2])
+	// Per cut, the side of the cut in its hour that is read exactly: the lines after the cut when
+	// the cut is in the second half of its hour (or its hour is the first slot), else those at or
+	// before it, whose count is taken from the member's counter of that hour.
 	slots := make([]int64, len(cuts))
+	los, his := make([]string, len(cuts)), make([]string, len(cuts))
+	afterSide := make([]bool, len(cuts))
 	for k, c := range cuts {
 		slots[k] = hourSlot(base, c.At)
+		at := strconv.FormatInt(c.At, 10)
+		lo, hi := slotRange(base, slots[k])
+		switch {
+		case slots[k] == 0:
+			afterSide[k] = true
+		case slots[k] < hourSlots-1:
+			afterSide[k] = c.At-(base+slots[k]*3600) >= base+(slots[k]+1)*3600-1-c.At
+		}
+		if afterSide[k] {
+			los[k], his[k] = at, hi
+		} else {
+			los[k], his[k] = lo, at
+		}
 	}
 	type part struct {
 		gm     *redis.MapStringStringCmd
 		old    *redis.IntCmd
 		counts map[string]*redis.StringCmd // member → its counters
-		hours  []*redis.ZSliceCmd          // per cut: the group's lines from the cut to the end of its hour
+		hours  []*redis.ZSliceCmd          // per cut: the group's lines on the read side of the cut in its hour
 	}
 	ps := make([]part, len(st.parts))
 	pipe := s.rdb.Pipeline()
@@ -544,9 +563,8 @@ func (s *Store) settleVolume(ctx context.Context, st *settler, waba string, numb
 			m := waba + "#" + n
 			ps[i].counts[m] = pipe.Get(ctx, kGroupCount(tag, m, group))
 		}
-		for k, c := range cuts {
-			_, hi := slotRange(base, slots[k])
-			ps[i].hours = append(ps[i].hours, pipe.ZRangeByScoreWithScores(ctx, kGroup(tag, group), &redis.ZRangeBy{Min: strconv.FormatInt(c.At, 10), Max: hi}))
+		for k := range cuts {
+			ps[i].hours = append(ps[i].hours, pipe.ZRangeByScoreWithScores(ctx, kGroup(tag, group), &redis.ZRangeBy{Min: los[k], Max: his[k]}))
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -560,7 +578,7 @@ func (s *Store) settleVolume(ctx context.Context, st *settler, waba string, numb
 	}
 	var mems []mem
 	pipe = s.rdb.Pipeline()
-	after := make([][][]string, len(ps)) // partition, cut → ids after the cut in its hour
+	after := make([][][]string, len(ps)) // partition, cut → ids on the read side of the cut in its hour
 	lines := make([]*redis.SliceCmd, len(ps))
 	for i, pt := range ps {
 		if pt.old.Val() > 0 {
@@ -585,7 +603,7 @@ func (s *Store) settleVolume(ctx context.Context, st *settler, waba string, numb
 		var ids []string
 		for k, c := range cuts {
 			for _, z := range pt.hours[k].Val() {
-				if key := (OrderKey{At: int64(z.Score), ID: z.Member.(string)}); c.Less(key) {
+				if key := (OrderKey{At: int64(z.Score), ID: z.Member.(string)}); c.Less(key) == afterSide[k] {
 					after[i][k] = append(after[i][k], key.ID)
 					ids = append(ids, key.ID)
 				}
@@ -601,7 +619,7 @@ func (s *Store) settleVolume(ctx context.Context, st *settler, waba string, numb
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("billing: lines at the cuts of %s: %w", group, err)
 	}
-	// resid[partition, member][k]: the member's lines in cut k's hour after cut k.
+	// resid[partition, member][k]: the member's lines on the read side of cut k in its hour.
 	type pm struct {
 		p int
 		m string
@@ -638,11 +656,17 @@ func (s *Store) settleVolume(ctx context.Context, st *settler, waba string, numb
 		above := make([]int64, len(cuts))
 		rs := resid[pm{m.p, m.member}]
 		for k := range cuts {
-			if slots[k]+1 < hourSlots {
-				above[k] = cnt[slots[k]+1]
-			}
+			var read int64
 			if rs != nil {
-				above[k] += rs[k]
+				read = rs[k]
+			}
+			switch {
+			case !afterSide[k]: // the hour and after, less its lines at or before the cut
+				above[k] = cnt[slots[k]] - read
+			case slots[k]+1 < hourSlots:
+				above[k] = cnt[slots[k]+1] + read
+			default:
+				above[k] = read
 			}
 		}
 		key := keyOf(&m.sample, m.sample.PricingType, m.sample.Unpriced)
