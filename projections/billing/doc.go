@@ -97,15 +97,17 @@
 // (after normalising spellings), pricing type, pricing model, and whether each side put the message
 // in a conversation. Messages that differ are kept as Diff records with counts per kind.
 //
-// # Performance (scripts/bench-billing.sh; 2 vCPU shared with other work, load average 4-14)
+// # Performance (scripts/bench-billing.sh; 2 vCPU shared with other work)
 //
-// Pure plan 580-800k events/s. Applied into the local Redis (AOF on, everysec), batches of 5000:
-// 97-141k events/s for one writer and 109-173k/s for two partitions in parallel, varying with the
-// load; per event about 3.2 µs of Go CPU (plan, encoding, client, GC) and 4.6-4.9 µs of Redis CPU
-// (INFO CPU), most of it the inserts themselves (a hash field, one index member, two group members
-// for a tiered line). Redis is single-threaded, so about 200k/s is the ceiling of this layout on
-// an idle 2-core machine. With 1M lines stored: a 100-line page p50 2.5 ms, p99 10 ms (load 4);
-// settled totals of a 250k-line WABA-month with volume tiers crossed p50 26 ms.
+// Pure plan 650-920k events/s. Applied into the local Redis (AOF on, everysec), batches of 5000,
+// load average about 1.5: 147-163k events/s for one writer and 195-227k/s for two partitions in
+// parallel (the layout before member counters, same runs: 129-148k and 155-194k); per event about
+// 3.2-3.6 µs of Go CPU (plan, encoding, client, GC) and 3.6-4.2 µs of Redis CPU (INFO CPU; was
+// 4.5-5.2), most of it the inserts themselves (a hash field, one index member, one group member
+// for a tiered line, inserted in time order) and a counter increment per member and hour. Under
+// load 3-5 all of these fall by a third or more. With 1M lines stored: a 100-line page p50
+// 1.8-2.4 ms, p99 4.3-9.2 ms; settled totals of a 250k-line WABA-month with volume tiers crossed
+// p50 22-24 ms, most of it finding the cuts.
 //
 // # Redis keys (prefix P, partition n; all start with "Pbilling:{pn}")
 //
