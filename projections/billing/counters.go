@@ -1,21 +1,26 @@
 package billing
 
 import (
+	"context"
 	"encoding/binary"
-	"sort"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Member counters of volume groups (see the package doc, "Member counters"): per partition, group
-// and member ("WABA#number") one Redis string holding an array of signed 32-bit counters (BITFIELD
-// i32), one per hour slot of the group's month, counting the member's lines delivered in that
+// and member ("WABA#number") one Redis string holding an array of big-endian signed 32-bit
+// counters, one per hour slot of the group's month, counting the member's lines delivered in that
 // hour. They replace a sorted set per member: settlement only needs, per member, how many of its
 // lines fall after each tier cut, which is the sum of the slots after the cut's slot plus the
 // member's lines in the cut's slot that come after the cut (read exactly from the group's sorted
-// set, kGroup, by score range). A batch writes one BITFIELD per member with one INCRBY per
-// distinct hour, instead of one sorted-set member per line.
+// set, kGroup, by score range). A batch reads the range of slots it changes (GETRANGE, under the
+// WATCH) and writes it back (SETRANGE): two commands per member, instead of one sorted-set member
+// per line. (Not BITFIELD INCRBY, which needs no read: miniredis, the embedded Redis of
+// `convmeter dev` and `audit`, has no BITFIELD.)
 
 // hourSlots is the length of a member counter array: the month plus two days either side (time
 // zones), clamped at both ends so the slot is monotone in time for any instant.
@@ -100,26 +105,55 @@ func (c *memberCounts) add(l *Line, n int64) {
 	c.slots[i][hourSlot(base, int64(l.At))] += n
 }
 
-// cmds returns one BITFIELD per member key (first-touch order), slots ascending, zero nets left out.
-func (c *memberCounts) cmds(tag string) [][]any {
-	var out [][]any
+// cmds reads the range of slots the batch changes of each member key (one GETRANGE per key, in
+// one round trip on rc, the WATCHed connection) and returns one SETRANGE per key (first-touch
+// order) writing that range back with the batch's nets added; zero nets are left out.
+func (c *memberCounts) cmds(ctx context.Context, rc redis.Cmdable, tag string) ([][]any, error) {
+	type member struct {
+		i      int
+		key    string
+		lo, hi int64 // slots
+		cur    *redis.StringCmd
+	}
+	var ms []member
+	pipe := rc.Pipeline()
 	for i, k := range c.keys {
-		ss := make([]int64, 0, len(c.slots[i]))
+		lo, hi := int64(-1), int64(-1)
 		for s, n := range c.slots[i] {
-			if n != 0 {
-				ss = append(ss, s)
+			if n == 0 {
+				continue
+			}
+			if lo < 0 || s < lo {
+				lo = s
+			}
+			if s > hi {
+				hi = s
 			}
 		}
-		if len(ss) == 0 {
+		if lo < 0 {
 			continue
 		}
-		sort.Slice(ss, func(a, b int) bool { return ss[a] < ss[b] })
-		cmd := make([]any, 0, 2+4*len(ss))
-		cmd = append(cmd, "bitfield", kGroupCount(tag, k.waba+"#"+k.number, k.group))
-		for _, s := range ss {
-			cmd = append(cmd, "incrby", "i32", "#"+strconv.FormatInt(s, 10), c.slots[i][s])
-		}
-		out = append(out, cmd)
+		m := member{i: i, key: kGroupCount(tag, k.waba+"#"+k.number, k.group), lo: lo, hi: hi}
+		m.cur = pipe.GetRange(ctx, m.key, 4*lo, 4*hi+3)
+		ms = append(ms, m)
 	}
-	return out
+	if len(ms) == 0 {
+		return nil, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("billing: read member counters: %w", err)
+	}
+	out := make([][]any, 0, len(ms))
+	for _, m := range ms {
+		b := make([]byte, 4*(m.hi-m.lo+1))
+		copy(b, m.cur.Val()) // a shorter string reads as zeros beyond its end
+		for s, n := range c.slots[m.i] {
+			if n != 0 {
+				at := b[4*(s-m.lo):]
+				binary.BigEndian.PutUint32(at, uint32(int32(binary.BigEndian.Uint32(at))+int32(n)))
+			}
+		}
+		out = append(out, []any{"setrange", m.key, 4 * m.lo, b})
+	}
+	return out, nil
 }

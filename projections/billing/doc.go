@@ -53,8 +53,8 @@
 // # Member counters (counters.go)
 //
 // The count of a member's lines after a cut does not need the member's lines in order, only how
-// many fall on each side: per partition, volume group and member, one string of signed 32-bit
-// counters (BITFIELD i32) counts its lines per hour slot of the group's month (slot 0 is the
+// many fall on each side: per partition, volume group and member, one string of big-endian signed
+// 32-bit counters counts its lines per hour slot of the group's month (slot 0 is the
 // hour starting two days before the month's first instant in UTC; 864 slots, the first and last
 // also take everything before and after, so the slot never decreases with time). The lines after
 // a cut are the member's counters after the cut's slot plus its lines in the cut's slot after
@@ -63,12 +63,14 @@
 // ZRANGEBYSCORE per partition and cut) and those lines' members from the lines hash (the members
 // with a sample line each, the counters of the WABA's numbers and the cuts' hours in one round
 // trip, the members of those lines in a second). A batch
-// writes one BITFIELD per member with one INCRBY per distinct hour (a retracted or replaced line
+// reads the range of slots it changes per member (GETRANGE, under the WATCH) and writes it back
+// with its counts added (SETRANGE; a retracted or replaced line
 // decrements its hour), and one field per member into the group's member hash, whose value is a
 // sample line giving the member's totals key and list price. This replaced a sorted set per
 // member with a member per line (and a set of members per group): Redis spent about 1.6 µs per
-// tiered line on that insert, against about 0.5 µs per counter increment (INFO commandstats,
-// BITFIELD, one increment per line when a batch spreads over many hours). Free-tier groups have
+// tiered line on that insert (INFO commandstats). The counters are read and written as byte
+// ranges rather than with BITFIELD INCRBY (no read needed) because miniredis, the embedded Redis
+// of `convmeter dev` and `audit`, has no BITFIELD. Free-tier groups have
 // no member counters: their settlement reads the (at most 1,000) free lines themselves.
 //
 // Stored layout change: partitions written before the member counters (keys ":gs:" and ":gw:")
@@ -116,7 +118,7 @@
 //	:wm:<waba>|<month>  zset  line ids by delivery time (paging)
 //	:t:<waba>|<month>   hash  totals counters "<dimension>:<value>|<measure>"
 //	:g:<group>          zset  the group's members in this partition, by delivery time (cuts, ranks)
-//	:gc:<waba>#<number>#<group>  string  volume group: the number's lines per hour slot (BITFIELD i32)
+//	:gc:<waba>#<number>#<group>  string  volume group: the number's lines per hour slot (i32, big-endian)
 //	:gm:<group>         hash  volume group: "<waba>#<number>" with lines in this partition → a sample line
 //	:d, :dz:<wm>, :dc:<wm>  reconciliation records, index, counts per kind
 //	:bad                hash  events that could not be applied, with the reason

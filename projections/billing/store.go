@@ -139,7 +139,13 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) error {
 		if len(plan.HW) == 0 && len(plan.Bad) == 0 {
 			return nil // everything at or below the mark: a replay after a crash
 		}
-		ops := s.ops(tag, plan)
+		ops, counts := s.ops(tag, plan)
+		// Member counters are read here, under the WATCH, and written back as values (counters.go).
+		set, err := counts.cmds(ctx, tx, tag)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, set...)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			for _, args := range ops {
 				p.Do(ctx, args...)
@@ -259,13 +265,14 @@ type gwKey struct{ waba, number, group string }
 
 // ops turns a plan into the commands of its transaction, in this order: deletes (retracted or
 // replaced lines and records), the high-water marks and puts, index and group members, then
-// counter increments. Each command's arguments are boxed once: a line's id and score are shared
-// by its hash field and zset members, its encoding is a slice of one buffer per batch.
-func (s *Store) ops(tag string, plan Plan) [][]any {
+// counter increments; and the batch's changes to the member counters (written by the caller).
+// Each command's arguments are boxed once: a line's id and score are shared by its hash field
+// and zset members, its encoding is a slice of one buffer per batch.
+func (s *Store) ops(tag string, plan Plan) ([][]any, *memberCounts) {
 	var out [][]any
 	// Deletes.
 	var hdel, zrem byKey[string]
-	var counts memberCounts // member counters of volume groups, net of deletes and puts
+	counts := &memberCounts{} // member counters of volume groups, net of deletes and puts
 	for i, ln := range plan.Del {
 		hdel.add("l", "hdel", func() string { return kLines(tag) }, ln.ID)
 		zrem.add("i"+ln.WM(), "zrem", func() string { return kIndex(tag, ln.WM()) }, ln.ID)
@@ -370,7 +377,6 @@ func (s *Store) ops(tag string, plan Plan) [][]any {
 	out = append(out, idx.cmds...)
 	out = append(out, zadd.cmds...)
 	out = append(out, gm.cmds...)
-	out = append(out, counts.cmds(tag)...)
 
 	// Counters.
 	incr := func(key string, m map[string]int64) {
@@ -384,7 +390,7 @@ func (s *Store) ops(tag string, plan Plan) [][]any {
 	for _, wm := range sortedKeys(plan.Counts) {
 		incr(kDiffCounts(tag, wm), plan.Counts[wm])
 	}
-	return out
+	return out, counts
 }
 
 func sortedKeys[V any](m map[string]V) []string {
