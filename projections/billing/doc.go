@@ -106,8 +106,10 @@
 // parallel (the layout before member counters, same runs: 129-148k and 155-194k); per event about
 // 3.2-3.6 µs of Go CPU (plan, encoding, client, GC) and 3.6-4.2 µs of Redis CPU (INFO CPU; was
 // 4.5-5.2), most of it the inserts themselves (a hash field, one index member, one group member
-// for a tiered line, inserted in time order) and a counter increment per member and hour. Under
-// load 3-5 all of these fall by a third or more. With 1M lines stored: a 100-line page p50
+// for a tiered line, inserted in time order) and a counter increment per member and hour. Those
+// figures are with BITFIELD counters; reading and writing the counter ranges instead (miniredis
+// has no BITFIELD) measured 0.85-0.93 of their rate back to back. Under load 3-5 all of these fall
+// by a third or more. With 1M lines stored: a 100-line page p50
 // 1.8-2.4 ms, p99 4.3-9.2 ms; settled totals of a 250k-line WABA-month with volume tiers crossed
 // p50 22-24 ms, most of it finding the cuts.
 //
