@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/convmeter/convmeter/events"
@@ -186,25 +187,40 @@ func handLog() []events.Event {
 	return evs
 }
 
+// handRig is the hand log published to a topic of n partitions, applied live into one namespace,
+// and an empty namespace to rebuild it into with the edited rate card.
+type handRig struct {
+	ctx           context.Context
+	rdb           redis.UniversalClient
+	prefix, topic string
+	brokers       []string
+	live, rebuilt *Namespace
+}
+
+func editedHand(t *testing.T, n int) handRig {
+	t.Helper()
+	h := handRig{ctx: context.Background(), brokers: kafkatest.Brokers(t)}
+	h.topic = kafkatest.Topic(t, h.brokers, n)
+	rdb, prefix := redistest.Client(t)
+	h.rdb, h.prefix = rdb, prefix
+	publish(t, h.brokers, h.topic, handLog())
+	var err error
+	if h.live, err = OpenNamespace(rdb, prefix+"live:", books(t), n, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	live(t, h.brokers, h.topic, h.live, n)
+	if h.rebuilt, err = OpenNamespace(rdb, prefix+"rebuilt:", editedBook(t), n, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // TestReplayAfterRateCardEdit replays with an edited rate card: exactly the two India lines
 // change, by hand: 0.0107 → 0.015 each, so the WABA-month goes from 2×0.0107+0.0625 = 0.0839
 // to 2×0.015+0.0625 = 0.0925; the counters are unchanged. Then promotes the rebuilt namespace.
 func TestReplayAfterRateCardEdit(t *testing.T) {
-	brokers := kafkatest.Brokers(t)
-	topic := kafkatest.Topic(t, brokers, 1)
-	rdb, prefix := redistest.Client(t)
-	ctx := context.Background()
-	publish(t, brokers, topic, handLog())
-
-	liveNS, err := OpenNamespace(rdb, prefix+"live:", books(t), 1, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	live(t, brokers, topic, liveNS, 1)
-	rebuilt, err := OpenNamespace(rdb, prefix+"rebuilt:", editedBook(t), 1, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := editedHand(t, 1)
+	ctx, rdb, prefix, brokers, topic, liveNS, rebuilt := h.ctx, h.rdb, h.prefix, h.brokers, h.topic, h.live, h.rebuilt
 	if _, err := Promote(ctx, rdb, liveNS, rebuilt, 1); !errors.Is(err, ErrBehindLive) {
 		t.Fatalf("promote of an empty namespace: %v, want ErrBehindLive", err)
 	}
@@ -308,20 +324,8 @@ func TestReplayTimeRange(t *testing.T) {
 // would), checks that each partition's projection state is wholly one namespace's, and that
 // Promote run again finishes the switch.
 func TestPromoteFinishesAfterInterruption(t *testing.T) {
-	brokers := kafkatest.Brokers(t)
-	topic := kafkatest.Topic(t, brokers, 2)
-	rdb, prefix := redistest.Client(t)
-	ctx := context.Background()
-	publish(t, brokers, topic, handLog())
-	liveNS, err := OpenNamespace(rdb, prefix+"live:", books(t), 2, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	live(t, brokers, topic, liveNS, 2)
-	rebuilt, err := OpenNamespace(rdb, prefix+"rebuilt:", editedBook(t), 2, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := editedHand(t, 2)
+	ctx, rdb, prefix, brokers, topic, liveNS, rebuilt := h.ctx, h.rdb, h.prefix, h.brokers, h.topic, h.live, h.rebuilt
 	if _, err := Run(ctx, Config{Brokers: brokers, Topic: topic}, rebuilt, quiet()); err != nil {
 		t.Fatal(err)
 	}
