@@ -157,6 +157,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	n, err := CheckTopics(ctx, cfg.Brokers, cfg.Topics)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started: nothing to finish
+		}
 		return err
 	}
 	// A failed write restarts the partition from its snapshot, so one attempt. Each call is one

@@ -121,6 +121,12 @@ func TestCheckTopicsRefusesMismatch(t *testing.T) {
 	if !errors.Is(err, kafkax.ErrPartitionMismatch) {
 		t.Fatalf("Run = %v, want ErrPartitionMismatch", err)
 	}
+	// Stopped before it could check the topics (SIGTERM right after start): a clean stop.
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := aggregator.Run(stopped, aggregator.Config{Brokers: brokers, Topics: topics, Store: aggregator.NewMemStore()}, nil); err != nil {
+		t.Fatalf("Run with its context ended before the start = %v, want nil", err)
+	}
 }
 
 // failingStore has no snapshots and cannot store any (Redis down after start).
