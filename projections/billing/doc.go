@@ -50,6 +50,15 @@
 // ledger is therefore a function of the set of applied events, never of the order in which
 // partitions were processed.
 //
+// # PMP-2026 allowance
+//
+// When the operator's pricing timeline switches on the UNCONFIRMED allowance of free service
+// messages per number (domain A2), the engine puts it on each charged PMP-2026 service message
+// (charge free_allowance). Such a line joins the group "fa|<allowance>|<waba>|<number>|<month>",
+// and, like the CBP free tier, the first <allowance> lines of the group by (delivery time, id),
+// across partitions, settle at 0 with pricing type free_allowance (Totals.FreeAllowances per
+// number). Off by default: no charge carries it, no line is grouped.
+//
 // # Member counters (counters.go)
 //
 // The count of a member's lines after a cut does not need the member's lines in order, only how

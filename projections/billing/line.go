@@ -2,6 +2,8 @@ package billing
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +29,39 @@ const (
 
 // FreeTierSize is the CBP monthly free allowance per WABA (domain §1.8).
 const FreeTierSize = 1000
+
+// PricingFreeAllowance is the pricing type of a PMP-2026 service message within its number's
+// monthly free allowance, an UNCONFIRMED rule the operator switches on in the pricing timeline
+// (charge free_allowance). Like the free tier it is decided at query time.
+const PricingFreeAllowance events.PricingType = "free_allowance"
+
+// faGroup is the allowance group of a line: its number's month, with the allowance in the name
+// (a timeline edit that changes it starts a new group rather than re-ranking the old one).
+func faGroup(l *Line, allowance int) string {
+	return "fa|" + strconv.Itoa(allowance) + "|" + l.WABA + "|" + l.Number + "|" + l.Month
+}
+
+// groupLimit is how many of a free-tier or allowance group's lines (by delivery time, then id)
+// are free; ok is false for other groups.
+func (s *Store) groupLimit(g string) (limit int64, ok bool) {
+	switch {
+	case strings.HasPrefix(g, "ft|"):
+		return s.freeTier, true
+	case strings.HasPrefix(g, "fa|"):
+		n, _, _ := strings.Cut(g[3:], "|")
+		v, err := strconv.ParseInt(n, 10, 64)
+		return v, err == nil && v > 0
+	}
+	return 0, false
+}
+
+// freeType is the settled pricing type of a line a free-tier or allowance group made free.
+func freeType(g string) events.PricingType {
+	if strings.HasPrefix(g, "fa|") {
+		return PricingFreeAllowance
+	}
+	return PricingFreeTier
+}
 
 // UnconfiguredWABA stands for the WABA of events no account configuration covered.
 const UnconfiguredWABA = "-"
@@ -183,6 +218,9 @@ func (p *Pricer) Line(e events.Event, c *events.Charge) Line {
 	}
 	if freeTierEligible(c, l.Month) {
 		l.Group = ftGroup(&l)
+	}
+	if c.FreeAllowance > 0 && c.Billable && c.Reason == events.ReasonServiceCharged {
+		l.Group = faGroup(&l, c.FreeAllowance)
 	}
 	if !c.Billable {
 		return l

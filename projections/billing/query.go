@@ -53,7 +53,10 @@ type Totals struct {
 	ByCurrency    map[string]Bucket `json:"by_currency"`
 	Unpriced      map[string]int64  `json:"unpriced"` // lines per unpriced reason
 	FreeTier      *FreeTierUsage    `json:"free_tier,omitempty"`
-	VolumeTiers   []VolumeTierUsage `json:"volume_tiers,omitempty"`
+	// FreeAllowances: per number, the UNCONFIRMED PMP-2026 allowance of free service messages,
+	// when the operator's timeline switches it on.
+	FreeAllowances map[string]FreeTierUsage `json:"free_allowances,omitempty"`
+	VolumeTiers    []VolumeTierUsage        `json:"volume_tiers,omitempty"`
 }
 
 // Totals merges the per-partition totals of a WABA-month and settles them: the free-tier
@@ -89,30 +92,57 @@ func (s *Store) Totals(ctx context.Context, waba, month string) (Totals, error) 
 	st := s.newSettler(parts)
 	t := Totals{WABA: waba, Month: month}
 
-	// Free tier.
-	ftGroup := "ft|" + wm
-	if n := f["group:"+ftGroup]; n > 0 {
-		cut, err := st.cut(ctx, ftGroup, s.freeTier)
+	// Free tier and allowances: the first lines of each group, by delivery time then id, are free.
+	freeGroup := func(group string, eligible int64) (FreeTierUsage, error) {
+		limit, _ := s.groupLimit(group)
+		cut, err := st.cut(ctx, group, limit)
 		if err != nil {
-			return Totals{}, err
+			return FreeTierUsage{}, err
 		}
-		ids, err := s.groupMembers(ctx, st, ftGroup, nil, cut)
+		ids, err := s.groupMembers(ctx, st, group, nil, cut)
 		if err != nil {
-			return Totals{}, err
+			return FreeTierUsage{}, err
 		}
 		free, err := s.fetchLines(ctx, ids)
 		if err != nil {
-			return Totals{}, err
+			return FreeTierUsage{}, err
 		}
-		used := int64(0)
+		u := FreeTierUsage{Eligible: eligible, Limit: limit}
 		for _, ls := range free {
 			for _, l := range ls {
 				Contribute(l, l.List, l.PricingType, l.Unpriced, -1, add)
-				Contribute(l, 0, PricingFreeTier, "", +1, add)
-				used++
+				Contribute(l, 0, freeType(group), "", +1, add)
+				u.Used++
 			}
 		}
-		t.FreeTier = &FreeTierUsage{Eligible: n, Used: used, Limit: s.freeTier}
+		return u, nil
+	}
+	ftGroup := "ft|" + wm
+	if n := f["group:"+ftGroup]; n > 0 {
+		u, err := freeGroup(ftGroup, n)
+		if err != nil {
+			return Totals{}, err
+		}
+		t.FreeTier = &u
+	}
+	for _, k := range sortedKeys(f) {
+		group, ok := strings.CutPrefix(k, "group:fa|")
+		if !ok || f[k] <= 0 {
+			continue
+		}
+		// "fa|<allowance>|<waba>|<number>|<month>"
+		parts := strings.Split(group, "|")
+		if len(parts) != 4 || parts[1] != waba || parts[3] != month {
+			continue
+		}
+		u, err := freeGroup("fa|"+group, f[k])
+		if err != nil {
+			return Totals{}, err
+		}
+		if t.FreeAllowances == nil {
+			t.FreeAllowances = map[string]FreeTierUsage{}
+		}
+		t.FreeAllowances[parts[2]] = u
 	}
 
 	// Volume tiers. The WABA's numbers name its member counters.

@@ -222,13 +222,17 @@ func (s *Store) groupRate(group string) (ratecard.Rate, bool) {
 func (st *settler) settle(ctx context.Context, l Line, p int32) (Settled, error) {
 	out := Settled{Line: l, Partition: p, Amount: l.List, SettledType: l.PricingType}
 	switch {
-	case strings.HasPrefix(l.Group, "ft|"):
-		c, err := st.cut(ctx, l.Group, st.s.freeTier)
+	case strings.HasPrefix(l.Group, "ft|"), strings.HasPrefix(l.Group, "fa|"):
+		limit, ok := st.s.groupLimit(l.Group)
+		if !ok {
+			break
+		}
+		c, err := st.cut(ctx, l.Group, limit)
 		if err != nil {
 			return out, err
 		}
 		if c == nil || !c.Less(l.Key()) {
-			out.Amount, out.SettledType, out.Unpriced = 0, PricingFreeTier, ""
+			out.Amount, out.SettledType, out.Unpriced = 0, freeType(l.Group), ""
 		}
 	case strings.HasPrefix(l.Group, "vt|"):
 		r, ok := st.s.groupRate(l.Group)
@@ -336,9 +340,9 @@ func (st *settler) settleRanked(ctx context.Context, ls []Line, parts []int32) (
 			}
 			rank := before + 1
 			switch {
-			case strings.HasPrefix(l.Group, "ft|"):
-				if rank <= st.s.freeTier {
-					l.Amount, l.SettledType, l.Unpriced = 0, PricingFreeTier, ""
+			case strings.HasPrefix(l.Group, "ft|"), strings.HasPrefix(l.Group, "fa|"):
+				if limit, ok := st.s.groupLimit(l.Group); ok && rank <= limit {
+					l.Amount, l.SettledType, l.Unpriced = 0, freeType(l.Group), ""
 				}
 			case strings.HasPrefix(l.Group, "vt|"):
 				if r, ok := st.s.groupRate(l.Group); ok {
