@@ -428,26 +428,10 @@ var statusErrorFields = []string{"code", "title"}
 // statusErrors reads the errors array into buf's backing array while it has room. Each element
 // must be an object; [] gives an empty, non-nil slice and null a nil one, as in encoding/json.
 func (s *scanner) statusErrors(dst *[]StatusError, buf []StatusError) bool {
-	if s.isNull() {
-		*dst = nil
-		return true
-	}
-	b := s.b
-	if s.i >= len(b) || b[s.i] != '[' {
-		return false
-	}
-	s.i++
-	s.ws()
-	if s.i < len(b) && b[s.i] == ']' {
-		s.i++
-		*dst = []StatusError{}
-		return true
-	}
-	for {
-		s.ws()
+	return scanArray(s, dst, buf, func() (StatusError, bool) {
 		var e StatusError
 		var seen fieldSet
-		if !s.object(func(name []byte) bool {
+		ok := s.object(func(name []byte) bool {
 			var i int
 			switch string(name) {
 			case "code":
@@ -469,10 +453,36 @@ func (s *scanner) statusErrors(dst *[]StatusError, buf []StatusError) bool {
 			v, ok := s.integer()
 			e.Code = int(v)
 			return ok
-		}) {
+		})
+		return e, ok
+	})
+}
+
+// scanArray reads a JSON array with elem into buf's backing array while it has room; [] gives an
+// empty, non-nil slice and null a nil one, as in encoding/json. An element elem refuses gives up.
+func scanArray[T any](s *scanner, dst *[]T, buf []T, elem func() (T, bool)) bool {
+	if s.isNull() {
+		*dst = nil
+		return true
+	}
+	b := s.b
+	if s.i >= len(b) || b[s.i] != '[' {
+		return false
+	}
+	s.i++
+	s.ws()
+	if s.i < len(b) && b[s.i] == ']' {
+		s.i++
+		*dst = []T{}
+		return true
+	}
+	for {
+		s.ws()
+		v, ok := elem()
+		if !ok {
 			return false
 		}
-		buf = append(buf, e)
+		buf = append(buf, v)
 		more, err := s.more(']')
 		if err != nil {
 			return false
@@ -609,37 +619,10 @@ func (s *scanner) referral(r *Referral) bool {
 // ints reads an array of integers into buf's backing array while it has room; [] gives an empty,
 // non-nil slice and null a nil one. A null element gives up.
 func (s *scanner) ints(dst *[]int, buf []int) bool {
-	if s.isNull() {
-		*dst = nil
-		return true
-	}
-	b := s.b
-	if s.i >= len(b) || b[s.i] != '[' {
-		return false
-	}
-	s.i++
-	s.ws()
-	if s.i < len(b) && b[s.i] == ']' {
-		s.i++
-		*dst = []int{}
-		return true
-	}
-	for {
-		s.ws()
+	return scanArray(s, dst, buf, func() (int, bool) {
 		v, ok := s.integer()
-		if !ok {
-			return false
-		}
-		buf = append(buf, int(v))
-		more, err := s.more(']')
-		if err != nil {
-			return false
-		}
-		if !more {
-			*dst = buf
-			return true
-		}
-	}
+		return int(v), ok
+	})
 }
 
 var outboundFields = []string{"phone_number_id", "waba_id", "wa_id", "user_id", "wamid", "timestamp", "kind", "message_type", "template_name", "template_id", "template_category"}
