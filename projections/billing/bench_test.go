@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/events/testenv"
 	"github.com/convmeter/convmeter/projections"
+	"github.com/convmeter/convmeter/projections/redistest"
 )
 
 var benchLines = flag.Int("billing.lines", 0, "TestQueryLatency: lines to store before measuring (0 skips it; the bench script uses 1000000)")
@@ -70,24 +69,7 @@ type usage struct{ self, redis float64 }
 
 func readUsage(tb testing.TB, s *Store) usage {
 	tb.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-	info, err := s.rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	u := usage{self: tv(ru.Utime) + tv(ru.Stime)}
-	for _, ln := range strings.Split(info, "\n") {
-		k, v, _ := strings.Cut(strings.TrimSpace(ln), ":")
-		if k == "used_cpu_user" || k == "used_cpu_sys" {
-			f, _ := strconv.ParseFloat(v, 64)
-			u.redis += f
-		}
-	}
-	return u
+	return usage{self: testenv.ProcessCPU().Seconds(), redis: redistest.ServerCPU(tb, s.rdb).Seconds()}
 }
 
 // reportUsage reports events/s and the CPU per event of this process and of Redis since u0.

@@ -4,16 +4,16 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/events/testenv"
 	"github.com/convmeter/convmeter/projections"
+	"github.com/convmeter/convmeter/projections/redistest"
 )
 
 // benchBatches builds n batches of size events for partition 0: a realistic mix over 20 numbers
@@ -66,7 +66,7 @@ func BenchmarkApply(b *testing.B) {
 			ctx := context.Background()
 			settle(b, rdb)
 			b.ResetTimer()
-			start, cpu0, rcpu0 := time.Now(), processCPU(), redisCPU(rdb)
+			start, cpu0, rcpu0 := time.Now(), testenv.ProcessCPU(), redistest.ServerCPU(b, rdb)
 			for i := 0; i < b.N; i++ {
 				if err := s.Apply(ctx, batches[i]); err != nil {
 					b.Fatal(err)
@@ -77,8 +77,8 @@ func BenchmarkApply(b *testing.B) {
 			b.ReportMetric(n/el.Seconds(), "events/s")
 			b.ReportMetric(float64(el.Microseconds())/n, "µs/event")
 			// CPU per event: what the machine's other load does not change.
-			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/n, "cpu-µs/event(go)")
-			b.ReportMetric(float64((redisCPU(rdb)-rcpu0).Microseconds())/n, "cpu-µs/event(redis)")
+			b.ReportMetric(float64((testenv.ProcessCPU()-cpu0).Microseconds())/n, "cpu-µs/event(go)")
+			b.ReportMetric(float64((redistest.ServerCPU(b, rdb)-rcpu0).Microseconds())/n, "cpu-µs/event(redis)")
 		})
 	}
 }
@@ -99,7 +99,7 @@ func BenchmarkApplyParallel(b *testing.B) {
 			ctx := context.Background()
 			settle(b, rdb)
 			b.ResetTimer()
-			start, cpu0, rcpu0 := time.Now(), processCPU(), redisCPU(rdb)
+			start, cpu0, rcpu0 := time.Now(), testenv.ProcessCPU(), redistest.ServerCPU(b, rdb)
 			errs := make(chan error, writers)
 			for w := range batches {
 				go func() {
@@ -121,8 +121,8 @@ func BenchmarkApplyParallel(b *testing.B) {
 			n := float64(writers * len(batches[0]) * size)
 			b.ReportMetric(n/el.Seconds(), "events/s")
 			b.ReportMetric(float64(el.Microseconds())/n, "µs/event")
-			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/n, "cpu-µs/event(go)")
-			b.ReportMetric(float64((redisCPU(rdb)-rcpu0).Microseconds())/n, "cpu-µs/event(redis)")
+			b.ReportMetric(float64((testenv.ProcessCPU()-cpu0).Microseconds())/n, "cpu-µs/event(go)")
+			b.ReportMetric(float64((redistest.ServerCPU(b, rdb)-rcpu0).Microseconds())/n, "cpu-µs/event(redis)")
 		})
 	}
 }
@@ -151,30 +151,4 @@ func settle(b *testing.B, rdb *redis.Client) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	b.Log("Redis still freeing unlinked keys after 30 s")
-}
-
-// processCPU is this process's user + system CPU time.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// redisCPU is the Redis server's user + system CPU time (INFO cpu).
-func redisCPU(rdb *redis.Client) time.Duration {
-	info, err := rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		return 0
-	}
-	var total float64
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, _ := strconv.ParseFloat(v, 64)
-			total += f
-		}
-	}
-	return time.Duration(total * float64(time.Second))
 }

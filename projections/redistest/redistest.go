@@ -12,6 +12,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,4 +126,23 @@ func DeletePrefix(ctx context.Context, c redis.UniversalClient, prefix string) (
 		}
 		cursor = next
 	}
+}
+
+// ServerCPU is the CPU time the Redis server has used so far, user and system (INFO cpu):
+// benchmarks report it per event beside the process's own (testenv.ProcessCPU).
+func ServerCPU(tb testing.TB, rdb redis.UniversalClient) time.Duration {
+	tb.Helper()
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var sum float64
+	for _, l := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(l), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, _ := strconv.ParseFloat(v, 64)
+			sum += f
+		}
+	}
+	return time.Duration(sum * float64(time.Second))
 }

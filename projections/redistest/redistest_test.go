@@ -59,3 +59,10 @@ func TestClientIsolatesAndCleansUp(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestServerCPUCounts(t *testing.T) {
+	rdb, _ := redistest.Client(t)
+	if redistest.ServerCPU(t, rdb) <= 0 {
+		t.Fatal("a running Redis server has used some CPU")
+	}
+}

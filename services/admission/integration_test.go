@@ -9,14 +9,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/events/testenv"
 	"github.com/convmeter/convmeter/projections"
 	"github.com/convmeter/convmeter/projections/ratelimit"
 	"github.com/convmeter/convmeter/projections/redistest"
@@ -188,7 +185,7 @@ func TestAdmissionLoad(t *testing.T) {
 		Duration: 500 * time.Millisecond, Body: func(i int) []byte { return bodies[i%len(bodies)] }}); err != nil {
 		t.Fatal(err)
 	}
-	cpu0, rcpu0 := processCPU(), redisCPU(rdb)
+	cpu0, rcpu0 := testenv.ProcessCPU(), redistest.ServerCPU(t, rdb)
 	res, err := loadgen.Run(context.Background(), loadgen.Config{URL: srv.URL + "/v1/admission", Rate: rate,
 		Duration: time.Duration(secs) * time.Second, Body: func(i int) []byte { return bodies[i%len(bodies)] }})
 	if err != nil {
@@ -197,7 +194,7 @@ func TestAdmissionLoad(t *testing.T) {
 	// CPU per request, the capacity figure that does not depend on what else the machine runs:
 	// this process (load generator + HTTP server + handler + Redis client) and the Redis server.
 	perReq := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(max(res.Sent, 1)) }
-	cpu, rcpu := perReq(processCPU()-cpu0), perReq(redisCPU(rdb)-rcpu0)
+	cpu, rcpu := perReq(testenv.ProcessCPU()-cpu0), perReq(redistest.ServerCPU(t, rdb)-rcpu0)
 	t.Logf("admission load: %s", res)
 	fmt.Printf("ADMISSION_LOAD rate_target=%d partitions=%d shared_ttl=%v %s cpu_us_per_req_process=%.0f cpu_us_per_req_redis=%.1f\n",
 		rate, partitions, shared, res, cpu, rcpu)
@@ -210,30 +207,4 @@ func TestAdmissionLoad(t *testing.T) {
 	if res.OK != rate*secs {
 		t.Errorf("%d answers, want %d", res.OK, rate*secs)
 	}
-}
-
-// processCPU is this process's user + system CPU time.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// redisCPU is the Redis server's user + system CPU time (INFO cpu).
-func redisCPU(rdb *redis.Client) time.Duration {
-	info, err := rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		return 0
-	}
-	var total float64
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, _ := strconv.ParseFloat(v, 64)
-			total += f
-		}
-	}
-	return time.Duration(total * float64(time.Second))
 }

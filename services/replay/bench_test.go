@@ -11,6 +11,7 @@ import (
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkatest"
 	"github.com/convmeter/convmeter/events/producer"
+	"github.com/convmeter/convmeter/events/testenv"
 	"github.com/convmeter/convmeter/projections"
 	"github.com/convmeter/convmeter/projections/redistest"
 	"github.com/convmeter/convmeter/services/loadgen"
@@ -75,18 +76,18 @@ func BenchmarkReplayKafka(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		cpu0, pcpu0 := redisCPU(b, rdb), processCPU()
+		cpu0, pcpu0 := redistest.ServerCPU(b, rdb).Seconds(), testenv.ProcessCPU().Seconds()
 		batch, _ := strconv.Atoi(os.Getenv("CONVMETER_BENCH_REPLAY_BATCH"))
 		st, err := Run(ctx, Config{Brokers: brokers, Topic: topic, BatchSize: batch}, ns, quiet())
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(st.PerSecond, "records/s")
-		b.ReportMetric((processCPU()-pcpu0)*1e6/float64(st.Records), "cpu-µs/record(go)")
-		b.ReportMetric((redisCPU(b, rdb)-cpu0)*1e6/float64(st.Records), "cpu-µs/record(redis)")
+		b.ReportMetric((testenv.ProcessCPU().Seconds()-pcpu0)*1e6/float64(st.Records), "cpu-µs/record(go)")
+		b.ReportMetric((redistest.ServerCPU(b, rdb).Seconds()-cpu0)*1e6/float64(st.Records), "cpu-µs/record(redis)")
 		b.ReportMetric(float64(st.Outputs)/st.Seconds, "outputs/s")
 		b.Logf("replay: %d records, %d outputs, %.2fs, %.0f records/s; apply seconds (summed over partitions) %v; redis cpu %.2fs",
-			st.Records, st.Outputs, st.Seconds, st.PerSecond, st.ApplySeconds, redisCPU(b, rdb)-cpu0)
+			st.Records, st.Outputs, st.Seconds, st.PerSecond, st.ApplySeconds, redistest.ServerCPU(b, rdb).Seconds()-cpu0)
 	}
 }
 
@@ -102,13 +103,13 @@ func BenchmarkReplayEngineOnly(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		c0 := processCPU()
+		c0 := testenv.ProcessCPU().Seconds()
 		for _, m := range msgs {
 			if err := x.Record(context.Background(), m); err != nil {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric((processCPU()-c0)*1e6/float64(len(msgs)), "cpu-µs/record")
+		b.ReportMetric((testenv.ProcessCPU().Seconds()-c0)*1e6/float64(len(msgs)), "cpu-µs/record")
 		b.ReportMetric(float64(len(msgs))/time.Since(t0).Seconds(), "records/s")
 	}
 }
