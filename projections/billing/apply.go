@@ -100,50 +100,7 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 	for k, v := range prior.HW {
 		hw[k] = v
 	}
-	// Every id the batch touches gets a slot, numbered in first-touch order; a slot points at the
-	// stored version and the version after the batch so far (indexes into arenas, -1 = none).
-	type slot struct{ stored, cur int32 }
-	var (
-		lineIdx   = make(map[string]int32, len(batch))
-		lineSlots = make([]slot, 0, len(batch))
-		lineArena = make([]Line, 0, len(batch))
-		diffIdx   map[string]int32
-		diffSlots []slot
-		diffArena []Diff
-	)
-	lineSlot := func(id string) *slot {
-		i, ok := lineIdx[id]
-		if !ok {
-			i = int32(len(lineSlots))
-			lineIdx[id] = i
-			s := slot{stored: -1, cur: -1}
-			if l, ok := prior.Lines[id]; ok {
-				s.stored = int32(len(lineArena))
-				s.cur = s.stored
-				lineArena = append(lineArena, l)
-			}
-			lineSlots = append(lineSlots, s)
-		}
-		return &lineSlots[i]
-	}
-	diffSlot := func(id string) *slot {
-		if diffIdx == nil {
-			diffIdx = map[string]int32{}
-		}
-		i, ok := diffIdx[id]
-		if !ok {
-			i = int32(len(diffSlots))
-			diffIdx[id] = i
-			s := slot{stored: -1, cur: -1}
-			if d, ok := prior.Diffs[id]; ok {
-				s.stored = int32(len(diffArena))
-				s.cur = s.stored
-				diffArena = append(diffArena, d)
-			}
-			diffSlots = append(diffSlots, s)
-		}
-		return &diffSlots[i]
-	}
+	lines, diffs := newVersions[Line](len(batch)), newVersions[Diff](0)
 	// Lines are first aggregated by their totals key (few per batch), then expanded into fields.
 	type agg struct{ lines, amount int64 }
 	aggIdx := map[totalsKey]int{}
@@ -187,13 +144,7 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 		p.Applied++
 		switch d := e.Data.(type) {
 		case *events.Charge:
-			s := lineSlot(e.ID)
-			if s.cur >= 0 {
-				addLine(&lineArena[s.cur], -1)
-			}
-			s.cur = int32(len(lineArena))
-			lineArena = append(lineArena, pr.Line(*e, d))
-			addLine(&lineArena[s.cur], +1)
+			lines.put(e.ID, pr.Line(*e, d), prior.Lines, addLine)
 		case *events.MessageDelivered:
 			if d.Meta == nil {
 				continue
@@ -210,56 +161,16 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 			if df.Month == "" {
 				df.Month = d.DeliveredAt.Time().Format("2006-01")
 			}
-			s := diffSlot(e.ID)
-			if s.cur >= 0 {
-				addDiff(&diffArena[s.cur], -1)
-			}
-			s.cur = int32(len(diffArena))
-			diffArena = append(diffArena, df)
-			addDiff(&diffArena[s.cur], +1)
+			diffs.put(e.ID, df, prior.Diffs, addDiff)
 		case *events.Correction:
 			for _, id := range d.Retracts {
-				if s := lineSlot(id); s.cur >= 0 {
-					addLine(&lineArena[s.cur], -1)
-					s.cur = -1
-				}
-				if s := diffSlot(id); s.cur >= 0 {
-					addDiff(&diffArena[s.cur], -1)
-					s.cur = -1
-				}
+				lines.retract(id, prior.Lines, addLine)
+				diffs.retract(id, prior.Diffs, addDiff)
 			}
 		}
 	}
-	// Emit in first-touch order so equal inputs give equal plans. Usually every id was new and
-	// charged once: the arena is then the list of puts as it is.
-	same := len(lineArena) == len(lineSlots)
-	for i, s := range lineSlots {
-		if s.stored >= 0 || s.cur != int32(i) {
-			same = false
-			break
-		}
-	}
-	if same {
-		p.Put = lineArena
-	} else {
-		p.Put = make([]Line, 0, len(lineSlots))
-		for _, s := range lineSlots {
-			if s.stored >= 0 && s.cur != s.stored {
-				p.Del = append(p.Del, lineArena[s.stored])
-			}
-			if s.cur >= 0 && s.cur != s.stored {
-				p.Put = append(p.Put, lineArena[s.cur])
-			}
-		}
-	}
-	for _, s := range diffSlots {
-		if s.stored >= 0 && s.cur != s.stored {
-			p.DelDiffs = append(p.DelDiffs, diffArena[s.stored])
-		}
-		if s.cur >= 0 && s.cur != s.stored {
-			p.PutDiffs = append(p.PutDiffs, diffArena[s.cur])
-		}
-	}
+	p.Del, p.Put = lines.changes()
+	p.DelDiffs, p.PutDiffs = diffs.changes()
 	for i, k := range aggKeys {
 		a := aggs[i]
 		if a.lines == 0 && a.amount == 0 {
@@ -367,4 +278,76 @@ func contributeKey(k totalsKey, n, amount int64, add func(field string, v int64)
 
 func causeString(c events.Cause) string {
 	return strconv.FormatInt(c.Offset, 10) + ":" + strconv.FormatInt(int64(c.Index), 10)
+}
+
+// versions tracks the records a batch touches, by id in first-touch order: for each, the stored
+// version and the version after the batch so far, as indexes into one arena (-1 = none).
+type versions[T any] struct {
+	idx   map[string]int32
+	slots []struct{ stored, cur int32 }
+	arena []T
+}
+
+func newVersions[T any](n int) *versions[T] {
+	return &versions[T]{idx: make(map[string]int32, n), arena: make([]T, 0, n)}
+}
+
+func (v *versions[T]) slot(id string, prior map[string]T) *struct{ stored, cur int32 } {
+	i, ok := v.idx[id]
+	if !ok {
+		i = int32(len(v.slots))
+		v.idx[id] = i
+		s := struct{ stored, cur int32 }{-1, -1}
+		if x, ok := prior[id]; ok {
+			s.stored, s.cur = int32(len(v.arena)), int32(len(v.arena))
+			v.arena = append(v.arena, x)
+		}
+		v.slots = append(v.slots, s)
+	}
+	return &v.slots[i]
+}
+
+// put makes x the version of id; add takes the version it replaces out of the totals and x in.
+func (v *versions[T]) put(id string, x T, prior map[string]T, add func(*T, int64)) {
+	s := v.slot(id, prior)
+	if s.cur >= 0 {
+		add(&v.arena[s.cur], -1)
+	}
+	s.cur = int32(len(v.arena))
+	v.arena = append(v.arena, x)
+	add(&v.arena[s.cur], +1)
+}
+
+// retract removes the current version of id, if any, taking it out of the totals.
+func (v *versions[T]) retract(id string, prior map[string]T, add func(*T, int64)) {
+	if s := v.slot(id, prior); s.cur >= 0 {
+		add(&v.arena[s.cur], -1)
+		s.cur = -1
+	}
+}
+
+// changes lists the stored versions to delete and the new ones to put, in first-touch order so
+// equal inputs give equal plans. Usually every id was new and written once: the arena is then the
+// list of puts as it is.
+func (v *versions[T]) changes() (del, put []T) {
+	same := len(v.arena) == len(v.slots)
+	for i, s := range v.slots {
+		if s.stored >= 0 || s.cur != int32(i) {
+			same = false
+			break
+		}
+	}
+	if same {
+		return nil, v.arena
+	}
+	put = make([]T, 0, len(v.slots))
+	for _, s := range v.slots {
+		if s.stored >= 0 && s.cur != s.stored {
+			del = append(del, v.arena[s.stored])
+		}
+		if s.cur >= 0 && s.cur != s.stored {
+			put = append(put, v.arena[s.cur])
+		}
+	}
+	return del, put
 }
