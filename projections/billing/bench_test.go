@@ -17,9 +17,25 @@ import (
 
 var benchLines = flag.Int("billing.lines", 0, "TestQueryLatency: lines to store before measuring (0 skips it; the bench script uses 1000000)")
 
+// Delivery times of the generated charges.
+type timeOrder int
+
+const (
+	// logOrder: times follow the offsets, as the aggregator emits charges (in log order, event
+	// time advancing): 20 s apart per partition (a quiet partition: 130,000 charges a month),
+	// each up to a minute late. A batch of 5,000 spans about 28 hours.
+	logOrder timeOrder = iota
+	// randomOrder: every charge at a uniformly random second of 20 days, whatever its offset:
+	// the worst case for the sorted sets (every insert lands anywhere in them).
+	randomOrder
+)
+
+func (o timeOrder) String() string { return [...]string{"log_order", "random_order"}[o] }
+
 // benchBatch makes a batch of n PMP charges of partition p starting at offset off: a few WABAs,
-// numbers and markets, utility/authentication/marketing, so groups and totals look real.
-func benchBatch(r *rand.Rand, p int32, off int64, n int) projections.Batch {
+// numbers and markets (a fifth in the United Kingdom, which the example card does not price:
+// unpriced lines), utility/authentication/marketing, so groups and totals look real.
+func benchBatch(r *rand.Rand, p int32, off int64, n int, order timeOrder) projections.Batch {
 	evs := make([]events.Event, n)
 	cats := []events.Category{events.CategoryUtility, events.CategoryAuthentication, events.CategoryMarketing}
 	rcpt := []string{"9198", "1650", "5511", "1809", "4477"}
@@ -27,9 +43,13 @@ func benchBatch(r *rand.Rand, p int32, off int64, n int) projections.Batch {
 		acct := events.Account{PhoneNumberID: fmt.Sprintf("N%d", r.IntN(8)), WABAID: fmt.Sprintf("W%d", r.IntN(4)),
 			PortfolioID: "P", TimeZone: "Asia/Kolkata", Currency: "USD", Month: "2025-08", Configured: true}
 		to := rcpt[r.IntN(len(rcpt))] + fmt.Sprintf("%08d", r.IntN(1_000_000))
+		at := 1754524800 + int64(r.IntN(86400*20))
+		if order == logOrder {
+			at = 1754524800 + (off+int64(i))*20 - int64(r.IntN(60))
+		}
 		c := &events.Charge{Account: acct, Unit: events.UnitMessage, PricingModel: events.ModelPMP, Category: cats[r.IntN(3)],
 			PricingType: events.PricingRegular, Billable: true, Reason: events.ReasonTemplateDelivered, Kind: events.KindTemplate,
-			WAMID: fmt.Sprintf("wamid.%d.%d", p, off+int64(i)), Recipient: to, DeliveredAt: events.UnixTime(1754524800 + r.IntN(86400*20))}
+			WAMID: fmt.Sprintf("wamid.%d.%d", p, off+int64(i)), Recipient: to, DeliveredAt: events.UnixTime(at)}
 		evs[i] = events.Event{ID: fmt.Sprintf("%032x/%d", uint64(p)<<40|uint64(off+int64(i)), 0), Type: events.TypeCharge,
 			Key: acct.PhoneNumberID + "/" + to, Time: c.DeliveredAt, Cause: &events.Cause{Partition: p, Offset: off + int64(i)}, Data: c}
 	}
@@ -37,31 +57,67 @@ func benchBatch(r *rand.Rand, p int32, off int64, n int) projections.Batch {
 }
 
 // BenchmarkApply measures charge events applied per second into real Redis, in batches of 5000
-// per partition over 4 partitions, one writer. The batches are built before the clock starts (in
-// production they arrive decoded from Kafka); every one has fresh offsets and ids, so every event
-// is really applied. Also reports the CPU per event of this process (plan, encoding, client) and
-// of the Redis server (INFO CPU, so other clients of a shared Redis count too).
+// per partition over 4 partitions, one writer, with delivery times in log order (as the
+// aggregator emits them) and at random (the sorted sets' worst case). The batches are built
+// before the clock starts (in production they arrive decoded from Kafka); every one has fresh
+// offsets and ids, so every event is really applied. Also reports the CPU per event of this
+// process (plan, encoding, client) and of the Redis server (INFO CPU, so other clients of a
+// shared Redis count too).
 func BenchmarkApply(b *testing.B) {
-	s := newStore(b, exampleBook(b))
-	r := rand.New(rand.NewPCG(1, 2))
-	const size = 5000
-	batches := make([]projections.Batch, b.N)
-	for i := range batches {
-		p := int32(i % 4)
-		batches[i] = benchBatch(r, p, int64(i/4)*size, size)
+	for _, order := range []timeOrder{logOrder, randomOrder} {
+		b.Run(order.String(), func(b *testing.B) { benchApply(b, 1, order) })
 	}
+}
+
+// BenchmarkApplyParallel is BenchmarkApply with two writers on disjoint partitions, as a projector
+// with Parallel 2 (the default) runs: one plans while Redis executes the other's transaction.
+func BenchmarkApplyParallel(b *testing.B) {
+	for _, order := range []timeOrder{logOrder, randomOrder} {
+		b.Run(order.String(), func(b *testing.B) { benchApply(b, 2, order) })
+	}
+}
+
+// benchApply applies b.N batches (at least one per writer) over 4 partitions, each writer its own
+// partitions.
+func benchApply(b *testing.B, writers int, order timeOrder) {
+	s := newStore(b, exampleBook(b))
+	const size, partitions = 5000, 4
+	per := partitions / writers
 	ctx := context.Background()
+	batches := make([][]projections.Batch, writers)
+	for w := range batches {
+		r := rand.New(rand.NewPCG(uint64(w), 2))
+		for i := 0; i < max(1, b.N/writers); i++ {
+			p := int32(w*per + i%per)
+			batches[w] = append(batches[w], benchBatch(r, p, int64(i/per)*size, size, order))
+		}
+	}
 	u0 := readUsage(b, s)
 	b.ResetTimer()
 	start := time.Now()
-	n := 0
-	for _, bt := range batches {
-		if err := s.Apply(ctx, bt); err != nil {
+	errs := make(chan error, writers)
+	for w := range batches {
+		go func(bs []projections.Batch) {
+			for _, bt := range bs {
+				if err := s.Apply(ctx, bt); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}(batches[w])
+	}
+	for range batches {
+		if err := <-errs; err != nil {
 			b.Fatal(err)
 		}
-		n += len(bt.Events)
 	}
-	reportUsage(b, s, u0, n, time.Since(start))
+	d := time.Since(start)
+	n := 0
+	for _, bs := range batches {
+		n += len(bs) * size
+	}
+	reportUsage(b, s, u0, n, d)
 }
 
 // usage is the CPU spent so far by this process and by the Redis server, in seconds.
@@ -81,48 +137,6 @@ func reportUsage(b *testing.B, s *Store, u0 usage, n int, d time.Duration) {
 	b.ReportMetric((u.redis-u0.redis)*1e6/float64(n), "redis-µs/event")
 }
 
-// BenchmarkApplyParallel is BenchmarkApply with two writers on disjoint partitions, as a projector
-// with Parallel 2 runs: one plans while Redis executes the other's transaction.
-func BenchmarkApplyParallel(b *testing.B) {
-	s := newStore(b, exampleBook(b))
-	const size, writers = 5000, 2
-	ctx := context.Background()
-	var batches [writers][]projections.Batch
-	for w := 0; w < writers; w++ {
-		r := rand.New(rand.NewPCG(uint64(w), 2))
-		for i := 0; i < b.N/writers+1; i++ {
-			p := int32(w*2 + i%2)
-			batches[w] = append(batches[w], benchBatch(r, p, int64(i/2)*size, size))
-		}
-	}
-	u0 := readUsage(b, s)
-	b.ResetTimer()
-	start := time.Now()
-	errs := make(chan error, writers)
-	for w := 0; w < writers; w++ {
-		go func(w int) {
-			for _, bt := range batches[w] {
-				if err := s.Apply(ctx, bt); err != nil {
-					errs <- err
-					return
-				}
-			}
-			errs <- nil
-		}(w)
-	}
-	for w := 0; w < writers; w++ {
-		if err := <-errs; err != nil {
-			b.Fatal(err)
-		}
-	}
-	d := time.Since(start)
-	n := 0
-	for w := range batches {
-		n += len(batches[w]) * size
-	}
-	reportUsage(b, s, u0, n, d)
-}
-
 // TestQueryLatency stores -billing.lines lines (over 4 partitions, one WABA-month per WABA) and
 // reports p50/p99 latency of a 100-line page at random cursors and of the settled totals.
 func TestQueryLatency(t *testing.T) {
@@ -137,7 +151,7 @@ func TestQueryLatency(t *testing.T) {
 	off := map[int32]int64{}
 	for n := 0; n < *benchLines; n += size {
 		p := int32((n / size) % 4)
-		if err := s.Apply(ctx, benchBatch(r, p, off[p], size)); err != nil {
+		if err := s.Apply(ctx, benchBatch(r, p, off[p], size, randomOrder)); err != nil {
 			t.Fatal(err)
 		}
 		off[p] += size
@@ -192,7 +206,7 @@ func BenchmarkPlan(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bt := benchBatch(rand.New(rand.NewPCG(1, 2)), 0, 0, 5000)
+	bt := benchBatch(rand.New(rand.NewPCG(1, 2)), 0, 0, 5000, logOrder)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		Apply(pr, bt.Events, Prior{})
