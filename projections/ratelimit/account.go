@@ -162,3 +162,73 @@ func PortfolioNumbers(pf string, members []string) []string {
 	}
 	return out
 }
+
+// acctFacts is the account members under one prefix, merged over partitions and parsed once when
+// loaded, so a query resolves a config or tier without decoding the members again.
+type acctFacts struct {
+	members []string
+	series  []dated        // cfg and tier prefixes: the members as a dated series
+	configs []NumberConfig // cfg prefixes: series[i] decoded
+	cfgOK   []bool         // cfg prefixes: series[i] decoded without error
+	tiers   []Tier         // tier prefixes: series[i] parsed
+	numbers []string       // pfn prefixes: the portfolio's numbers
+}
+
+func newAcctFacts(prefix string, members []string) *acctFacts {
+	f := &acctFacts{members: members}
+	switch {
+	case strings.HasPrefix(prefix, "cfg"+sep):
+		f.series = series(prefix, members)
+		f.configs, f.cfgOK = make([]NumberConfig, len(f.series)), make([]bool, len(f.series))
+		for i, d := range f.series {
+			f.cfgOK[i] = json.Unmarshal([]byte(d.val), &f.configs[i]) == nil
+		}
+	case strings.HasPrefix(prefix, "tier"+sep):
+		f.series = series(prefix, members)
+		f.tiers = make([]Tier, len(f.series))
+		for i, d := range f.series {
+			f.tiers[i] = ParseTier(d.val)
+		}
+	case strings.HasPrefix(prefix, "pfn"+sep):
+		for _, m := range members {
+			if n, ok := strings.CutPrefix(m, prefix); ok {
+				f.numbers = append(f.numbers, n)
+			}
+		}
+	}
+	return f
+}
+
+// atIndex is at returning the index of the value in force at t, or -1.
+func atIndex(ds []dated, t events.UnixTime) int {
+	best := -1
+	for i, d := range ds {
+		if d.at > t {
+			continue
+		}
+		if best < 0 || d.at > ds[best].at || (d.at == ds[best].at && d.val > ds[best].val) {
+			best = i
+		}
+	}
+	return best
+}
+
+// config is ConfigAt over facts loaded from cfgPrefix(pn).
+func (f *acctFacts) config(pn string, t events.UnixTime) (NumberConfig, bool) {
+	i := atIndex(f.series, t)
+	if i < 0 || !f.cfgOK[i] {
+		return NumberConfig{PhoneNumberID: pn}, false
+	}
+	nc := f.configs[i]
+	nc.PhoneNumberID, nc.EffectiveFrom = pn, f.series[i].at
+	return nc, true
+}
+
+// tier is TierAt over facts loaded from a tier prefix.
+func (f *acctFacts) tier(t events.UnixTime) Tier {
+	i := atIndex(f.series, t)
+	if i < 0 {
+		return TierNotSet
+	}
+	return f.tiers[i]
+}

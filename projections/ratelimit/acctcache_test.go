@@ -2,8 +2,13 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/convmeter/convmeter/events"
 )
 
 // TestAccountCacheReloadsAhead: an account fact is reused within half the TTL; past half of it
@@ -50,5 +55,39 @@ func TestAccountCacheReloadsAhead(t *testing.T) {
 	now = now.Add(time.Second)
 	if got := pf(); got != "pf3" {
 		t.Errorf("past the TTL: %q, want pf3", got)
+	}
+}
+
+// TestAccountFactsMatchMembers: a config, tier or portfolio's numbers resolved from the facts
+// parsed once per load equal ConfigAt, TierAt and PortfolioNumbers over the same members, at
+// every time, ties and undecodable values included.
+func TestAccountFactsMatchMembers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	tiers := []string{"TIER_250", "TIER_2K", "TIER_10K", "UNLIMITED", "bogus", ""}
+	for round := range 300 {
+		var ms []string
+		for range rng.IntN(6) {
+			at := events.UnixTime(rng.IntN(5) * 100)
+			cfg := fmt.Sprintf(`{"waba_id":"w%d","portfolio_id":"pf%d","throughput_mps":%d}`, rng.IntN(3), rng.IntN(3), rng.IntN(3)*40)
+			if rng.IntN(6) == 0 {
+				cfg = `{"waba_id":` // does not decode
+			}
+			ms = append(ms, acctMember(cfgPrefix("n1"), at, cfg))
+			ms = append(ms, acctMember(tierPrefix(PhoneScope("n1")), at, tiers[rng.IntN(len(tiers))]))
+			ms = append(ms, memberPrefix("pf1")+fmt.Sprintf("n%d", rng.IntN(4)))
+		}
+		cfg, tier, pfn := newAcctFacts(cfgPrefix("n1"), ms), newAcctFacts(tierPrefix(PhoneScope("n1")), ms), newAcctFacts(memberPrefix("pf1"), ms)
+		for at := events.UnixTime(-50); at <= 500; at += 50 {
+			wantNC, wantOK := ConfigAt("n1", ms, at)
+			if nc, ok := cfg.config("n1", at); nc != wantNC || ok != wantOK {
+				t.Fatalf("round %d at %d: config %+v %v, want %+v %v (members %q)", round, at, nc, ok, wantNC, wantOK, ms)
+			}
+			if got, want := tier.tier(at), TierAt(PhoneScope("n1"), ms, at); got != want {
+				t.Fatalf("round %d at %d: tier %q, want %q (members %q)", round, at, got, want, ms)
+			}
+		}
+		if got, want := pfn.numbers, PortfolioNumbers("pf1", ms); !slices.Equal(got, want) {
+			t.Fatalf("round %d: numbers %q, want %q", round, got, want)
+		}
 	}
 }

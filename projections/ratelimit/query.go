@@ -74,28 +74,33 @@ func Usage(cfg Config, scope Scope, tier Tier, tierSet bool, latest map[string]e
 }
 
 // accounts returns the account members under the given lex prefixes, merged over partitions and
+// cached for the store's account TTL (see facts).
+func (s *Store) accounts(ctx context.Context, prefixes ...string) ([]string, error) {
+	var out []string
+	for _, p := range prefixes {
+		f, err := s.facts(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f.members...)
+	}
+	return out, nil
+}
+
+// facts returns one prefix's account members, merged over partitions and parsed once per load,
 // cached for the store's account TTL. An entry is never served older than the TTL. Once it is
 // past half of it, one caller reloads it while the others keep using it, so a busy store reloads
 // ahead of expiry instead of every request finding it expired at the same moment and reading
 // every partition at once (measured: at 5,000 admissions/s the 1 s expiry made the requests of
 // that moment read ~40 prefixes from 12 partitions each, several round trips in a row).
-func (s *Store) accounts(ctx context.Context, prefixes ...string) ([]string, error) {
+func (s *Store) facts(ctx context.Context, p string) (*acctFacts, error) {
 	if s.acctTTL <= 0 {
-		return s.readAccounts(ctx, prefixes)
-	}
-	var out []string
-	for _, p := range prefixes {
-		ms, err := s.account(ctx, p)
+		ms, err := s.readAccounts(ctx, []string{p})
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, ms...)
+		return newAcctFacts(p, ms), nil
 	}
-	return out, nil
-}
-
-// account returns one prefix's members through the cache (see accounts).
-func (s *Store) account(ctx context.Context, p string) ([]string, error) {
 	now := s.now()
 	s.mu.Lock()
 	e, valid := s.cache[p]
@@ -104,18 +109,22 @@ func (s *Store) account(ctx context.Context, p string) ([]string, error) {
 	if valid {
 		if now.Sub(e.loaded) < s.acctTTL/2 {
 			s.mu.Unlock()
-			return e.members, nil
+			return e.facts, nil
 		}
 		mark = "\x00" + p
 		if m, ok := s.cache[mark]; ok && now.Sub(m.loaded) < s.acctTTL {
 			s.mu.Unlock()
-			return e.members, nil // another caller is reloading it
+			return e.facts, nil // another caller is reloading it
 		}
 		// Past half the TTL: this caller reloads it; the others keep using it meanwhile.
 		s.cache[mark] = acctEntry{loaded: now}
 	}
 	s.mu.Unlock()
 	ms, err := s.readAccounts(ctx, []string{p})
+	var f *acctFacts
+	if err == nil {
+		f = newAcctFacts(p, ms)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if valid {
@@ -123,14 +132,14 @@ func (s *Store) account(ctx context.Context, p string) ([]string, error) {
 	}
 	if err != nil {
 		if valid {
-			return e.members, nil // still within its TTL
+			return e.facts, nil // still within its TTL
 		}
 		return nil, err
 	}
 	if cur, had := s.cache[p]; !had || !cur.loaded.After(now) {
-		s.cache[p] = acctEntry{members: ms, loaded: now}
+		s.cache[p] = acctEntry{facts: f, loaded: now}
 	}
-	return ms, nil
+	return f, nil
 }
 
 // readAccounts reads the members under the prefixes from every partition, in one round trip.
@@ -163,11 +172,11 @@ func (s *Store) readAccounts(ctx context.Context, prefixes []string) ([]string, 
 
 // NumberConfig returns the number's configuration in force at t.
 func (s *Store) NumberConfig(ctx context.Context, pn string, t events.UnixTime) (NumberConfig, bool, error) {
-	ms, err := s.accounts(ctx, cfgPrefix(pn))
+	f, err := s.facts(ctx, cfgPrefix(pn))
 	if err != nil {
 		return NumberConfig{}, false, err
 	}
-	nc, ok := ConfigAt(pn, ms, t)
+	nc, ok := f.config(pn, t)
 	return nc, ok, nil
 }
 
@@ -184,11 +193,11 @@ func (s *Store) ScopeOf(ctx context.Context, pn string, t events.UnixTime) (Scop
 // the highest tier of its numbers (each portfolio inherited the highest limit of its numbers on
 // 2025-10-07, §4.2). set is false when nothing set it (DefaultTier applies).
 func (s *Store) TierOf(ctx context.Context, sc Scope, t events.UnixTime) (tier Tier, set bool, err error) {
-	ms, err := s.accounts(ctx, tierPrefix(sc))
+	f, err := s.facts(ctx, tierPrefix(sc))
 	if err != nil {
 		return "", false, err
 	}
-	tier = TierAt(sc, ms, t)
+	tier = f.tier(t)
 	if tier != TierNotSet {
 		return tier, true, nil
 	}
@@ -197,21 +206,21 @@ func (s *Store) TierOf(ctx context.Context, sc Scope, t events.UnixTime) (tier T
 	var numbers []string
 	pf, isPF := strings.CutPrefix(string(sc), "pf:")
 	if isPF {
-		nums, err := s.accounts(ctx, memberPrefix(pf))
+		nums, err := s.facts(ctx, memberPrefix(pf))
 		if err != nil {
 			return "", false, err
 		}
-		numbers = PortfolioNumbers(pf, nums)
+		numbers = nums.numbers
 	} else if pn, isPN := strings.CutPrefix(string(sc), "pn:"); isPN {
 		numbers = []string{pn}
 	}
 	for _, n := range numbers {
 		if isPF {
-			nms, err := s.accounts(ctx, tierPrefix(PhoneScope(n)))
+			nf, err := s.facts(ctx, tierPrefix(PhoneScope(n)))
 			if err != nil {
 				return "", false, err
 			}
-			tier = MaxTier(tier, TierAt(PhoneScope(n), nms, t))
+			tier = MaxTier(tier, nf.tier(t))
 		}
 		wt, err := s.wabaTier(ctx, n, t)
 		if err != nil {
@@ -228,11 +237,11 @@ func (s *Store) wabaTier(ctx context.Context, pn string, t events.UnixTime) (Tie
 	if err != nil || !ok || nc.WABAID == "" {
 		return TierNotSet, err
 	}
-	ws, err := s.accounts(ctx, tierPrefix(WABAScope(nc.WABAID)))
+	wf, err := s.facts(ctx, tierPrefix(WABAScope(nc.WABAID)))
 	if err != nil {
 		return TierNotSet, err
 	}
-	return TierAt(WABAScope(nc.WABAID), ws, t), nil
+	return wf.tier(t), nil
 }
 
 // scopeUsers merges every partition's counter of sc: user → latest counted delivery after from.

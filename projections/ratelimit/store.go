@@ -49,8 +49,8 @@ type Store struct {
 }
 
 type acctEntry struct {
-	members []string
-	loaded  time.Time
+	facts  *acctFacts
+	loaded time.Time
 }
 
 // Option configures a Store.
