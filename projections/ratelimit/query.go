@@ -427,18 +427,11 @@ func (s *Store) Admission(ctx context.Context, pn, user string, t events.UnixTim
 		return Snapshot{}, err
 	}
 	snap := Snapshot{At: t, Config: nc, Configured: configured, Scope: sc, Tier: tier, TierSet: tierSet}
-	pair := events.PairKey(pn, user, "")
-	pp := int32(events.PartitionString(pair, s.partitions))
-	fields := []string{windowField(pair)}
-	for _, c := range ConvCategories {
-		fields = append(fields, convField(pair, c))
-	}
-	from := strconv.FormatInt(int64(t-s.cfg.LimitWindow), 10)
-	sec := strconv.FormatInt(int64(t), 10)
 
 	// Plain commands, pipelined: one round trip. (Measured: a script per partition costs about
-	// 8.7 µs of Redis time per call, three plain reads about a third of that.)
-	if err := s.admissionRead(ctx, &snap, sc, pn, user, pair, pp, fields, from, sec, t); err != nil {
+	// 8.7 µs of Redis time per call, three plain reads about a third of that; one script reading
+	// every partition cost 46-68 µs against 40-49 for these plain reads.)
+	if err := s.admissionRead(ctx, &snap, sc, pn, user, t); err != nil {
 		return Snapshot{}, err
 	}
 	if s.sharedTTL > 0 {
@@ -464,58 +457,67 @@ func (s *Store) Admission(ctx context.Context, pn, user string, t events.UnixTim
 }
 
 // admissionRead reads every partition's counter and seconds (only the pair's partition when the
-// shared state serves those) and the pair's own state, and fills snap.
-func (s *Store) admissionRead(ctx context.Context, snap *Snapshot, sc Scope, pn, user, pair string, pp int32,
-	fields []string, from, sec string, t events.UnixTime) error {
+// shared state serves those) and the pair's own state, and fills snap. Absent values are read
+// with commands that answer an array (ZMSCORE, HMGET) rather than a nil reply, which go-redis
+// turns into an error per command.
+func (s *Store) admissionRead(ctx context.Context, snap *Snapshot, sc Scope, pn, user string, t events.UnixTime) error {
+	pair := events.PairKey(pn, user, "")
+	pp := int32(events.PartitionString(pair, s.partitions))
 	snap.Pair = PairState{Pair: pair}
-	shared := s.sharedTTL > 0
-	pipe := s.rdb.Pipeline()
-	type part struct {
-		count  *redis.IntCmd
-		score  *redis.FloatCmd
-		second *redis.StringCmd
+	fields := make([]string, 1, 1+len(ConvCategories))
+	fields[0] = windowField(pair)
+	for _, c := range ConvCategories {
+		fields = append(fields, convField(pair, c))
 	}
-	parts := make([]part, s.partitions)
-	for p := range s.partitions {
-		if shared {
-			break
-		}
+	from := "(" + strconv.FormatInt(int64(t-s.cfg.LimitWindow), 10)
+	sec := strconv.FormatInt(int64(t), 10)
+	limKey, tpKey := kLimitPrefix+string(sc), tputKey(pn, hourOf(t))
+
+	pipe := s.rdb.Pipeline()
+	n := s.partitions
+	if s.sharedTTL > 0 {
+		n = 0
+	}
+	counts := make([]*redis.IntCmd, n)
+	scores := make([]*redis.Cmd, n)
+	seconds := make([]*redis.SliceCmd, n)
+	for p := range n {
 		pfx := s.prefix(int32(p))
-		parts[p] = part{
-			count:  pipe.ZCount(ctx, pfx+kLimitPrefix+string(sc), "("+from, "+inf"),
-			score:  pipe.ZScore(ctx, pfx+kLimitPrefix+string(sc), user),
-			second: pipe.HGet(ctx, pfx+tputKey(pn, hourOf(t)), sec),
-		}
+		counts[p] = pipe.ZCount(ctx, pfx+limKey, from, "+inf")
+		scores[p] = pipe.Do(ctx, "zmscore", pfx+limKey, user)
+		seconds[p] = pipe.HMGet(ctx, pfx+tpKey, sec)
 	}
 	// A bucket lives in the hourly key of its time; one older than 270 s is full anyway.
-	var buckets []*redis.StringCmd
-	for h := hourOf(t - pairCapacity); h <= hourOf(t); h++ {
-		buckets = append(buckets, pipe.HGet(ctx, s.prefix(pp)+bucketKey(h), pair))
+	var buckets [2]*redis.SliceCmd
+	nb := 0
+	for h := hourOf(t - pairCapacity); h <= hourOf(t) && nb < len(buckets); h++ {
+		buckets[nb] = pipe.HMGet(ctx, s.prefix(pp)+bucketKey(h), pair)
+		nb++
 	}
 	pr := pipe.HMGet(ctx, s.prefix(pp)+kPairs, fields...)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("ratelimit: read admission state: %w", err)
 	}
 	nonEmpty := 0
-	for _, c := range parts {
-		if c.count == nil {
-			continue
-		}
-		n := c.count.Val()
-		snap.Used += n
-		if n > 0 {
+	for p := range n {
+		c := counts[p].Val()
+		snap.Used += c
+		if c > 0 {
 			nonEmpty++
 		}
-		if v, err := c.score.Result(); err == nil && events.UnixTime(v) > t-s.cfg.LimitWindow {
+		if v, ok := firstScore(scores[p]); ok && events.UnixTime(v) > t-s.cfg.LimitWindow {
 			snap.UserCounted = true
 		}
-		if v, err := c.second.Int64(); err == nil {
-			snap.Second += v
+		if v, ok := firstString(seconds[p]); ok {
+			if x, err := strconv.ParseInt(v, 10, 64); err == nil {
+				snap.Second += x
+			}
 		}
 	}
 	snap.Exact = nonEmpty <= 1
-	for _, c := range buckets {
-		if b := decodeBucket(c.Val()); b.Set && (!snap.Pair.Bucket.Set || b.At > snap.Pair.Bucket.At) {
+	for _, c := range buckets[:nb] {
+		v, _ := firstString(c)
+		if b := decodeBucket(v); b.Set && (!snap.Pair.Bucket.Set || b.At > snap.Pair.Bucket.At) {
 			snap.Pair.Bucket = b
 		}
 	}
@@ -533,4 +535,30 @@ func (s *Store) admissionRead(ctx context.Context, snap *Snapshot, sc Scope, pn,
 		}
 	}
 	return nil
+}
+
+// firstString is the first element of an HMGET answer, if present.
+func firstString(c *redis.SliceCmd) (string, bool) {
+	if vs := c.Val(); len(vs) > 0 {
+		v, ok := vs[0].(string)
+		return v, ok
+	}
+	return "", false
+}
+
+// firstScore is the first score of a ZMSCORE answer (a double in RESP3, a string in RESP2), if
+// present.
+func firstScore(c *redis.Cmd) (float64, bool) {
+	vs, _ := c.Val().([]any)
+	if len(vs) == 0 {
+		return 0, false
+	}
+	switch v := vs[0].(type) {
+	case float64:
+		return v, true
+	case string:
+		f, err := strconv.ParseFloat(v, 64)
+		return f, err == nil
+	}
+	return 0, false
 }

@@ -38,6 +38,7 @@ type Store struct {
 	ns         string
 	cfg        Config
 	partitions int
+	prefixes   []string // prefix(p) of the partitions queries merge
 	acctTTL    time.Duration
 	now        func() time.Time // the shell's clock, for the account cache only
 
@@ -109,6 +110,10 @@ func NewStore(rdb redis.UniversalClient, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
+	s.prefixes = make([]string, s.partitions)
+	for p := range s.prefixes {
+		s.prefixes[p] = s.ns + "{rl.p" + strconv.Itoa(p) + "}:"
+	}
 	return s, nil
 }
 
@@ -121,6 +126,9 @@ func (s *Store) Partitions() int { return s.partitions }
 // prefix is the key prefix of partition p: every key of a partition shares the hash tag
 // "{rl.p<N>}", so one batch's atomic write lands in one Redis Cluster slot.
 func (s *Store) prefix(p int32) string {
+	if p >= 0 && int(p) < len(s.prefixes) {
+		return s.prefixes[p]
+	}
 	return s.ns + "{rl.p" + strconv.Itoa(int(p)) + "}:"
 }
 
