@@ -44,6 +44,8 @@ type Config struct {
 	Parallel int
 	// OnBatch, when set, is called after each round is applied and committed (metrics, tests).
 	OnBatch func(Stats)
+	// Metrics, when set, counts rounds, lag and failures and tells readiness (serve its Handler).
+	Metrics *Metrics
 }
 
 // Stats describes one committed round.
@@ -114,6 +116,7 @@ func Run(ctx context.Context, cfg Config, p projections.Projection, log *slog.Lo
 		if err != nil {
 			return fmt.Errorf("projector %s: %w", p.Name(), err)
 		}
+		cfg.Metrics.fetchedOK()
 		if b.Len() == 0 {
 			continue
 		}
@@ -129,6 +132,14 @@ func Run(ctx context.Context, cfg Config, p projections.Projection, log *slog.Lo
 				return nil
 			}
 			return err
+		}
+		if cfg.Metrics != nil {
+			lag := make(map[int]int64, len(b.Partitions))
+			for _, pb := range b.Partitions {
+				last := pb.Last()
+				lag[pb.Partition] = max(0, last.HighWaterMark-last.Offset-1)
+			}
+			cfg.Metrics.committed(st, lag)
 		}
 		if cfg.OnBatch != nil {
 			cfg.OnBatch(st)
@@ -191,11 +202,13 @@ func retry(ctx context.Context, cfg Config, log *slog.Logger, what string, fn fu
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
+			cfg.Metrics.succeeded()
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		cfg.Metrics.failed()
 		log.Warn("projector: "+what+" failed, retrying", "attempt", attempt, "wait", wait, "err", err)
 		t := time.NewTimer(wait)
 		select {

@@ -83,11 +83,17 @@ func writeTicks(t *testing.T, brokers []string, topic string, p int, from, n int
 
 func runUntil(t *testing.T, brokers []string, topic, group string, m *memProjection, want int) {
 	t.Helper()
+	runUntilWith(t, brokers, topic, group, m, want, nil)
+}
+
+func runUntilWith(t *testing.T, brokers []string, topic, group string, m *memProjection, want int, metrics *Metrics) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := Run(ctx, Config{Brokers: brokers, Topic: topic, Group: group, MaxBatch: 64, Parallel: 2, MaxWait: 50 * time.Millisecond,
 		RetryMin:      time.Millisecond,
 		ReaderOptions: []kafkax.ReaderOption{kafkax.WithSessionTimeout(time.Second)},
+		Metrics:       metrics,
 		OnBatch: func(Stats) {
 			if m.count() >= want {
 				cancel()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkax"
 	"github.com/convmeter/convmeter/services/clock"
 )
@@ -24,6 +25,7 @@ type clockConfig struct {
 	Brokers     []string
 	TopicPrefix string
 	Interval    time.Duration
+	HTTPAddr    string // /healthz, /readyz; empty: none
 }
 
 func parseClock(fs *flag.FlagSet, args []string, env func(string) string) (runner, error) {
@@ -32,6 +34,7 @@ func parseClock(fs *flag.FlagSet, args []string, env func(string) string) (runne
 	fs.StringVar(&brokers, "brokers", env(envBrokers), "Kafka brokers, comma-separated ($"+envBrokers+")")
 	fs.StringVar(&c.TopicPrefix, "topic-prefix", env(envTopicPrefix), "prefix of every topic name ($"+envTopicPrefix+")")
 	fs.DurationVar(&c.Interval, "interval", time.Second, "time between rounds of ticks")
+	fs.StringVar(&c.HTTPAddr, "http", "", "listen address of /healthz (a round written lately) and /readyz (empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -45,6 +48,11 @@ func parseClock(fs *flag.FlagSet, args []string, env func(string) string) (runne
 		return nil, fmt.Errorf("interval %v must be positive", c.Interval)
 	}
 	return func(ctx context.Context, log *slog.Logger) error {
-		return clock.Run(ctx, clock.Config{Brokers: c.Brokers, Topic: kafkax.PrefixedTopics(c.TopicPrefix).MessageEvents, Interval: c.Interval}, log)
+		h := clock.NewHealth(c.Interval)
+		if err := serveOps(ctx, c.HTTPAddr, h.Handler(), log); err != nil {
+			return err
+		}
+		return clock.Run(ctx, clock.Config{Brokers: c.Brokers, Topic: kafkax.PrefixedTopics(c.TopicPrefix).MessageEvents, Interval: c.Interval,
+			OnTick: func(events.UnixTime, int) { h.Ticked() }}, log)
 	}, nil
 }

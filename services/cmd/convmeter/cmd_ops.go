@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -102,5 +103,31 @@ func writeReport(w io.Writer, rep textReport, asJSON bool) error {
 	if err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
+	return nil
+}
+
+// serveOps serves a command's operational endpoints (/metrics, /healthz, /readyz) on addr until
+// ctx ends; an empty addr serves nothing. The listener is open when it returns, so a bad address
+// fails the command at start.
+func serveOps(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("ops endpoint stopped", "addr", addr, "err", err)
+		}
+	}()
+	context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	})
+	log.Info("ops endpoint listening", "addr", ln.Addr().String())
 	return nil
 }

@@ -35,6 +35,7 @@ type projectConfig struct {
 	Partitions  int      // of the conversation-events topic (ratelimit queries merge them)
 	Parallel    int      // partitions of a round applied at once
 	MaxBatch    int      // records fetched per round, all partitions together
+	HTTPAddr    string   // /metrics, /healthz, /readyz; empty: none
 }
 
 func parseProject(fs *flag.FlagSet, args []string, env func(string) string) (runner, error) {
@@ -50,6 +51,7 @@ func parseProject(fs *flag.FlagSet, args []string, env func(string) string) (run
 	// overlap one partition's Go work with another's Redis transaction.
 	fs.IntVar(&c.Parallel, "parallel", 2, "partitions of a fetched round applied at once")
 	fs.IntVar(&c.MaxBatch, "max-batch", 40000, "records fetched per round, all partitions together (bigger rounds: bigger, cheaper batches per partition)")
+	fs.StringVar(&c.HTTPAddr, "http", "", "listen address of /metrics, /healthz, /readyz (empty: none)")
 	if len(args) == 0 {
 		return nil, errors.New("which projection? `project billing` or `project ratelimit`")
 	}
@@ -103,7 +105,11 @@ func runProject(ctx context.Context, c projectConfig, log *slog.Logger) error {
 		}
 	}
 	log = log.With("projection", p.Name())
-	return projector.Run(ctx, projector.Config{Brokers: c.Brokers, Topic: topics.ConversationEvents, Parallel: c.Parallel, MaxBatch: c.MaxBatch}, p, log)
+	m := projector.NewMetrics(p.Name())
+	if err := serveOps(ctx, c.HTTPAddr, m.Handler(), log); err != nil {
+		return err
+	}
+	return projector.Run(ctx, projector.Config{Brokers: c.Brokers, Topic: topics.ConversationEvents, Parallel: c.Parallel, MaxBatch: c.MaxBatch, Metrics: m}, p, log)
 }
 
 // loadBook loads the operator's rate cards, or the shipped examples when none are given.

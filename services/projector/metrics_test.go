@@ -1,0 +1,70 @@
+package projector
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/convmeter/convmeter/events/kafkatest"
+)
+
+// TestMetrics: a run's counts, lag, retried failures and readiness reach /metrics and /readyz.
+func TestMetrics(t *testing.T) {
+	const topic = "conv"
+	brokers := kafkatest.Fake(t, 2, topic)
+	writeTicks(t, brokers, topic, 0, 0, 150)
+	writeTicks(t, brokers, topic, 1, 0, 100)
+	met := NewMetrics("mem")
+	srv := httptest.NewServer(met.Handler())
+	defer srv.Close()
+	if code, _ := get(t, srv.URL+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz before the first fetch: %d, want 503", code)
+	}
+	if code, _ := get(t, srv.URL+"/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz: %d", code)
+	}
+	m := &memProjection{seen: map[int32][]int64{}, failP: 1}
+	runUntilWith(t, brokers, topic, "g", m, 250, met)
+	if code, _ := get(t, srv.URL+"/readyz"); code != http.StatusOK {
+		t.Fatalf("readyz after a run: %d, want 200", code)
+	}
+	_, body := get(t, srv.URL+"/metrics")
+	for _, want := range []string{
+		`convmeter_projector_events_total{projection="mem"} 250`,
+		`convmeter_projector_undecoded_total{projection="mem"} 2`,
+		`convmeter_projector_records_total{projection="mem"} 252`,
+		`convmeter_projector_failures_total{projection="mem"} 1`,
+		`convmeter_projector_lag{partition="0",projection="mem"} 0`,
+		`convmeter_projector_lag{partition="1",projection="mem"} 0`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// Failing for longer than the bound: not ready; a success clears it.
+	met.failing.Store(time.Now().Add(-time.Minute).UnixNano())
+	if met.Ready() {
+		t.Error("ready while applying has failed for a minute")
+	}
+	met.succeeded()
+	if !met.Ready() {
+		t.Error("not ready after a success")
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
