@@ -23,6 +23,13 @@
 // durable. Readers made by NewGroupReader never commit on their own (CommitInterval 0), so nothing is
 // committed per message and nothing is committed before the caller says so.
 //
+// # Writing known partitions
+//
+// A writer that knows the partition of every record and wants each call to be one produce request
+// (the aggregator: a chunk is appended whole or not at all) builds a RecordBatch and sends it with
+// BatchWriter: the records are encoded once, straight into the request's bytes, with no balancer
+// or batching goroutines in between. AppendEvent writes the record ToMessage would build.
+//
 // # Record layout
 //
 // ToMessage writes the envelope (events.Encode) as the value, the event key as the record key (nil

@@ -598,3 +598,80 @@ func TestIntegrationReaderReadsRecordLargerThanMaxBytes(t *testing.T) {
 		t.Fatalf("read %d and %q, want the 6 MiB record and \"small\"", len(msgs[0].Value), msgs[1].Value)
 	}
 }
+
+// TestIntegrationBatchWriter writes record batches built by RecordBatch with every codec to one
+// partition of the real broker (which checks each batch's CRC, decompresses and validates every
+// record) and reads them back with kafka-go's reader: the records ToMessage builds, in order, with
+// the broker's offsets. A batch over the topic's max.message.bytes is refused with the broker's
+// error, and nothing of it lands.
+func TestIntegrationBatchWriter(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topic := kafkatest.Name(t)
+	t.Cleanup(func() { _ = kafkax.DeleteTopics(context.Background(), brokers, topic) })
+	if err := kafkax.EnsureTopics(ctx, brokers, kafkax.TopicSpec{Name: topic, Partitions: 2, Configs: map[string]string{"max.message.bytes": "1048576"}}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := kafkax.NewBatchWriter(brokers, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []kafka.Message
+	b := kafkax.NewRecordBatch(0)
+	for i, c := range []kafka.Compression{0, kafka.Lz4, kafka.Snappy, kafka.Zstd, kafka.Gzip} {
+		b.Reset(c)
+		for j := range 500 {
+			e := statusEvent(i*1000 + j)
+			m, err := kafkax.ToMessage(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.AppendEvent(e, m.Value); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, m)
+		}
+		if err := b.Seal(time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.WriteBatch(ctx, 1, b); err != nil {
+			t.Fatalf("codec %v: %v", c, err)
+		}
+	}
+	b.Reset(0)
+	if err := b.Append(nil, bytes.Repeat([]byte("x"), 1100000), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Seal(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteBatch(ctx, 1, b); !errors.Is(err, kafka.MessageSizeTooLarge) {
+		t.Fatalf("batch over max.message.bytes: %v, want %v", err, kafka.MessageSizeTooLarge)
+	}
+	if end, err := lastOffset(ctx, brokers, topic, 1); err != nil || end != int64(len(want)) {
+		t.Fatalf("end offset %d (%v), want %d", end, err, len(want))
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 1, MaxBytes: 4 << 20})
+	defer r.Close()
+	for i, w := range want {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("read record %d: %v", i, err)
+		}
+		if m.Offset != int64(i) || !bytes.Equal(m.Key, w.Key) || !bytes.Equal(m.Value, w.Value) || len(m.Headers) != len(w.Headers) {
+			t.Fatalf("record %d at offset %d: key %q value %q headers %v, want %q %q %v", i, m.Offset, m.Key, m.Value, m.Headers, w.Key, w.Value, w.Headers)
+		}
+		for j := range w.Headers {
+			if m.Headers[j].Key != w.Headers[j].Key || !bytes.Equal(m.Headers[j].Value, w.Headers[j].Value) {
+				t.Fatalf("record %d header %d: %s=%q, want %s=%q", i, j, m.Headers[j].Key, m.Headers[j].Value, w.Headers[j].Key, w.Headers[j].Value)
+			}
+		}
+		if d := time.Since(m.Time); d < 0 || d > time.Hour {
+			t.Fatalf("record %d time %v", i, m.Time)
+		}
+		if e, err := kafkax.FromMessage(m); err != nil || e.ID != statusEvent(i/500*1000+i%500).ID {
+			t.Fatalf("record %d: %v %v", i, e.ID, err)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -77,7 +76,7 @@ func NewWriter(brokers []string, topic string, opts ...WriterOption) (*kafka.Wri
 		WriteBackoffMin:        50 * time.Millisecond,
 		WriteBackoffMax:        time.Second,
 		BatchSize:              DefaultBatchSize,
-		BatchBytes:             MaxRecordBytes,
+		BatchBytes:             int64(MaxBatchBytes(topic)),
 		BatchTimeout:           DefaultBatchTimeout,
 		ReadTimeout:            DefaultWriteTimeout,
 		WriteTimeout:           DefaultWriteTimeout,
@@ -85,9 +84,6 @@ func NewWriter(brokers []string, topic string, opts ...WriterOption) (*kafka.Wri
 		Async:                  false,
 		Compression:            DefaultCompression,
 		AllowAutoTopicCreation: false,
-	}
-	if strings.HasSuffix(topic, DeadLetter) {
-		w.BatchBytes = MaxDeadLetterRecordBytes
 	}
 	for _, o := range opts {
 		o(w)
