@@ -114,26 +114,21 @@ func (c *Config) defaults() error {
 	return nil
 }
 
-// RecordWriter writes records synchronously; *kafka.Writer is one.
+// RecordWriter appends a sealed record batch to a partition of its topic and returns once the
+// batch is acknowledged by every in-sync replica, with a single attempt; *kafkax.BatchWriter is
+// one.
 type RecordWriter interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+	WriteBatch(ctx context.Context, partition int, b *kafkax.RecordBatch) error
 }
 
-// sink is a writer, the topic it writes to, and the bounds of a chunk: a chunk of at most
-// maxMsgs records and maxBytes bytes is one record batch of one produce request.
+// sink is a writer, the topic it writes to, and the bound of a chunk: one record batch of at most
+// maxBytes bytes before compression, sent in one produce request.
 type sink struct {
-	topic    string
-	w        RecordWriter
-	maxMsgs  int
-	maxBytes int
+	topic       string
+	w           RecordWriter
+	maxBytes    int
+	compression kafka.Compression
 }
-
-// Output chunks: up to chunkRecords records (kafka-go allocates room for BatchSize records per
-// batch) and three quarters of the writer's BatchBytes (the
-// topic's max.message.bytes), so a chunk is always one record batch (kafka-go splits a call into
-// batches of BatchSize records and BatchBytes bytes, and the broker refuses a batch over
-// max.message.bytes). Fewer, larger produce requests: each is a round trip the partition waits for.
-const chunkRecords = 2000
 
 // aggregator is Run's state shared by the partition loops.
 type aggregator struct {
@@ -162,31 +157,31 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		return err
 	}
-	// A failed write restarts the partition from its snapshot, so one attempt. Each call is one
-	// chunk that fills less than a batch, and nothing else joins a partition's batch (one
-	// synchronous writer per partition), so waiting for more records before sending is pure
-	// latency: the batch goes as soon as the call has added its records (kafka-go adds a
-	// call's records and expires a batch under the same lock).
-	single := func(w *kafka.Writer) { w.MaxAttempts, w.BatchSize, w.BatchTimeout = 1, chunkRecords, time.Microsecond }
-	out, err := kafkax.NewWriter(cfg.Brokers, cfg.Topics.ConversationEvents, kafkax.WithWriterLogger(log), single, kafkax.WithCompression(cfg.compression))
-	if err != nil {
-		return err
-	}
-	defer out.Close()
-	dead, err := kafkax.NewWriter(cfg.Brokers, cfg.Topics.DeadLetter, kafkax.WithWriterLogger(log), single, kafkax.WithCompression(cfg.compression))
-	if err != nil {
-		return err
-	}
-	defer dead.Close()
-	wrap := func(kw *kafka.Writer) sink {
-		var w RecordWriter = kw
-		if cfg.WrapWriter != nil {
-			w = cfg.WrapWriter(kw.Topic, w)
+	// Outputs and dead letters go out as record batches built here, one produce request each,
+	// to the partition the records belong to (a failed write restarts the partition from its
+	// snapshot, so one attempt). A chunk's uncompressed size is at most three quarters of the
+	// topic's max.message.bytes, so the batch fits it compressed or not.
+	newSink := func(topic string) (sink, error) {
+		bw, err := kafkax.NewBatchWriter(cfg.Brokers, topic)
+		if err != nil {
+			return sink{}, err
 		}
-		return sink{topic: kw.Topic, w: w, maxMsgs: kw.BatchSize, maxBytes: int(kw.BatchBytes) / 4 * 3}
+		var w RecordWriter = bw
+		if cfg.WrapWriter != nil {
+			w = cfg.WrapWriter(topic, w)
+		}
+		return sink{topic: topic, w: w, maxBytes: bw.MaxBytes() / 4 * 3, compression: cfg.compression}, nil
+	}
+	out, err := newSink(cfg.Topics.ConversationEvents)
+	if err != nil {
+		return err
+	}
+	dead, err := newSink(cfg.Topics.DeadLetter)
+	if err != nil {
+		return err
 	}
 	a := &aggregator{cfg: cfg, log: log, m: cfg.Metrics,
-		out: wrap(out), dead: wrap(dead),
+		out: out, dead: dead,
 		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 15 * time.Second}}
 	log.Info("aggregator starting", "topic", cfg.Topics.MessageEvents, "partitions", n, "group", cfg.Group,
 		"output", cfg.Topics.ConversationEvents, "deadletter", cfg.Topics.DeadLetter)

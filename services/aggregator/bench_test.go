@@ -13,6 +13,7 @@ import (
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkatest"
 	"github.com/convmeter/convmeter/events/kafkax"
+	"github.com/convmeter/convmeter/events/testenv"
 	"github.com/convmeter/convmeter/projections/redistest"
 	"github.com/convmeter/convmeter/services/aggregator"
 	"github.com/convmeter/convmeter/services/aggregator/traffic"
@@ -58,7 +59,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		// Bare reader.
 		group := kafkatest.Name(b)
-		start := time.Now()
+		start, cpu0 := time.Now(), testenv.ProcessCPU()
 		r, err := kafkax.NewGroupReader(brokers, group, topics.MessageEvents, kafkax.WithSessionTimeout(6*time.Second))
 		if err != nil {
 			b.Fatal(err)
@@ -74,12 +75,12 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			n += int64(batch.Len())
 		}
-		bare := time.Since(start)
+		bare, bareCPU := time.Since(start), testenv.ProcessCPU()-cpu0
 		_ = r.Close()
 
 		// Aggregator, in process, Redis snapshots with the default policy, with LZ4 output
 		// records (the default) and uncompressed ones.
-		var agg [2]time.Duration
+		var agg, aggCPU [2]time.Duration
 		for j, compression := range []string{"lz4", "none"} {
 			store, err := aggregator.NewRedisStore(rdb, prefix, fmt.Sprint(i, compression), topics.MessageEvents)
 			if err != nil {
@@ -99,7 +100,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			actx, cancel := context.WithCancel(ctx)
 			done := make(chan error, 1)
-			start = time.Now()
+			start, cpu0 = time.Now(), testenv.ProcessCPU()
 			go func() { done <- aggregator.Run(actx, cfg, nil) }()
 			for {
 				got, err := committed(ctx, client, group, topics.MessageEvents, parts)
@@ -112,7 +113,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 				case <-time.After(20 * time.Millisecond):
 				}
 			}
-			agg[j] = time.Since(start)
+			agg[j], aggCPU[j] = time.Since(start), testenv.ProcessCPU()-cpu0
 			cancel()
 			if err := <-done; err != nil {
 				b.Fatal(err)
@@ -124,10 +125,16 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.ReportMetric(float64(total)/agg[1].Seconds(), "aggregator_none_records/s")
 		b.ReportMetric(bare.Seconds()/agg[0].Seconds(), "ratio_lz4")
 		b.ReportMetric(bare.Seconds()/agg[1].Seconds(), "ratio_none")
+		// CPU of this process (not the broker's) per run: steadier than wall time on a shared machine.
+		b.ReportMetric(bareCPU.Seconds(), "bare_cpu_s")
+		b.ReportMetric(aggCPU[0].Seconds(), "aggregator_lz4_cpu_s")
+		b.ReportMetric(aggCPU[1].Seconds(), "aggregator_none_cpu_s")
 		b.Logf("%d records over %d partitions (%d outputs): bare group reader %v (%.0f/s); aggregator, LZ4 outputs %v (%.0f/s, ratio %.2f); uncompressed outputs %v (%.0f/s, ratio %.2f)",
 			total, parts, sum(outs), bare.Round(time.Millisecond), float64(total)/bare.Seconds(),
 			agg[0].Round(time.Millisecond), float64(total)/agg[0].Seconds(), bare.Seconds()/agg[0].Seconds(),
 			agg[1].Round(time.Millisecond), float64(total)/agg[1].Seconds(), bare.Seconds()/agg[1].Seconds())
+		b.Logf("CPU of this process (the broker's not counted): bare group reader %v, aggregator LZ4 %v, uncompressed %v",
+			bareCPU.Round(time.Millisecond), aggCPU[0].Round(time.Millisecond), aggCPU[1].Round(time.Millisecond))
 	}
 }
 

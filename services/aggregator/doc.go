@@ -16,13 +16,15 @@
 //     dead-letter partition: the last causes E already written;
 //   - it reprocesses from S. The engine is deterministic, so it derives the same events with the
 //     same causes; those whose cause is not after E are suppressed, the rest are written;
-//   - outputs are written in cause order, in chunks that each fit one record batch (at most 2000
-//     records and three quarters of the topic's max.message.bytes, one produce request each), one
-//     synchronous write at a time, with a single attempt (the writer's MaxAttempts is 1). A
+//   - outputs are written in cause order, in chunks that are each one record batch the aggregator
+//     builds itself (kafkax.RecordBatch: at most three quarters of the topic's max.message.bytes
+//     before compression), sent to the known partition in one produce request with acks=all
+//     (kafkax.BatchWriter), one synchronous write at a time, with a single attempt. A
 //     chunk is appended whole or not at all, so the partition's last record really is the last
 //     cause written with nothing missing before it; any write error restarts the partition from
-//     its snapshot, which is the same recovery as a crash. (Retrying inside the writer could
-//     append a chunk twice when an acknowledgement is lost.)
+//     its snapshot, which is the same recovery as a crash, retriable broker errors (a leader that
+//     moved) included. (Retrying inside the writer could append a chunk twice when an
+//     acknowledgement is lost.)
 //   - a partition is a pipeline of depth 1: while batch N's chunks are written, batch N+1 is
 //     fetched, applied to the engine and encoded, and its write starts only once N's is
 //     acknowledged. A failed write ends the session before anything later is written, and a

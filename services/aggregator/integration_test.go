@@ -180,13 +180,13 @@ type faultyWriter struct {
 	refused, lost int
 }
 
-func (f *faultyWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+func (f *faultyWriter) WriteBatch(ctx context.Context, p int, b *kafkax.RecordBatch) error {
 	f.mu.Lock()
 	f.calls++
 	n := f.calls
 	f.mu.Unlock()
 	if n%f.every != 0 {
-		return f.w.WriteMessages(ctx, msgs...)
+		return f.w.WriteBatch(ctx, p, b)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -194,7 +194,7 @@ func (f *faultyWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message)
 		f.refused++
 		return errors.New("injected: write refused")
 	}
-	if err := f.w.WriteMessages(ctx, msgs...); err != nil {
+	if err := f.w.WriteBatch(ctx, p, b); err != nil {
 		return err
 	}
 	f.lost++

@@ -145,8 +145,9 @@ func (a *aggregator) session(ctx context.Context, p int, commit func(p int, next
 		}
 	}()
 	var out, dead []events.Event
+	var b kafkax.Batch // refilled by each fetch: prepare is done with it before the next
 	for {
-		b, ferr := kafkax.FetchBatch(ctx, r, a.cfg.MaxBatch, a.cfg.MaxWait)
+		ferr := kafkax.FetchInto(ctx, r, &b, a.cfg.MaxBatch, a.cfg.MaxWait)
 		stopping := ctx.Err() != nil
 		if ferr != nil && !stopping {
 			return fmt.Errorf("partition %d: %w", p, ferr)
@@ -161,7 +162,7 @@ func (a *aggregator) session(ctx context.Context, p int, commit func(p int, next
 		if err := wait(); err != nil {
 			return err
 		}
-		if len(j.out)+len(j.dead) > 0 {
+		if j.out.n+j.dead.n > 0 {
 			inflight = j
 			go a.flush(ctx, st.p, j)
 		} else {
@@ -200,19 +201,25 @@ func (a *aggregator) session(ctx context.Context, p int, commit func(p int, next
 	}
 }
 
-// job is one batch on its way to the log: its outputs and dead letters encoded as records and
-// cut into chunks that each fit one record batch, and what to account for once they are
+// job is one batch on its way to the log: its outputs and dead letters encoded as record batches
+// (chunks that each go out in one produce request), and what to account for once they are
 // acknowledged. A session has two, one being written while the other is prepared.
 type job struct {
-	out, dead           []kafka.Message
-	outCuts, deadCuts   []int // end index of each chunk
-	arena               []byte
-	next                int64 // the input offset after the batch
-	outTypes            map[events.Type]int
-	deadKinds           map[string]int
-	outFirst, deadFirst []int64 // first cause offset of each chunk, for errors
-	err                 error
-	done                chan struct{}
+	out, dead chunks
+	value     []byte // scratch: one event's envelope
+	next      int64  // the input offset after the batch
+	outTypes  map[events.Type]int
+	deadKinds map[string]int
+	err       error
+	done      chan struct{}
+}
+
+// chunks is a sequence of sealed record batches, in cause order, and the first cause offset of
+// each (for errors). The batches are kept across jobs for their memory: batches[:n] are in use.
+type chunks struct {
+	batches []*kafkax.RecordBatch
+	first   []int64
+	n       int
 }
 
 // prepare applies batch b to st's engine, suppresses the outputs a previous run already wrote,
@@ -260,12 +267,11 @@ func (a *aggregator) prepare(st *state, b kafkax.Batch, outBuf, deadBuf *[]event
 	}
 	clear(j.outTypes)
 	clear(j.deadKinds)
-	j.arena = j.arena[:0] // the job is not in flight: nothing refers to it
-	j.next, j.err, j.done = st.next, nil, make(chan struct{})
-	if j.out, j.outCuts, j.outFirst, err = encode(j, a.out, st.p, out, j.out[:0], j.outCuts[:0], j.outFirst[:0]); err != nil {
+	j.next, j.err, j.done = st.next, nil, make(chan struct{}) // the job is not in flight: its chunks are free
+	if err := j.encode(a.out, st.p, out, &j.out); err != nil {
 		return false, err
 	}
-	if j.dead, j.deadCuts, j.deadFirst, err = encode(j, a.dead, st.p, dead, j.dead[:0], j.deadCuts[:0], j.deadFirst[:0]); err != nil {
+	if err := j.encode(a.dead, st.p, dead, &j.dead); err != nil {
 		return false, err
 	}
 	for _, e := range out {
@@ -291,63 +297,49 @@ func (a *aggregator) prepare(st *state, b kafkax.Batch, outBuf, deadBuf *[]event
 	return caughtUp, nil
 }
 
-// encode appends evs to msgs as records of partition p, in cause order, encoded into j's arena,
-// keys too, and cuts them into chunks that each fit one record batch of w's writer: at most w.maxMsgs
-// records and w.maxBytes bytes counted generously (kafka-go counts key, value and headers; the
-// record framing adds a few varints each).
-func encode(j *job, w sink, p int, evs []events.Event, msgs []kafka.Message, cuts []int, firsts []int64) ([]kafka.Message, []int, []int64, error) {
-	size := 0
+// encode writes evs, in cause order, as records into c's record batches (reusing their memory),
+// cut so that each batch's records stay within w.maxBytes uncompressed, and seals the batches.
+func (j *job) encode(w sink, p int, evs []events.Event, c *chunks) error {
+	c.n, c.first = 0, c.first[:0]
+	var cur *kafkax.RecordBatch
+	now := time.Now()
 	for _, e := range evs {
-		start := len(j.arena)
 		var err error
-		if j.arena, err = events.Encode(j.arena, e); err != nil {
-			return msgs, cuts, firsts, fmt.Errorf("partition %d: %w", p, err)
+		if j.value, err = events.Encode(j.value[:0], e); err != nil {
+			return fmt.Errorf("partition %d: %w", p, err)
 		}
-		m := kafka.Message{Value: j.arena[start:len(j.arena):len(j.arena)], Headers: kafkax.Headers(e)}
-		if e.Key != "" {
-			start = len(j.arena)
-			j.arena = append(j.arena, e.Key...)
-			m.Key = j.arena[start:len(j.arena):len(j.arena)]
-		}
-		s := len(m.Key) + len(m.Value) + recordOverhead
-		for _, h := range m.Headers {
-			s += len(h.Key) + len(h.Value) + headerOverhead
-		}
-		n := len(msgs)
-		if from := chunkStart(cuts); n > from && (n-from == w.maxMsgs || size+s > w.maxBytes) {
-			cuts = append(cuts, n)
-			size = 0
-		}
-		if n == chunkStart(cuts) {
+		if cur == nil || (cur.Len() > 0 && cur.Size()+cur.EventSize(e, len(j.value)) > w.maxBytes) {
+			if cur != nil {
+				if err := cur.Seal(now); err != nil {
+					return fmt.Errorf("partition %d: %s: %w", p, w.topic, err)
+				}
+			}
+			if c.n == len(c.batches) {
+				c.batches = append(c.batches, kafkax.NewRecordBatch(w.compression))
+			}
+			cur = c.batches[c.n]
+			cur.Reset(w.compression)
+			c.n++
 			var first int64 = -1
 			if e.Cause != nil {
 				first = e.Cause.Offset
 			}
-			firsts = append(firsts, first)
+			c.first = append(c.first, first)
 		}
-		msgs = append(msgs, kafkax.ToPartition(m, p))
-		size += s
+		if err := cur.AppendEvent(e, j.value); err != nil {
+			return fmt.Errorf("partition %d: %s: %w", p, w.topic, err)
+		}
 	}
-	if len(msgs) > chunkStart(cuts) {
-		cuts = append(cuts, len(msgs))
+	if cur != nil {
+		if err := cur.Seal(now); err != nil {
+			return fmt.Errorf("partition %d: %s: %w", p, w.topic, err)
+		}
 	}
-	return msgs, cuts, firsts, nil
+	return nil
 }
 
-// Bounds of a record's and a header's framing in a v2 record batch (length, attributes,
-// timestamp and offset deltas, key and value lengths, header count; a header's two lengths),
-// all varints.
-const recordOverhead, headerOverhead = 48, 10
-
-func chunkStart(cuts []int) int {
-	if len(cuts) == 0 {
-		return 0
-	}
-	return cuts[len(cuts)-1]
-}
-
-// flush writes j's outputs, then its dead letters, chunk after chunk, one synchronous call at a
-// time with the writer's single attempt: a chunk is appended whole or not at all, so after a
+// flush writes j's outputs, then its dead letters, chunk after chunk, one synchronous produce
+// request at a time with a single attempt: a chunk is appended whole or not at all, so after a
 // failure the partition's last record is the last cause written, with nothing missing before
 // it. It runs with a bounded context of its own (a stopping partition still finishes its batch)
 // and closes j.done.
@@ -355,19 +347,17 @@ func (a *aggregator) flush(ctx context.Context, p int, j *job) {
 	defer close(j.done)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
-	if j.err = writeChunks(ctx, a.out, p, j.out, j.outCuts, j.outFirst); j.err != nil {
+	if j.err = writeChunks(ctx, a.out, p, &j.out); j.err != nil {
 		return
 	}
-	j.err = writeChunks(ctx, a.dead, p, j.dead, j.deadCuts, j.deadFirst)
+	j.err = writeChunks(ctx, a.dead, p, &j.dead)
 }
 
-func writeChunks(ctx context.Context, w sink, p int, msgs []kafka.Message, cuts []int, firsts []int64) error {
-	from := 0
-	for i, to := range cuts {
-		if err := w.w.WriteMessages(ctx, msgs[from:to]...); err != nil {
-			return fmt.Errorf("write %d records to %s/%d, first caused by offset %d: %w", to-from, w.topic, p, firsts[i], err)
+func writeChunks(ctx context.Context, w sink, p int, c *chunks) error {
+	for i, b := range c.batches[:c.n] {
+		if err := w.w.WriteBatch(ctx, p, b); err != nil {
+			return fmt.Errorf("write %d records to %s/%d, first caused by offset %d: %w", b.Len(), w.topic, p, c.first[i], err)
 		}
-		from = to
 	}
 	return nil
 }
