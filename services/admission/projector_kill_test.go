@@ -8,20 +8,18 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkatest"
 	"github.com/convmeter/convmeter/events/kafkax"
-	"github.com/convmeter/convmeter/projections"
 	"github.com/convmeter/convmeter/projections/ratelimit"
 	"github.com/convmeter/convmeter/projections/redistest"
 	"github.com/convmeter/convmeter/services/projector"
+	"github.com/convmeter/convmeter/services/projector/projectortest"
 )
 
 // The child process: this test binary re-executed with envRLChild set runs the rate-limit
@@ -136,36 +134,13 @@ func TestProjectorKillNine(t *testing.T) {
 	ctx := context.Background()
 	topic := kafkatest.Topic(t, brokers, rlParts)
 	hist := rlSynth(n)
-	w, err := kafkax.NewWriter(brokers, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p, evs := range hist {
-		msgs := make([]kafka.Message, 0, len(evs))
-		for _, e := range evs {
-			m, err := kafkax.ToMessage(e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			msgs = append(msgs, kafkax.ToPartition(m, p))
-		}
-		if err := w.WriteMessages(ctx, msgs...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_ = w.Close()
+	projectortest.Publish(t, brokers, topic, hist)
 
 	ref, err := ratelimit.NewStore(rdb, ratelimit.WithNamespace(ns+"ref:"), ratelimit.WithPartitions(rlParts))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for p, evs := range hist {
-		for i := 0; i < len(evs); i += 1000 {
-			if err := ref.Apply(ctx, projections.Batch{Partition: int32(p), Events: evs[i:min(i+1000, len(evs))]}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	projectortest.ApplyAll(t, ref, hist, 1000)
 	want := stateDump(t, rdb, ns+"ref:")
 
 	live := ns + "live:"
@@ -193,34 +168,8 @@ func TestProjectorKillNine(t *testing.T) {
 		}
 		return cmd
 	}
-	r := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 3))
 	total := int64(n * rlParts)
-	for kill := 1; kill <= 3; kill++ {
-		cmd := start()
-		before := progress()
-		deadline := time.Now().Add(60 * time.Second)
-		for progress() == before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		time.Sleep(time.Duration(r.IntN(200)) * time.Millisecond)
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
-		got := progress()
-		t.Logf("kill %d: SIGKILL after applying %d of %d events", kill, got, total)
-		if got >= total {
-			break
-		}
-	}
-	cmd := start()
-	deadline := time.Now().Add(3 * time.Minute)
-	for progress() < total && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	_ = cmd.Wait()
-	if got := progress(); got < total {
-		t.Fatalf("restarted projector did not reach the end of the topic (%d of %d)", got, total)
-	}
+	projectortest.KillAndFinish(t, projectortest.Kills{Start: start, Progress: progress, Total: total, Kills: 3, MaxPause: 200 * time.Millisecond})
 	if got := stateDump(t, rdb, live); got != want {
 		t.Fatalf("state after kills differs from the uninterrupted run (%d vs %d bytes)", len(got), len(want))
 	}

@@ -9,20 +9,18 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkatest"
 	"github.com/convmeter/convmeter/events/kafkax"
-	"github.com/convmeter/convmeter/projections"
 	"github.com/convmeter/convmeter/projections/billing"
 	"github.com/convmeter/convmeter/projections/ratecard"
 	"github.com/convmeter/convmeter/projections/redistest"
+	"github.com/convmeter/convmeter/services/projector/projectortest"
 )
 
 // The child process: the test binary re-executed with envChild set runs a billing projector until
@@ -151,28 +149,6 @@ func ledgerDump(t *testing.T, s *billing.Store) string {
 	return b.String()
 }
 
-func waitHighWater(ctx context.Context, t *testing.T, s *billing.Store, last []int64, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		done := true
-		for p, off := range last {
-			c, ok, err := s.HighWater(ctx, int32(p))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok || c.Offset < off {
-				done = false
-				break
-			}
-		}
-		if done {
-			return true
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return false
-}
-
 func progress(ctx context.Context, s *billing.Store, partitions int) int64 {
 	var n int64
 	for p := 0; p < partitions; p++ {
@@ -207,27 +183,7 @@ func TestKillNine(t *testing.T) {
 	}
 	topic := kafkatest.Topic(t, brokers, partitions)
 	hist := synth(total, partitions)
-	last := make([]int64, partitions)
-
-	w, err := kafkax.NewWriter(brokers, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p, evs := range hist {
-		last[p] = int64(len(evs) - 1)
-		msgs := make([]kafka.Message, 0, len(evs))
-		for _, e := range evs {
-			m, err := kafkax.ToMessage(e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			msgs = append(msgs, kafkax.ToPartition(m, p))
-		}
-		if err := w.WriteMessages(ctx, msgs...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_ = w.Close()
+	projectortest.Publish(t, brokers, topic, hist)
 
 	// Reference: the same events applied straight into a fresh prefix, no interruption.
 	refPrefix := freshPrefix(t, rdb)
@@ -235,13 +191,7 @@ func TestKillNine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for p, evs := range hist {
-		for i := 0; i < len(evs); i += 2000 {
-			if err := ref.Apply(ctx, projections.Batch{Partition: int32(p), Events: evs[i:min(i+2000, len(evs))]}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	projectortest.ApplyAll(t, ref, hist, 2000)
 	want := ledgerDump(t, ref)
 
 	prefix := freshPrefix(t, rdb)
@@ -260,32 +210,8 @@ func TestKillNine(t *testing.T) {
 		}
 		return cmd
 	}
-	r := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	kills := 0
-	for kills < 3 {
-		cmd := start()
-		before := progress(ctx, store, partitions)
-		deadline := time.Now().Add(60 * time.Second)
-		for progress(ctx, store, partitions) == before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		time.Sleep(time.Duration(r.IntN(400)) * time.Millisecond)
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
-		kills++
-		got := progress(ctx, store, partitions)
-		t.Logf("kill %d: SIGKILL after applying %d of %d events", kills, got, total)
-		if got >= int64(total) {
-			break
-		}
-	}
-	cmd := start()
-	ok := waitHighWater(ctx, t, store, last, 3*time.Minute)
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	_ = cmd.Wait()
-	if !ok {
-		t.Fatalf("restarted projector did not reach the end of the topic (%d of %d)", progress(ctx, store, partitions), total)
-	}
+	kills := projectortest.KillAndFinish(t, projectortest.Kills{Start: start, Total: int64(total), Kills: 3, MaxPause: 400 * time.Millisecond,
+		Progress: func() int64 { return progress(ctx, store, partitions) }})
 	if got := ledgerDump(t, store); got != want {
 		t.Fatalf("ledger after %d kills differs from the uninterrupted run (%d vs %d bytes)", kills, len(got), len(want))
 	}
