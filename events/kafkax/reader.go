@@ -36,7 +36,15 @@ func WithSessionTimeout(d time.Duration) ReaderOption {
 // NewGroupReader returns a consumer-group reader of topic that never commits on its own:
 // CommitInterval 0 makes CommitMessages synchronous, and nothing else commits. Use FetchBatch and
 // Commit. A group with no committed offset starts at the first offset (the log is the source of
-// truth: a new projection reads it all). MaxWait 250ms bounds how long an idle fetch blocks.
+// truth: a new projection reads it all).
+//
+// MaxWait is 1.5 s. It is not a latency: with MinBytes 1 the broker answers a fetch as soon as a
+// record arrives. It bounds an idle partition's fetch: kafka-go asks the broker to hold it for
+// MaxWait less 1 s (less a quarter when MaxWait is under 1 s), here 0.5 s, and drops the
+// connection when the answer comes later than MaxWait, here a 1 s margin. At 250 ms the margin
+// was 62 ms: on a busy 2-core machine the empty answers of idle partitions came late, each one
+// logged as an "unknown error" and followed by a new connection, a seek and a new fetch. Held
+// fetches also delay a reader's stop (rebalance, close) by up to the hold.
 func NewGroupReader(brokers []string, group, topic string, opts ...ReaderOption) (*kafka.Reader, error) {
 	if len(brokers) == 0 {
 		return nil, fmt.Errorf("new reader for group %q topic %q: %w", group, topic, ErrNoBrokers)
@@ -51,7 +59,7 @@ func NewGroupReader(brokers []string, group, topic string, opts ...ReaderOption)
 		QueueCapacity:     1024,
 		MinBytes:          1,
 		MaxBytes:          4 << 20, // per partition fetch; a larger record still arrives whole (KIP-74)
-		MaxWait:           250 * time.Millisecond,
+		MaxWait:           1500 * time.Millisecond,
 		ReadBatchTimeout:  10 * time.Second,
 		ReadLagInterval:   -1,
 		HeartbeatInterval: 3 * time.Second,
