@@ -3,8 +3,10 @@
 #   - BenchmarkPlan:   the pure part (pricing + plan), events/s, no I/O;
 #   - BenchmarkApply:  charge events/s applied into Redis in batches of 5000 per partition
 #                      (WATCH + one read round trip + one MULTI/EXEC per batch), with the Go and
-#                      Redis CPU per event; BenchmarkApplyParallel: the same with two writers on
-#                      disjoint partitions (a projector with Parallel 2);
+#                      Redis CPU per event, delivery times in log order (as the aggregator emits
+#                      charges) and at random over 20 days (the sorted sets' worst case);
+#                      BenchmarkApplyParallel: the same with 2 and 4 writers on disjoint
+#                      partitions (a projector with -parallel 2, or 4: the default);
 #   - TestQueryLatency: stores LINES ledger lines (default 1,000,000), then p50/p99 of a 100-line
 #                      page at random cursors and the latency of settled totals.
 # Prints the machine (nproc, load) before and after: numbers mean little without it.

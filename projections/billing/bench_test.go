@@ -69,11 +69,14 @@ func BenchmarkApply(b *testing.B) {
 	}
 }
 
-// BenchmarkApplyParallel is BenchmarkApply with two writers on disjoint partitions, as a projector
-// with Parallel 2 (the default) runs: one plans while Redis executes the other's transaction.
+// BenchmarkApplyParallel is BenchmarkApply with two and four writers on disjoint partitions, as a
+// projector with Parallel 2 or 4 (the default) runs: some plan while Redis executes the others'
+// transactions.
 func BenchmarkApplyParallel(b *testing.B) {
-	for _, order := range []timeOrder{logOrder, randomOrder} {
-		b.Run(order.String(), func(b *testing.B) { benchApply(b, 2, order) })
+	for _, writers := range []int{2, 4} {
+		for _, order := range []timeOrder{logOrder, randomOrder} {
+			b.Run(fmt.Sprintf("writers=%d/%v", writers, order), func(b *testing.B) { benchApply(b, writers, order) })
+		}
 	}
 }
 
