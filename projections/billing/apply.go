@@ -171,18 +171,27 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 	}
 	p.Del, p.Put = lines.changes()
 	p.DelDiffs, p.PutDiffs = diffs.changes()
+	// Summed by field in parts first: many totals keys share a WABA-month's fields.
+	type wmField struct {
+		waba, month string
+		f           field
+	}
+	sums := map[wmField]int64{}
 	for i, k := range aggKeys {
 		a := aggs[i]
 		if a.lines == 0 && a.amount == 0 {
 			continue
 		}
+		contributeParts(k, a.lines, a.amount, func(f field, v int64) { sums[wmField{k.waba, k.month, f}] += v })
+	}
+	for k, v := range sums {
 		wm := k.waba + "|" + k.month
 		m := p.Totals[wm]
 		if m == nil {
 			m = map[string]int64{}
 			p.Totals[wm] = m
 		}
-		contributeKey(k, a.lines, a.amount, func(f string, v int64) { m[f] += v })
+		m[k.f.String()] += v
 	}
 	for wm, m := range p.Totals {
 		for f, v := range m {
@@ -251,28 +260,43 @@ func Contribute(l Line, amount ratecard.Micros, pt events.PricingType, unpriced 
 
 // contributeKey adds n lines of key k with a total amount to the totals fields.
 func contributeKey(k totalsKey, n, amount int64, add func(field string, v int64)) {
+	contributeParts(k, n, amount, func(f field, v int64) { add(f.String(), v) })
+}
+
+// field is a totals field in parts: "dim:val|measure", or "group:val" when measure is empty.
+type field struct{ dim, val, measure string }
+
+func (f field) String() string {
+	if f.measure == "" {
+		return f.dim + ":" + f.val
+	}
+	return f.dim + ":" + f.val + "|" + f.measure
+}
+
+// contributeParts is contributeKey with the fields in parts, so a caller can sum them before
+// building their names.
+func contributeParts(k totalsKey, n, amount int64, add func(f field, v int64)) {
 	dims := [...][2]string{
 		{DimAll, ""}, {DimNumber, k.number}, {DimMarket, k.market}, {DimCategory, k.category},
 		{DimPricingType, k.pt}, {DimModel, k.model}, {DimCurrency, k.currency},
 	}
 	for _, d := range dims {
-		pre := d[0] + ":" + d[1] + "|"
-		add(pre+mLines, n)
+		add(field{d[0], d[1], mLines}, n)
 		if k.billable {
-			add(pre+mBillable, n)
+			add(field{d[0], d[1], mBillable}, n)
 		}
 		if k.unpriced != "" {
-			add(pre+mUnpriced, n)
+			add(field{d[0], d[1], mUnpriced}, n)
 		}
 		if amount != 0 {
-			add(pre+mAmount, amount)
+			add(field{d[0], d[1], mAmount}, amount)
 		}
 	}
 	if k.unpriced != "" {
-		add(DimUnpriced+":"+k.unpriced+"|"+mLines, n)
+		add(field{DimUnpriced, k.unpriced, mLines}, n)
 	}
 	if k.group != "" {
-		add("group:"+k.group, n)
+		add(field{"group", k.group, ""}, n)
 	}
 }
 

@@ -238,10 +238,10 @@ func (p *Pricer) Line(e events.Event, c *events.Charge) Line {
 	if l.Unpriced != "" {
 		return l
 	}
-	r, err := p.book.RateOn(c.Currency, l.Market, c.Category, day)
+	r, err := p.book.Lookup(c.Currency, l.Market, c.Category, day)
 	if errors.Is(err, ratecard.ErrNoRate) && c.Category == events.CategoryService && c.PricingModel == events.ModelPMP2026 {
 		// PMP-2026: service messages are charged at the market's utility rate, without tiers (§3.3).
-		r, err = p.book.RateOn(c.Currency, l.Market, events.CategoryUtility, day)
+		r, err = p.book.Lookup(c.Currency, l.Market, events.CategoryUtility, day)
 		r.Tiers = r.Tiers[:min(1, len(r.Tiers))]
 	}
 	switch {

@@ -511,6 +511,13 @@ func (b *Book) Card(currency string, at time.Time) (*Card, error) {
 
 // CardOn is Card for a civil date "YYYY-MM-DD".
 func (b *Book) CardOn(currency, day string) (*Card, error) {
+	if c := b.cardOn(currency, day); c != nil {
+		return c, nil
+	}
+	return nil, fmt.Errorf("%s on %s: %w", currency, day, ErrNoCard)
+}
+
+func (b *Book) cardOn(currency, day string) *Card {
 	cs := b.cards[currency]
 	for i := len(cs) - 1; i >= 0; i-- {
 		c := cs[i]
@@ -518,10 +525,10 @@ func (b *Book) CardOn(currency, day string) (*Card, error) {
 			if c.Until != "" && day >= c.Until {
 				break
 			}
-			return c, nil
+			return c
 		}
 	}
-	return nil, fmt.Errorf("%s on %s: %w", currency, day, ErrNoCard)
+	return nil
 }
 
 // Rate returns the rate for market and category on the card of currency in force on the day of
@@ -532,16 +539,33 @@ func (b *Book) Rate(currency, market string, cat events.Category, at time.Time) 
 
 // RateOn is Rate for a civil date "YYYY-MM-DD".
 func (b *Book) RateOn(currency, market string, cat events.Category, day string) (Rate, error) {
-	if !b.markets[market] {
-		return Rate{}, fmt.Errorf("market %q: %w", market, ErrUnknownMarket)
+	r, err := b.Lookup(currency, market, cat, day)
+	switch {
+	case err == nil:
+		return r, nil
+	case errors.Is(err, ErrUnknownMarket):
+		return Rate{}, fmt.Errorf("market %q: %w", market, err)
+	case errors.Is(err, ErrNoCard):
+		return Rate{}, fmt.Errorf("%s on %s: %w", currency, day, err)
+	default:
+		return Rate{}, fmt.Errorf("card %s: %s %s: %w", b.cardOn(currency, day).ID, market, cat, err)
 	}
-	c, err := b.CardOn(currency, day)
-	if err != nil {
-		return Rate{}, err
+}
+
+// Lookup is RateOn returning the bare ErrUnknownMarket, ErrNoCard or ErrNoRate, without the
+// context a message needs: for callers that price every event and only test the kind (a fifth
+// of a batch in an unpriced market formatted an error each).
+func (b *Book) Lookup(currency, market string, cat events.Category, day string) (Rate, error) {
+	if !b.markets[market] {
+		return Rate{}, ErrUnknownMarket
+	}
+	c := b.cardOn(currency, day)
+	if c == nil {
+		return Rate{}, ErrNoCard
 	}
 	r, ok := c.rates[rateKey{market, cat}]
 	if !ok {
-		return Rate{}, fmt.Errorf("card %s: %s %s: %w", c.ID, market, cat, ErrNoRate)
+		return Rate{}, ErrNoRate
 	}
 	return r, nil
 }
