@@ -8,7 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/convmeter/convmeter/services/internal/opshttp"
 )
 
 // Metrics is what a projector reports over HTTP: Prometheus metrics, liveness and readiness.
@@ -64,19 +65,7 @@ func (m *Metrics) Ready() bool {
 
 // Handler serves /metrics, /healthz (the process answers) and /readyz (Ready).
 func (m *Metrics) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !m.Ready() {
-			http.Error(w, "not ready: joining the group, or applying has been failing for 30 s", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	return mux
+	return opshttp.Handler(m.Registry, m.Ready, "joining the group, or applying has been failing for 30 s")
 }
 
 // The methods below accept a nil *Metrics, so Run calls them unconditionally.
