@@ -192,10 +192,8 @@ func (h *Handler) parseAt(s string) (events.UnixTime, error) {
 }
 
 func (h *Handler) admissionPost(w http.ResponseWriter, r *http.Request) {
-	var req Request
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	req, err := decodeRequest(w, r)
+	if err != nil {
 		h.fail(w, r, http.StatusBadRequest, fmt.Errorf("decode request: %w", err))
 		return
 	}
