@@ -23,6 +23,14 @@
 // durable. Readers made by NewGroupReader never commit on their own (CommitInterval 0), so nothing is
 // committed per message and nothing is committed before the caller says so.
 //
+// # Reading one partition
+//
+// PartitionReader reads one partition from an offset without a group, as a kafka-go Reader with a
+// Partition does, with fetch requests of its own: it fetches ahead and decodes a whole response
+// in one pass, the records' keys, values and headers pointing into one buffer per response rather
+// than a few allocations per record. FetchInto takes its records a response at a time and returns
+// as soon as it has caught up with the log.
+//
 // # Writing known partitions
 //
 // A writer that knows the partition of every record and wants each call to be one produce request

@@ -675,3 +675,101 @@ func TestIntegrationBatchWriter(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationPartitionReader reads a partition of the real broker with PartitionReader from
+// its first offset, from the middle and from its end, and compares what it returns with kafka-go's
+// own partition reader: offsets, keys, values, headers, high watermarks. FetchInto returns at once
+// when the reader has caught up, instead of waiting out maxWait.
+func TestIntegrationPartitionReader(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topic := kafkatest.Topic(t, brokers, 2)
+	var evs []events.Event
+	for i := range 3000 {
+		evs = append(evs, statusEvent(i))
+	}
+	for i, c := range []kafka.Compression{kafka.Lz4, 0, kafka.Zstd} {
+		w, err := kafkax.NewWriter(brokers, topic, kafkax.WithCompression(c), kafkax.WithBatch(700, time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeEvents(t, w, evs[i*1000:(i+1)*1000])
+		_ = w.Close()
+	}
+	p := events.PartitionString(evs[0].Key, 2)
+	end, err := lastOffset(ctx, brokers, topic, p)
+	if err != nil || end < 1000 {
+		t.Fatalf("end offset %d (%v)", end, err)
+	}
+	kr := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxBytes: 4 << 20})
+	defer kr.Close()
+	var want []kafka.Message
+	for int64(len(want)) < end {
+		m, err := kr.ReadMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, m)
+	}
+	for _, from := range []int64{kafka.FirstOffset, 1, end / 2, end - 1} {
+		r, err := kafkax.NewPartitionReader(kafkax.PartitionReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxBytes: 64 << 10}, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := max(from, 0)
+		var b kafkax.Batch
+		for i < end {
+			start := time.Now()
+			if err := kafkax.FetchInto(ctx, r, &b, 400, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if b.Len() == 0 {
+				t.Fatalf("from %d: empty batch at %d", from, i)
+			}
+			if b.Len() < 400 && time.Since(start) > 4*time.Second {
+				t.Fatalf("from %d: a batch of %d records at %d waited out maxWait", from, b.Len(), i)
+			}
+			for _, m := range b.Partitions[0].Messages {
+				w := want[i]
+				if m.Offset != w.Offset || m.Partition != p || m.Topic != topic || m.HighWaterMark != end ||
+					!bytes.Equal(m.Key, w.Key) || !bytes.Equal(m.Value, w.Value) || len(m.Headers) != len(w.Headers) || !m.Time.Equal(w.Time) {
+					t.Fatalf("from %d: record %d: %+v, want %+v", from, i, m, w)
+				}
+				for j := range w.Headers {
+					if m.Headers[j].Key != w.Headers[j].Key || !bytes.Equal(m.Headers[j].Value, w.Headers[j].Value) {
+						t.Fatalf("from %d: record %d header %d: %+v, want %+v", from, i, j, m.Headers[j], w.Headers[j])
+					}
+				}
+				i++
+			}
+		}
+		_ = r.Close()
+		if _, err := r.FetchMessage(ctx); err == nil {
+			t.Fatal("fetch after close")
+		}
+	}
+
+	// From the end: the reader waits for records written after it started.
+	r, err := kafkax.NewPartitionReader(kafkax.PartitionReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 50 * time.Millisecond}, kafka.LastOffset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w, err := kafkax.NewWriter(brokers, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	time.Sleep(200 * time.Millisecond)
+	more := statusEvent(5000)
+	more.Key = evs[0].Key
+	writeEvents(t, w, []events.Event{more})
+	m, err := r.FetchMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := kafkax.FromMessage(m); err != nil || e.ID != more.ID || m.Offset != end {
+		t.Fatalf("from the end: %v at %d (%v), want %s at %d", e.ID, m.Offset, err, more.ID, end)
+	}
+}

@@ -94,6 +94,16 @@ type Committer interface {
 	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
 }
 
+// BulkFetcher is a Fetcher that hands over the records it holds in one piece and knows when it
+// has handed over all the partition had; PartitionReader is one. FetchInto uses both.
+type BulkFetcher interface {
+	Fetcher
+	// FetchMessages returns at least one and at most max records, in offset order.
+	FetchMessages(ctx context.Context, max int) ([]kafka.Message, error)
+	// CaughtUp reports that every record of the log, as of the last fetch, has been returned.
+	CaughtUp() bool
+}
+
 // PartitionBatch is the messages of one topic partition in a batch, in offset order.
 type PartitionBatch struct {
 	Topic     string
@@ -149,6 +159,30 @@ func (b *Batch) add(m kafka.Message) {
 	b.Partitions = append(b.Partitions, PartitionBatch{Topic: m.Topic, Partition: m.Partition, Messages: append(msgs, m)})
 }
 
+// addAll adds ms, appending runs of one partition at once.
+func (b *Batch) addAll(ms []kafka.Message) {
+	for len(ms) > 0 {
+		n := 1
+		for n < len(ms) && ms[n].Partition == ms[0].Partition && ms[n].Topic == ms[0].Topic {
+			n++
+		}
+		b.add(ms[0])
+		p := &b.Partitions[b.find(ms[0])]
+		p.Messages = append(p.Messages, ms[1:n]...)
+		b.n += n - 1
+		ms = ms[n:]
+	}
+}
+
+func (b *Batch) find(m kafka.Message) int {
+	for i := range b.Partitions {
+		if b.Partitions[i].Partition == m.Partition && b.Partitions[i].Topic == m.Topic {
+			return i
+		}
+	}
+	return -1
+}
+
 // Reset empties b, keeping its memory for FetchInto. The messages b held are dropped: slices of
 // them taken earlier must not be used after Reset.
 func (b *Batch) Reset() {
@@ -189,6 +223,10 @@ func FetchBatch(ctx context.Context, r Fetcher, max int, maxWait time.Duration) 
 // FetchInto is FetchBatch into b, which it resets first: a loop that is done with each batch
 // before it fetches the next reuses the batch's memory (a few hundred KiB of message headers per
 // thousand messages).
+//
+// From a BulkFetcher it takes records a response at a time, and it returns as soon as the batch
+// holds at least one record and the fetcher has caught up with the log: waiting out maxWait then
+// would only delay records that are all there is.
 func FetchInto(ctx context.Context, r Fetcher, b *Batch, max int, maxWait time.Duration) error {
 	b.Reset()
 	if max <= 0 {
@@ -196,6 +234,21 @@ func FetchInto(ctx context.Context, r Fetcher, b *Batch, max int, maxWait time.D
 	}
 	wctx, cancel := context.WithTimeout(ctx, maxWait)
 	defer cancel()
+	if bf, ok := r.(BulkFetcher); ok {
+		for b.n < max && (b.n == 0 || !bf.CaughtUp()) {
+			ms, err := bf.FetchMessages(wctx, max-b.n)
+			if err != nil {
+				b.sort()
+				if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && wctx.Err() != nil {
+					return nil // maxWait passed
+				}
+				return fmt.Errorf("fetch batch after %d messages: %w", b.n, err)
+			}
+			b.addAll(ms)
+		}
+		b.sort()
+		return nil
+	}
 	for b.n < max {
 		m, err := r.FetchMessage(wctx)
 		if err != nil {

@@ -1,0 +1,85 @@
+package kafkax
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// batchAt returns a sealed record batch of n records (values "v<first+i>", keys "k<i>", two
+// headers each) as the broker stores it at base offset first.
+func batchAt(t *testing.T, c kafka.Compression, first int64, n int) []byte {
+	t.Helper()
+	b := NewRecordBatch(c)
+	for i := range n {
+		v := []byte(fmt.Sprint("v", first+int64(i)))
+		if err := b.Append([]byte(fmt.Sprint("k", i)), v, []kafka.Header{{Key: HeaderType, Value: []byte("t")}, {Key: "x", Value: v}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Seal(time.UnixMilli(1_763_000_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	raw := bytes.Clone(b.Bytes()[batchSizePrefix:])
+	binary.BigEndian.PutUint64(raw, uint64(first))
+	return raw
+}
+
+// TestDecodeBatches checks the fetch response decoding against batches in every codec: records at
+// and after the fetch offset only, the batch the fetch ends with ignored when partial, control
+// batches skipped but counted in the next offset, and corrupt batches refused.
+func TestDecodeBatches(t *testing.T) {
+	var records []byte
+	var next int64
+	for _, c := range []kafka.Compression{0, kafka.Lz4, kafka.Snappy, kafka.Zstd, kafka.Gzip} {
+		records = append(records, batchAt(t, c, next, 50)...)
+		next += 50
+	}
+	control := batchAt(t, 0, next, 1)
+	binary.BigEndian.PutUint16(control[21:], 0x20|0x10)
+	binary.BigEndian.PutUint32(control[17:], crc32.Checksum(control[21:], crc32c))
+	records = append(records, control...)
+	next++
+	records = append(records, batchAt(t, kafka.Lz4, next, 10)...)
+	next += 10
+	full := len(records)
+	records = append(records, batchAt(t, 0, next, 10)[:40]...) // the partial batch a fetch may end with
+
+	f := &fetcher{cfg: PartitionReaderConfig{Topic: "t", Partition: 3}, keys: map[string]string{}}
+	for _, from := range []int64{0, 1, 49, 50, 120, 249, 250, 251, 255} {
+		msgs, got, err := f.decodeBatches(records, from, 999)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != next {
+			t.Fatalf("from %d: next offset %d, want %d", from, got, next)
+		}
+		want := from
+		for _, m := range msgs {
+			if want == 250 {
+				want++ // the control record
+			}
+			if m.Offset != want || m.Topic != "t" || m.Partition != 3 || m.HighWaterMark != 999 {
+				t.Fatalf("from %d: record %s/%d@%d hw %d, want offset %d", from, m.Topic, m.Partition, m.Offset, m.HighWaterMark, want)
+			}
+			v := fmt.Sprint("v", want)
+			if string(m.Value) != v || len(m.Headers) != 2 || m.Headers[0].Key != HeaderType || string(m.Headers[1].Value) != v || m.Time.UnixMilli() != 1_763_000_000_000 {
+				t.Fatalf("from %d: record %d: %q %v %v", from, m.Offset, m.Value, m.Headers, m.Time)
+			}
+			want++
+		}
+		if want != next {
+			t.Fatalf("from %d: records up to %d, want up to %d", from, want, next)
+		}
+	}
+	bad := bytes.Clone(records[:full])
+	bad[len(bad)-1] ^= 1
+	if _, _, err := f.decodeBatches(bad, 0, 999); err == nil {
+		t.Fatal("a corrupt batch decoded")
+	}
+}
