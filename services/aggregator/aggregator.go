@@ -27,7 +27,8 @@ type Config struct {
 	// change between a snapshot and its restore.
 	Engine window.Config
 	// MaxBatch bounds the input records of one partition's batch; default 5000. MaxWait bounds
-	// how long a batch waits to fill; default 100ms.
+	// how long a batch waits to fill; default 100ms. A batch that holds every record the
+	// partition had when last fetched goes at once.
 	MaxBatch int
 	MaxWait  time.Duration
 	// A partition is snapshotted after SnapshotEvery input records (default 200000) or

@@ -92,7 +92,8 @@
 // # Rebalancing and shutdown
 //
 // The consumer group is used for assignment only (kafka.ConsumerGroup); each assigned partition is
-// read by its own partition reader, positioned at the snapshot's offset. When a generation ends
+// read by its own partition reader (kafkax.PartitionReader, which fetches ahead and decodes each
+// fetch response in one pass), positioned at the snapshot's offset. When a generation ends
 // (rebalance) or ctx ends, each partition finishes the batch in hand, snapshots, commits and
 // returns, within ShutdownTimeout.
 package aggregator

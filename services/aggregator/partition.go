@@ -102,20 +102,18 @@ func (a *aggregator) session(ctx context.Context, p int, commit func(p int, next
 	if err != nil {
 		return err
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: a.cfg.Brokers, Topic: a.cfg.Topics.MessageEvents, Partition: p,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: a.cfg.MaxWait, QueueCapacity: 4096,
-		ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
-		ErrorLogger: kafkax.ErrorLogger(a.log),
-	})
-	defer r.Close()
 	from := st.next
 	if from < 0 {
 		from = kafka.FirstOffset
 	}
-	if err := r.SetOffset(from); err != nil {
-		return fmt.Errorf("partition %d: seek to %d: %w", p, from, err)
+	r, err := kafkax.NewPartitionReader(kafkax.PartitionReaderConfig{
+		Brokers: a.cfg.Brokers, Topic: a.cfg.Topics.MessageEvents, Partition: p,
+		MaxWait: a.cfg.MaxWait, ErrorLogger: kafkax.ErrorLogger(a.log),
+	}, from)
+	if err != nil {
+		return fmt.Errorf("partition %d: %w", p, err)
 	}
+	defer r.Close()
 	a.m.running(p, true)
 	var (
 		jobs      [2]job
