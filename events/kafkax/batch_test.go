@@ -6,6 +6,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -132,10 +133,17 @@ func TestRecordBatchEventsAsToMessage(t *testing.T) {
 // value (multi-byte lengths).
 func TestRecordBatchAppend(t *testing.T) {
 	big := []byte(strings.Repeat("x", 70000))
+	noise := make([]byte, 5<<20) // over one 4 MiB LZ4 block, and incompressible
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range noise {
+		noise[i] = byte(rng.Uint32())
+	}
 	recs := []kafka.Message{
 		{Key: []byte("k"), Value: []byte("v"), Headers: []kafka.Header{{Key: "a", Value: []byte("1")}, {Key: "null"}}},
 		{},
 		{Key: []byte{}, Value: big},
+		{Value: noise},
+		{Value: big},
 	}
 	b := kafkax.NewRecordBatch(kafka.Lz4)
 	for _, m := range recs {
@@ -146,7 +154,7 @@ func TestRecordBatchAppend(t *testing.T) {
 	if err := b.Seal(time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if b.Size() >= len(big) {
+	if b.Size() >= len(noise)+len(big) {
 		t.Errorf("sealed size %d: not compressed", b.Size())
 	}
 	got := readBatch(t, b.Bytes(), kafka.Lz4, len(recs))

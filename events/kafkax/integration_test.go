@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -613,6 +614,11 @@ func TestIntegrationBatchWriter(t *testing.T) {
 	if err := kafkax.EnsureTopics(ctx, brokers, kafkax.TopicSpec{Name: topic, Partitions: 2, Configs: map[string]string{"max.message.bytes": "1048576"}}); err != nil {
 		t.Fatal(err)
 	}
+	big := kafkatest.Name(t) + "-big"
+	t.Cleanup(func() { _ = kafkax.DeleteTopics(context.Background(), brokers, big) })
+	if err := kafkax.EnsureTopics(ctx, brokers, kafkax.TopicSpec{Name: big, Partitions: 1, Configs: map[string]string{"max.message.bytes": "16777216"}}); err != nil {
+		t.Fatal(err)
+	}
 	w, err := kafkax.NewBatchWriter(brokers, topic)
 	if err != nil {
 		t.Fatal(err)
@@ -649,6 +655,36 @@ func TestIntegrationBatchWriter(t *testing.T) {
 	if err := w.WriteBatch(ctx, 1, b); !errors.Is(err, kafka.MessageSizeTooLarge) {
 		t.Fatalf("batch over max.message.bytes: %v, want %v", err, kafka.MessageSizeTooLarge)
 	}
+	// LZ4 frames of several blocks, one of them stored uncompressed (random bytes): the broker
+	// decompresses LZ4 batches to validate them.
+	bw, err := kafkax.NewBatchWriter(brokers, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noise := make([]byte, 5<<20)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range noise {
+		noise[i] = byte(rng.Uint32())
+	}
+	b.Reset(kafka.Lz4)
+	for _, v := range [][]byte{noise, bytes.Repeat([]byte("convmeter "), 1<<19), noise[:1000]} {
+		if err := b.Append(nil, v, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Seal(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if b.Size() < len(noise) {
+		t.Fatalf("random bytes compressed to %d bytes", b.Size())
+	}
+	if err := bw.WriteBatch(ctx, 0, b); err != nil {
+		t.Fatalf("multi-block LZ4 batch: %v", err)
+	}
+	if end, err := lastOffset(ctx, brokers, big, 0); err != nil || end != 3 {
+		t.Fatalf("end offset of %s: %d (%v), want 3", big, end, err)
+	}
+
 	if end, err := lastOffset(ctx, brokers, topic, 1); err != nil || end != int64(len(want)) {
 		t.Fatalf("end offset %d (%v), want %d", end, err, len(want))
 	}
