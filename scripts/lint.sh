@@ -23,7 +23,9 @@ fi
 if command -v golangci-lint >/dev/null 2>&1; then
 	for mod in "${MODULES[@]}"; do
 		log "golangci-lint: $mod"
-		(cd "$mod" && golangci-lint run ./...) || rc=1
+		# --allow-serial-runners: wait for another run on this machine (an editor, a second
+		# checkout) instead of failing on its lock.
+		(cd "$mod" && golangci-lint run --allow-serial-runners ./...) || rc=1
 	done
 else
 	log "golangci-lint not installed; skipping"
