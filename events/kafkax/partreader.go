@@ -154,13 +154,14 @@ func (r *PartitionReader) Close() error {
 
 // fetcher is the reader's goroutine: the connection to the leader and the decoding state.
 type fetcher struct {
-	cfg    PartitionReaderConfig
-	client *kafka.Client
-	conn   net.Conn
-	req    []byte
-	corr   int32
-	keys   map[string]string // header keys seen, so each record's need not allocate
-	last   []string          // the previous record's header keys, by position
+	cfg     PartitionReaderConfig
+	client  *kafka.Client
+	conn    net.Conn
+	req     []byte
+	corr    int32
+	keys    map[string]string // header keys seen, so each record's need not allocate
+	last    []string          // the previous record's header keys, by position
+	scratch []byte            // decompressed records of a batch
 }
 
 func (f *fetcher) logf(format string, args ...any) {
@@ -433,7 +434,6 @@ func (f *fetcher) decodeBatches(records []byte, offset, hw int64) ([]kafka.Messa
 	}
 	msgs := make([]kafka.Message, 0, n)
 	var headers []kafka.Header
-	var slab []byte // decompressed records of every compressed batch of the response
 	next := offset
 	for len(records) >= 61 {
 		base := int64(binary.BigEndian.Uint64(records))
@@ -465,16 +465,13 @@ func (f *fetcher) decodeBatches(records []byte, offset, hw int64) ([]kafka.Messa
 			if codec == nil {
 				return nil, offset, fmt.Errorf("record batch at offset %d: unknown compression %d", base, c)
 			}
-			if cap(slab)-len(slab) < 4*len(body) {
-				// A new slab: the records decoded so far keep pointing into the old one.
-				slab = make([]byte, 0, max(4*len(body), 2*cap(slab)))
-			}
-			start := len(slab)
+			// Into the reader's scratch buffer (grown once to the largest batch), then into a
+			// buffer of the exact size the records will point into.
 			var err error
-			if slab, err = decompress(slab, codec.NewReader(bytes.NewReader(body))); err != nil {
+			if f.scratch, err = decompress(f.scratch[:0], codec.NewReader(bytes.NewReader(body))); err != nil {
 				return nil, offset, fmt.Errorf("record batch at offset %d: %s: %w", base, codec.Name(), err)
 			}
-			body = slab[start:len(slab):len(slab)]
+			body = bytes.Clone(f.scratch)
 		}
 		var err error
 		if msgs, headers, err = f.decodeRecords(msgs, headers, body, count, base, firstTS, offset, hw); err != nil {
