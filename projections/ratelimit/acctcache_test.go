@@ -91,3 +91,60 @@ func TestAccountFactsMatchMembers(t *testing.T) {
 		}
 	}
 }
+
+// TestTierMemoAnswersAsTheFacts: with the account cache on, a remembered tier answers at every
+// time as resolving it from the facts does (tiers of numbers, portfolio and WABA set at different
+// times, a number moving to another WABA), before and after more facts arrive and the cache
+// reloads them.
+func TestTierMemoAnswersAsTheFacts(t *testing.T) {
+	rdb, ns := client(t)
+	now := time.Unix(0, 0)
+	cached, err := NewStore(rdb, WithNamespace(ns), WithPartitions(2), WithAccountCache(time.Second, func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := newStore(t, rdb, ns, 2)
+	ctx := context.Background()
+	scopes := []Scope{PortfolioScope("pf1"), PortfolioScope("pf2"), PhoneScope("n1"), PhoneScope("n2"), PhoneScope("n3"), WABAScope("w-pf1")}
+	var times []events.UnixTime // around every effective time below
+	for _, e := range []events.UnixTime{tPhoneEra, tPhoneEra + 100, tPFEra, tPFEra + 150} {
+		times = append(times, e-1, e, e+1, e+40)
+	}
+	check := func(stage string) {
+		t.Helper()
+		for round := range 2 { // the second round answers from the memo
+			for _, sc := range scopes {
+				for _, at := range times {
+					got, gotSet, err := cached.TierOf(ctx, sc, at)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, wantSet, err := fresh.TierOf(ctx, sc, at)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got != want || gotSet != wantSet {
+						t.Fatalf("%s, round %d, %s at %d: %s %v, want %s %v", stage, round, sc, at, got, gotSet, want, wantSet)
+					}
+				}
+			}
+		}
+	}
+	a, b := &log{p: 0}, &log{p: 1}
+	for _, l := range []*log{a, b} {
+		l.config("n1", "pf1", "TIER_250", tPhoneEra)
+		l.config("n2", "pf1", "", tPhoneEra)
+		l.config("n3", "pf2", "", tPhoneEra)
+		l.add(&events.LimitUpdate{Scope: "waba", ID: "w-pf1", Tier: "TIER_2K", EffectiveFrom: tPhoneEra + 100}, tPhoneEra+100)
+		l.config("n2", "pfx", "", tPFEra) // moves to another WABA and portfolio
+	}
+	apply(t, cached, a.batch())
+	apply(t, cached, b.batch())
+	check("first facts")
+	c := &log{p: 0, off: a.off}
+	c.add(&events.LimitUpdate{Scope: "portfolio", ID: "pf1", Tier: "TIER_100K", EffectiveFrom: tPFEra + 150}, tPFEra+150)
+	c.add(&events.LimitUpdate{Scope: "phone_number", ID: "n3", Tier: "TIER_10K", EffectiveFrom: tPhoneEra}, tPhoneEra)
+	apply(t, cached, c.batch())
+	now = now.Add(time.Second) // past the TTL: nothing cached is served
+	check("more facts")
+}

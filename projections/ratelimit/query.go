@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -94,12 +96,18 @@ func (s *Store) accounts(ctx context.Context, prefixes ...string) ([]string, err
 // every partition at once (measured: at 5,000 admissions/s the 1 s expiry made the requests of
 // that moment read ~40 prefixes from 12 partitions each, several round trips in a row).
 func (s *Store) facts(ctx context.Context, p string) (*acctFacts, error) {
+	f, _, err := s.factsLoaded(ctx, p)
+	return f, err
+}
+
+// factsLoaded is facts also returning when the facts were loaded.
+func (s *Store) factsLoaded(ctx context.Context, p string) (*acctFacts, time.Time, error) {
 	if s.acctTTL <= 0 {
 		ms, err := s.readAccounts(ctx, []string{p})
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
-		return newAcctFacts(p, ms), nil
+		return newAcctFacts(p, ms), s.now(), nil
 	}
 	now := s.now()
 	s.mu.Lock()
@@ -109,12 +117,12 @@ func (s *Store) facts(ctx context.Context, p string) (*acctFacts, error) {
 	if valid {
 		if now.Sub(e.loaded) < s.acctTTL/2 {
 			s.mu.Unlock()
-			return e.facts, nil
+			return e.facts, e.loaded, nil
 		}
 		mark = "\x00" + p
 		if m, ok := s.cache[mark]; ok && now.Sub(m.loaded) < s.acctTTL {
 			s.mu.Unlock()
-			return e.facts, nil // another caller is reloading it
+			return e.facts, e.loaded, nil // another caller is reloading it
 		}
 		// Past half the TTL: this caller reloads it; the others keep using it meanwhile.
 		s.cache[mark] = acctEntry{loaded: now}
@@ -132,14 +140,15 @@ func (s *Store) facts(ctx context.Context, p string) (*acctFacts, error) {
 	}
 	if err != nil {
 		if valid {
-			return e.facts, nil // still within its TTL
+			return e.facts, e.loaded, nil // still within its TTL
 		}
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if cur, had := s.cache[p]; !had || !cur.loaded.After(now) {
 		s.cache[p] = acctEntry{facts: f, loaded: now}
+		s.acctGen++
 	}
-	return f, nil
+	return f, now, nil
 }
 
 // readAccounts reads the members under the prefixes from every partition, in one round trip.
@@ -192,8 +201,74 @@ func (s *Store) ScopeOf(ctx context.Context, pn string, t events.UnixTime) (Scop
 // TierOf resolves a scope's tier at t: the latest tier set for it; for a portfolio without one,
 // the highest tier of its numbers (each portfolio inherited the highest limit of its numbers on
 // 2025-10-07, §4.2). set is false when nothing set it (DefaultTier applies).
+//
+// With the account cache on, the answer is remembered per scope with the span of times it holds
+// for (between the effective times of the facts it read), until any cached fact is replaced or
+// the oldest fact it read is half its TTL old (when facts start to be reloaded): a portfolio's
+// tier is not resolved again from each of its numbers' facts on every admission. It answers
+// what resolving it again from the cached facts would.
 func (s *Store) TierOf(ctx context.Context, sc Scope, t events.UnixTime) (tier Tier, set bool, err error) {
-	f, err := s.facts(ctx, tierPrefix(sc))
+	var gen uint64
+	if s.acctTTL > 0 {
+		now := s.now()
+		s.mu.Lock()
+		m, ok := s.tiers[sc]
+		gen = s.acctGen
+		s.mu.Unlock()
+		if ok && m.gen == gen && now.Sub(m.loaded) < s.acctTTL/2 && m.lo <= t && t < m.hi {
+			return m.tier, m.set, nil
+		}
+	}
+	sp := tierSpan{lo: math.MinInt64, hi: math.MaxInt64}
+	if tier, set, err = s.tierOf(ctx, sc, t, &sp); err != nil || s.acctTTL <= 0 {
+		return tier, set, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tiers == nil || len(s.tiers) >= 1<<14 {
+		s.tiers = map[Scope]tierMemo{}
+	}
+	// Stored with the generation seen before reading: a fact replaced meanwhile makes it stale.
+	s.tiers[sc] = tierMemo{tier: tier, set: set, lo: sp.lo, hi: sp.hi, gen: gen, loaded: sp.loaded}
+	return tier, set, nil
+}
+
+// tierMemo is a remembered TierOf answer (see TierOf).
+type tierMemo struct {
+	tier   Tier
+	set    bool
+	lo, hi events.UnixTime // it holds for lo <= t < hi
+	gen    uint64          // Store.acctGen when it was resolved
+	loaded time.Time       // when the oldest fact it read was loaded
+}
+
+// tierSpan collects, while a tier is resolved at t, the span of times over which every fact
+// read answers the same, and when the oldest of them was loaded.
+type tierSpan struct {
+	lo, hi events.UnixTime
+	loaded time.Time
+}
+
+func (sp *tierSpan) facts(ctx context.Context, s *Store, p string, t events.UnixTime) (*acctFacts, error) {
+	f, loaded, err := s.factsLoaded(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if sp.loaded.IsZero() || loaded.Before(sp.loaded) {
+		sp.loaded = loaded
+	}
+	for _, d := range f.series {
+		if d.at <= t {
+			sp.lo = max(sp.lo, d.at)
+		} else {
+			sp.hi = min(sp.hi, d.at)
+		}
+	}
+	return f, nil
+}
+
+func (s *Store) tierOf(ctx context.Context, sc Scope, t events.UnixTime, sp *tierSpan) (tier Tier, set bool, err error) {
+	f, err := sp.facts(ctx, s, tierPrefix(sc), t)
 	if err != nil {
 		return "", false, err
 	}
@@ -206,7 +281,7 @@ func (s *Store) TierOf(ctx context.Context, sc Scope, t events.UnixTime) (tier T
 	var numbers []string
 	pf, isPF := strings.CutPrefix(string(sc), "pf:")
 	if isPF {
-		nums, err := s.facts(ctx, memberPrefix(pf))
+		nums, err := sp.facts(ctx, s, memberPrefix(pf), t)
 		if err != nil {
 			return "", false, err
 		}
@@ -216,13 +291,13 @@ func (s *Store) TierOf(ctx context.Context, sc Scope, t events.UnixTime) (tier T
 	}
 	for _, n := range numbers {
 		if isPF {
-			nf, err := s.facts(ctx, tierPrefix(PhoneScope(n)))
+			nf, err := sp.facts(ctx, s, tierPrefix(PhoneScope(n)), t)
 			if err != nil {
 				return "", false, err
 			}
 			tier = MaxTier(tier, nf.tier(t))
 		}
-		wt, err := s.wabaTier(ctx, n, t)
+		wt, err := s.wabaTier(ctx, n, t, sp)
 		if err != nil {
 			return "", false, err
 		}
@@ -232,12 +307,16 @@ func (s *Store) TierOf(ctx context.Context, sc Scope, t events.UnixTime) (tier T
 }
 
 // wabaTier is the tier announced for the WABA number pn belongs to at t, or TierNotSet.
-func (s *Store) wabaTier(ctx context.Context, pn string, t events.UnixTime) (Tier, error) {
-	nc, ok, err := s.NumberConfig(ctx, pn, t)
-	if err != nil || !ok || nc.WABAID == "" {
+func (s *Store) wabaTier(ctx context.Context, pn string, t events.UnixTime, sp *tierSpan) (Tier, error) {
+	cf, err := sp.facts(ctx, s, cfgPrefix(pn), t)
+	if err != nil {
 		return TierNotSet, err
 	}
-	wf, err := s.facts(ctx, tierPrefix(WABAScope(nc.WABAID)))
+	nc, ok := cf.config(pn, t)
+	if !ok || nc.WABAID == "" {
+		return TierNotSet, nil
+	}
+	wf, err := sp.facts(ctx, s, tierPrefix(WABAScope(nc.WABAID)), t)
 	if err != nil {
 		return TierNotSet, err
 	}

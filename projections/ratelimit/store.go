@@ -42,8 +42,10 @@ type Store struct {
 	acctTTL    time.Duration
 	now        func() time.Time // the shell's clock, for the account cache only
 
-	mu    sync.Mutex
-	cache map[string]acctEntry
+	mu      sync.Mutex
+	cache   map[string]acctEntry
+	acctGen uint64             // counts the cache's replaced entries
+	tiers   map[Scope]tierMemo // see TierOf
 
 	sharedTTL time.Duration
 	sc        sharedCache
