@@ -71,6 +71,22 @@
 // an upper bound on distinct users; only when that bound leaves no headroom does it take the
 // exact union, so the decision is always exact.
 //
+// # What queries cache
+//
+// The counters, seconds, buckets and pair fields an admission reads are read from Redis on every
+// request (one pipeline: per partition ZCOUNT and ZMSCORE of the scope's counter and HMGET of the
+// number's second; the pair's buckets and fields; absent values come back as array elements, not
+// nil replies). Only account facts are cached, and only for the account TTL (WithAccountCache,
+// default 1 s; 0 turns it off): each lex prefix is read from every partition, merged and parsed
+// once per load (configs decoded, tiers parsed, a portfolio's numbers listed), reloaded ahead of
+// expiry by one caller past half the TTL and never served older than the TTL. TierOf also
+// remembers a scope's resolved tier with the span of event times it holds for; the memo is
+// dropped as soon as any cached fact is replaced or the oldest fact it read is half the TTL old,
+// so it answers what resolving the cached facts again would, and is no staler than they are. An
+// account event therefore reaches admission at most the TTL after it was applied.
+// WithSharedState (off by default) is the one cache of counter data; it bounds its staleness
+// by its own TTL.
+//
 // # Bounded memory
 //
 // As a partition's stream time (the largest event time it has applied) advances, the script

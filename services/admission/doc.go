@@ -27,5 +27,18 @@
 //	err = projector.Run(ctx, projector.Config{Brokers: brokers}, store, log) // consumer group convmeter.ratelimit.v1
 //
 // Decide is pure; the handler reads one Snapshot (ratelimit.Store.Admission: one pipelined round
-// trip, two near the limit) and the rate cards held in memory.
+// trip, two near the limit) and the rate cards held in memory. Nothing a decision counts is
+// cached: the counters, seconds, bucket and pair fields are read on every request; only account
+// facts (configs, tiers, a portfolio's numbers) are reused, for at most the store's account TTL
+// (1 s by default; see the ratelimit package doc). The usual request body is parsed directly,
+// anything else by encoding/json, which words every error.
+//
+// Cost, measured with TestAdmissionLoad at 5,000 requests/s for 10 s on loopback (12 partitions,
+// 20 numbers in 4 portfolios, 20,000 users; the open-loop load generator, speaking HTTP/1.1 over
+// keep-alive connections, runs in the test process; shared Redis 7.0, 2 cores, machine load
+// 2.8-3.3 from other work): 125-135 µs of process CPU per request (load generator, HTTP server,
+// handler and Redis client together; about 40% of it in the kernel: loopback writes and reads,
+// goroutine wake-ups) and 45-48 µs of Redis CPU (38 or 39 plain commands in one pipeline: per partition
+// ZCOUNT, ZMSCORE and HMGET; the pair's bucket and fields). With ADMISSION_LOAD_RATE=5000 the test
+// only reports; scripts/bench-ratelimit.sh runs it.
 package admission
