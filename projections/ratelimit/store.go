@@ -47,6 +47,9 @@ type Store struct {
 	acctGen uint64             // counts the cache's replaced entries
 	tiers   map[Scope]tierMemo // see TierOf
 
+	batching bool // admissions batch their reads (WithAdmissionBatching)
+	batch    admBatcher
+
 	sharedTTL time.Duration
 	sc        sharedCache
 }
@@ -100,13 +103,20 @@ func WithAccountCache(ttl time.Duration, clock func() time.Time) Option {
 	}
 }
 
+// WithAdmissionBatching sets whether admissions that arrive while another admission's read is
+// in flight share the next round trip (default true; see admBatcher). Off, every admission
+// sends its own pipeline.
+func WithAdmissionBatching(on bool) Option {
+	return func(s *Store) error { s.batching = on; return nil }
+}
+
 // NewStore returns a Store over rdb.
 func NewStore(rdb redis.UniversalClient, opts ...Option) (*Store, error) {
 	if rdb == nil {
 		return nil, errors.New("ratelimit: nil redis client")
 	}
 	s := &Store{rdb: rdb, ns: "convmeter:" + Name + ":", cfg: Config{}.withDefaults(), partitions: 1,
-		acctTTL: time.Second, now: time.Now, cache: map[string]acctEntry{}}
+		acctTTL: time.Second, now: time.Now, cache: map[string]acctEntry{}, batching: true}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err

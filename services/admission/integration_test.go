@@ -140,10 +140,11 @@ func TestAdmissionLoad(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("ADMISSION_SHARED_MS")); err == nil && v > 0 {
 		shared = time.Duration(v) * time.Millisecond
 	}
+	batching := os.Getenv("ADMISSION_BATCH") != "0" // 0: every admission sends its own pipeline
 	rdb, ns := redistest.Client(t)
 	const partitions = 12
 	store, err := ratelimit.NewStore(rdb, ratelimit.WithNamespace(ns), ratelimit.WithPartitions(partitions),
-		ratelimit.WithSharedState(shared))
+		ratelimit.WithSharedState(shared), ratelimit.WithAdmissionBatching(batching))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,8 +197,8 @@ func TestAdmissionLoad(t *testing.T) {
 	perReq := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(max(res.Sent, 1)) }
 	cpu, rcpu := perReq(testenv.ProcessCPU()-cpu0), perReq(redistest.ServerCPU(t, rdb)-rcpu0)
 	t.Logf("admission load: %s", res)
-	fmt.Printf("ADMISSION_LOAD rate_target=%d partitions=%d shared_ttl=%v %s cpu_us_per_req_process=%.0f cpu_us_per_req_redis=%.1f\n",
-		rate, partitions, shared, res, cpu, rcpu)
+	fmt.Printf("ADMISSION_LOAD rate_target=%d partitions=%d shared_ttl=%v batching=%v %s cpu_us_per_req_process=%.0f cpu_us_per_req_redis=%.1f\n",
+		rate, partitions, shared, batching, res, cpu, rcpu)
 	if bench {
 		return
 	}
