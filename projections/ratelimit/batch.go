@@ -104,45 +104,46 @@ func (s *Store) readBatch(ctx context.Context, q []*admRead) {
 	}
 }
 
-// multiRead is one HMGET or ZMSCORE that several admissions share: the union of their fields.
-type multiRead struct {
-	zset   bool
-	key    string
+// group is the reads of several admissions from one key, or from the same key in every partition:
+// one HMGET or ZMSCORE of the union of their fields (per partition when partitioned).
+type group struct {
+	key    string // without the partition prefix when partitioned
 	fields []string
 	index  map[string]int // field → position, once there are many
-	cmd    redis.Cmder
+	cmds   []redis.Cmder  // per partition, or the one
 }
 
-func (m *multiRead) add(field string) int {
-	if m.index == nil { // a handful of fields: look them up in the list
-		for i, f := range m.fields {
+func (g *group) add(field string) int {
+	if g.index == nil { // a handful of fields: look them up in the list
+		for i, f := range g.fields {
 			if f == field {
 				return i
 			}
 		}
-		if len(m.fields) >= 16 {
-			m.index = make(map[string]int, 2*len(m.fields))
-			for i, f := range m.fields {
-				m.index[f] = i
+		if len(g.fields) >= 16 {
+			g.index = make(map[string]int, 2*len(g.fields))
+			for i, f := range g.fields {
+				g.index[f] = i
 			}
 		}
-	} else if i, ok := m.index[field]; ok {
+	} else if i, ok := g.index[field]; ok {
 		return i
 	}
-	if m.index != nil {
-		m.index[field] = len(m.fields)
+	if g.index != nil {
+		g.index[field] = len(g.fields)
 	}
-	m.fields = append(m.fields, field)
-	return len(m.fields) - 1
+	g.fields = append(g.fields, field)
+	return len(g.fields) - 1
 }
 
-func (m *multiRead) value(i int) any {
+// value is field i of the answer of command c (partition c, or 0).
+func (g *group) value(c, i int) any {
 	var vs []any
-	switch c := m.cmd.(type) {
+	switch cmd := g.cmds[c].(type) {
 	case *redis.SliceCmd:
-		vs = c.Val()
+		vs = cmd.Val()
 	case *redis.Cmd:
-		vs, _ = c.Val().([]any)
+		vs, _ = cmd.Val().([]any)
 	}
 	if i < len(vs) {
 		return vs[i]
@@ -150,78 +151,88 @@ func (m *multiRead) value(i int) any {
 	return nil
 }
 
-type fieldRef struct {
-	m *multiRead
-	i int
+type groups map[string]*group
+
+func (gs groups) get(key string) *group {
+	g, ok := gs[key]
+	if !ok {
+		g = &group{key: key}
+		gs[key] = g
+	}
+	return g
 }
 
-type countKey struct{ key, from string }
+type countKey struct{ limKey, from string }
 
-// readMerged reads the admissions of q in one pipeline, each key's reads merged.
+// readMerged reads the admissions of q in one pipeline, the reads of each key merged.
 func (s *Store) readMerged(ctx context.Context, q []*admRead) error {
-	counts := map[countKey]*redis.IntCmd{}
-	type multiKey struct {
-		zset bool
-		key  string
-	}
-	multis := map[multiKey]*multiRead{}
-	var order []*multiRead
-	multi := func(zset bool, key string) *multiRead {
-		m, ok := multis[multiKey{zset, key}]
-		if !ok {
-			m = &multiRead{zset: zset, key: key}
-			multis[multiKey{zset, key}] = m
-			order = append(order, m)
-		}
-		return m
+	counts := map[countKey][]*redis.IntCmd{}
+	scores, seconds, hashes := groups{}, groups{}, groups{}
+	type ref struct {
+		g *group
+		i int
 	}
 	type refs struct {
-		counts          []countKey
-		scores, seconds []fieldRef
-		buckets, values []fieldRef
+		score, second ref
+		buckets       []ref
+		fields        []ref
 	}
 	plan := make([]refs, len(q))
 	for i, r := range q {
-		n := len(r.counts)
-		pl := refs{counts: make([]countKey, n), scores: make([]fieldRef, n), seconds: make([]fieldRef, n)}
-		for p := range n {
-			pfx := s.prefix(int32(p))
-			lim := pfx + r.limKey
-			pl.counts[p] = countKey{lim, r.from}
-			counts[pl.counts[p]] = nil
-			m := multi(true, lim)
-			pl.scores[p] = fieldRef{m, m.add(r.user)}
-			m = multi(false, pfx+r.tpKey)
-			pl.seconds[p] = fieldRef{m, m.add(r.sec)}
-		}
+		pl := &plan[i]
+		counts[countKey{r.limKey, r.from}] = nil
+		g := scores.get(r.limKey)
+		pl.score = ref{g, g.add(r.user)}
+		g = seconds.get(r.tpKey)
+		pl.second = ref{g, g.add(r.sec)}
 		for _, k := range r.bucketKeys {
-			m := multi(false, k)
-			pl.buckets = append(pl.buckets, fieldRef{m, m.add(r.pair)})
+			g := hashes.get(k)
+			pl.buckets = append(pl.buckets, ref{g, g.add(r.pair)})
 		}
-		m := multi(false, r.pairsKey)
-		for _, f := range r.fields {
-			pl.values = append(pl.values, fieldRef{m, m.add(f)})
+		g = hashes.get(r.pairsKey)
+		pl.fields = make([]ref, len(r.fields))
+		for j, f := range r.fields {
+			pl.fields[j] = ref{g, g.add(f)}
 		}
-		plan[i] = pl
 	}
+	n := len(q[0].counts) // every admission reads the same partitions
 	pipe := s.rdb.Pipeline()
-	for _, pl := range plan { // in the order of the admissions, for a stable command order
-		for _, k := range pl.counts {
-			if counts[k] == nil {
-				counts[k] = pipe.ZCount(ctx, k.key, k.from, "+inf")
+	for _, r := range q { // in the order of the admissions, for a stable command order
+		k := countKey{r.limKey, r.from}
+		if counts[k] == nil && n > 0 {
+			cmds := make([]*redis.IntCmd, n)
+			for p := range n {
+				cmds[p] = pipe.ZCount(ctx, s.prefix(int32(p))+k.limKey, k.from, "+inf")
 			}
+			counts[k] = cmds
 		}
 	}
-	for _, m := range order {
-		if m.zset {
-			args := make([]any, 0, 2+len(m.fields))
-			args = append(args, "zmscore", m.key)
-			for _, f := range m.fields {
-				args = append(args, f)
+	for _, r := range q {
+		if g := scores[r.limKey]; g.cmds == nil && n > 0 {
+			g.cmds = make([]redis.Cmder, n)
+			for p := range n {
+				args := make([]any, 2, 2+len(g.fields)) // the command keeps it
+				args[0], args[1] = "zmscore", s.prefix(int32(p))+g.key
+				for _, f := range g.fields {
+					args = append(args, f)
+				}
+				g.cmds[p] = pipe.Do(ctx, args...)
 			}
-			m.cmd = pipe.Do(ctx, args...)
-		} else {
-			m.cmd = pipe.HMGet(ctx, m.key, m.fields...)
+		}
+		if g := seconds[r.tpKey]; g.cmds == nil && n > 0 {
+			g.cmds = make([]redis.Cmder, n)
+			for p := range n {
+				g.cmds[p] = pipe.HMGet(ctx, s.prefix(int32(p))+g.key, g.fields...)
+			}
+		}
+		for j := range len(r.bucketKeys) + 1 {
+			k := r.pairsKey
+			if j < len(r.bucketKeys) {
+				k = r.bucketKeys[j]
+			}
+			if g := hashes[k]; g.cmds == nil {
+				g.cmds = []redis.Cmder{pipe.HMGet(ctx, k, g.fields...)}
+			}
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -229,17 +240,18 @@ func (s *Store) readMerged(ctx context.Context, q []*admRead) error {
 	}
 	for i, r := range q {
 		pl := plan[i]
-		for p := range r.counts {
-			r.counts[p] = counts[pl.counts[p]].Val()
-			r.scores[p] = pl.scores[p].m.value(pl.scores[p].i)
-			r.seconds[p] = pl.seconds[p].m.value(pl.seconds[p].i)
+		cs := counts[countKey{r.limKey, r.from}]
+		for p := range n {
+			r.counts[p] = cs[p].Val()
+			r.scores[p] = pl.score.g.value(p, pl.score.i)
+			r.seconds[p] = pl.second.g.value(p, pl.second.i)
 		}
 		for j, f := range pl.buckets {
-			r.buckets[j] = f.m.value(f.i)
+			r.buckets[j] = f.g.value(0, f.i)
 		}
-		r.values = make([]any, len(pl.values))
-		for j, f := range pl.values {
-			r.values[j] = f.m.value(f.i)
+		r.values = make([]any, len(pl.fields))
+		for j, f := range pl.fields {
+			r.values[j] = f.g.value(0, f.i)
 		}
 	}
 	return nil
