@@ -136,34 +136,38 @@ func offsets(ctx context.Context, broker, topic string, p int) (int64, int64, er
 	return first, last, nil
 }
 
-// readPartition reads partition p from first up to (excluding) end in large fetches and runs
-// every record through x. Records outside the time range are skipped before the engine sees them.
+// readPartition reads partition p from first up to (excluding) end with a kafkax.PartitionReader
+// (large fetches decoded in one pass, read ahead while the engine runs) and runs every record
+// through x. Records outside the time range are skipped before the engine sees them. If the
+// records stop before end (the last offsets hold only transaction markers, or the partition was
+// truncated), it fails after 10 s without a record rather than wait.
 func readPartition(ctx context.Context, cfg Config, x *Partition, p int32, first, end int64, done *atomic.Int64) error {
 	if first >= end {
 		return nil
 	}
-	conn, err := kafka.DialLeader(ctx, "tcp", cfg.Brokers[0], cfg.Topic, int(p))
+	r, err := kafkax.NewPartitionReader(kafkax.PartitionReaderConfig{Brokers: cfg.Brokers, Topic: cfg.Topic, Partition: int(p),
+		MaxBytes: 16 << 20}, first)
 	if err != nil {
-		return fmt.Errorf("replay: dial leader of %s/%d: %w", cfg.Topic, p, err)
+		return fmt.Errorf("replay: read %s/%d: %w", cfg.Topic, p, err)
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
-	defer stop()
-	next, empty := first, 0
+	defer r.Close()
+	next := first
 	for next < end {
-		if _, err := conn.Seek(next, kafka.SeekAbsolute); err != nil {
-			return fmt.Errorf("replay: seek %s/%d to %d: %w", cfg.Topic, p, next, err)
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		msgs, err := r.FetchMessages(fctx, 4096)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded):
+			return fmt.Errorf("replay: %s/%d: no records at offset %d below the high-water mark %d", cfg.Topic, p, next, end)
+		case err != nil:
+			return fmt.Errorf("replay: fetch %s/%d at %d: %w", cfg.Topic, p, next, err)
 		}
-		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-		batch := conn.ReadBatch(1, 32<<20)
 		n := 0
-		for next < end {
-			m, err := batch.ReadMessage()
-			if err != nil {
+		for _, m := range msgs {
+			if m.Offset >= end {
 				break
-			}
-			if m.Offset < next {
-				continue // a fetch can start inside a compressed record batch
 			}
 			next = m.Offset + 1
 			n++
@@ -172,24 +176,12 @@ func readPartition(ctx context.Context, cfg Config, x *Partition, p int32, first
 				continue
 			}
 			if err := x.Record(ctx, m); err != nil {
-				_ = batch.Close()
 				return err
 			}
 		}
 		done.Add(int64(n))
-		cerr := batch.Close()
-		if n > 0 {
-			empty = 0
-			continue
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if cerr != nil && !errors.Is(cerr, io.EOF) {
-			return fmt.Errorf("replay: fetch %s/%d at %d: %w", cfg.Topic, p, next, cerr)
-		}
-		if empty++; empty >= 3 {
-			return fmt.Errorf("replay: %s/%d: no records at offset %d below the high-water mark %d", cfg.Topic, p, next, end)
+		if n < len(msgs) {
+			break
 		}
 	}
 	return x.Flush(ctx)
