@@ -58,6 +58,22 @@ func batchFixture(t *testing.T) (*Store, *Store, []admQuery) {
 func TestMergedReadEqualsSingle(t *testing.T) {
 	single, batched, qs := batchFixture(t)
 	ctx := context.Background()
+	// With the shared state on, only the pair's own fields are read per admission.
+	sharedSingle, err := NewStore(single.rdb, WithNamespace(single.ns), WithPartitions(3), WithSharedState(time.Second), WithAdmissionBatching(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sharedBatched, err := NewStore(single.rdb, WithNamespace(single.ns), WithPartitions(3), WithSharedState(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stores := range [][2]*Store{{single, batched}, {sharedSingle, sharedBatched}} {
+		mergedEqualsSingle(ctx, t, stores[0], stores[1], qs)
+	}
+}
+
+func mergedEqualsSingle(ctx context.Context, t *testing.T, single, batched *Store, qs []admQuery) {
+	t.Helper()
 	for _, size := range []int{2, 7, len(qs)} {
 		for start := 0; start < len(qs); start += size {
 			var rs []*admRead
