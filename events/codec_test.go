@@ -2,6 +2,8 @@ package events
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -531,6 +533,21 @@ func TestDecodedEventDoesNotAliasInput(t *testing.T) {
 		}
 		if !reflect.DeepEqual(e, want) {
 			t.Fatalf("%s changed when its input buffer was overwritten", want.Type)
+		}
+	}
+}
+
+// TestInputIDValues pins InputID to its definition (the first 16 bytes of SHA-256 over the
+// NUL-separated parts, in hex) on both sides of the stack buffer's size.
+func TestInputIDValues(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	for _, parts := range [][]string{
+		{"a", "bc"}, {""}, {"", ""}, {"conversation", "pnid/user", "1750000000", "marketing", "wamid.1"},
+		{long}, {long[:255]}, {long[:256]}, {long[:257]}, {long[:128], long[:127]}, {long[:128], long[:128]},
+	} {
+		sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+		if got, want := InputID(parts...), hex.EncodeToString(sum[:16]); got != want {
+			t.Errorf("InputID(%d parts, %d bytes) = %s, want %s", len(parts), len(strings.Join(parts, "\x00")), got, want)
 		}
 	}
 }

@@ -93,15 +93,36 @@ func NewTick(p int32, t UnixTime) Event {
 // InputID derives an input event's id from its natural identity: 32 hex digits of SHA-256 over
 // the parts, separated by NUL bytes.
 func InputID(parts ...string) string {
-	h := sha256.New()
-	for i, p := range parts {
-		if i > 0 {
-			h.Write([]byte{0})
-		}
-		h.Write([]byte(p))
+	// The parts are usually short: joined in a buffer on the stack and hashed in one call, the
+	// id costs one allocation (its string); longer ones go through the streaming hash.
+	var buf [256]byte
+	n := len(parts) - 1
+	for _, p := range parts {
+		n += len(p)
 	}
 	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+	if n <= len(buf) {
+		msg := buf[:0]
+		for i, p := range parts {
+			if i > 0 {
+				msg = append(msg, 0)
+			}
+			msg = append(msg, p...)
+		}
+		sum = sha256.Sum256(msg)
+	} else {
+		h := sha256.New()
+		for i, p := range parts {
+			if i > 0 {
+				h.Write([]byte{0})
+			}
+			h.Write([]byte(p))
+		}
+		h.Sum(sum[:0])
+	}
+	var id [32]byte
+	hex.Encode(id[:], sum[:16])
+	return string(id[:])
 }
 
 // DerivedID is the id of the index-th output derived from the input with id inputID.
