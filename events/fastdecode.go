@@ -24,6 +24,7 @@ import (
 func decodeFast(t Type, data []byte) Payload {
 	s := scanner{b: data}
 	if p := s.fastPayload(t); p != nil && s.i == len(data) {
+		s.makeStrings(nil)
 		return p
 	}
 	return nil
@@ -155,6 +156,29 @@ func (s *scanner) str(dst *string) bool {
 		*dst = string(v)
 	}
 	return ok
+}
+
+// strLater reads a string field as str does, leaving a string without escapes for makeStrings
+// to make; dst must not move until then.
+func (s *scanner) strLater(dst *string) bool {
+	if s.isNull() {
+		return true
+	}
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return false
+	}
+	start, end, esc, err := s.stringSpan()
+	if err != nil {
+		return false
+	}
+	if esc {
+		v := s.b[start:end]
+		if bytes.IndexByte(v, '\\') >= 0 || !utf8.Valid(v) {
+			return false
+		}
+	}
+	s.later(dst, start, end)
+	return true
 }
 
 // enum reads a string field whose common values are in known, returning the constant for them
@@ -313,19 +337,19 @@ func (s *scanner) status() *StatusUpdate {
 		}
 		switch i {
 		case 0:
-			return s.str(&p.PhoneNumberID)
+			return s.strLater(&p.PhoneNumberID)
 		case 1:
-			return s.str(&p.WABAID)
+			return s.strLater(&p.WABAID)
 		case 2:
-			return s.str(&p.RecipientID)
+			return s.strLater(&p.RecipientID)
 		case 3:
-			return s.str(&p.RecipientUserID)
+			return s.strLater(&p.RecipientUserID)
 		case 4:
 			return enum(s, &p.RecipientType, knownRecipientType)
 		case 5:
-			return s.str(&p.RecipientParticipantID)
+			return s.strLater(&p.RecipientParticipantID)
 		case 6:
-			return s.str(&p.WAMID)
+			return s.strLater(&p.WAMID)
 		case 7:
 			return enum(s, &p.Status, knownStatuses)
 		case 8:
@@ -414,7 +438,7 @@ func (s *scanner) conversation(c *MetaConversation) bool {
 		}
 		switch i {
 		case 0:
-			return s.str(&c.ID)
+			return s.strLater(&c.ID)
 		case 1:
 			return s.unixTime(&c.ExpirationTimestamp)
 		default:
@@ -544,23 +568,23 @@ func (s *scanner) inbound() *InboundMessage {
 		}
 		switch i {
 		case 0:
-			return s.str(&p.PhoneNumberID)
+			return s.strLater(&p.PhoneNumberID)
 		case 1:
-			return s.str(&p.DisplayPhoneNumber)
+			return s.strLater(&p.DisplayPhoneNumber)
 		case 2:
-			return s.str(&p.WABAID)
+			return s.strLater(&p.WABAID)
 		case 3:
-			return s.str(&p.WaID)
+			return s.strLater(&p.WaID)
 		case 4:
-			return s.str(&p.UserID)
+			return s.strLater(&p.UserID)
 		case 5:
-			return s.str(&p.WAMID)
+			return s.strLater(&p.WAMID)
 		case 6:
 			return enum(s, &p.MessageType, knownMessageTypes)
 		case 7:
 			return s.unixTime(&p.Timestamp)
 		case 8:
-			return s.str(&p.ContextID)
+			return s.strLater(&p.ContextID)
 		case 9:
 			if s.isNull() {
 				p.Referral = nil
@@ -571,9 +595,9 @@ func (s *scanner) inbound() *InboundMessage {
 		case 10:
 			return s.ints(&p.ErrorCodes, a.codes[:0])
 		case 11:
-			return s.str(&p.SystemType)
+			return s.strLater(&p.SystemType)
 		default:
-			return s.str(&p.NewWaID)
+			return s.strLater(&p.NewWaID)
 		}
 	})
 	if !ok {
@@ -605,13 +629,13 @@ func (s *scanner) referral(r *Referral) bool {
 		}
 		switch i {
 		case 0:
-			return s.str(&r.SourceType)
+			return s.strLater(&r.SourceType)
 		case 1:
-			return s.str(&r.SourceID)
+			return s.strLater(&r.SourceID)
 		case 2:
-			return s.str(&r.SourceURL)
+			return s.strLater(&r.SourceURL)
 		default:
-			return s.str(&r.CtwaClid)
+			return s.strLater(&r.CtwaClid)
 		}
 	})
 }
@@ -663,15 +687,15 @@ func (s *scanner) outbound() *OutboundSend {
 		}
 		switch i {
 		case 0:
-			return s.str(&p.PhoneNumberID)
+			return s.strLater(&p.PhoneNumberID)
 		case 1:
-			return s.str(&p.WABAID)
+			return s.strLater(&p.WABAID)
 		case 2:
-			return s.str(&p.WaID)
+			return s.strLater(&p.WaID)
 		case 3:
-			return s.str(&p.UserID)
+			return s.strLater(&p.UserID)
 		case 4:
-			return s.str(&p.WAMID)
+			return s.strLater(&p.WAMID)
 		case 5:
 			return s.unixTime(&p.Timestamp)
 		case 6:
@@ -679,9 +703,9 @@ func (s *scanner) outbound() *OutboundSend {
 		case 7:
 			return enum(s, &p.MessageType, knownMessageTypes)
 		case 8:
-			return s.str(&p.TemplateName)
+			return s.strLater(&p.TemplateName)
 		case 9:
-			return s.str(&p.TemplateID)
+			return s.strLater(&p.TemplateID)
 		default:
 			return enum(s, &p.TemplateCategory, knownCategories)
 		}

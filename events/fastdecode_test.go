@@ -129,3 +129,34 @@ func TestFastDecodersMatchGeneric(t *testing.T) {
 		checkFastMatchesGeneric(t, b, e, err)
 	}
 }
+
+// TestEnvelopeRepeatedStrings checks the id and key of envelopes that repeat them, in every form
+// (plain, escaped, null): the last one counts, as it did when each was made as it was read.
+func TestEnvelopeRepeatedStrings(t *testing.T) {
+	const data = `"data":{"phone_number_id":"p1","recipient_id":"u1","wamid":"w\u00e9","status":"sent","timestamp":1}`
+	for _, c := range []struct{ fields, id, key string }{
+		{`"id":"a","key":"k"`, "a", "k"},
+		{`"id":"a","id":"b","key":"k","key":"l"`, "b", "l"},
+		{`"id":"a","id":"\u0062","key":"k","key":null`, "b", ""},
+		{`"id":"\u0061","id":"b","key":null,"key":"k"`, "b", "k"},
+		{`"key":"","id":"a","id":null,"id":"c"`, "c", ""},
+		{`"id":"é","key":"k/é"`, "é", "k/é"},
+	} {
+		for _, rec := range []string{
+			`{"v":1,"type":"message.status.v1",` + c.fields + `,"time":1,` + data + `}`,
+			`{"v":1,` + data + `,"type":"message.status.v1",` + c.fields + `,"time":1}`,
+		} {
+			e, err := Decode([]byte(rec))
+			if err != nil {
+				t.Fatalf("%s: %v", rec, err)
+			}
+			if e.ID != c.id || e.Key != c.key {
+				t.Errorf("%s: id %q key %q, want %q %q", rec, e.ID, e.Key, c.id, c.key)
+			}
+			if su := e.Data.(*StatusUpdate); su.PhoneNumberID != "p1" || su.RecipientID != "u1" || su.WAMID != "wé" {
+				t.Errorf("%s: payload %+v", rec, su)
+			}
+			checkFastMatchesGeneric(t, []byte(rec), e, err)
+		}
+	}
+}

@@ -30,6 +30,16 @@ type header struct {
 	// there was none or it gave up.
 	fast    bool
 	payload Payload
+
+	// The id and key when they need no decoding, as spans of the record: scan makes them with the
+	// payload's strings (scanner.makeStrings).
+	idAt, keyAt span
+}
+
+// span is a string value's bytes b[start:end] when set.
+type span struct {
+	start, end int
+	set        bool
 }
 
 // maxDepth bounds nesting, as encoding/json does, so hostile input cannot exhaust the stack.
@@ -38,6 +48,80 @@ const maxDepth = 10000
 type scanner struct {
 	b []byte
 	i int
+
+	// Strings read with later (spans of b that need no decoding) are made together by
+	// makeStrings: one allocation holds an envelope's id and key and its payload's strings.
+	waiting [16]laterString
+	nLater  int
+}
+
+// laterString is a string to make from b[start:end] and store in *dst.
+type laterString struct {
+	dst        *string
+	start, end int
+}
+
+// later stores b[start:end] in *dst when makeStrings runs, or at once when too many wait. dst
+// must stay where it is until then (a field of the header or of a payload's allocation, not of
+// a value that is copied).
+func (s *scanner) later(dst *string, start, end int) {
+	if s.nLater == len(s.waiting) {
+		*dst = string(s.b[start:end])
+		return
+	}
+	s.waiting[s.nLater] = laterString{dst: dst, start: start, end: end}
+	s.nLater++
+}
+
+// makeStrings stores the strings later queued and, when h is not nil, h's id and key when they
+// are spans: all slices of one new string.
+func (s *scanner) makeStrings(h *header) {
+	later := s.waiting[:s.nLater]
+	s.nLater = 0
+	var id, key span
+	if h != nil {
+		id, key = h.idAt, h.keyAt
+	}
+	n := 0
+	if id.set {
+		n += id.end - id.start
+	}
+	if key.set {
+		n += key.end - key.start
+	}
+	for _, l := range later {
+		n += l.end - l.start
+	}
+	if n == 0 && !id.set && !key.set && len(later) == 0 {
+		return
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	if id.set {
+		sb.Write(s.b[id.start:id.end])
+	}
+	if key.set {
+		sb.Write(s.b[key.start:key.end])
+	}
+	for _, l := range later {
+		sb.Write(s.b[l.start:l.end])
+	}
+	all := sb.String()
+	off := 0
+	take := func(start, end int) string {
+		v := all[off : off+end-start]
+		off += end - start
+		return v
+	}
+	if id.set {
+		h.id = take(id.start, id.end)
+	}
+	if key.set {
+		h.key = take(key.start, key.end)
+	}
+	for _, l := range later {
+		*l.dst = take(l.start, l.end)
+	}
 }
 
 // malformed is the error for bytes that are not one JSON object.
@@ -78,7 +162,15 @@ func (s *scanner) ws() {
 
 // scan reads the envelope from b.
 func (h *header) scan(b []byte) error {
-	s := scanner{b: b}
+	var s scanner
+	err := h.scanWith(&s, b)
+	s.makeStrings(h) // the id is wanted in errors too
+	return err
+}
+
+func (h *header) scanWith(sp *scanner, b []byte) error {
+	s := sp
+	s.b = b
 	s.ws()
 	if s.i >= len(b) || b[s.i] != '{' {
 		return s.malformed("want a JSON object")
@@ -109,7 +201,7 @@ func (h *header) scan(b []byte) error {
 				}
 				key = []byte(k)
 			}
-			if err := h.field(&s, key); err != nil {
+			if err := h.field(s, key); err != nil {
 				return err
 			}
 			more, err := s.more('}')
@@ -165,17 +257,9 @@ func (h *header) field(s *scanner, key []byte) error {
 		}
 		h.typ = Type(str)
 	case "id":
-		str, err := s.stringValue("id")
-		if err != nil {
-			return err
-		}
-		h.id = str
+		return s.stringField("id", &h.id, &h.idAt)
 	case "key":
-		str, err := s.stringValue("key")
-		if err != nil {
-			return err
-		}
-		h.key = str
+		return s.stringField("key", &h.key, &h.keyAt)
 	case "time":
 		if err := s.skipValue(0); err != nil {
 			return err
@@ -195,12 +279,13 @@ func (h *header) field(s *scanner, key []byte) error {
 		h.payload = nil
 		if h.fast {
 			// The fast decoders check the syntax of what they read; when one gives up, the
-			// generic path starts over from the same byte.
+			// generic path starts over from the same byte (and its strings are not made).
+			n := s.nLater
 			if p := s.fastPayload(h.typ); p != nil {
 				h.payload, h.data = p, s.b[start:s.i]
 				return nil
 			}
-			s.i = start
+			s.i, s.nLater = start, n
 		}
 		if err := s.skipValue(0); err != nil {
 			return err
@@ -214,6 +299,31 @@ func (h *header) field(s *scanner, key []byte) error {
 
 func fieldType(field, problem string) error {
 	return &DecodeError{Kind: ErrKindFieldType, Err: &FieldError{Field: field, Problem: problem}}
+}
+
+// stringField reads a JSON string (null reads as "") for envelope field name, as stringValue
+// does: one without escapes is left as a span in *at for makeStrings to make, any other is
+// stored in *dst (and *at unset, so that a repeated field keeps its last value).
+func (s *scanner) stringField(name string, dst *string, at *span) error {
+	if s.i < len(s.b) && s.b[s.i] == '"' {
+		save := s.i
+		start, end, esc, err := s.stringSpan()
+		if err != nil {
+			return err
+		}
+		if !esc {
+			*at = span{start: start, end: end, set: true}
+			return nil
+		}
+		s.i = save
+	}
+	str, err := s.stringValue(name)
+	if err != nil {
+		return err
+	}
+	*at = span{}
+	*dst = str
+	return nil
 }
 
 // stringValue reads a JSON string (null reads as ""), for envelope field name.
