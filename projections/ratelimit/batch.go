@@ -200,9 +200,9 @@ func (s *Store) readMerged(ctx context.Context, q []*admRead) error {
 	for _, r := range q { // in the order of the admissions, for a stable command order
 		k := countKey{r.limKey, r.from}
 		if counts[k] == nil && n > 0 {
-			cmds := make([]*redis.IntCmd, n)
+			cmds, keys := make([]*redis.IntCmd, n), s.partKeys(k.limKey)
 			for p := range n {
-				cmds[p] = pipe.ZCount(ctx, s.prefix(int32(p))+k.limKey, k.from, "+inf")
+				cmds[p] = pipe.ZCount(ctx, keys[p], k.from, "+inf")
 			}
 			counts[k] = cmds
 		}
@@ -210,9 +210,10 @@ func (s *Store) readMerged(ctx context.Context, q []*admRead) error {
 	for _, r := range q {
 		if g := scores[r.limKey]; g.cmds == nil && n > 0 {
 			g.cmds = make([]redis.Cmder, n)
+			keys := s.partKeys(g.key)
 			for p := range n {
 				args := make([]any, 2, 2+len(g.fields)) // the command keeps it
-				args[0], args[1] = "zmscore", s.prefix(int32(p))+g.key
+				args[0], args[1] = "zmscore", keys[p]
 				for _, f := range g.fields {
 					args = append(args, f)
 				}
@@ -221,8 +222,9 @@ func (s *Store) readMerged(ctx context.Context, q []*admRead) error {
 		}
 		if g := seconds[r.tpKey]; g.cmds == nil && n > 0 {
 			g.cmds = make([]redis.Cmder, n)
+			keys := s.partKeys(g.key)
 			for p := range n {
-				g.cmds[p] = pipe.HMGet(ctx, s.prefix(int32(p))+g.key, g.fields...)
+				g.cmds[p] = pipe.HMGet(ctx, keys[p], g.fields...)
 			}
 		}
 		for j := range len(r.bucketKeys) + 1 {
@@ -255,4 +257,27 @@ func (s *Store) readMerged(ctx context.Context, q []*admRead) error {
 		}
 	}
 	return nil
+}
+
+// partKeys returns key under every partition's prefix, remembered: an admission reads its
+// scope's counter and its number's hour of seconds in every partition. The memory is dropped
+// whole once it holds 4,096 keys (numbers times hours in use, and scopes).
+func (s *Store) partKeys(key string) []string {
+	s.keysMu.RLock()
+	ks, ok := s.keys[key]
+	s.keysMu.RUnlock()
+	if ok {
+		return ks
+	}
+	ks = make([]string, s.partitions)
+	for p := range ks {
+		ks[p] = s.prefix(int32(p)) + key
+	}
+	s.keysMu.Lock()
+	if s.keys == nil || len(s.keys) >= 4096 {
+		s.keys = map[string][]string{}
+	}
+	s.keys[key] = ks
+	s.keysMu.Unlock()
+	return ks
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/convmeter/convmeter/events"
 )
 
@@ -172,4 +174,22 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestPartKeys: the remembered keys are the key under each partition's prefix, also after the
+// memory was dropped for holding too many.
+func TestPartKeys(t *testing.T) {
+	s, err := NewStore(redis.NewClient(&redis.Options{}), WithNamespace("ns:"), WithPartitions(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10000 {
+		key := fmt.Sprintf("tp:n%d:%d", i%5000, i)
+		for range 2 {
+			ks := s.partKeys(key)
+			if len(ks) != 3 || ks[0] != "ns:{rl.p0}:"+key || ks[2] != "ns:{rl.p2}:"+key {
+				t.Fatalf("%s: %q", key, ks)
+			}
+		}
+	}
 }

@@ -561,11 +561,11 @@ func (s *Store) fetch(ctx context.Context, r *admRead) error {
 	counts := make([]*redis.IntCmd, n)
 	scores := make([]*redis.Cmd, n)
 	seconds := make([]*redis.SliceCmd, n)
+	lims, tps := s.partKeys(r.limKey), s.partKeys(r.tpKey)
 	for p := range n {
-		pfx := s.prefix(int32(p))
-		counts[p] = pipe.ZCount(ctx, pfx+r.limKey, r.from, "+inf")
-		scores[p] = pipe.Do(ctx, "zmscore", pfx+r.limKey, r.user)
-		seconds[p] = pipe.HMGet(ctx, pfx+r.tpKey, r.sec)
+		counts[p] = pipe.ZCount(ctx, lims[p], r.from, "+inf")
+		scores[p] = pipe.Do(ctx, "zmscore", lims[p], r.user)
+		seconds[p] = pipe.HMGet(ctx, tps[p], r.sec)
 	}
 	buckets := make([]*redis.SliceCmd, len(r.bucketKeys))
 	for i, k := range r.bucketKeys {

@@ -47,6 +47,9 @@ type Store struct {
 	acctGen uint64             // counts the cache's replaced entries
 	tiers   map[Scope]tierMemo // see TierOf
 
+	keysMu sync.RWMutex
+	keys   map[string][]string // see partKeys
+
 	batching bool // admissions batch their reads (WithAdmissionBatching)
 	batch    admBatcher
 
