@@ -252,7 +252,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, req Request) {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, d)
+	writeDecision(w, &d)
 }
 
 // NumberStatus is the answer of GET /v1/limits/numbers/{id}.
