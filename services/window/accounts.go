@@ -13,6 +13,13 @@ import (
 type account struct {
 	cfg *events.AccountConfig // nil: no configuration covers the event
 	loc *time.Location
+
+	// The last month returned (outputs of one pair and period mostly share it), so month
+	// allocates its string once per month rather than once per output. Only configured accounts
+	// (one engine's own) use it; unconfigured, shared by all engines, never calls month.
+	monthY    int
+	monthM    time.Month
+	monthName string
 }
 
 var unconfigured = &account{loc: time.UTC}
@@ -26,8 +33,12 @@ func (a *account) date(t int64) int {
 // month returns "YYYY-MM" of t in the WABA's time zone.
 func (a *account) month(t int64) string {
 	y, m, _ := time.Unix(t, 0).In(a.loc).Date()
+	if a.monthName != "" && y == a.monthY && m == a.monthM {
+		return a.monthName
+	}
 	b := [7]byte{byte('0' + y/1000%10), byte('0' + y/100%10), byte('0' + y/10%10), byte('0' + y%10), '-', byte('0' + int(m)/10), byte('0' + int(m)%10)}
-	return string(b[:])
+	a.monthY, a.monthM, a.monthName = y, m, string(b[:])
+	return a.monthName
 }
 
 // authIntl reports whether an authentication template delivered to user at t bills at the

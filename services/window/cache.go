@@ -47,6 +47,16 @@ func (e *Engine) load(key string) *pair {
 	return &s.p
 }
 
+// loadKey is load for a key given as bytes, returning the key too: a pair found in the cache
+// costs no key string.
+func (e *Engine) loadKey(kb []byte) (*pair, string) {
+	if s := &e.cache.slots[hashKey(kb)&uint64(len(e.cache.slots)-1)]; s.used && s.p.key == string(kb) {
+		return &s.p, s.p.key
+	}
+	key := string(kb)
+	return e.load(key), key
+}
+
 // fresh returns a new, empty pair for key in its cache slot; load(key) has just returned nil.
 func (e *Engine) fresh(key string) *pair {
 	s := e.cache.slot(key)

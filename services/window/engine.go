@@ -80,12 +80,16 @@ type Engine struct {
 	scratch pair      // a restore's record check
 	buf     []byte    // a pair's encoding
 	dueKeys []string  // keys of the pairs due at one deadline
+	keyBuf  []byte    // a pair key being looked up
 
 	// per Apply
 	out    []events.Event
 	first  int // len(out) when Apply began: cause indexes count from there
 	in     *events.Event
+	input  events.Event // what in points to: a copy of Apply's argument, which then stays on the stack
 	offset int64
+	live   live           // the sink of in-order processing, passed by pointer (no allocation)
+	causes []events.Cause // outputs' causes are carved from this block, one allocation per many
 }
 
 // pair is one (business number, user) pair: its state at the fold cut, the facts since, and its
@@ -163,8 +167,9 @@ var ErrUnsupported = errors.New("window: not an input event")
 // its cause (partition, offset, index); the index counts this input's outputs from 0, whatever out
 // already held. Equal input sequences give byte-identical outputs.
 func (e *Engine) Apply(in events.Event, offset int64, out []events.Event) ([]events.Event, error) {
-	e.out, e.first, e.in, e.offset = out, len(out), &in, offset
-	defer func() { e.out, e.in = nil, nil }()
+	e.input = in
+	e.out, e.first, e.in, e.offset = out, len(out), &e.input, offset
+	defer func() { e.out, e.in, e.input = nil, nil, events.Event{} }()
 	e.stats.Inputs++
 	t := int64(in.Time)
 	switch p := in.Data.(type) {
@@ -231,7 +236,13 @@ func (e *Engine) opensCSW(p *events.InboundMessage) bool {
 
 // emit appends an output with the next cause index of the current input.
 func (e *Engine) emit(ev events.Event) {
-	ev.Cause = &events.Cause{Partition: e.partition, Offset: e.offset, Index: int32(len(e.out) - e.first)}
+	if len(e.causes) == 0 {
+		e.causes = make([]events.Cause, 256)
+	}
+	c := &e.causes[0]
+	e.causes = e.causes[1:]
+	*c = events.Cause{Partition: e.partition, Offset: e.offset, Index: int32(len(e.out) - e.first)}
+	ev.Cause = c
 	e.out = append(e.out, ev)
 	e.stats.Outputs++
 }
@@ -248,9 +259,9 @@ type live struct {
 	key string
 }
 
-func (l live) emit(ev events.Event) { l.e.emit(ev) }
+func (l *live) emit(ev events.Event) { l.e.emit(ev) }
 
-func (l live) retract(id string) {
+func (l *live) retract(id string) {
 	l.e.stats.Corrections++
 	l.e.emit(l.e.correction(l.key, []string{id}, "superseded"))
 }
@@ -274,8 +285,9 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 		})
 		return
 	}
-	key := events.PairKey(pnid, user, "")
-	p := e.load(key)
+	// The pair key, events.PairKey(pnid, user, ""), is only made when the pair is not cached.
+	e.keyBuf = append(append(append(e.keyBuf[:0], pnid...), '/'), user...)
+	p, key := e.loadKey(e.keyBuf)
 	if p == nil {
 		p = e.fresh(key)
 	}
@@ -296,7 +308,8 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 	}
 	if pos == len(p.pending) && f.t >= p.cur.at {
 		p.pending = append(p.pending, f)
-		l := live{e: e, key: key}
+		e.live = live{e: e, key: key}
+		l := &e.live
 		r := e.rules(p)
 		r.advance(&p.cur, f.t, l)
 		r.step(&p.cur, &p.pending[len(p.pending)-1], l)
@@ -461,7 +474,8 @@ func (e *Engine) runDue() {
 // event into its base, forgets settled messages, and evicts the pair when nothing is left.
 func (e *Engine) maintain(p *pair) {
 	r := e.rules(p)
-	r.advance(&p.cur, e.stream, live{e: e, key: p.key})
+	e.live = live{e: e, key: p.key}
+	r.advance(&p.cur, e.stream, &e.live)
 	cut := e.stream - e.lateness
 	if cut > p.cut {
 		n := sort.Search(len(p.pending), func(i int) bool { return p.pending[i].t >= cut })

@@ -13,13 +13,20 @@ import (
 // 128-bit FNV-1a over the parts, NUL-separated: not cryptographic, but ids only need to be
 // distinct, and it costs no allocation but the id string itself.
 func (r *rules) id(t events.Type, parts ...string) string {
-	h := newFNV128()
-	h.add(string(t))
-	h.add(r.key)
+	h := r.idHash(t)
 	for _, p := range parts {
 		h.add(p)
 	}
 	return h.hex()
+}
+
+// idHash is the hash of an id of type t of r's pair before its other parts: the ids with a time
+// among their parts add it with addInt, which hashes what itoa would give without making it.
+func (r *rules) idHash(t events.Type) fnv128 {
+	h := newFNV128()
+	h.add(string(t))
+	h.add(r.key)
+	return h
 }
 
 // fnv128 is FNV-1a with a 128-bit state held in two words.
@@ -45,6 +52,15 @@ func (h *fnv128) byte(c byte) {
 func (h *fnv128) add(s string) {
 	for i := 0; i < len(s); i++ {
 		h.byte(s[i])
+	}
+	h.byte(0)
+}
+
+// addInt adds the decimal form of n, as add(itoa(n)) does.
+func (h *fnv128) addInt(n int64) {
+	var b [20]byte
+	for _, c := range strconv.AppendInt(b[:0], n, 10) {
+		h.byte(c)
 	}
 	h.byte(0)
 }
@@ -84,7 +100,10 @@ func (r *rules) event(t events.Type, at int64, id string, p events.Payload) even
 }
 
 func (r *rules) windowOpened(f *fact, refresh, entry bool) events.Event {
-	return r.event(events.TypeWindowOpened, f.t, r.id(events.TypeWindowOpened, f.wamid, itoa(f.t)), &events.WindowOpened{
+	h := r.idHash(events.TypeWindowOpened)
+	h.add(f.wamid)
+	h.addInt(f.t)
+	return r.event(events.TypeWindowOpened, f.t, h.hex(), &events.WindowOpened{
 		Account:    r.accountAt(f.t),
 		WAMID:      f.wamid,
 		OpenedAt:   events.UnixTime(f.t),
@@ -96,7 +115,9 @@ func (r *rules) windowOpened(f *fact, refresh, entry bool) events.Event {
 
 func (r *rules) windowExpired(opened int64) events.Event {
 	at := opened + cswLength
-	return r.event(events.TypeWindowExpired, at, r.id(events.TypeWindowExpired, itoa(opened)), &events.WindowExpired{
+	h := r.idHash(events.TypeWindowExpired)
+	h.addInt(opened)
+	return r.event(events.TypeWindowExpired, at, h.hex(), &events.WindowExpired{
 		Account:   r.accountAt(at),
 		OpenedAt:  events.UnixTime(opened),
 		ExpiredAt: events.UnixTime(at),
@@ -117,7 +138,11 @@ func (r *rules) conversationOpened(c conv, d *delivery) events.Event {
 }
 
 func (r *rules) conversationClosed(c conv, at int64, reason string) events.Event {
-	return r.event(events.TypeConversationClosed, at, r.id(events.TypeConversationClosed, c.id, itoa(at), reason), &events.ConversationClosed{
+	h := r.idHash(events.TypeConversationClosed)
+	h.add(c.id)
+	h.addInt(at)
+	h.add(reason)
+	return r.event(events.TypeConversationClosed, at, h.hex(), &events.ConversationClosed{
 		Account:        r.accountAt(at),
 		ConversationID: c.id,
 		Category:       c.cat.category(),
@@ -129,7 +154,10 @@ func (r *rules) conversationClosed(c conv, at int64, reason string) events.Event
 }
 
 func (r *rules) dispatched(m *msg, t int64) events.Event {
-	return r.event(events.TypeMessageDispatched, t, r.id(events.TypeMessageDispatched, m.wamid, itoa(t)), &events.MessageDispatched{
+	h := r.idHash(events.TypeMessageDispatched)
+	h.add(m.wamid)
+	h.addInt(t)
+	return r.event(events.TypeMessageDispatched, t, h.hex(), &events.MessageDispatched{
 		Account: r.accountAt(t),
 		WAMID:   m.wamid,
 		SentAt:  events.UnixTime(t),
@@ -169,7 +197,13 @@ func (r *rules) charge(d delivery, unit events.ChargeUnit, typ events.PricingTyp
 			c.Category = d.conv.cat.category()
 		}
 	}
-	return r.event(events.TypeCharge, d.t, r.id(events.TypeCharge, d.m.wamid, itoa(d.t), string(unit), reason, string(c.Category)), c)
+	h := r.idHash(events.TypeCharge)
+	h.add(d.m.wamid)
+	h.addInt(d.t)
+	h.add(string(unit))
+	h.add(reason)
+	h.add(string(c.Category))
+	return r.event(events.TypeCharge, d.t, h.hex(), c)
 }
 
 func (r *rules) delivered(d delivery) events.Event {
@@ -200,5 +234,8 @@ func (r *rules) delivered(d delivery) events.Event {
 			out.Meta.ConversationID = c.ID
 		}
 	}
-	return r.event(events.TypeMessageDelivered, d.t, r.id(events.TypeMessageDelivered, m.wamid, itoa(d.t)), out)
+	h := r.idHash(events.TypeMessageDelivered)
+	h.add(m.wamid)
+	h.addInt(d.t)
+	return r.event(events.TypeMessageDelivered, d.t, h.hex(), out)
 }

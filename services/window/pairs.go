@@ -43,7 +43,7 @@ const (
 func newPairTable() pairTable { return pairTable{active: -1, chunkCap: 1 << chunkBits} }
 
 // hashKey is FNV-1a 64 of s, without allocating.
-func hashKey(s string) uint64 {
+func hashKey[S ~string | ~[]byte](s S) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])
