@@ -81,8 +81,9 @@
 // goes out at once), with the reads of one key merged: one ZCOUNT per counter and window, one
 // ZMSCORE per counter for all the users asked about, one HMGET per hash for all the fields. That
 // changes no answer, only the round trips: measured at 5,000 admissions/s on a busy 2-core
-// machine it shed almost nothing where reading each admission alone shed 1-8% and had a p99 of
-// 0.17-0.7 s (WithAdmissionBatching(false) turns it off). Only account facts are cached, and only for the account TTL (WithAccountCache,
+// machine (TestAdmissionLoad, load average 1.9-4.4) it shed nothing and had a p99 of 9-88 ms
+// where reading each admission alone shed up to 7% and had a p99 of 42-370 ms
+// (WithAdmissionBatching(false) turns it off). Only account facts are cached, and only for the account TTL (WithAccountCache,
 // default 1 s; 0 turns it off): each lex prefix is read from every partition, merged and parsed
 // once per load (configs decoded, tiers parsed, a portfolio's numbers listed), reloaded ahead of
 // expiry by one caller past half the TTL and never served older than the TTL. TierOf also

@@ -36,12 +36,12 @@
 // Cost, measured with TestAdmissionLoad at 5,000 requests/s for 10 s on loopback (12 partitions,
 // 20 numbers in 4 portfolios, 20,000 users; the open-loop load generator, speaking HTTP/1.1 over
 // keep-alive connections, runs in the test process; shared Redis 7.0, 2 cores shared with other
-// work at load average 2.7-3.5): 115-180 µs of process CPU per request (load generator, HTTP
+// work at load average 1.9-4.4): 130-145 µs of process CPU per request (load generator, HTTP
 // server, handler and Redis client together; about 40% of it in the kernel: loopback writes and
-// reads, goroutine wake-ups) and 45-60 µs of Redis CPU. A lone admission sends 38 or 39 plain commands
-// in one pipeline (per partition ZCOUNT, ZMSCORE and HMGET; the pair's bucket and fields);
-// admissions that arrive while one is being read share the next pipeline and its reads of the
-// same keys (see the ratelimit package doc). ADMISSION_BATCH=0 reads each admission alone, for
-// comparison. With ADMISSION_LOAD_RATE set the test only reports; scripts/bench-ratelimit.sh
+// reads, goroutine wake-ups) and 45-50 µs of Redis CPU. A lone admission sends 38 or 39 plain
+// commands in one pipeline (per partition ZCOUNT, ZMSCORE and HMGET; the pair's bucket and
+// fields); admissions that arrive while one is being read share the next pipeline and its reads
+// of the same keys (see the ratelimit package doc). ADMISSION_BATCH=0 reads each admission alone,
+// for comparison. With ADMISSION_LOAD_RATE set the test only reports; scripts/bench-ratelimit.sh
 // runs it.
 package admission
