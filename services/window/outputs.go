@@ -50,9 +50,14 @@ func (h *fnv128) byte(c byte) {
 }
 
 func (h *fnv128) add(s string) {
+	// byte's steps on locals: the state stays in registers through the loop.
+	hi, lo := h.hi, h.lo
 	for i := 0; i < len(s); i++ {
-		h.byte(s[i])
+		lo ^= uint64(s[i])
+		mhi, mlo := bits.Mul64(lo, fnv128PrimeLo)
+		hi, lo = mhi+hi*fnv128PrimeLo+lo<<fnv128PrimeShift, mlo
 	}
+	h.hi, h.lo = hi, lo
 	h.byte(0)
 }
 

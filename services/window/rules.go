@@ -348,7 +348,8 @@ func (r *rules) open(st *pairState, d *delivery, c cat, length int64, billable b
 	if d.m.meta != nil && d.m.meta.conversation != nil {
 		cv.metaID = d.m.meta.conversation.ID
 	}
-	cv.id = events.InputID("conversation", r.key, strconv.FormatInt(d.t, 10), string(c.category()), d.m.wamid)
+	var t [20]byte // d.t's digits, converted on the stack: InputID keeps none of its parts
+	cv.id = events.InputID("conversation", r.key, string(strconv.AppendInt(t[:0], d.t, 10)), string(c.category()), d.m.wamid)
 	st.convs = append(st.convs, cv)
 	p := &st.convs[len(st.convs)-1]
 	d.conv = p
