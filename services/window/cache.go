@@ -21,19 +21,23 @@ const cacheSlots = 2048
 
 func newPairCache() pairCache { return pairCache{slots: make([]cacheSlot, cacheSlots)} }
 
-func (c *pairCache) slot(key string) *cacheSlot {
-	return &c.slots[hashKey(key)&uint64(len(c.slots)-1)]
-}
+func (c *pairCache) slot(key string) *cacheSlot { return c.slotOf(hashKey(key)) }
+
+// slotOf is slot for a key whose hash is h.
+func (c *pairCache) slotOf(h uint64) *cacheSlot { return &c.slots[h&uint64(len(c.slots)-1)] }
 
 // load returns key's pair, decoding it from the table into its cache slot when it is not
 // cached, or nil when the pair has no state (the slot is then free for a new pair).
-func (e *Engine) load(key string) *pair {
-	s := e.cache.slot(key)
+func (e *Engine) load(key string) *pair { return e.loadHashed(key, hashKey(key)) }
+
+// loadHashed is load for a key whose hash is h.
+func (e *Engine) loadHashed(key string, h uint64) *pair {
+	s := e.cache.slotOf(h)
 	if s.used && s.p.key == key {
 		return &s.p
 	}
 	e.writeBack(s)
-	body := e.pairs.get(key)
+	body := e.pairs.getHashed(key, h)
 	if body == nil {
 		return nil
 	}
@@ -47,19 +51,20 @@ func (e *Engine) load(key string) *pair {
 	return &s.p
 }
 
-// loadKey is load for a key given as bytes, returning the key too: a pair found in the cache
-// costs no key string.
-func (e *Engine) loadKey(kb []byte) (*pair, string) {
-	if s := &e.cache.slots[hashKey(kb)&uint64(len(e.cache.slots)-1)]; s.used && s.p.key == string(kb) {
-		return &s.p, s.p.key
+// loadKey is load for a key given as bytes, returning the key and its cache slot too (the pair's
+// while it is worked on): a pair found in the cache costs no key string.
+func (e *Engine) loadKey(kb []byte) (*pair, string, *cacheSlot) {
+	h := hashKey(kb)
+	s := e.cache.slotOf(h)
+	if s.used && s.p.key == string(kb) {
+		return &s.p, s.p.key, s
 	}
 	key := string(kb)
-	return e.load(key), key
+	return e.loadHashed(key, h), key, s
 }
 
-// fresh returns a new, empty pair for key in its cache slot; load(key) has just returned nil.
-func (e *Engine) fresh(key string) *pair {
-	s := e.cache.slot(key)
+// freshIn returns a new, empty pair for key in its cache slot s; load(key) has just returned nil.
+func (e *Engine) freshIn(s *cacheSlot, key string) *pair {
 	s.p = pair{key: key, cut: e.stream - e.lateness, pending: s.p.pending[:0]}
 	s.p.cur.at = s.p.cut
 	s.used, s.dirty = true, true

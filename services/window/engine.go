@@ -287,9 +287,9 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 	}
 	// The pair key, events.PairKey(pnid, user, ""), is only made when the pair is not cached.
 	e.keyBuf = append(append(append(e.keyBuf[:0], pnid...), '/'), user...)
-	p, key := e.loadKey(e.keyBuf)
+	p, key, slot := e.loadKey(e.keyBuf)
 	if p == nil {
-		p = e.fresh(key)
+		p = e.freshIn(slot, key)
 	}
 	pos := sort.Search(len(p.pending), func(i int) bool { return f.less(&p.pending[i]) })
 	for i := pos - 1; i >= 0 && p.pending[i].t == f.t; i-- {
@@ -314,11 +314,11 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 		r.advance(&p.cur, f.t, l)
 		r.step(&p.cur, &p.pending[len(p.pending)-1], l)
 		e.schedule(p)
-		e.save(p)
+		slot.dirty = true // e.save(p): p is still slot's pair
 		return
 	}
 	e.recompute(p, pos, f)
-	e.save(p)
+	slot.dirty = true
 }
 
 // recompute inserts an out-of-order fact and re-derives the pair from its base, emitting a

@@ -98,8 +98,11 @@ func (t *pairTable) find(key string, h uint64) (int, bool) {
 }
 
 // get returns the record body of key, or nil. The slice is valid until the next put or del.
-func (t *pairTable) get(key string) []byte {
-	i, ok := t.find(key, hashKey(key))
+func (t *pairTable) get(key string) []byte { return t.getHashed(key, hashKey(key)) }
+
+// getHashed is get for a key whose hash is h.
+func (t *pairTable) getHashed(key string, h uint64) []byte {
+	i, ok := t.find(key, h)
 	if !ok {
 		return nil
 	}
