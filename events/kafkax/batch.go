@@ -133,9 +133,19 @@ func (b *RecordBatch) EventSize(e events.Event, valueLen int) int {
 }
 
 func eventTimeLen(e events.Event) int {
+	if t := int64(e.Time); t >= rfc3339Min && t <= rfc3339Max {
+		return len("2006-01-02T15:04:05Z") // RFC 3339 in UTC with a four-digit year
+	}
 	var tb [40]byte
 	return len(e.Time.Time().AppendFormat(tb[:0], time.RFC3339))
 }
+
+// The Unix times of 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: between them, a time's RFC
+// 3339 form in UTC has a fixed length.
+const (
+	rfc3339Min = -62167219200
+	rfc3339Max = 253402300799
+)
 
 // eventBodyLen is the length of the record AppendEvent writes, after its length prefix.
 func (b *RecordBatch) eventBodyLen(e events.Event, valueLen, timeLen int) int {
