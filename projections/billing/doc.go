@@ -108,19 +108,21 @@
 // (after normalising spellings), pricing type, pricing model, and whether each side put the message
 // in a conversation. Messages that differ are kept as Diff records with counts per kind.
 //
-// # Performance (scripts/bench-billing.sh; 2 vCPU shared with other work)
+// # Performance (scripts/bench-billing.sh; 2 vCPU)
 //
-// Pure plan 650-920k events/s. Applied into the local Redis (AOF on, everysec), batches of 5000,
-// load average about 1.5: 147-163k events/s for one writer and 195-227k/s for two partitions in
-// parallel (the layout before member counters, same runs: 129-148k and 155-194k); per event about
-// 3.2-3.6 µs of Go CPU (plan, encoding, client, GC) and 3.6-4.2 µs of Redis CPU (INFO CPU; was
-// 4.5-5.2), most of it the inserts themselves (a hash field, one index member, one group member
-// for a tiered line, inserted in time order) and a counter increment per member and hour. Those
-// figures are with BITFIELD counters; reading and writing the counter ranges instead (miniredis
-// has no BITFIELD) measured 0.85-0.93 of their rate back to back. Under load 3-5 all of these fall
-// by a third or more. With 1M lines stored: a 100-line page p50
-// 1.8-2.4 ms, p99 4.3-9.2 ms; settled totals of a 250k-line WABA-month with volume tiers crossed
-// p50 22-24 ms, most of it finding the cuts.
+// Run of 2026-11-24 on an otherwise idle machine (load 1.0-1.1), local Redis with AOF everysec,
+// batches of 5000, 60 batches per figure. Charges with delivery times in log order (as the
+// aggregator emits them): 187k events/s one writer, 237k with 2 writers on disjoint partitions,
+// 274k with 4 (`convmeter project` runs 4 by default). With delivery times at random over 20 days
+// (every sorted-set insert lands anywhere: the worst case): 150k, 221k and 230k. Per event about
+// 2.6-3.4 µs of Go CPU (plan, encoding, client, GC) and 2.9-4.2 µs of Redis CPU (INFO CPU), most
+// of the latter the inserts themselves (a hash field, an index member, a group member for a tiered
+// line) and a counter range per member and hour; random order costs Redis about a quarter more.
+// The pure plan ran at 0.77-1.2M events/s. Member counters are read and written as ranges
+// (GETRANGE/SETRANGE) because miniredis has no BITFIELD; BITFIELD measured 1.1-1.2x their rate.
+// With 1M lines stored: a 100-line page p50 1.7 ms, p99 5.2 ms; settled totals of a 250k-line
+// WABA-month with volume tiers crossed p50 23 ms, most of it finding the cuts. Under load 3-5 (other
+// work on the machine) all of these fall by a third or more.
 //
 // # Redis keys (prefix P, partition n; all start with "Pbilling:{pn}")
 //

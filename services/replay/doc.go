@@ -25,13 +25,11 @@
 // # Performance
 //
 // scripts/bench-replay.sh (BenchmarkReplayKafka: 1,000,000 loadgen events, 4 partitions, local
-// Kafka and Redis, GOGC=400) measured 36,700 and 52,600 records/s in two runs on the 2-core
-// development machine while other work kept its load average at 8 to 14 (the process got about
-// one core of the two). The
-// cost per record is what bounds it: about 13 to 15 CPU-µs in this process (decode and engine
-// about 6 to 8, the projections' Go side the rest) and 5 to 7 CPU-µs in Redis, so even an idle
-// 2-core machine would top out near 100,000 records/s with these projection stores; the
-// 300,000/s goal needs cheaper projection writes (or more cores), not a faster reader. The engines
-// alone (BenchmarkReplayEngineOnly, no Kafka, no Redis) ran at 58,000 to 100,000 records/s under
-// the same load (about 8 CPU-µs per record, decode included).
+// Kafka and Redis, GOGC=400) measured 126,000 records/s (111,000 outputs/s) on the otherwise idle
+// 2-core development machine (load 1.9-2.0, 2026-11-24). The cost per record is what bounds it:
+// about 10 CPU-µs in this process (decode and engine about 5.9, the projections' Go side most of
+// the rest) and 3.8 CPU-µs in Redis, nearly 14 µs of the machine's 2 cores per record, so 300,000
+// records/s would need well under half of that: cheaper projection writes (or more cores), not a
+// faster reader. The engines alone (BenchmarkReplayEngineOnly, no Kafka, no Redis) ran at 170,000
+// records/s (5.9 CPU-µs per record, decode included).
 package replay
