@@ -1,6 +1,7 @@
 package projector
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -44,6 +45,40 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	// A new group's first round of 64 leaves records behind: the lag says how many.
+	lagged := NewMetrics("mem")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := Run(ctx, Config{Brokers: brokers, Topic: topic, Group: "g-lag", MaxBatch: 64, MaxWait: 50 * time.Millisecond,
+		Metrics: lagged, OnBatch: func(Stats) { cancel() }}, &memProjection{seen: map[int32][]int64{}, failP: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The partitions of that round (151 and 101 records: the ticks and one undecodable each)
+	// together lack what the round did not take.
+	size := map[string]float64{"0": 151, "1": 101}
+	families, err := lagged.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var behind, held float64
+	for _, f := range families {
+		if f.GetName() != "convmeter_projector_lag" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "partition" {
+					behind += m.GetGauge().GetValue()
+					held += size[l.GetValue()]
+				}
+			}
+		}
+	}
+	if held == 0 || behind != held-64 {
+		t.Errorf("lag after a first round of 64 records: %v behind in partitions holding %v, want %v", behind, held, held-64)
+	}
+
 	// Failing for longer than the bound: not ready; a success clears it.
 	met.failing.Store(time.Now().Add(-time.Minute).UnixNano())
 	if met.Ready() {

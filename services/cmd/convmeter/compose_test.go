@@ -135,11 +135,11 @@ func TestComposeFile(t *testing.T) {
 // the clock's ticks reach the aggregator, and SIGTERM stops every service with exit status 0.
 // What it cannot check here: that the images build and that containers find each other by name.
 func TestComposeTopology(t *testing.T) {
-	brokers := kafkatest.Brokers(t)
-	redisURL := redistest.URL(t)
 	if testing.Short() {
 		t.Skip("builds the binary and starts seven processes")
 	}
+	brokers := kafkatest.Brokers(t)
+	redisURL := redistest.URL(t)
 	p, err := loadCompose(t, composeEnv)
 	if err != nil {
 		t.Fatal(err)
