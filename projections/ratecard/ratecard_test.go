@@ -122,6 +122,27 @@ func TestPrice(t *testing.T) {
 	if _, err := b.Price("USD", "India", events.CategoryMarketing, 1, old); !errors.Is(err, ErrNoCard) {
 		t.Errorf("before the first card: %v, want ErrNoCard", err)
 	}
+	// RateOn words each error with what it looked for; Lookup returns the bare kind.
+	day := Day(at)
+	for _, tc := range []struct {
+		currency, market string
+		kind             error
+		words            []string
+	}{
+		{"EUR", "India", ErrNoCard, []string{"EUR on " + day}},
+		{"USD", "Atlantis", ErrUnknownMarket, []string{`market "Atlantis"`}},
+		{"USD", "United Kingdom", ErrNoRate, []string{"card example-usd-", "United Kingdom marketing"}},
+	} {
+		_, err := b.RateOn(tc.currency, tc.market, events.CategoryMarketing, day)
+		for _, w := range tc.words {
+			if !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), w) {
+				t.Errorf("RateOn(%s, %s): %v, want %v naming %q", tc.currency, tc.market, err, tc.kind, w)
+			}
+		}
+		if _, err := b.Lookup(tc.currency, tc.market, events.CategoryMarketing, day); err != tc.kind {
+			t.Errorf("Lookup(%s, %s): %v, want the bare %v", tc.currency, tc.market, err, tc.kind)
+		}
+	}
 }
 
 const markets = "market,India\nmarket,Other\nprefix,91,India,,\n"
