@@ -11,9 +11,10 @@ type pairCache struct {
 }
 
 type cacheSlot struct {
-	p     pair
-	used  bool // p is a live pair
-	dirty bool // p changed since it was last written to the table
+	p       pair
+	used    bool // p is a live pair
+	dirty   bool // p changed since it was last written to the table
+	inTable bool // p has a record in the table (stale while dirty)
 }
 
 // cacheSlots is the number of pairs kept decoded: about 0.5 MB at a few hundred bytes each.
@@ -47,7 +48,7 @@ func (e *Engine) loadHashed(key string, h uint64) *pair {
 		// Records are written by this engine and never change: a bad one is a bug, not input.
 		panic("window: pair " + key + ": undecodable record: " + d.err.Error())
 	}
-	s.used, s.dirty = true, false
+	s.used, s.dirty, s.inTable = true, false, true
 	return &s.p
 }
 
@@ -67,7 +68,7 @@ func (e *Engine) loadKey(kb []byte) (*pair, string, *cacheSlot) {
 func (e *Engine) freshIn(s *cacheSlot, key string) *pair {
 	s.p = pair{key: key, cut: e.stream - e.lateness, pending: s.p.pending[:0]}
 	s.p.cur.at = s.p.cut
-	s.used, s.dirty = true, true
+	s.used, s.dirty, s.inTable = true, true, false
 	return &s.p
 }
 
@@ -78,7 +79,7 @@ func (e *Engine) save(p *pair) { e.cache.slot(p.key).dirty = true }
 func (e *Engine) evict(p *pair) {
 	s := e.cache.slot(p.key)
 	e.pairs.del(p.key)
-	s.used, s.dirty = false, false
+	s.used, s.dirty, s.inTable = false, false, false
 }
 
 // writeBack writes a dirty slot's pair to the table and frees the slot.
@@ -87,7 +88,7 @@ func (e *Engine) writeBack(s *cacheSlot) {
 		e.buf = appendPair(e.buf[:0], &s.p)
 		e.pairs.put(s.p.key, e.buf)
 	}
-	s.used, s.dirty = false, false
+	s.used, s.dirty, s.inTable = false, false, false
 }
 
 // flush writes every dirty cached pair to the table; they stay cached.
@@ -97,9 +98,20 @@ func (e *Engine) flush() {
 		if s.used && s.dirty {
 			e.buf = appendPair(e.buf[:0], &s.p)
 			e.pairs.put(s.p.key, e.buf)
-			s.dirty = false
+			s.dirty, s.inTable = false, true
 		}
 	}
+}
+
+// fresh counts the cached pairs that have no record in the table yet.
+func (c *pairCache) fresh() int {
+	n := 0
+	for i := range c.slots {
+		if s := &c.slots[i]; s.used && !s.inTable {
+			n++
+		}
+	}
+	return n
 }
 
 // keysOf appends the keys of the live pairs whose key hashes to h, cached or in the table (a key

@@ -151,10 +151,11 @@ func set(xs []string) map[string]bool {
 // StreamTime is the partition's stream time (Unix seconds).
 func (e *Engine) StreamTime() int64 { return e.stream }
 
-// Pairs is the number of live pairs.
+// Pairs is the number of live pairs: those in the table and the cached ones not written yet. It
+// writes nothing back, so a metrics gauge read after every batch does not turn the write-back
+// cache into a write-through one.
 func (e *Engine) Pairs() int {
-	e.flush()
-	return e.pairs.Len()
+	return e.pairs.Len() + e.cache.fresh()
 }
 
 // Stats returns the counters.

@@ -205,8 +205,12 @@ func TestPropertyPairCacheIsInvisible(t *testing.T) {
 				if out, err = e.Apply(ev, int64(i), out); err != nil {
 					t.Fatal(err)
 				}
-				if i == len(in)/2 {
-					e.Pairs() // a flush mid-stream changes nothing either
+				// Pairs counts without writing back; after a flush the table alone holds them all.
+				if n := e.Pairs(); i%7 == 0 || i == len(in)/2 {
+					e.flush() // a flush mid-stream changes nothing either
+					if e.pairs.Len() != n {
+						t.Fatalf("seed %d, %d slots, event %d: Pairs %d, %d in the table after a flush", seed, slots, i, n, e.pairs.Len())
+					}
 				}
 			}
 			var snap bytes.Buffer
