@@ -76,7 +76,7 @@ func volumeGroup(g string) bool { return strings.HasPrefix(g, "vt|") }
 
 // memberCounts aggregates the counter increments of one batch: per member counter key, per slot.
 type memberCounts struct {
-	idx   map[gwKey]int
+	order touchOrder[gwKey]
 	keys  []gwKey
 	slots []map[int64]int64
 	bases map[string]int64 // slotBase per month
@@ -84,13 +84,8 @@ type memberCounts struct {
 
 func (c *memberCounts) add(l *Line, n int64) {
 	k := gwKey{l.WABA, l.Number, l.Group}
-	i, ok := c.idx[k]
-	if !ok {
-		if c.idx == nil {
-			c.idx = map[gwKey]int{}
-		}
-		i = len(c.keys)
-		c.idx[k] = i
+	i, first := c.order.of(k)
+	if first {
 		c.keys = append(c.keys, k)
 		c.slots = append(c.slots, map[int64]int64{})
 	}

@@ -238,22 +238,34 @@ func (s *Store) readPrior(ctx context.Context, rc redis.Cmdable, tag string, evs
 	return prior, nil
 }
 
+// touchOrder numbers keys in the order they are first seen: the batch's commands and counters
+// come out in first-touch order, so equal batches give equal transactions.
+type touchOrder[K comparable] struct{ idx map[K]int }
+
+// of returns k's number, and whether k was seen now for the first time.
+func (o *touchOrder[K]) of(k K) (i int, first bool) {
+	if i, ok := o.idx[k]; ok {
+		return i, false
+	}
+	if o.idx == nil {
+		o.idx = map[K]int{}
+	}
+	i = len(o.idx)
+	o.idx[k] = i
+	return i, true
+}
+
 // byKey collects the arguments of one variadic command per key, keys in first-touch order.
 type byKey[K comparable] struct {
-	idx  map[K]int
-	cmds [][]any
+	order touchOrder[K]
+	cmds  [][]any
 }
 
 // add appends args to the command of key k, starting it (name, key(), first arguments) when k is
 // new.
 func (b *byKey[K]) add(k K, name string, key func() string, args ...any) {
-	i, ok := b.idx[k]
-	if !ok {
-		if b.idx == nil {
-			b.idx = map[K]int{}
-		}
-		i = len(b.cmds)
-		b.idx[k] = i
+	i, first := b.order.of(k)
+	if first {
 		b.cmds = append(b.cmds, []any{name, key()})
 	}
 	b.cmds[i] = append(b.cmds[i], args...)
