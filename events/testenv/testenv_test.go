@@ -2,9 +2,11 @@ package testenv_test
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/convmeter/convmeter/events/testenv"
 )
@@ -62,5 +64,22 @@ func TestLookup(t *testing.T) {
 	}
 	if want := map[bool]testenv.Source{true: testenv.FromDocker, false: testenv.Missing}[testenv.DockerAvailable()]; src != want {
 		t.Fatalf("source %v, want %v", src, want)
+	}
+}
+
+func TestMachineBusyAdvances(t *testing.T) {
+	if _, err := os.Stat("/proc/stat"); err != nil {
+		t.Skip("no /proc/stat here")
+	}
+	b0 := testenv.MachineBusy()
+	if b0 <= 0 {
+		t.Fatalf("MachineBusy = %v, want > 0 on a machine with /proc/stat", b0)
+	}
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for x := 0; time.Now().Before(deadline); x++ { // keep one core busy
+		_ = x * x
+	}
+	if d := testenv.MachineBusy() - b0; d < 100*time.Millisecond {
+		t.Fatalf("300 ms of a busy loop moved MachineBusy by %v", d)
 	}
 }
