@@ -655,8 +655,8 @@ func TestIntegrationBatchWriter(t *testing.T) {
 	if err := w.WriteBatch(ctx, 1, b); !errors.Is(err, kafka.MessageSizeTooLarge) {
 		t.Fatalf("batch over max.message.bytes: %v, want %v", err, kafka.MessageSizeTooLarge)
 	}
-	// LZ4 frames of several blocks, one of them stored uncompressed (random bytes): the broker
-	// decompresses LZ4 batches to validate them.
+	// LZ4 frames of several blocks, one of them stored uncompressed (random bytes), and xerial
+	// Snappy of several chunks: the broker decompresses compressed batches to validate them.
 	bw, err := kafkax.NewBatchWriter(brokers, big)
 	if err != nil {
 		t.Fatal(err)
@@ -666,29 +666,61 @@ func TestIntegrationBatchWriter(t *testing.T) {
 	for i := range noise {
 		noise[i] = byte(rng.Uint32())
 	}
-	b.Reset(kafka.Lz4)
-	for _, v := range [][]byte{noise, bytes.Repeat([]byte("convmeter "), 1<<19), noise[:1000]} {
-		if err := b.Append(nil, v, nil); err != nil {
+	big3 := [][]byte{noise, bytes.Repeat([]byte("convmeter "), 1<<19), noise[:1000]}
+	for _, c := range []kafka.Compression{kafka.Lz4, kafka.Snappy} {
+		b.Reset(c)
+		for _, v := range big3 {
+			if err := b.Append(nil, v, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Seal(time.Now()); err != nil {
 			t.Fatal(err)
 		}
+		if b.Size() < len(noise) || b.Size() > len(noise)+len(noise)/8 {
+			t.Fatalf("%v: %d bytes of records compressed to %d", c, len(noise)*6/5+1000, b.Size())
+		}
+		if err := bw.WriteBatch(ctx, 0, b); err != nil {
+			t.Fatalf("multi-block %v batch: %v", c, err)
+		}
 	}
-	if err := b.Seal(time.Now()); err != nil {
-		t.Fatal(err)
+	if end, err := lastOffset(ctx, brokers, big, 0); err != nil || end != 6 {
+		t.Fatalf("end offset of %s: %d (%v), want 6", big, end, err)
 	}
-	if b.Size() < len(noise) {
-		t.Fatalf("random bytes compressed to %d bytes", b.Size())
+	// Read back by kafka-go and by librdkafka (kcat), an independent decoder of both framings.
+	// A short MaxWait: Close waits for the fetch in flight.
+	br := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: big, Partition: 0, MaxBytes: 16 << 20, MaxWait: 200 * time.Millisecond})
+	defer br.Close()
+	for i := range 6 {
+		m, err := br.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("read %s record %d: %v", big, i, err)
+		}
+		if !bytes.Equal(m.Value, big3[i%3]) {
+			t.Fatalf("%s record %d: %d bytes, not the %d written", big, i, len(m.Value), len(big3[i%3]))
+		}
 	}
-	if err := bw.WriteBatch(ctx, 0, b); err != nil {
-		t.Fatalf("multi-block LZ4 batch: %v", err)
-	}
-	if end, err := lastOffset(ctx, brokers, big, 0); err != nil || end != 3 {
-		t.Fatalf("end offset of %s: %d (%v), want 3", big, end, err)
+	if kcat, err := exec.LookPath("kcat"); err == nil {
+		out, err := exec.CommandContext(ctx, kcat, "-C", "-b", brokers[0], "-t", big, "-p", "0", "-o", "beginning", "-e", "-q",
+			"-X", "fetch.message.max.bytes=16777216", "-f", "%o %S\n").CombinedOutput()
+		if err != nil {
+			t.Fatalf("kcat: %v: %s", err, out)
+		}
+		var lines []string
+		for i := range 6 {
+			lines = append(lines, fmt.Sprintf("%d %d", i, len(big3[i%3])))
+		}
+		if got, want := strings.TrimSpace(string(out)), strings.Join(lines, "\n"); got != want {
+			t.Fatalf("kcat read %s as\n%s\nwant\n%s", big, got, want)
+		}
+	} else if testenv.Required() {
+		t.Fatal("kcat not installed; scripts/services.sh installs it (apt-get install kcat)")
 	}
 
 	if end, err := lastOffset(ctx, brokers, topic, 1); err != nil || end != int64(len(want)) {
 		t.Fatalf("end offset %d (%v), want %d", end, err, len(want))
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 1, MaxBytes: 4 << 20})
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 1, MaxBytes: 4 << 20, MaxWait: 200 * time.Millisecond})
 	defer r.Close()
 	for i, w := range want {
 		m, err := r.ReadMessage(ctx)
