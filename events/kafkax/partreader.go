@@ -161,7 +161,7 @@ type fetcher struct {
 	corr    int32
 	keys    map[string]string // header keys seen, so each record's need not allocate
 	last    []string          // the previous record's header keys, by position
-	scratch []byte            // decompressed records of a batch
+	unzipped int               // decompressed size of the last compressed batch
 }
 
 func (f *fetcher) logf(format string, args ...any) {
@@ -465,13 +465,17 @@ func (f *fetcher) decodeBatches(records []byte, offset, hw int64) ([]kafka.Messa
 			if codec == nil {
 				return nil, offset, fmt.Errorf("record batch at offset %d: unknown compression %d", base, c)
 			}
-			// Into the reader's scratch buffer (grown once to the largest batch), then into a
-			// buffer of the exact size the records will point into.
+			// Into a new buffer the records will point into, sized for the last batch's records
+			// and a little more (producers fill batches to about the same size), so that it
+			// rarely grows: growing copies it, and copying all records cost as much as
+			// decompressing LZ4.
+			out := make([]byte, 0, f.unzipped+f.unzipped/8+4096)
 			var err error
-			if f.scratch, err = decompress(f.scratch[:0], codec.NewReader(bytes.NewReader(body))); err != nil {
+			if out, err = decompress(out, codec.NewReader(bytes.NewReader(body))); err != nil {
 				return nil, offset, fmt.Errorf("record batch at offset %d: %s: %w", base, codec.Name(), err)
 			}
-			body = bytes.Clone(f.scratch)
+			f.unzipped = len(out)
+			body = out
 		}
 		var err error
 		if msgs, headers, err = f.decodeRecords(msgs, headers, body, count, base, firstTS, offset, hw); err != nil {
