@@ -189,12 +189,14 @@ func TestTooLateIsSetAside(t *testing.T) {
 }
 
 // The pair cache is invisible: with one slot (every other pair's event writes the cached pair
-// back and decodes its own) or two, outputs and snapshots are byte-identical to the default.
+// back and decodes its own), two (one set of two ways) or eight (two sets of four ways, where
+// the least recently used pair of a set makes room), outputs and snapshots are byte-identical
+// to the default.
 func TestPropertyPairCacheIsInvisible(t *testing.T) {
 	for _, seed := range seeds(t) {
 		in := shuffleWithin(seed, genTraffic(seed, 40, 10), 20*hour)
 		var want, wantSnap []byte
-		for _, slots := range []int{cacheSlots, 1, 2} {
+		for _, slots := range []int{cacheSlots, 1, 2, 8} {
 			e, err := New(Config{})
 			if err != nil {
 				t.Fatal(err)
