@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # End-to-end aggregator benchmark on the real broker (not a timed test; CI does not run it).
 #
-#   scripts/bench-aggregator.sh [records] [partitions] [pairs]
+#   scripts/bench-aggregator.sh [records] [partitions] [pairs]     (ROUNDS=5 measured rounds)
 #
 # Prints, with the machine load before and after:
-#   - BenchmarkEndToEnd: a bare kafka-go group reader draining the generated input topic
-#     (FetchBatch + Commit) and the aggregator over the same topic (decode, window engine,
-#     encode, acknowledged writes, Redis snapshots, commits), with LZ4 and with uncompressed
-#     output records, each from group join to the commit of the last offset, and the ratios
-#     (target: the aggregator keeps at least half the rate);
+#   - BenchmarkEndToEnd: in each round, a bare kafka-go group reader draining the generated input
+#     topic (FetchBatch + Commit) and then the aggregator over the same topic (decode, window
+#     engine, encode, acknowledged writes into fresh output topics, Redis snapshots, commits)
+#     with LZ4 (the default), Snappy and uncompressed output records, each pass from group join
+#     to the commit of the last offset: rates, CPU of the process, cores the machine kept busy,
+#     and the ratios (target: the aggregator keeps at least half the rate). One warm-up round,
+#     then ROUNDS measured ones; the reported figures are the medians;
 #   - BenchmarkProcessor: the CPU ceiling of the aggregator's pure step (decode, engine, encode
 #     as records) on one goroutine, without Kafka;
 #   - BenchmarkRestore: snapshot size per pair and the time to snapshot, save to Redis, load and
@@ -32,7 +34,7 @@ echo "== $(date -u +%FT%TZ) $(nproc) cores; load before: $(uptime | sed 's/.*loa
 echo "== go $(go version | awk '{print $3}'); records=$records partitions=$partitions pairs=$pairs"
 cd services
 go test -run '^$' -bench 'BenchmarkEndToEnd' -benchtime 1x -timeout 30m -v ./aggregator/ \
-	-args -bench.records="$records" -bench.partitions="$partitions" | grep -v '^time='
+	-args -bench.records="$records" -bench.partitions="$partitions" -bench.rounds="${ROUNDS:-5}" | grep -v '^time='
 echo "== load between: $(uptime | sed 's/.*load average: //')"
 go test -run '^$' -bench 'BenchmarkProcessor' -benchtime 3x -timeout 30m ./aggregator/ | grep -E '^Benchmark'
 echo "== load between: $(uptime | sed 's/.*load average: //')"

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +27,8 @@ var (
 	benchRecords    = flag.Int("bench.records", 500_000, "records of BenchmarkEndToEnd")
 	benchPartitions = flag.Int("bench.partitions", 4, "partitions of BenchmarkEndToEnd")
 	benchPairs      = flag.Int("bench.pairs", 1_000_000, "live pairs of BenchmarkRestore")
+	benchCodecs     = flag.String("bench.codecs", "lz4,snappy,none", "output compressions of BenchmarkEndToEnd's aggregator runs, in order")
+	benchRounds     = flag.Int("bench.rounds", 5, "measured rounds of BenchmarkEndToEnd (bare reader, then the aggregator with each codec), after one warm-up round")
 )
 
 // BenchmarkEndToEnd measures, on the real broker, the rate of a bare kafka-go group reader
@@ -49,17 +53,34 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.Fatal(err)
 	}
 	produce(b, brokers, topics.MessageEvents, msgs)
+	// The generated records are in the topic now: drop them, or every garbage collection of the
+	// measured phases marks them (500,000 messages: it made the aggregator, which allocates
+	// more than the bare reader, pay the most).
+	msgs = nil
+	runtime.GC()
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
 	ends, err := endOffsets(ctx, client, topics.MessageEvents, parts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	total := sum(ends)
+	codecs := strings.Split(*benchCodecs, ",")
+	// Each pass's figures go straight to stdout as it ends: the benchmark's own log keeps only
+	// ten lines.
+	say := func(format string, args ...any) { fmt.Printf("    "+format+"\n", args...) }
+	// Per measured round: the bare reader's rate and CPU, then each codec's ratio, rate and CPU.
+	var bareRates, bareCPUs []float64
+	ratios, rates, cpus := make([][]float64, len(codecs)), make([][]float64, len(codecs)), make([][]float64, len(codecs))
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	// Round 0 warms up (the first pass of a process grows its heap from nothing, page faults
+	// included, which a running aggregator has long done: it cost the first aggregator pass up to
+	// a CPU-second more than the next); rounds 1..bench.rounds are measured, and the medians
+	// reported. Within a round the phases run back to back, so each ratio compares passes made
+	// in the same state of the machine.
+	for i := 0; i <= *benchRounds*b.N; i++ {
 		// Bare reader.
 		group := kafkatest.Name(b)
-		start, cpu0 := time.Now(), testenv.ProcessCPU()
+		start, cpu0, busy0 := time.Now(), testenv.ProcessCPU(), testenv.MachineBusy()
 		r, err := kafkax.NewGroupReader(brokers, group, topics.MessageEvents, kafkax.WithSessionTimeout(6*time.Second))
 		if err != nil {
 			b.Fatal(err)
@@ -75,32 +96,30 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			n += int64(batch.Len())
 		}
-		bare, bareCPU := time.Since(start), testenv.ProcessCPU()-cpu0
+		bare, bareCPU, bareBusy := time.Since(start), testenv.ProcessCPU()-cpu0, testenv.MachineBusy()-busy0
 		_ = r.Close()
 
-		// Aggregator, in process, Redis snapshots with the default policy, with LZ4 output
-		// records (the default) and uncompressed ones.
-		var agg, aggCPU [2]time.Duration
-		for j, compression := range []string{"lz4", "none"} {
-			store, err := aggregator.NewRedisStore(rdb, prefix, fmt.Sprint(i, compression), topics.MessageEvents)
+		// Aggregator, in process, Redis snapshots with the default policy, once per output
+		// compression of bench.codecs (LZ4, the default, then Snappy and none).
+		var outs int64
+		agg, aggCPU, aggBusy := make([]time.Duration, len(codecs)), make([]time.Duration, len(codecs)), make([]time.Duration, len(codecs))
+		for j, compression := range codecs {
+			store, err := aggregator.NewRedisStore(rdb, prefix, fmt.Sprint(i, "-", j, compression), topics.MessageEvents)
 			if err != nil {
 				b.Fatal(err)
 			}
 			group := kafkatest.Name(b)
 			cfg := aggregator.Config{Brokers: brokers, Topics: topics, Group: group, Store: store, SessionTimeout: 6 * time.Second, Compression: compression}
-			if j > 0 {
-				// A second run writes into fresh output topics.
-				cfg.Topics = kafkax.PrefixedTopics(kafkatest.Name(b))
-				cfg.Topics.MessageEvents = topics.MessageEvents
-				if err := kafkax.EnsureTopics(ctx, brokers, cfg.Topics.Specs(parts)[1:3]...); err != nil {
-					b.Fatal(err)
-				}
-				out := cfg.Topics
-				b.Cleanup(func() { _ = kafkax.DeleteTopics(context.Background(), brokers, out.ConversationEvents, out.DeadLetter) })
+			// Every pass writes into fresh output topics: in topics a pass has written to,
+			// the next would find its outputs already emitted and suppress them.
+			cfg.Topics = kafkax.PrefixedTopics(kafkatest.Name(b))
+			cfg.Topics.MessageEvents = topics.MessageEvents
+			if err := kafkax.EnsureTopics(ctx, brokers, cfg.Topics.Specs(parts)[1:3]...); err != nil {
+				b.Fatal(err)
 			}
 			actx, cancel := context.WithCancel(ctx)
 			done := make(chan error, 1)
-			start, cpu0 = time.Now(), testenv.ProcessCPU()
+			start, cpu0, busy0 = time.Now(), testenv.ProcessCPU(), testenv.MachineBusy()
 			go func() { done <- aggregator.Run(actx, cfg, nil) }()
 			for {
 				got, err := committed(ctx, client, group, topics.MessageEvents, parts)
@@ -113,29 +132,64 @@ func BenchmarkEndToEnd(b *testing.B) {
 				case <-time.After(20 * time.Millisecond):
 				}
 			}
-			agg[j], aggCPU[j] = time.Since(start), testenv.ProcessCPU()-cpu0
+			agg[j], aggCPU[j], aggBusy[j] = time.Since(start), testenv.ProcessCPU()-cpu0, testenv.MachineBusy()-busy0
 			cancel()
 			if err := <-done; err != nil {
 				b.Fatal(err)
 			}
+			if j == 0 {
+				ends, _ := endOffsets(ctx, client, cfg.Topics.ConversationEvents, parts)
+				outs = sum(ends)
+			}
+			if err := kafkax.DeleteTopics(ctx, brokers, cfg.Topics.ConversationEvents, cfg.Topics.DeadLetter); err != nil {
+				b.Fatal(err)
+			}
 		}
-		outs, _ := endOffsets(ctx, client, topics.ConversationEvents, parts)
-		b.ReportMetric(float64(total)/bare.Seconds(), "bare_records/s")
-		b.ReportMetric(float64(total)/agg[0].Seconds(), "aggregator_lz4_records/s")
-		b.ReportMetric(float64(total)/agg[1].Seconds(), "aggregator_none_records/s")
-		b.ReportMetric(bare.Seconds()/agg[0].Seconds(), "ratio_lz4")
-		b.ReportMetric(bare.Seconds()/agg[1].Seconds(), "ratio_none")
-		// CPU of this process (not the broker's) per run: steadier than wall time on a shared machine.
-		b.ReportMetric(bareCPU.Seconds(), "bare_cpu_s")
-		b.ReportMetric(aggCPU[0].Seconds(), "aggregator_lz4_cpu_s")
-		b.ReportMetric(aggCPU[1].Seconds(), "aggregator_none_cpu_s")
-		b.Logf("%d records over %d partitions (%d outputs): bare group reader %v (%.0f/s); aggregator, LZ4 outputs %v (%.0f/s, ratio %.2f); uncompressed outputs %v (%.0f/s, ratio %.2f)",
-			total, parts, sum(outs), bare.Round(time.Millisecond), float64(total)/bare.Seconds(),
-			agg[0].Round(time.Millisecond), float64(total)/agg[0].Seconds(), bare.Seconds()/agg[0].Seconds(),
-			agg[1].Round(time.Millisecond), float64(total)/agg[1].Seconds(), bare.Seconds()/agg[1].Seconds())
-		b.Logf("CPU of this process (the broker's not counted): bare group reader %v, aggregator LZ4 %v, uncompressed %v",
-			bareCPU.Round(time.Millisecond), aggCPU[0].Round(time.Millisecond), aggCPU[1].Round(time.Millisecond))
+		// Cores the whole machine kept busy (this process, the broker, Redis, anything else):
+		// near the core count, a phase is bound by CPU; well below, by waiting.
+		cores := func(busy, wall time.Duration) float64 { return busy.Seconds() / wall.Seconds() }
+		round := fmt.Sprint("round ", i)
+		if i == 0 {
+			round = "warm-up (not counted)"
+		}
+		say("%s: %d records over %d partitions (%d outputs), %d cores: bare group reader %v (%.0f/s), CPU of this process %v, machine busy %.2f cores",
+			round, total, parts, outs, runtime.NumCPU(), bare.Round(time.Millisecond), float64(total)/bare.Seconds(), bareCPU.Round(time.Millisecond), cores(bareBusy, bare))
+		for j, c := range codecs {
+			say("%s: aggregator, %-6s outputs: %v (%.0f/s, ratio %.2f), CPU of this process %v, machine busy %.2f cores",
+				round, c, agg[j].Round(time.Millisecond), float64(total)/agg[j].Seconds(), bare.Seconds()/agg[j].Seconds(), aggCPU[j].Round(time.Millisecond), cores(aggBusy[j], agg[j]))
+		}
+		if i == 0 {
+			continue
+		}
+		bareRates, bareCPUs = append(bareRates, float64(total)/bare.Seconds()), append(bareCPUs, bareCPU.Seconds())
+		for j := range codecs {
+			ratios[j] = append(ratios[j], bare.Seconds()/agg[j].Seconds())
+			rates[j] = append(rates[j], float64(total)/agg[j].Seconds())
+			cpus[j] = append(cpus[j], aggCPU[j].Seconds())
+		}
 	}
+	b.ReportMetric(median(bareRates), "bare_records/s")
+	b.ReportMetric(median(bareCPUs), "bare_cpu_s")
+	for j, c := range codecs {
+		b.ReportMetric(median(rates[j]), "aggregator_"+c+"_records/s")
+		b.ReportMetric(median(ratios[j]), "ratio_"+c)
+		// CPU of this process (not the broker's) per pass: steadier than wall time on a shared machine.
+		b.ReportMetric(median(cpus[j]), "aggregator_"+c+"_cpu_s")
+		sorted := slices.Sorted(slices.Values(ratios[j]))
+		b.Logf("ratio with %s outputs over %d rounds: median %.2f, min %.2f, max %.2f", c, len(sorted), median(sorted), sorted[0], sorted[len(sorted)-1])
+	}
+}
+
+// median is the median of xs (0 for none).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // BenchmarkRestore measures what a restart costs a partition holding bench.pairs live pairs:
