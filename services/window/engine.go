@@ -3,7 +3,6 @@ package window
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"sort"
 	"time"
@@ -335,10 +334,10 @@ func (e *Engine) recompute(p *pair, pos int, f fact) {
 	p.cur = st
 	// An output whose content changed keeps its id (ids name what an output is about, not what it
 	// says): it is retracted and emitted again with the new content, in that order.
-	before, after := old.byID(), now.byID()
+	before, after := indexByID(old.list()), indexByID(now.list())
 	var gone []string
-	for _, ev := range old.list() {
-		if n, ok := after[ev.ID]; !ok || !sameContent(ev, n) {
+	for _, ev := range before.evs {
+		if n, ok := after.get(ev.ID); !ok || !sameContent(ev, n) {
 			gone = append(gone, ev.ID)
 		}
 	}
@@ -346,16 +345,12 @@ func (e *Engine) recompute(p *pair, pos int, f fact) {
 		e.stats.Corrections++
 		e.emit(e.correction(p.key, gone, "late_event"))
 	}
-	for _, ev := range now.list() {
-		if o, ok := before[ev.ID]; !ok || !sameContent(o, ev) {
+	for _, ev := range after.evs {
+		if o, ok := before.get(ev.ID); !ok || !sameContent(o, ev) {
 			e.emit(ev)
 		}
 	}
 	e.schedule(p)
-}
-
-func sameContent(a, b events.Event) bool {
-	return a.Type == b.Type && a.Time == b.Time && reflect.DeepEqual(a.Data, b.Data)
 }
 
 // replay derives a pair's state and net outputs from its base over facts, advanced to time to.
@@ -396,12 +391,41 @@ func (c *collector) list() []events.Event {
 	return out
 }
 
-func (c *collector) byID() map[string]events.Event {
-	m := make(map[string]events.Event, len(c.evs))
-	for _, ev := range c.list() {
-		m[ev.ID] = ev
+// byID finds a replay's outputs by id (the last one with it). A replay usually emits a handful
+// of outputs, scanned faster than a map is built; a long one gets a map.
+type byID struct {
+	evs []events.Event
+	m   map[string]int
+}
+
+// byIDScan is the most outputs searched by scanning.
+const byIDScan = 16
+
+func indexByID(evs []events.Event) byID {
+	x := byID{evs: evs}
+	if len(evs) > byIDScan {
+		x.m = make(map[string]int, len(evs))
+		for i, ev := range evs {
+			x.m[ev.ID] = i
+		}
 	}
-	return m
+	return x
+}
+
+func (x byID) get(id string) (events.Event, bool) {
+	if x.m != nil {
+		i, ok := x.m[id]
+		if !ok {
+			return events.Event{}, false
+		}
+		return x.evs[i], true
+	}
+	for i := len(x.evs) - 1; i >= 0; i-- {
+		if x.evs[i].ID == id {
+			return x.evs[i], true
+		}
+	}
+	return events.Event{}, false
 }
 
 type discard struct{}
