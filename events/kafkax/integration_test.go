@@ -754,10 +754,10 @@ func TestIntegrationPartitionReader(t *testing.T) {
 	defer cancel()
 	topic := kafkatest.Topic(t, brokers, 2)
 	var evs []events.Event
-	for i := range 3000 {
+	for i := range 4000 {
 		evs = append(evs, statusEvent(i))
 	}
-	for i, c := range []kafka.Compression{kafka.Lz4, 0, kafka.Zstd} {
+	for i, c := range []kafka.Compression{kafka.Lz4, 0, kafka.Zstd, kafka.Snappy} { // a thousand records each
 		w, err := kafkax.NewWriter(brokers, topic, kafkax.WithCompression(c), kafkax.WithBatch(700, time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
@@ -770,7 +770,7 @@ func TestIntegrationPartitionReader(t *testing.T) {
 	if err != nil || end < 1000 {
 		t.Fatalf("end offset %d (%v)", end, err)
 	}
-	kr := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxBytes: 4 << 20})
+	kr := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxBytes: 4 << 20, MaxWait: 200 * time.Millisecond})
 	defer kr.Close()
 	var want []kafka.Message
 	for int64(len(want)) < end {

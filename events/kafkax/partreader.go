@@ -154,14 +154,15 @@ func (r *PartitionReader) Close() error {
 
 // fetcher is the reader's goroutine: the connection to the leader and the decoding state.
 type fetcher struct {
-	cfg     PartitionReaderConfig
-	client  *kafka.Client
-	conn    net.Conn
-	req     []byte
-	corr    int32
-	keys    map[string]string // header keys seen, so each record's need not allocate
-	last    []string          // the previous record's header keys, by position
+	cfg      PartitionReaderConfig
+	client   *kafka.Client
+	conn     net.Conn
+	req      []byte
+	corr     int32
+	keys     map[string]string // header keys seen, so each record's need not allocate
+	last     []string          // the previous record's header keys, by position
 	unzipped int               // decompressed size of the last compressed batch
+	lz4Block []byte            // an LZ4 block that does not fit the batch's buffer, decoded
 }
 
 func (f *fetcher) logf(format string, args ...any) {
@@ -471,7 +472,12 @@ func (f *fetcher) decodeBatches(records []byte, offset, hw int64) ([]kafka.Messa
 			// decompressing LZ4.
 			out := make([]byte, 0, f.unzipped+f.unzipped/8+4096)
 			var err error
-			if out, err = decompress(out, codec.NewReader(bytes.NewReader(body))); err != nil {
+			if c == kafka.Lz4 {
+				out, err = appendLZ4Decoded(out, body, &f.lz4Block)
+			} else {
+				out, err = decompress(out, codec.NewReader(bytes.NewReader(body)))
+			}
+			if err != nil {
 				return nil, offset, fmt.Errorf("record batch at offset %d: %s: %w", base, codec.Name(), err)
 			}
 			f.unzipped = len(out)
