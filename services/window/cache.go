@@ -111,7 +111,7 @@ func (e *Engine) loadHashed(key string, h uint64) (*pair, *cacheSlot) {
 	if body == nil {
 		return nil, s
 	}
-	d := reader{b: body}
+	d := shared(body)
 	d.pair(&s.p, key)
 	if d.err != nil {
 		// Records are written by this engine and never change: a bad one is a bug, not input.

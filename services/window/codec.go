@@ -148,7 +148,13 @@ type reader struct {
 	cut int64
 	// check: strings are checked but not made (a restore validating records it copies as they are).
 	check bool
+	// whole, when set, is the record being read as one string, and its strings are cut from
+	// it: a pair decoded from the table costs one string allocation instead of one per string.
+	whole string
 }
+
+// shared returns a reader of record whose strings share one allocation.
+func shared(record []byte) reader { return reader{b: record, whole: string(record)} }
 
 func (d *reader) fail(err error) {
 	if d.err == nil {
@@ -229,6 +235,10 @@ func (d *reader) str() string {
 	b := d.bytes()
 	if len(b) == 0 || d.check {
 		return ""
+	}
+	if d.whole != "" {
+		end := len(d.whole) - len(d.b) // b ends where the rest begins
+		return d.whole[end-len(b) : end]
 	}
 	return string(b)
 }
