@@ -29,6 +29,10 @@ if [[ -z ${CONVMETER_KAFKA_BROKERS:-} || -z ${CONVMETER_REDIS_URL:-} ]]; then
 	eval "$(scripts/services.sh up)"
 fi
 export CONVMETER_KAFKA_BROKERS CONVMETER_REDIS_URL CONVMETER_REQUIRE_SERVICES=1
+# The broker's pid, when scripts/services.sh started it: the benchmark reports its CPU per pass.
+if [[ -z ${CONVMETER_KAFKA_PID:-} && -r ${CONVMETER_STATE:-/tmp/convmeter-services}/kafka.pid ]]; then
+	export CONVMETER_KAFKA_PID=$(cat "${CONVMETER_STATE:-/tmp/convmeter-services}/kafka.pid")
+fi
 
 echo "== $(date -u +%FT%TZ) $(nproc) cores; load before: $(uptime | sed 's/.*load average: //')"
 echo "== go $(go version | awk '{print $3}'); records=$records partitions=$partitions pairs=$pairs"

@@ -41,3 +41,28 @@ func MachineBusy() time.Duration {
 
 // clockTicks is USER_HZ, the unit of /proc/stat: 100 on every Linux architecture Go supports.
 const clockTicks = 100
+
+// PIDCPU is the CPU time process pid has used, user and system (from /proc/PID/stat), or 0
+// where that cannot be read. Benchmarks take the broker's from it when they know its pid
+// (CONVMETER_KAFKA_PID, which scripts/bench-aggregator.sh sets for the broker it started).
+func PIDCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: fields are counted after its end.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseInt(string(f[11]), 10, 64) // field 14 of the whole line
+	stime, err2 := strconv.ParseInt(string(f[12]), 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}

@@ -83,3 +83,20 @@ func TestMachineBusyAdvances(t *testing.T) {
 		t.Fatalf("300 ms of a busy loop moved MachineBusy by %v", d)
 	}
 }
+
+func TestPIDCPUOfThisProcess(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc here")
+	}
+	c0 := testenv.PIDCPU(os.Getpid())
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for x := 0; time.Now().Before(deadline); x++ {
+		_ = x * x
+	}
+	if d := testenv.PIDCPU(os.Getpid()) - c0; d < 100*time.Millisecond || d > 5*time.Second {
+		t.Fatalf("300 ms of a busy loop moved PIDCPU by %v", d)
+	}
+	if testenv.PIDCPU(-1) != 0 {
+		t.Fatal("PIDCPU of no process is not 0")
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +66,20 @@ func BenchmarkEndToEnd(b *testing.B) {
 	// Each pass's figures go straight to stdout as it ends: the benchmark's own log keeps only
 	// ten lines.
 	say := func(format string, args ...any) { fmt.Printf("    "+format+"\n", args...) }
+	// The broker's CPU per pass, when the script says which process it is.
+	brokerPID, _ := strconv.Atoi(os.Getenv("CONVMETER_KAFKA_PID"))
+	brokerCPU := func() time.Duration {
+		if brokerPID <= 0 {
+			return 0
+		}
+		return testenv.PIDCPU(brokerPID)
+	}
+	brokerSays := func(d time.Duration) string {
+		if brokerPID <= 0 {
+			return ""
+		}
+		return fmt.Sprintf(", broker CPU %v", d.Round(time.Millisecond))
+	}
 	// Per measured round: the bare reader's rate and CPU, then each codec's ratio, rate and CPU.
 	var bareRates, bareCPUs []float64
 	ratios, rates, cpus := make([][]float64, len(codecs)), make([][]float64, len(codecs)), make([][]float64, len(codecs))
@@ -76,7 +92,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	for i := 0; i <= *benchRounds*b.N; i++ {
 		// Bare reader.
 		group := kafkatest.Name(b)
-		start, cpu0, busy0 := time.Now(), testenv.ProcessCPU(), testenv.MachineBusy()
+		start, cpu0, busy0, kcpu0 := time.Now(), testenv.ProcessCPU(), testenv.MachineBusy(), brokerCPU()
 		r, err := kafkax.NewGroupReader(brokers, group, topics.MessageEvents, kafkax.WithSessionTimeout(6*time.Second))
 		if err != nil {
 			b.Fatal(err)
@@ -92,13 +108,13 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			n += int64(batch.Len())
 		}
-		bare, bareCPU, bareBusy := time.Since(start), testenv.ProcessCPU()-cpu0, testenv.MachineBusy()-busy0
+		bare, bareCPU, bareBusy, bareBroker := time.Since(start), testenv.ProcessCPU()-cpu0, testenv.MachineBusy()-busy0, brokerCPU()-kcpu0
 		_ = r.Close()
 
 		// Aggregator, in process, Redis snapshots with the default policy, once per output
 		// compression of bench.codecs (LZ4, the default, then Snappy and none).
 		var outs int64
-		agg, aggCPU, aggBusy := make([]time.Duration, len(codecs)), make([]time.Duration, len(codecs)), make([]time.Duration, len(codecs))
+		agg, aggCPU, aggBusy, aggBroker := make([]time.Duration, len(codecs)), make([]time.Duration, len(codecs)), make([]time.Duration, len(codecs)), make([]time.Duration, len(codecs))
 		for j, compression := range codecs {
 			store, err := aggregator.NewRedisStore(rdb, prefix, fmt.Sprint(i, "-", j, compression), topics.MessageEvents)
 			if err != nil {
@@ -119,7 +135,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.Cleanup(func() { _ = kafkax.DeleteTopics(context.Background(), brokers, out.ConversationEvents, out.DeadLetter) })
 			actx, cancel := context.WithCancel(ctx)
 			done := make(chan error, 1)
-			start, cpu0, busy0 = time.Now(), testenv.ProcessCPU(), testenv.MachineBusy()
+			start, cpu0, busy0, kcpu0 = time.Now(), testenv.ProcessCPU(), testenv.MachineBusy(), brokerCPU()
 			go func() { done <- aggregator.Run(actx, cfg, nil) }()
 			for {
 				got, err := committed(ctx, client, group, topics.MessageEvents, parts)
@@ -132,7 +148,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 				case <-time.After(20 * time.Millisecond):
 				}
 			}
-			agg[j], aggCPU[j], aggBusy[j] = time.Since(start), testenv.ProcessCPU()-cpu0, testenv.MachineBusy()-busy0
+			agg[j], aggCPU[j], aggBusy[j], aggBroker[j] = time.Since(start), testenv.ProcessCPU()-cpu0, testenv.MachineBusy()-busy0, brokerCPU()-kcpu0
 			cancel()
 			if err := <-done; err != nil {
 				b.Fatal(err)
@@ -149,11 +165,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 		if i == 0 {
 			round = "warm-up (not counted)"
 		}
-		say("%s: %d records over %d partitions (%d outputs), %d cores: bare group reader %v (%.0f/s), CPU of this process %v, machine busy %.2f cores",
-			round, total, parts, outs, runtime.NumCPU(), bare.Round(time.Millisecond), float64(total)/bare.Seconds(), bareCPU.Round(time.Millisecond), cores(bareBusy, bare))
+		say("%s: %d records over %d partitions (%d outputs), %d cores: bare group reader %v (%.0f/s), CPU of this process %v%s, machine busy %.2f cores",
+			round, total, parts, outs, runtime.NumCPU(), bare.Round(time.Millisecond), float64(total)/bare.Seconds(), bareCPU.Round(time.Millisecond), brokerSays(bareBroker), cores(bareBusy, bare))
 		for j, c := range codecs {
-			say("%s: aggregator, %-6s outputs: %v (%.0f/s, ratio %.2f), CPU of this process %v, machine busy %.2f cores",
-				round, c, agg[j].Round(time.Millisecond), float64(total)/agg[j].Seconds(), bare.Seconds()/agg[j].Seconds(), aggCPU[j].Round(time.Millisecond), cores(aggBusy[j], agg[j]))
+			say("%s: aggregator, %-6s outputs: %v (%.0f/s, ratio %.2f), CPU of this process %v%s, machine busy %.2f cores",
+				round, c, agg[j].Round(time.Millisecond), float64(total)/agg[j].Seconds(), bare.Seconds()/agg[j].Seconds(), aggCPU[j].Round(time.Millisecond), brokerSays(aggBroker[j]), cores(aggBusy[j], agg[j]))
 		}
 		if i == 0 {
 			continue
