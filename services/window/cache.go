@@ -10,9 +10,12 @@ package window
 //
 // On the aggregator's benchmark traffic (500,000 records over 96,000 live pairs, one engine),
 // the direct-mapped cache of 2,048 slots this replaced missed on 41% of the events and wrote
-// back 204,000 pairs; 8,192 slots in sets of 4 miss on 30% and write back 143,000 (8,192
-// direct-mapped: 33% and 157,000; 32,768 in sets of 4: 25% and 92,000, at four times the
-// memory). What is left is mostly the first event of a pair after a long pause.
+// back 204,000 pairs; the same 2,048 slots in sets of 4 miss on 37% and write back 183,000.
+// More slots miss less (8,192 in sets of 4: 30% and 143,000; 32,768: 25% and 92,000), but
+// neither the aggregator's step nor the engine's apply benchmark got measurably faster with
+// 8,192 (the apply benchmark looked 5-10% slower, within the machine's noise): the misses left
+// are mostly the first event of a pair after a long pause, and a bigger cache is more memory
+// to walk.
 type pairCache struct {
 	slots []cacheSlot
 	sets  uint64 // len(slots)/ways, a power of two
@@ -29,10 +32,10 @@ type cacheSlot struct {
 	inTable bool   // p has a record in the table (stale while dirty)
 }
 
-// cacheSlots is the number of pairs kept decoded, in sets of cacheWays: about 2.5 MB at a few
+// cacheSlots is the number of pairs kept decoded, in sets of cacheWays: about 0.5 MB at a few
 // hundred bytes each, per partition.
 const (
-	cacheSlots = 8192
+	cacheSlots = 2048
 	cacheWays  = 4
 )
 

@@ -28,7 +28,7 @@
 // one compact record (times relative to its cut, strings inline) in a chunked, log-structured
 // byte arena, indexed by an open-addressing table of offsets; the deadline queue names pairs by
 // key hash. The pairs events and deadlines touch are decoded into a small write-back cache
-// (8,192 pairs, in sets of 4) and encoded back when another pair needs the slot, so the heap
+// (2,048 pairs, in sets of 4) and encoded back when another pair needs the slot, so the heap
 // holds no per-pair objects for the garbage collector to trace. Settled messages are remembered partition-wide by a
 // 64-bit hash of their wamid for the retention period, so a read receipt weeks after delivery is a
 // no-op rather than a new delivery.
