@@ -26,10 +26,11 @@
 //
 // scripts/bench-replay.sh (BenchmarkReplayKafka: 1,000,000 loadgen events, 4 partitions, local
 // Kafka and Redis, GOGC=400) measured 126,000 records/s (111,000 outputs/s) on the otherwise idle
-// 2-core development machine (load 1.9-2.0, 2026-11-24). The cost per record is what bounds it:
-// about 10 CPU-µs in this process (decode and engine about 5.9, the projections' Go side most of
-// the rest) and 3.8 CPU-µs in Redis, nearly 14 µs of the machine's 2 cores per record, so 300,000
-// records/s would need well under half of that: cheaper projection writes (or more cores), not a
-// faster reader. The engines alone (BenchmarkReplayEngineOnly, no Kafka, no Redis) ran at 170,000
-// records/s (5.9 CPU-µs per record, decode included).
+// 2-core development machine (2026-11-24, 05:25 UTC). The cost per record is what bounds it:
+// about 10 CPU-µs in this process (decode and engine about 5, the projections' Go side most of
+// the rest) and 4 CPU-µs in Redis, 14 µs of the machine's 2 cores per record, so 300,000
+// records/s would need well under half of that: cheaper projection writes and a cheaper engine
+// (or more cores), not a faster reader. The engines alone (BenchmarkReplayEngineOnly, no Kafka,
+// no Redis) ran at 194,000 records/s (5.1 CPU-µs per record, decode included): even they would
+// not reach 300,000 on two cores with anything else running.
 package replay
