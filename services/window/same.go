@@ -18,8 +18,7 @@ func sameContent(a, b events.Event) bool {
 func sameData(a, b events.Payload) bool {
 	switch x := a.(type) {
 	case *events.Charge:
-		y, ok := b.(*events.Charge)
-		return ok && eqPtr(x, y, func(x, y *events.Charge) bool { return *x == *y })
+		return sameAs(x, b)
 	case *events.MessageDelivered:
 		y, ok := b.(*events.MessageDelivered)
 		return ok && eqPtr(x, y, func(x, y *events.MessageDelivered) bool {
@@ -28,26 +27,26 @@ func sameData(a, b events.Payload) bool {
 			return xs == ys && eqPtr(x.Meta, y.Meta, eqVal) && eqPtr(x.MetaConversation, y.MetaConversation, eqVal)
 		})
 	case *events.MessageDispatched:
-		y, ok := b.(*events.MessageDispatched)
-		return ok && eqPtr(x, y, eqVal)
+		return sameAs(x, b)
 	case *events.ConversationOpened:
-		y, ok := b.(*events.ConversationOpened)
-		return ok && eqPtr(x, y, eqVal)
+		return sameAs(x, b)
 	case *events.ConversationClosed:
-		y, ok := b.(*events.ConversationClosed)
-		return ok && eqPtr(x, y, eqVal)
+		return sameAs(x, b)
 	case *events.WindowOpened:
-		y, ok := b.(*events.WindowOpened)
-		return ok && eqPtr(x, y, eqVal)
+		return sameAs(x, b)
 	case *events.WindowExpired:
-		y, ok := b.(*events.WindowExpired)
-		return ok && eqPtr(x, y, eqVal)
+		return sameAs(x, b)
 	case *events.PolicyViolation:
-		y, ok := b.(*events.PolicyViolation)
-		return ok && eqPtr(x, y, eqVal)
+		return sameAs(x, b)
 	default:
 		return reflect.DeepEqual(a, b)
 	}
+}
+
+// sameAs is sameData for a payload x of a comparable struct type.
+func sameAs[T comparable](x *T, b events.Payload) bool {
+	y, ok := any(b).(*T)
+	return ok && eqPtr(x, y, eqVal)
 }
 
 // eqVal compares what two pointers point to.

@@ -79,12 +79,8 @@ func mutations(p events.Payload) []events.Payload {
 			c.Elem().Set(v)
 			fv := c.Elem().FieldByIndex(at)
 			switch fv.Kind() {
-			case reflect.String:
-				fv.SetString(fv.String() + "x")
-			case reflect.Int, reflect.Int64, reflect.Int32:
-				fv.SetInt(fv.Int() + 1)
-			case reflect.Bool:
-				fv.SetBool(!fv.Bool())
+			case reflect.String, reflect.Int, reflect.Int64, reflect.Int32, reflect.Bool:
+				mutate(fv)
 			case reflect.Struct: // Verdict
 				for j := range fv.NumField() {
 					c2 := reflect.New(v.Type())
