@@ -5,7 +5,7 @@
 # into a fresh Redis namespace; also the engines alone over the same traffic
 # (BenchmarkReplayEngineOnly, no Kafka, no Redis). Topic and keys are deleted afterwards.
 #
-#   scripts/bench-replay.sh [EVENTS]        (default 1000000; PARTITIONS=4, BATCH=5000)
+#   scripts/bench-replay.sh [EVENTS]        (default 1000000; PARTITIONS=4, BATCH=50000 as `convmeter replay`)
 #
 # records/s = input records read, run through the engines and applied / wall time of the replay.
 # cpu-µs/record splits the cost: this process (decode, engines, projections' Go side) and the
@@ -16,7 +16,7 @@ eval "$(scripts/services.sh up)"
 export CONVMETER_REQUIRE_SERVICES=1
 export CONVMETER_BENCH_REPLAY_EVENTS=${1:-1000000}
 export CONVMETER_BENCH_REPLAY_PARTITIONS=${PARTITIONS:-4}
-export CONVMETER_BENCH_REPLAY_BATCH=${BATCH:-5000}
+export CONVMETER_BENCH_REPLAY_BATCH=${BATCH:-50000}
 echo "load before: $(uptime)" >&2
 (cd services && GOGC=400 go test -run '^$' -bench 'BenchmarkReplay' -benchtime 1x -timeout 30m ./replay/)
 echo "load after: $(uptime)" >&2

@@ -48,8 +48,16 @@ type PartitionStats struct {
 	ApplyNanos map[string]int64
 }
 
+// DefaultBatchSize is the number of engine outputs per projection Apply when none is given. A
+// replay is a batch job: on the replay benchmark, batches of 50,000 cost Redis 2.6-3.3 CPU-µs
+// per record where batches of 5,000 cost 4.4-4.6 (the projections merge a batch's writes to a
+// key), for 124k-150k records/s instead of 108k-113k; they hold about 20 MB of outputs per
+// partition, twice over while one applies and the next fills.
+const DefaultBatchSize = 50_000
+
 // NewPartition returns the in-memory live path of partition p of topic (the input topic named in
-// dead letters). batchSize is the number of outputs per projection Apply (default 5000).
+// dead letters). batchSize is the number of outputs per projection Apply (DefaultBatchSize when
+// 0).
 func NewPartition(p int32, topic string, engine window.Config, batchSize int, projs ...projections.Projection) (*Partition, error) {
 	engine.Partition = p
 	e, err := window.New(engine)
@@ -57,7 +65,7 @@ func NewPartition(p int32, topic string, engine window.Config, batchSize int, pr
 		return nil, fmt.Errorf("replay: engine of partition %d: %w", p, err)
 	}
 	if batchSize <= 0 {
-		batchSize = 5000
+		batchSize = DefaultBatchSize
 	}
 	return &Partition{proc: &aggregator.Processor{Engine: e, Topic: topic, Partition: p}, projs: projs, batchSize: batchSize}, nil
 }

@@ -27,7 +27,7 @@ type Config struct {
 	From, To events.UnixTime
 	// Engine configures the window engines; it must match the aggregator's (Lateness above all).
 	Engine window.Config
-	// BatchSize is the number of engine outputs per projection Apply (default 5000).
+	// BatchSize is the number of engine outputs per projection Apply (default DefaultBatchSize).
 	BatchSize int
 	// Progress, when set, receives a progress line every ProgressEvery (default 2 s): records,
 	// events/s, ETA from the high-water offsets captured at the start.
