@@ -25,12 +25,12 @@
 // # Performance
 //
 // scripts/bench-replay.sh (BenchmarkReplayKafka: 1,000,000 loadgen events, 4 partitions, local
-// Kafka and Redis, GOGC=400) measured 126,000 records/s (111,000 outputs/s) on the otherwise idle
-// 2-core development machine (2026-11-24, 05:25 UTC). The cost per record is what bounds it:
-// about 10 CPU-µs in this process (decode and engine about 5, the projections' Go side most of
-// the rest) and 4 CPU-µs in Redis, 14 µs of the machine's 2 cores per record, so 300,000
-// records/s would need well under half of that: cheaper projection writes and a cheaper engine
-// (or more cores), not a faster reader. The engines alone (BenchmarkReplayEngineOnly, no Kafka,
-// no Redis) ran at 194,000 records/s (5.1 CPU-µs per record, decode included): even they would
-// not reach 300,000 on two cores with anything else running.
+// Kafka and Redis, GOGC=400, batches of DefaultBatchSize) measured 138,000-151,000 records/s on
+// the otherwise idle 2-core development machine (2026-11-24, 05:40 UTC). The cost per record is
+// what bounds it: about 10 CPU-µs in this process (decode 1.9, engine 3.8, the projections' Go
+// side 2.8, reading and GC most of the rest) and 2.5-2.8 CPU-µs in Redis, 12-13 µs of the
+// machine's 2 cores per record, so 300,000 records/s would need half of that: a cheaper engine
+// and cheaper projection writes (or more cores), not a faster reader. The engines alone
+// (BenchmarkReplayEngineOnly, no Kafka, no Redis) ran at 178,000-194,000 records/s on one
+// goroutine (5.1-5.6 CPU-µs per record, decode included).
 package replay
