@@ -7,7 +7,9 @@
 #   - BenchmarkEndToEnd: in each round, a bare kafka-go group reader draining the generated input
 #     topic (FetchBatch + Commit) and then the aggregator over the same topic (decode, window
 #     engine, encode, acknowledged writes into fresh output topics, Redis snapshots, commits)
-#     with LZ4 (the default), Snappy and uncompressed output records, each pass from group join
+#     with the default LZ4 output records (CODECS=lz4,snappy,none adds passes with other
+#     codecs, which disturb the passes after them through the kernel's writeback), each pass
+#     from group join
 #     to the commit of the last offset: rates, CPU of the process, cores the machine kept busy,
 #     and the ratios (target: the aggregator keeps at least half the rate). One warm-up round,
 #     then ROUNDS measured ones; the reported figures are the medians;
@@ -38,7 +40,7 @@ echo "== $(date -u +%FT%TZ) $(nproc) cores; load before: $(uptime | sed 's/.*loa
 echo "== go $(go version | awk '{print $3}'); records=$records partitions=$partitions pairs=$pairs"
 cd services
 go test -run '^$' -bench 'BenchmarkEndToEnd' -benchtime 1x -timeout 30m -v ./aggregator/ \
-	-args -bench.records="$records" -bench.partitions="$partitions" -bench.rounds="${ROUNDS:-5}" | grep -v '^time='
+	-args -bench.records="$records" -bench.partitions="$partitions" -bench.rounds="${ROUNDS:-5}" -bench.codecs="${CODECS:-lz4}" | grep -v '^time='
 echo "== load between: $(uptime | sed 's/.*load average: //')"
 go test -run '^$' -bench 'BenchmarkProcessor' -benchtime 3x -timeout 30m ./aggregator/ | grep -E '^Benchmark'
 echo "== load between: $(uptime | sed 's/.*load average: //')"
