@@ -9,9 +9,8 @@
 #     engine, encode, acknowledged writes into fresh output topics, Redis snapshots, commits)
 #     with the default LZ4 output records (CODECS=lz4,snappy,none adds passes with other
 #     codecs, which disturb the passes after them through the kernel's writeback), each pass
-#     from group join
-#     to the commit of the last offset: rates, CPU of the process, cores the machine kept busy,
-#     and the ratios (target: the aggregator keeps at least half the rate). One warm-up round,
+#     from group join to the commit of the last offset: rates, CPU of the process and of the
+#     broker, cores the machine kept busy, and the ratios (target: the aggregator keeps at least half the rate). One warm-up round,
 #     then ROUNDS measured ones; the reported figures are the medians;
 #   - BenchmarkProcessor: the CPU ceiling of the aggregator's pure step (decode, engine, encode
 #     as records) on one goroutine, without Kafka;
