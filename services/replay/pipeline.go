@@ -51,8 +51,9 @@ type PartitionStats struct {
 // DefaultBatchSize is the number of engine outputs per projection Apply when none is given. A
 // replay is a batch job: on the replay benchmark, batches of 50,000 cost Redis 2.6-3.3 CPU-µs
 // per record where batches of 5,000 cost 4.4-4.6 (the projections merge a batch's writes to a
-// key), for 124k-150k records/s instead of 108k-113k; they hold about 20 MB of outputs per
-// partition, twice over while one applies and the next fills.
+// key), for 124k-150k records/s instead of 108k-113k. A batch of 50,000 holds about 23 MB
+// (467 bytes per output, measured on the loadgen traffic), twice per partition while one
+// applies and the next fills.
 const DefaultBatchSize = 50_000
 
 // NewPartition returns the in-memory live path of partition p of topic (the input topic named in

@@ -60,7 +60,7 @@ func parseReplay(fs *flag.FlagSet, args []string, env func(string) string) (runn
 	fs.StringVar(&from, "from", "", "replay only input events at or after this event time (RFC 3339, YYYY-MM-DD or Unix seconds)")
 	fs.StringVar(&to, "to", "", "replay only input events before this event time")
 	fs.DurationVar(&c.Lateness, "lateness", 72*time.Hour, "the aggregator's allowed lateness (must match it)")
-	fs.IntVar(&c.BatchSize, "batch", replay.DefaultBatchSize, "engine outputs per projection batch (bigger batches cost Redis less per event and hold more memory: about 20 MB per partition per 50,000)")
+	fs.IntVar(&c.BatchSize, "batch", replay.DefaultBatchSize, "engine outputs per projection batch (bigger batches cost Redis less per event and hold more memory: about 23 MB per 50,000, twice per partition)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
 	fs.IntVar(&c.GCPercent, "gc-percent", 400, "Go GC target for this batch job (GOGC; 400 cuts the replay's CPU by a third, memory is cheap here)")
 	fs.BoolVar(&c.Compare, "compare", true, "compare with the live namespace (false: only rebuild, e.g. to benchmark or to promote)")
