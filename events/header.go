@@ -239,17 +239,11 @@ func (h *header) field(s *scanner, key []byte) error {
 		}
 		h.hasV, h.v = true, v
 	case "type":
-		if s.i < len(s.b) && s.b[s.i] == '"' {
-			save := s.i
-			start, end, esc, err := s.stringSpan()
-			if err != nil {
-				return err
+		if sp, ok, err := s.plainString(); err != nil || ok {
+			if ok {
+				h.typ = internType(s.b[sp.start:sp.end])
 			}
-			if !esc {
-				h.typ = internType(s.b[start:end])
-				return nil
-			}
-			s.i = save
+			return err
 		}
 		str, err := s.stringValue("type")
 		if err != nil {
@@ -305,17 +299,9 @@ func fieldType(field, problem string) error {
 // does: one without escapes is left as a span in *at for makeStrings to make, any other is
 // stored in *dst (and *at unset, so that a repeated field keeps its last value).
 func (s *scanner) stringField(name string, dst *string, at *span) error {
-	if s.i < len(s.b) && s.b[s.i] == '"' {
-		save := s.i
-		start, end, esc, err := s.stringSpan()
-		if err != nil {
-			return err
-		}
-		if !esc {
-			*at = span{start: start, end: end, set: true}
-			return nil
-		}
-		s.i = save
+	if sp, ok, err := s.plainString(); err != nil || ok {
+		*at = sp
+		return err
 	}
 	str, err := s.stringValue(name)
 	if err != nil {
@@ -324,6 +310,25 @@ func (s *scanner) stringField(name string, dst *string, at *span) error {
 	*at = span{}
 	*dst = str
 	return nil
+}
+
+// plainString reads a JSON string without escapes and returns its span (set). When the value
+// is not a string, or is one with escapes, it reads nothing and returns false: the caller reads
+// it another way.
+func (s *scanner) plainString() (span, bool, error) {
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return span{}, false, nil
+	}
+	save := s.i
+	start, end, esc, err := s.stringSpan()
+	if err != nil {
+		return span{}, false, err
+	}
+	if esc {
+		s.i = save
+		return span{}, false, nil
+	}
+	return span{start: start, end: end, set: true}, true, nil
 }
 
 // stringValue reads a JSON string (null reads as ""), for envelope field name.
