@@ -1,6 +1,7 @@
 package window
 
 import (
+	"fmt"
 	"hash/fnv"
 	"testing"
 )
@@ -29,9 +30,8 @@ func TestFNV128MatchesStdlib(t *testing.T) {
 // TestFNV128Add holds add (the loop on locals) to byte, the definition, over strings of every
 // length up to 64 and every byte value.
 func TestFNV128Add(t *testing.T) {
-	var b []byte
-	for i := 0; i < 64; i++ {
-		b = append(b, byte(i*37+11))
+	check := func(b []byte, what string) {
+		t.Helper()
 		got, want := newFNV128(), newFNV128()
 		got.add(string(b))
 		for _, c := range b {
@@ -39,20 +39,17 @@ func TestFNV128Add(t *testing.T) {
 		}
 		want.byte(0)
 		if got != want {
-			t.Fatalf("add of %d bytes: %x, want %x", len(b), got, want)
+			t.Fatalf("add of %s: %x, want %x", what, got, want)
 		}
+	}
+	var b []byte
+	for i := 0; i < 64; i++ {
+		b = append(b, byte(i*37+11))
+		check(b, fmt.Sprintf("%d bytes", len(b)))
 	}
 	all := make([]byte, 256)
 	for i := range all {
 		all[i] = byte(i)
 	}
-	got, want := newFNV128(), newFNV128()
-	got.add(string(all))
-	for _, c := range all {
-		want.byte(c)
-	}
-	want.byte(0)
-	if got != want {
-		t.Fatalf("add of every byte value: %x, want %x", got, want)
-	}
+	check(all, "every byte value")
 }
