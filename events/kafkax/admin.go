@@ -74,7 +74,7 @@ func newClient(brokers []string) (*kafka.Client, error) {
 // EnsureTopics creates the topics that do not exist and verifies every topic, existing or new: its
 // partition count (a *PartitionMismatchError when it differs) and the configs its spec sets (a
 // *ConfigMismatchError); all mismatches are joined. Existing topics are never altered. It returns
-// once every partition of every topic has a leader, so writes can start.
+// once the leader of every partition of every topic serves it, so reads and writes can start.
 func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) error {
 	client, err := newClient(brokers)
 	if err != nil {
@@ -176,7 +176,10 @@ func checkConfigs(ctx context.Context, client *kafka.Client, specs []TopicSpec) 
 }
 
 // waitTopics polls metadata until every topic is known with a leader for each partition, and
-// compares partition counts.
+// compares partition counts; then until every partition's leader answers ListOffsets. Right after
+// a topic is created, a KRaft broker names a partition's leader in its metadata a little before
+// that leader serves the partition (it answers Not Leader For Partition meanwhile): a topic is
+// ready when its partitions can be read.
 func waitTopics(ctx context.Context, client *kafka.Client, specs []TopicSpec) error {
 	want := make([]string, len(specs))
 	for i, s := range specs {
@@ -185,6 +188,9 @@ func waitTopics(ctx context.Context, client *kafka.Client, specs []TopicSpec) er
 	deadline := time.Now().Add(30 * time.Second)
 	for delay := 20 * time.Millisecond; ; delay = min(2*delay, time.Second) {
 		counts, ready, err := partitionCounts(ctx, client, want)
+		if err == nil && ready {
+			ready, err = served(ctx, client, specs)
+		}
 		if err == nil {
 			var errs []error
 			for _, s := range specs {
@@ -211,6 +217,33 @@ func waitTopics(ctx context.Context, client *kafka.Client, specs []TopicSpec) er
 		case <-time.After(delay):
 		}
 	}
+}
+
+// served reports whether the leader of every partition of specs answers ListOffsets without an
+// error.
+func served(ctx context.Context, client *kafka.Client, specs []TopicSpec) (bool, error) {
+	req := &kafka.ListOffsetsRequest{Topics: make(map[string][]kafka.OffsetRequest, len(specs))}
+	for _, s := range specs {
+		for p := range s.Partitions {
+			req.Topics[s.Name] = append(req.Topics[s.Name], kafka.FirstOffsetOf(p))
+		}
+	}
+	res, err := client.ListOffsets(ctx, req)
+	if err != nil {
+		return false, err
+	}
+	for _, s := range specs {
+		got := res.Topics[s.Name]
+		if len(got) != s.Partitions {
+			return false, nil
+		}
+		for _, po := range got {
+			if po.Error != nil {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }
 
 // partitionCounts returns the partition count of each known topic, and whether all topics are

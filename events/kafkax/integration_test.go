@@ -175,6 +175,40 @@ func TestIntegrationEnsureTopicsDetectsPartitionMismatch(t *testing.T) {
 	}
 }
 
+// A topic EnsureTopics has just created can be read at once: every partition's leader answers
+// ListOffsets (a KRaft broker names leaders in its metadata a little before they serve, and the
+// aggregator's first call on a fresh output topic is a ListOffsets; it used to fail with Not
+// Leader For Partition and retry 200 ms later).
+func TestIntegrationEnsureTopicsReturnsServedTopics(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	for i := range 5 {
+		name := kafkatest.Name(t) + "." + strconv.Itoa(i)
+		t.Cleanup(func() { _ = kafkax.DeleteTopics(context.Background(), brokers, name) })
+		if err := kafkax.EnsureTopics(ctx, brokers, kafkax.TopicSpec{Name: name, Partitions: 8}); err != nil {
+			t.Fatalf("create %s: %v", name, err)
+		}
+		req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+		for p := range 8 {
+			req.Topics[name] = append(req.Topics[name], kafka.LastOffsetOf(p))
+		}
+		res, err := client.ListOffsets(ctx, req)
+		if err != nil {
+			t.Fatalf("list offsets of %s: %v", name, err)
+		}
+		if got := res.Topics[name]; len(got) != 8 {
+			t.Fatalf("list offsets of %s: %d partitions answered, want 8", name, len(got))
+		}
+		for _, po := range res.Topics[name] {
+			if po.Error != nil || po.LastOffset != 0 {
+				t.Fatalf("%s/%d right after EnsureTopics: offset %d, err %v", name, po.Partition, po.LastOffset, po.Error)
+			}
+		}
+	}
+}
+
 // countingCommitter records every commit call a reader makes.
 type countingCommitter struct {
 	r     *kafka.Reader
