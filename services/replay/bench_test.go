@@ -99,7 +99,7 @@ func BenchmarkReplayEngineOnly(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		x, err := NewPartition(0, "bench", window.Config{}, 5000, discard{})
+		x, err := NewPartition(0, "bench", window.Config{CachePairs: cacheShare(0, 1)}, 5000, discard{}) // as a replay of one partition
 		if err != nil {
 			b.Fatal(err)
 		}

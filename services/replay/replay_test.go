@@ -388,3 +388,19 @@ func TestPromoteFinishesAfterInterruption(t *testing.T) {
 		}
 	}
 }
+
+// Each engine of a replay gets its share of the cache, and never less than a live engine's.
+func TestCacheShare(t *testing.T) {
+	for _, c := range []struct{ total, parts, want int }{
+		{0, 1, DefaultCachePairs},
+		{0, 4, DefaultCachePairs / 4},
+		{1 << 20, 8, 1 << 17},
+		{1000, 4, window.DefaultCachePairs},
+		{0, 1 << 12, window.DefaultCachePairs},
+		{-1, 0, DefaultCachePairs},
+	} {
+		if got := cacheShare(c.total, c.parts); got != c.want {
+			t.Errorf("cacheShare(%d, %d) = %d, want %d", c.total, c.parts, got, c.want)
+		}
+	}
+}

@@ -26,7 +26,11 @@ type Config struct {
 	// apply, whatever their time: they are facts the engine resolves by time itself.
 	From, To events.UnixTime
 	// Engine configures the window engines; it must match the aggregator's (Lateness above all).
+	// Its CachePairs, when 0, is CachePairs split among the partitions.
 	Engine window.Config
+	// CachePairs is how many pairs the engines keep decoded, all partitions together (default
+	// DefaultCachePairs; each engine keeps at least window.DefaultCachePairs).
+	CachePairs int
 	// BatchSize is the number of engine outputs per projection Apply (default DefaultBatchSize).
 	BatchSize int
 	// Progress, when set, receives a progress line every ProgressEvery (default 2 s): records,
@@ -84,9 +88,13 @@ func Run(ctx context.Context, cfg Config, target *Namespace, log *slog.Logger) (
 	start := time.Now()
 	var done atomic.Int64
 	parts := make([]*Partition, n)
+	ecfg := cfg.Engine
+	if ecfg.CachePairs == 0 {
+		ecfg.CachePairs = cacheShare(cfg.CachePairs, n)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for p := range n {
-		x, err := NewPartition(int32(p), cfg.Topic, cfg.Engine, cfg.BatchSize, target.Projections()...)
+		x, err := NewPartition(int32(p), cfg.Topic, ecfg, cfg.BatchSize, target.Projections()...)
 		if err != nil {
 			return st, err
 		}
@@ -120,6 +128,23 @@ func Run(ctx context.Context, cfg Config, target *Namespace, log *slog.Logger) (
 	log.Info("replay: done", "records", st.Records, "outputs", st.Outputs, "dead_letters", st.DeadLetters,
 		"seconds", st.Seconds, "records_per_second", int64(st.PerSecond))
 	return st, nil
+}
+
+// DefaultCachePairs is how many pairs a replay's engines keep decoded, all partitions together:
+// a replay is a batch job, and memory buys CPU there. Over the replay benchmark's traffic, where
+// almost every event is of a pair other than the last few thousand's, an engine of 65,536 cached
+// pairs spent 4.2-4.7 CPU-µs per record where one of window.DefaultCachePairs spent 5.0-5.3
+// (BenchmarkReplayEngineOnly, alternating). A cached pair costs a few hundred bytes: about
+// 100 MB in all.
+const DefaultCachePairs = 1 << 18
+
+// cacheShare is each of n engines' share of a cache of total pairs (DefaultCachePairs when 0),
+// at least window.DefaultCachePairs.
+func cacheShare(total, n int) int {
+	if total <= 0 {
+		total = DefaultCachePairs
+	}
+	return max(total/max(n, 1), window.DefaultCachePairs)
 }
 
 // offsets returns the first and the high-water (next) offset of a partition.

@@ -1,5 +1,7 @@
 package window
 
+import "math/bits"
+
 // pairCache keeps recently touched pairs decoded, so a burst of events of one pair (a send, its
 // sent, delivered and read statuses; an inbound message and the reply) decodes and encodes the
 // pair once rather than once per event. It is set-associative (a key's hash picks a set of
@@ -32,14 +34,17 @@ type cacheSlot struct {
 	inTable bool   // p has a record in the table (stale while dirty)
 }
 
-// cacheSlots is the number of pairs kept decoded, in sets of cacheWays: about 0.5 MB at a few
-// hundred bytes each, per partition.
+// DefaultCachePairs is the number of pairs an engine keeps decoded unless Config.CachePairs says
+// otherwise, in sets of cacheWays: about 0.5 MB at a few hundred bytes each, per partition.
 const (
-	cacheSlots = 2048
-	cacheWays  = 4
+	DefaultCachePairs = 2048
+	cacheWays         = 4
 )
 
-func newPairCache() pairCache { return newPairCacheOf(cacheSlots) }
+// ceilPow2 is the least power of two >= n (n >= 1).
+func ceilPow2(n int) int {
+	return 1 << bits.Len(uint(n-1))
+}
 
 // newPairCacheOf returns a cache of n slots (a power of two).
 func newPairCacheOf(n int) pairCache {
@@ -200,13 +205,4 @@ func (e *Engine) keysOf(h uint64, keys []string) []string {
 		}
 	}
 	return keys
-}
-
-// resizeCache writes the cache back and replaces it with one of n slots (a power of two). Tests
-// use it to run every pair through the write-back path.
-func (e *Engine) resizeCache(n int) {
-	for i := range e.cache.slots {
-		e.writeBack(&e.cache.slots[i])
-	}
-	e.cache = newPairCacheOf(n)
 }

@@ -26,6 +26,12 @@ type Config struct {
 	// EntryPointSources are referral source_type values that start FEP eligibility (A9).
 	// Default: ad.
 	EntryPointSources []string
+	// CachePairs is how many pairs the engine keeps decoded (rounded up to a power of two; default
+	// DefaultCachePairs). Each costs a few hundred bytes while cached; a pair not cached is decoded
+	// from its record in the table when an event needs it and encoded again when it leaves the
+	// cache. A live service keeps the default; a batch job over many pairs, such as a replay,
+	// buys CPU with more (see pairCache).
+	CachePairs int
 }
 
 func (c *Config) defaults() {
@@ -43,6 +49,9 @@ func (c *Config) defaults() {
 	}
 	if c.EntryPointSources == nil {
 		c.EntryPointSources = []string{"ad"}
+	}
+	if c.CachePairs <= 0 {
+		c.CachePairs = DefaultCachePairs
 	}
 }
 
@@ -133,7 +142,7 @@ func New(cfg Config) (*Engine, error) {
 		entryPoint: set(cfg.EntryPointSources),
 		accounts:   newAccounts(),
 		settled:    newSettled(),
-		cache:      newPairCache(),
+		cache:      newPairCacheOf(ceilPow2(cfg.CachePairs)),
 		pairs:      newPairTable(),
 	}
 	return e, nil

@@ -189,19 +189,22 @@ func TestTooLateIsSetAside(t *testing.T) {
 }
 
 // The pair cache is invisible: with one slot (every other pair's event writes the cached pair
-// back and decodes its own), two (one set of two ways) or eight (two sets of four ways, where
-// the least recently used pair of a set makes room), outputs and snapshots are byte-identical
-// to the default.
+// back and decodes its own), two (one set of two ways), three (rounded up to one set of four),
+// eight (two sets of four ways, where the least recently used pair of a set makes room) or
+// 65,536 (no pair ever leaves the cache), outputs and snapshots are byte-identical to the
+// default's.
 func TestPropertyPairCacheIsInvisible(t *testing.T) {
 	for _, seed := range seeds(t) {
 		in := shuffleWithin(seed, genTraffic(seed, 40, 10), 20*hour)
 		var want, wantSnap []byte
-		for _, slots := range []int{cacheSlots, 1, 2, 8} {
-			e, err := New(Config{})
+		for _, slots := range []int{0, 1, 2, 3, 8, 1 << 16} {
+			e, err := New(Config{CachePairs: slots})
 			if err != nil {
 				t.Fatal(err)
 			}
-			e.resizeCache(slots)
+			if want := ceilPow2(max(slots, 1)); slots > 0 && len(e.cache.slots) != want {
+				t.Fatalf("CachePairs %d: %d slots, want %d", slots, len(e.cache.slots), want)
+			}
 			var out []events.Event
 			for i, ev := range in {
 				if out, err = e.Apply(ev, int64(i), out); err != nil {

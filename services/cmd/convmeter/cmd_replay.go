@@ -37,6 +37,7 @@ type replayConfig struct {
 	From, To    events.UnixTime
 	Lateness    time.Duration
 	BatchSize   int
+	CachePairs  int
 	JSON        bool
 	Promote     bool
 	Compare     bool
@@ -61,6 +62,7 @@ func parseReplay(fs *flag.FlagSet, args []string, env func(string) string) (runn
 	fs.StringVar(&to, "to", "", "replay only input events before this event time")
 	fs.DurationVar(&c.Lateness, "lateness", 72*time.Hour, "the aggregator's allowed lateness (must match it)")
 	fs.IntVar(&c.BatchSize, "batch", replay.DefaultBatchSize, "engine outputs per projection batch (bigger batches cost Redis less per event and hold more memory: about 23 MB per 50,000, twice per partition)")
+	fs.IntVar(&c.CachePairs, "cache-pairs", replay.DefaultCachePairs, "pairs the window engines keep decoded, all partitions together (more costs memory, a few hundred bytes each, and saves CPU)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
 	fs.IntVar(&c.GCPercent, "gc-percent", 400, "Go GC target for this batch job (GOGC; 400 cuts the replay's CPU by a third, memory is cheap here)")
 	fs.BoolVar(&c.Compare, "compare", true, "compare with the live namespace (false: only rebuild, e.g. to benchmark or to promote)")
@@ -154,7 +156,7 @@ func runReplay(ctx context.Context, c replayConfig, log *slog.Logger) error {
 	}
 	st, err := replay.Run(ctx, replay.Config{
 		Brokers: c.Brokers, Topic: topic, From: c.From, To: c.To, Engine: window.Config{Lateness: c.Lateness},
-		BatchSize: c.BatchSize, Progress: c.Progress,
+		BatchSize: c.BatchSize, CachePairs: c.CachePairs, Progress: c.Progress,
 	}, rebuilt, log)
 	if err != nil {
 		return err
