@@ -490,6 +490,36 @@ func TestStringScanEveryPosition(t *testing.T) {
 			}
 		}
 	}
+	// Two bytes that are not plain next to each other in one word: the scanner jumps to the
+	// lowest one, which the word tests flag exactly even when the one above borrows from it.
+	pairs := []string{"\x00", "\x1f", `"`, `\\`, "\x80", "\xff", " ", "é"}
+	for _, a := range pairs {
+		for _, c := range pairs {
+			for pos := 0; pos < 17; pos++ {
+				lit := `"` + strings.Repeat("a", pos) + a + c + strings.Repeat("b", 9) + `"`
+				sc := scanner{b: []byte(lit)}
+				_, end, _, err := sc.stringSpan()
+				if a == `"` {
+					if err != nil || end != 1+pos {
+						t.Fatalf("%q: end %d, err %v; want end %d", lit, end, err, 1+pos)
+					}
+					continue
+				}
+				var want string
+				stdErr := json.Unmarshal([]byte(lit), &want)
+				if c == `"` {
+					stdErr = json.Unmarshal([]byte(lit[:2+pos+len(a)]), &want)
+					if (err == nil) != (stdErr == nil) || (err == nil && end != 1+pos+len(a)) {
+						t.Fatalf("%q: end %d, scanner error %v, encoding/json error %v", lit, end, err, stdErr)
+					}
+					continue
+				}
+				if (err == nil) != (stdErr == nil) {
+					t.Fatalf("%q: scanner error %v, encoding/json error %v", lit, err, stdErr)
+				}
+			}
+		}
+	}
 }
 
 func TestCauseMatchesEncodingJSON(t *testing.T) {

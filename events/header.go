@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -458,12 +459,15 @@ func (s *scanner) stringSpan() (start, end int, esc bool, err error) {
 	start = i
 	for {
 		// Skip 8 plain bytes at a time: none is a quote, a backslash, a control character or
-		// non-ASCII (the classic has-zero-byte and has-less-than tests on a 64-bit word).
+		// non-ASCII (the classic has-zero-byte and has-less-than tests on a 64-bit word), then go
+		// straight to the first byte that is not plain: the tests' lowest flagged byte is exact
+		// (a borrow only flags bytes above a flagged one).
 		for i+8 <= len(b) {
 			x := binary.LittleEndian.Uint64(b[i:])
 			q := x ^ (lsb * '"')
 			bs := x ^ (lsb * '\\')
-			if ((x-lsb*0x20)&^x|(q-lsb)&^q|(bs-lsb)&^bs|x)&msb != 0 {
+			if m := ((x-lsb*0x20)&^x | (q-lsb)&^q | (bs-lsb)&^bs | x) & msb; m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
 				break
 			}
 			i += 8
