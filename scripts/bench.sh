@@ -29,6 +29,7 @@ export CONVMETER_KAFKA_BROKERS CONVMETER_REDIS_URL
 
 tmp=$(mktemp -d)
 rows=()
+logs=()
 
 # gobench MODULE PKG REGEX [extra args...]: one table row per benchmark metric line.
 gobench() {
@@ -51,9 +52,14 @@ gobench() {
 	done < <(grep -E '^Benchmark' "$tmp/out")
 }
 
-# script NAME: runs scripts/bench-NAME.sh and keeps its last lines (its summary).
+# Lines of an end-to-end script's output that carry its figures: benchmark results, the
+# aggregator's per-round and median ratios, the replay's and the admission load's summaries.
+summary='^Benchmark[^ ]*[[:space:]]+[0-9]|ratio with|round [0-9]+: aggregator|ADMISSION_LOAD|replay: [0-9]+ records|restart before tail replay'
+
+# script NAME: runs scripts/bench-NAME.sh, keeps one row per summary line of its output (its last
+# lines when none matches) and its whole output for the raw section.
 script() {
-	local name=$1 f=scripts/bench-$1.sh before after
+	local name=$1 f=scripts/bench-$1.sh before after line
 	[[ -x $f ]] || {
 		rows+=("| $f | not present | | |")
 		return 0
@@ -62,8 +68,16 @@ script() {
 	log "script $f"
 	if "$f" >"$tmp/$name.log" 2>&1; then
 		after=$(load)
-		rows+=("| $f | $(tail -n 6 "$tmp/$name.log" | tr '\n|' ' /') | end-to-end | $before → $after |")
+		logs+=("$name")
+		if grep -Eq "$summary" "$tmp/$name.log"; then
+			while read -r line; do
+				rows+=("| $f | $(tr -s ' \t' ' ' <<<"$line" | tr '|' '/') | end-to-end | $before → $after |")
+			done < <(grep -E "$summary" "$tmp/$name.log")
+		else
+			rows+=("| $f | $(tail -n 6 "$tmp/$name.log" | tr '\n|' ' /') | end-to-end | $before → $after |")
+		fi
 	else
+		logs+=("$name")
 		rows+=("| $f | FAILED: $(tail -n 4 "$tmp/$name.log" | tr '\n|' ' /') | | $before |")
 	fi
 }
@@ -86,6 +100,15 @@ done
 	echo "| benchmark | result | kind | load |"
 	echo "|---|---|---|---|"
 	printf '%s\n' "${rows[@]}"
+	for name in "${logs[@]}"; do
+		echo
+		echo "### Raw output of scripts/bench-$name.sh"
+		echo
+		echo '```'
+		cat "$tmp/$name.log"
+		echo '```'
+	done
 } >"$OUT"
+rm -rf "$tmp"
 log "wrote $OUT"
 cat "$OUT"

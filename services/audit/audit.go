@@ -89,7 +89,11 @@ func Run(ctx context.Context, cfg Config, r io.Reader, log *slog.Logger) (*Repor
 		return nil, fmt.Errorf("audit: seed embedded redis: %w", err)
 	}
 	col := &collector{}
-	x, err := replay.NewPartition(0, "audit", cfg.Engine, 5000, append(ns.Projections(), col)...)
+	engine := cfg.Engine
+	if engine.CachePairs == 0 {
+		engine.CachePairs = replay.DefaultCachePairs // a batch job over a month of pairs, as a replay
+	}
+	x, err := replay.NewPartition(0, "audit", engine, 5000, append(ns.Projections(), col)...)
 	if err != nil {
 		return nil, err
 	}
