@@ -25,12 +25,18 @@
 // # Performance
 //
 // scripts/bench-replay.sh (BenchmarkReplayKafka: 1,000,000 loadgen events, 4 partitions, local
-// Kafka and Redis, GOGC=400, batches of DefaultBatchSize) measured 138,000-151,000 records/s on
-// the otherwise idle 2-core development machine (2026-11-24, 05:40 UTC). The cost per record is
-// what bounds it: about 10 CPU-µs in this process (decode 1.9, engine 3.8, the projections' Go
-// side 2.8, reading and GC most of the rest) and 2.5-2.8 CPU-µs in Redis, 12-13 µs of the
-// machine's 2 cores per record, so 300,000 records/s would need half of that: a cheaper engine
-// and cheaper projection writes (or more cores), not a faster reader. The engines alone
-// (BenchmarkReplayEngineOnly, no Kafka, no Redis) ran at 178,000-194,000 records/s on one
-// goroutine (5.1-5.6 CPU-µs per record, decode included).
+// Kafka and Redis, GOGC=400, batches of DefaultBatchSize, engines keeping DefaultCachePairs
+// decoded) measured 173,000 records/s in the `scripts/bench.sh` run of 2026-11-24 07:01 UTC and
+// 130,000-162,000 in other runs of that hour, on the otherwise idle 2-core development machine.
+// The cost per record is what bounds it: 7.7-9.9 CPU-µs in this process (per million records,
+// profiled: decode 1.3 s, engine 3.0, the projections' Go side 3.0 (rate limits 1.8, billing
+// 1.2), reading 0.8, GC about 0.5) and 2.5-3.6 CPU-µs in Redis, 10-13 µs of the machine's 2 cores
+// per record. 300,000 records/s would need at most 6.7 µs for everything: the engines alone
+// (BenchmarkReplayEngineOnly, no Kafka, no Redis) ran at 323,000 records/s on one goroutine
+// (3.1 CPU-µs per record, decode included), which leaves about 3.6 µs for reading and both
+// projections, whose writes cost Redis 2.5 µs alone. That state is the live layout, and little of
+// it is transient: one batch of the whole log per partition (a batch of 1,000,000) cost Redis 2.6
+// µs per record against 3.2 for batches of 50,000 in the same hour. Reaching the target needs the
+// projections' Go side and their Redis writes both cut by more than half (a more compact Redis
+// layout for rate limits and the ledger, shared by the live path), not a faster reader or engine.
 package replay
