@@ -188,9 +188,6 @@ func waitTopics(ctx context.Context, client *kafka.Client, specs []TopicSpec) er
 	deadline := time.Now().Add(30 * time.Second)
 	for delay := 20 * time.Millisecond; ; delay = min(2*delay, time.Second) {
 		counts, ready, err := partitionCounts(ctx, client, want)
-		if err == nil && ready {
-			ready, err = served(ctx, client, specs)
-		}
 		if err == nil {
 			var errs []error
 			for _, s := range specs {
@@ -201,9 +198,12 @@ func waitTopics(ctx context.Context, client *kafka.Client, specs []TopicSpec) er
 			if len(errs) > 0 {
 				return errors.Join(errs...)
 			}
-			if ready {
-				return nil
-			}
+		}
+		if err == nil && ready {
+			ready, err = served(ctx, client, specs)
+		}
+		if err == nil && ready {
+			return nil
 		}
 		if time.Now().After(deadline) {
 			if err == nil {
