@@ -16,7 +16,11 @@
 #     as records) on one goroutine, without Kafka;
 #   - BenchmarkRestore: snapshot size per pair and the time to snapshot, save to Redis, load and
 #     restore an engine with [pairs] live pairs, plus the decode+engine rate that bounds the
-#     replay of the log tail after a snapshot.
+#     replay of the log tail after a snapshot;
+#   - BenchmarkKillRestore: the same on real processes: `convmeter aggregator` applies [pairs]
+#     live pairs over 4 partitions, is killed with SIGKILL and started again; the time from the
+#     new process's start to every partition restored and to the tail after the snapshots
+#     replayed (the killed member's consumer-group session, 6 s here, comes first).
 # Both run without -race. Kafka and Redis come from scripts/services.sh (started if needed).
 set -euo pipefail
 
@@ -44,5 +48,8 @@ echo "== load between: $(uptime | sed 's/.*load average: //')"
 go test -run '^$' -bench 'BenchmarkProcessor' -benchtime 3x -timeout 30m ./aggregator/ | grep -E '^Benchmark'
 echo "== load between: $(uptime | sed 's/.*load average: //')"
 go test -run '^$' -bench 'BenchmarkRestore' -benchtime 1x -benchmem -timeout 30m -v ./aggregator/ \
+	-args -bench.pairs="$pairs" | grep -v '^time='
+echo "== load between: $(uptime | sed 's/.*load average: //')"
+go test -run '^$' -bench 'BenchmarkKillRestore' -benchtime 1x -timeout 30m -v ./aggregator/ \
 	-args -bench.pairs="$pairs" | grep -v '^time='
 echo "== load after: $(uptime | sed 's/.*load average: //')"

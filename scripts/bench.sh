@@ -54,7 +54,7 @@ gobench() {
 
 # Lines of an end-to-end script's output that carry its figures: benchmark results, the
 # aggregator's per-round and median ratios, the replay's and the admission load's summaries.
-summary='^Benchmark[^ ]*[[:space:]]+[0-9]|ratio with|round [0-9]+: aggregator|ADMISSION_LOAD|replay: [0-9]+ records|restart before tail replay'
+summary='^Benchmark[^ ]*[[:space:]]+[0-9]|ratio with|round [0-9]+: aggregator|ADMISSION_LOAD|replay: [0-9]+ records|restart before tail replay|live pairs; every partition restored'
 
 # script NAME: runs scripts/bench-NAME.sh, keeps one row per summary line of its output (its last
 # lines when none matches) and its whole output for the raw section.

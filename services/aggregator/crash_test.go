@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 // binary returns the path of a command built once per test binary without -race: the crash
 // tests kill the aggregator, whose speed is the point, and the reference check runs many times
 // faster uninstrumented.
-func binary(t *testing.T, name string) string {
+func binary(t testing.TB, name string) string {
 	t.Helper()
 	binaries.once.Do(func() {
 		binaries.dir, binaries.err = os.MkdirTemp("", "convmeter-aggregator-test")
@@ -84,7 +84,7 @@ type child struct {
 	err  error
 }
 
-func startChild(t *testing.T, bin string, args []string, logPath string) *child {
+func startChild(t testing.TB, bin string, args []string, logPath string) *child {
 	t.Helper()
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -109,7 +109,7 @@ func startChild(t *testing.T, bin string, args []string, logPath string) *child 
 	return c
 }
 
-func (c *child) kill(t *testing.T) {
+func (c *child) kill(t testing.TB) {
 	t.Helper()
 	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -142,7 +142,7 @@ func tailFile(path string, n int) string {
 }
 
 // logLines returns the JSON log records of path whose msg is msg.
-func logLines(t *testing.T, path, msg string) []map[string]any {
+func logLines(t testing.TB, path, msg string) []map[string]any {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -161,7 +161,7 @@ func logLines(t *testing.T, path, msg string) []map[string]any {
 	return out
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -171,7 +171,7 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func httpGet(t *testing.T, url string) (int, string) {
+func httpGet(t testing.TB, url string) (int, string) {
 	t.Helper()
 	res, err := http.Get(url)
 	if err != nil {

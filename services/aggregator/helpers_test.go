@@ -57,7 +57,7 @@ func committed(ctx context.Context, client *kafka.Client, group, topic string, n
 }
 
 // waitCommitted waits until the group has committed the end of every input partition.
-func waitCommitted(t *testing.T, client *kafka.Client, group, topic string, ends []int64, timeout time.Duration) {
+func waitCommitted(t testing.TB, client *kafka.Client, group, topic string, ends []int64, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -80,7 +80,7 @@ func waitCommitted(t *testing.T, client *kafka.Client, group, topic string, ends
 
 // testTopics creates a fresh set of the four topics with n partitions under a unique prefix and
 // deletes them at the end.
-func testTopics(t *testing.T, brokers []string, prefix string, n int) kafkax.Topics {
+func testTopics(t testing.TB, brokers []string, prefix string, n int) kafkax.Topics {
 	t.Helper()
 	topics := kafkax.PrefixedTopics(prefix)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
