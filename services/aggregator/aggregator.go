@@ -55,6 +55,14 @@ type Config struct {
 	compression kafka.Compression
 	// HTTPAddr, when set, serves /metrics, /healthz and /readyz.
 	HTTPAddr string
+	// Instance, when set, names this process's place among the group's members (a StatefulSet
+	// pod's name, a systemd unit's): a process of an instance that finds, in the consumer
+	// group, a member of the same instance whose process on this host has ended (killed with
+	// SIGKILL, crashed) removes it before joining, so its partitions move at once instead of
+	// after its session timeout. Two live processes must not share an instance name. Empty:
+	// off (a crashed member's partitions move after SessionTimeout). Linux only; elsewhere it
+	// is ignored.
+	Instance string
 	// WrapWriter, when set, wraps the writer of the output and of the dead-letter records
 	// (instrumentation, fault injection in tests). Whatever it returns must write synchronously
 	// and in order.
@@ -246,8 +254,28 @@ func CheckTopics(ctx context.Context, brokers []string, t kafkax.Topics) (int, e
 // the generation ends (rebalance) or ctx ends.
 func (a *aggregator) consume(ctx context.Context) error {
 	topic := a.cfg.Topics.MessageEvents
+	var dialer *kafka.Dialer
+	if a.cfg.Instance != "" {
+		if self, ok := selfIdentity(a.cfg.Instance); ok {
+			d := *kafka.DefaultDialer
+			d.ClientID = self.clientID()
+			dialer = &d
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			removed, err := removeDeadPredecessors(rctx, a.client, a.cfg.Group, self)
+			cancel()
+			if err != nil {
+				a.log.Warn("could not remove dead members of this instance from the group; their partitions move after their session", "group", a.cfg.Group, "instance", a.cfg.Instance, "err", err)
+			}
+			for _, id := range removed {
+				a.log.Info("removed a dead member of this instance from the group", "group", a.cfg.Group, "instance", a.cfg.Instance, "client_id", id)
+			}
+		} else {
+			a.log.Warn("instance given but this system cannot prove a predecessor gone (no /proc); crashed members' partitions move after their session", "instance", a.cfg.Instance)
+		}
+	}
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                a.cfg.Group,
+		Dialer:            dialer,
 		Brokers:           a.cfg.Brokers,
 		Topics:            []string{topic},
 		SessionTimeout:    a.cfg.SessionTimeout,

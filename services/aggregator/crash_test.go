@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -416,4 +417,57 @@ func TestRebalanceMatchesReference(t *testing.T) {
 	b.stop(t, 30*time.Second)
 	r.check(t)
 	t.Logf("after the rebalance a held %v, b held %v", pa, pb)
+}
+
+// TestKill9InstanceTakesOverAtOnce: with -instance, a process restarted after a SIGKILL removes
+// its dead predecessor from the group and restores the partitions at once, not after the
+// predecessor's session (20 s here), and the outputs still equal the reference run. A second
+// process of the same instance started while the first runs removes nobody: a live member is
+// never taken for a dead one.
+func TestKill9InstanceTakesOverAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test")
+	}
+	bin := binary(t, "convmeter")
+	r := newCrashRig(t, 12, 60_000)
+	args := append(slices.Clone(r.args), "-instance", "agg-0", "-session-timeout", "20s")
+	first := startChild(t, bin, args, filepath.Join(r.dir, "first.log"))
+	deadline := time.Now().Add(time.Minute)
+	for len(logLines(t, first.log, "snapshot done")) < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshots within a minute; log:\n%s", tailFile(first.log, 20))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	first.kill(t)
+
+	start := time.Now()
+	second := startChild(t, bin, args, filepath.Join(r.dir, "second.log"))
+	for len(logLines(t, second.log, "partition restored")) < r.parts {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the restarted process had not restored its partitions 10 s after it started (the dead member's session is 20 s); log:\n%s", tailFile(second.log, 20))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	restored := time.Since(start)
+	if n := len(logLines(t, second.log, "removed a dead member of this instance from the group")); n != 1 {
+		t.Fatalf("the restarted process logged %d removals of a dead member, want 1", n)
+	}
+	t.Logf("partitions restored %v after the restart", restored.Round(time.Millisecond))
+	waitCommitted(t, r.client, r.group, r.topics.MessageEvents, r.ends, 2*time.Minute)
+
+	third := startChild(t, bin, args, filepath.Join(r.dir, "third.log"))
+	deadline = time.Now().Add(time.Minute)
+	for len(logLines(t, third.log, "assigned partitions")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the third process was not assigned partitions within a minute; log:\n%s", tailFile(third.log, 20))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(logLines(t, third.log, "removed a dead member of this instance from the group")); n != 0 {
+		t.Fatalf("a process removed a live member of its instance (%d removals)", n)
+	}
+	third.stop(t, 30*time.Second)
+	second.stop(t, 30*time.Second)
+	r.check(t)
 }

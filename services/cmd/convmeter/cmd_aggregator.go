@@ -35,6 +35,7 @@ type aggregatorConfig struct {
 	SnapshotEvery    int
 	SnapshotInterval time.Duration
 	SessionTimeout   time.Duration
+	Instance         string
 	ShutdownTimeout  time.Duration
 	Lateness         time.Duration
 	Compression      string
@@ -61,6 +62,7 @@ func parseAggregatorInto(cp *aggregatorConfig, fs *flag.FlagSet, args []string, 
 	fs.IntVar(&c.SnapshotEvery, "snapshot-every", 200_000, "snapshot a partition after this many input records")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 30*time.Second, "snapshot a partition with input at least this often")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", 10*time.Second, "consumer group session timeout")
+	fs.StringVar(&c.Instance, "instance", env("CONVMETER_INSTANCE"), "name of this process's place in the group, unique among live processes (e.g. a StatefulSet pod name; $CONVMETER_INSTANCE): after a crash, the next process of the instance on the same host removes the dead member at once instead of waiting out its session")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "bound on finishing a batch when stopping or revoked")
 	fs.DurationVar(&c.Lateness, "lateness", 72*time.Hour, "how late an event may be and still count (must not change across restores)")
 	fs.StringVar(&c.Compression, "compression", "lz4", "compression of output records: lz4, snappy, none, zstd, gzip")
@@ -105,6 +107,7 @@ func runAggregator(ctx context.Context, c aggregatorConfig, log *slog.Logger) er
 		Brokers: c.Brokers, Topics: topics, Group: c.Group, Store: store,
 		MaxBatch: c.MaxBatch, MaxWait: c.MaxWait, SnapshotEvery: c.SnapshotEvery, SnapshotInterval: c.SnapshotInterval,
 		SessionTimeout: c.SessionTimeout, ShutdownTimeout: c.ShutdownTimeout, HTTPAddr: c.HTTPAddr, Compression: c.Compression,
+		Instance: c.Instance,
 	}
 	cfg.Engine.Lateness = c.Lateness
 	return aggregator.Run(ctx, cfg, log)
