@@ -20,7 +20,8 @@
 #   - BenchmarkKillRestore: the same on real processes: `convmeter aggregator` applies [pairs]
 #     live pairs over 4 partitions, is killed with SIGKILL and started again; the time from the
 #     new process's start to every partition restored and to the tail after the snapshots
-#     replayed (the killed member's consumer-group session, 6 s here, comes first).
+#     replayed, once with -instance (the dead member is removed from the group at once) and
+#     once without (the killed member's consumer-group session, 6 s here, is waited out).
 # Both run without -race. Kafka and Redis come from scripts/services.sh (started if needed).
 set -euo pipefail
 

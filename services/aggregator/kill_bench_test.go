@@ -26,7 +26,9 @@ import (
 // the output tails, and replays the records after the snapshot, suppressing the outputs the
 // killed process had written. It reports, from the new process's start: every partition
 // restored (restored_s, from its log), and the tail replayed (caught_up_s, from its /metrics:
-// input records applied = the records after the snapshots), with the tail's size.
+// input records applied = the records after the snapshots), with the tail's size; once for a
+// restart with -instance, which removes the dead predecessor from the group, and once without,
+// which waits out the killed member's session (6 s).
 func BenchmarkKillRestore(b *testing.B) {
 	brokers := kafkatest.Brokers(b)
 	_, snapPrefix := redistest.Client(b)
@@ -67,12 +69,20 @@ func BenchmarkKillRestore(b *testing.B) {
 
 	bin := binary(b, "convmeter")
 	group := kafkatest.Name(b)
-	args := func(http string) []string {
-		return []string{"aggregator", "-brokers", strings.Join(brokers, ","), "-redis", redistest.URL(b), "-topic-prefix", prefix,
+	// The first process and every restart but the last run as instance agg-0 (-instance): a
+	// restart of the instance removes its dead predecessor from the group at once. The last
+	// restart runs without: it waits out the killed member's session, as any process would
+	// without an instance name.
+	args := func(http string, instance bool) []string {
+		a := []string{"aggregator", "-brokers", strings.Join(brokers, ","), "-redis", redistest.URL(b), "-topic-prefix", prefix,
 			"-group", group, "-snapshot-prefix", snapPrefix, "-http", http, "-snapshot-interval", "1h", "-session-timeout", "6s"}
+		if instance {
+			a = append(a, "-instance", "agg-0")
+		}
+		return a
 	}
 	dir := b.TempDir()
-	first := startChild(b, bin, args(""), filepath.Join(dir, "first.log"))
+	first := startChild(b, bin, args("", true), filepath.Join(dir, "first.log"))
 	start = time.Now()
 	waitCommitted(b, client, group, topics.MessageEvents, ends, 10*time.Minute)
 	b.Logf("first process applied and committed everything in %v; %d snapshots taken", time.Since(start).Round(time.Millisecond),
@@ -81,56 +91,81 @@ func BenchmarkKillRestore(b *testing.B) {
 
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		addr := freeAddr(b)
-		logPath := filepath.Join(dir, fmt.Sprint("restart-", i, ".log"))
-		start := time.Now()
-		c := startChild(b, bin, args(addr), logPath)
-		var tail int64 = -1
-		var restored []map[string]any
-		for {
-			if tail < 0 {
-				if restored = logLines(b, logPath, "partition restored"); len(restored) == parts {
-					tail = 0
-					for _, r := range restored {
-						p, off := int(r["partition"].(float64)), int64(r["offset"].(float64))
-						tail += ends[p] - off
-					}
+		for _, instance := range []bool{true, false} {
+			restart(b, bin, args, instance, filepath.Join(dir, fmt.Sprint("restart-", i, "-", instance, ".log")), ends)
+		}
+		if i == b.N-1 {
+			break
+		}
+		b.StopTimer()
+		// The next iteration's first restart would find a dead member without an instance name:
+		// start and kill one with it, so it has a dead predecessor of its instance.
+		c := startChild(b, bin, args("", true), filepath.Join(dir, fmt.Sprint("between-", i, ".log")))
+		for len(logLines(b, c.log, "partition restored")) < parts {
+			time.Sleep(10 * time.Millisecond)
+		}
+		c.kill(b)
+		b.StartTimer()
+	}
+}
+
+// restart starts one process after a kill, waits until it has restored every partition and
+// replayed the records after the snapshots, reports both times, and kills it.
+func restart(b *testing.B, bin string, args func(string, bool) []string, instance bool, logPath string, ends []int64) {
+	parts := len(ends)
+	addr := freeAddr(b)
+	start := time.Now()
+	c := startChild(b, bin, args(addr, instance), logPath)
+	var tail int64 = -1
+	var restored []map[string]any
+	for {
+		if tail < 0 {
+			if restored = logLines(b, logPath, "partition restored"); len(restored) == parts {
+				tail = 0
+				for _, r := range restored {
+					p, off := int(r["partition"].(float64)), int64(r["offset"].(float64))
+					tail += ends[p] - off
 				}
 			}
-			if tail >= 0 && appliedInputs(b, "http://"+addr+"/metrics") == tail {
-				break
-			}
-			select {
-			case <-c.done:
-				b.Fatalf("restarted aggregator exited: %v\n%s", c.err, tailFile(logPath, 20))
-			case <-time.After(10 * time.Millisecond):
-			}
-			if time.Since(start) > 5*time.Minute {
-				b.Fatalf("restarted aggregator not caught up after 5 minutes; log:\n%s", tailFile(logPath, 20))
-			}
 		}
-		caughtUp := time.Since(start)
-		var restoredAt time.Time
-		var took []string
-		for _, r := range restored {
-			at, err := time.Parse(time.RFC3339Nano, r["time"].(string))
-			if err != nil {
-				b.Fatal(err)
-			}
-			if at.After(restoredAt) {
-				restoredAt = at
-			}
-			if d, ok := r["took"].(float64); ok { // slog's JSON writes durations in nanoseconds
-				took = append(took, time.Duration(d).Round(time.Millisecond).String())
-			}
+		if tail >= 0 && appliedInputs(b, "http://"+addr+"/metrics") == tail {
+			break
 		}
-		b.ReportMetric(restoredAt.Sub(start).Seconds(), "restored_s")
-		b.ReportMetric(caughtUp.Seconds(), "caught_up_s")
-		b.ReportMetric(float64(tail), "tail_records")
-		b.Logf("restart %d: %d live pairs; every partition restored %v after the process started (restores took %s); the tail of %d records replayed %v after it started",
-			i, *benchPairs, restoredAt.Sub(start).Round(time.Millisecond), strings.Join(took, ", "), tail, caughtUp.Round(time.Millisecond))
-		c.kill(b)
+		select {
+		case <-c.done:
+			b.Fatalf("restarted aggregator exited: %v\n%s", c.err, tailFile(logPath, 20))
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Since(start) > 5*time.Minute {
+			b.Fatalf("restarted aggregator not caught up after 5 minutes; log:\n%s", tailFile(logPath, 20))
+		}
 	}
+	caughtUp := time.Since(start)
+	var restoredAt time.Time
+	var took []string
+	for _, r := range restored {
+		at, err := time.Parse(time.RFC3339Nano, r["time"].(string))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if at.After(restoredAt) {
+			restoredAt = at
+		}
+		if d, ok := r["took"].(float64); ok { // slog's JSON writes durations in nanoseconds
+			took = append(took, time.Duration(d).Round(time.Millisecond).String())
+		}
+	}
+	how := "with -instance (dead predecessor removed)"
+	unit := "instance"
+	if !instance {
+		how, unit = "without -instance (the killed member's session waited out)", "session"
+	}
+	b.ReportMetric(restoredAt.Sub(start).Seconds(), "restored_s("+unit+")")
+	b.ReportMetric(caughtUp.Seconds(), "caught_up_s("+unit+")")
+	b.ReportMetric(float64(tail), "tail_records")
+	b.Logf("restart %s: %d live pairs; every partition restored %v after the process started (restores took %s); the tail of %d records replayed %v after it started",
+		how, *benchPairs, restoredAt.Sub(start).Round(time.Millisecond), strings.Join(took, ", "), tail, caughtUp.Round(time.Millisecond))
+	c.kill(b)
 }
 
 var httpClient = &http.Client{Timeout: 2 * time.Second}
