@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,6 +120,9 @@ func (c *Config) defaults() error {
 		c.compression = kafka.Gzip
 	default:
 		return fmt.Errorf("aggregator: compression %q: want lz4, none, snappy, zstd or gzip", c.Compression)
+	}
+	if strings.Contains(c.Instance, "|") {
+		return fmt.Errorf("aggregator: instance %q: must not contain '|' (it separates the fields of the client id)", c.Instance)
 	}
 	if _, err := window.New(c.Engine); err != nil {
 		return fmt.Errorf("aggregator: engine config: %w", err)

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -76,5 +77,16 @@ func TestSelfIdentityAndProcStart(t *testing.T) {
 	}
 	if _, ok := selfIdentity("a|b"); ok {
 		t.Fatal("an instance name with the separator was accepted")
+	}
+}
+
+func TestConfigRejectsInstanceWithSeparator(t *testing.T) {
+	c := Config{Brokers: []string{"127.0.0.1:1"}, Store: NewMemStore(), Instance: "agg|0"}
+	if err := c.defaults(); err == nil || !strings.Contains(err.Error(), "instance") {
+		t.Fatalf("instance with '|': err %v, want one naming the instance", err)
+	}
+	c.Instance = "agg-0"
+	if err := c.defaults(); err != nil {
+		t.Fatalf("instance agg-0: %v", err)
 	}
 }
