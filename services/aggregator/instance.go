@@ -16,10 +16,11 @@ import (
 // membership (KIP-345), so Config.Instance gives the same effect for the common case of a crash
 // and a restart on the same machine: every member's client id names its instance and the
 // process that runs it (host, kernel boot, pid, process start time), and a process of the same
-// instance on the same host removes a predecessor whose process is gone (LeaveGroup on its
-// behalf) before joining. A predecessor on another host, or one still running, is left to its
-// session: removing a live member could let it finish a write after its successor read the
-// output tails, the one thing exactly-once effect assumes never happens (see the package doc).
+// instance on the same host and boot removes a predecessor whose process is gone (LeaveGroup on
+// its behalf) before joining. A predecessor on another host or boot, or one still running, is
+// left to its session: removing a live member could let it finish a write after its successor
+// read the output tails, the one thing exactly-once effect assumes never happens (see the
+// package doc).
 
 // clientIDPrefix starts the client id of an aggregator that has an instance name.
 const clientIDPrefix = "convmeter-aggregator"
@@ -94,14 +95,14 @@ func procStart(pid int) (uint64, bool) {
 }
 
 // gone reports whether the process that prev describes has certainly ended, as id (a process of
-// the same instance) sees it: same host and it is not running any more, or the host has rebooted
-// since. alive tells whether a process with a pid is running and when it started.
+// the same instance) sees it: the same host name and the same kernel boot, and its pid runs
+// nothing or a process that started at another time. A member of another boot is not proved
+// gone: a host name is not a machine (a rescheduled pod keeps its name on another node, where
+// the old one may still run). alive tells whether a process with a pid is running and when it
+// started.
 func (id identity) gone(prev identity, alive func(pid int) (uint64, bool)) bool {
-	if prev.instance != id.instance || prev.host != id.host || prev == id {
+	if prev.instance != id.instance || prev.host != id.host || prev.boot != id.boot || prev == id {
 		return false
-	}
-	if prev.boot != id.boot {
-		return true
 	}
 	start, running := alive(prev.pid)
 	return !running || start != prev.start

@@ -23,8 +23,9 @@ func TestClientIDRoundTrip(t *testing.T) {
 	}
 }
 
-// A predecessor is gone only when this host proves it: its boot ended, or its pid runs nothing
-// or another process. Another host's member, another instance's, or a running one stays.
+// A predecessor is gone only when this host proves it: same boot, and its pid runs nothing or
+// another process. Another boot's member (the host name may be a rescheduled pod's), another
+// host's, another instance's, or a running one stays.
 func TestIdentityGone(t *testing.T) {
 	self := identity{instance: "agg-0", host: "node-a", boot: "b1", pid: 100, start: 5000}
 	running := map[int]uint64{100: 5000, 7: 300}
@@ -36,7 +37,7 @@ func TestIdentityGone(t *testing.T) {
 	}{
 		{"process ended", identity{"agg-0", "node-a", "b1", 55, 4000}, true},
 		{"pid reused by another process", identity{"agg-0", "node-a", "b1", 7, 299}, true},
-		{"host rebooted", identity{"agg-0", "node-a", "b0", 7, 300}, true},
+		{"another boot", identity{"agg-0", "node-a", "b0", 55, 4000}, false},
 		{"still running", identity{"agg-0", "node-a", "b1", 7, 300}, false},
 		{"itself", self, false},
 		{"another host", identity{"agg-0", "node-b", "b9", 55, 4000}, false},
