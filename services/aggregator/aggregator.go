@@ -48,10 +48,10 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// Compression of the output and dead-letter records: "lz4" (default, as every kafkax
 	// writer), "none", "snappy", "zstd" or "gzip". LZ4 and Snappy batches are compressed by
-	// kafkax.RecordBatch itself (Snappy 1.7x as fast as LZ4 for the same size on the outputs,
-	// but end to end, where the broker decompresses either to validate it, the benchmark could
-	// not tell them apart); on a CPU-bound host "none" trades network and disk for the
-	// compression's CPU.
+	// kafkax.RecordBatch itself (on the outputs Snappy costs this process a little less than LZ4
+	// and the broker, which decompresses either to validate it, a little more: end to end the
+	// benchmark could not tell them apart); on a CPU-bound host "none" trades network and disk for
+	// the compression's CPU, and the broker's writes cost more than the compression saves.
 	Compression string
 	compression kafka.Compression
 	// HTTPAddr, when set, serves /metrics, /healthz and /readyz.
@@ -258,25 +258,7 @@ func CheckTopics(ctx context.Context, brokers []string, t kafkax.Topics) (int, e
 // the generation ends (rebalance) or ctx ends.
 func (a *aggregator) consume(ctx context.Context) error {
 	topic := a.cfg.Topics.MessageEvents
-	var dialer *kafka.Dialer
-	if a.cfg.Instance != "" {
-		if self, ok := selfIdentity(a.cfg.Instance); ok {
-			d := *kafka.DefaultDialer
-			d.ClientID = self.clientID()
-			dialer = &d
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			removed, err := removeDeadPredecessors(rctx, a.client, a.cfg.Group, self)
-			cancel()
-			if err != nil {
-				a.log.Warn("could not remove dead members of this instance from the group; their partitions move after their session", "group", a.cfg.Group, "instance", a.cfg.Instance, "err", err)
-			}
-			for _, id := range removed {
-				a.log.Info("removed a dead member of this instance from the group", "group", a.cfg.Group, "instance", a.cfg.Instance, "client_id", id)
-			}
-		} else {
-			a.log.Warn("instance given but this system cannot prove a predecessor gone (no /proc); crashed members' partitions move after their session", "instance", a.cfg.Instance)
-		}
-	}
+	dialer := a.instanceDialer(ctx)
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                a.cfg.Group,
 		Dialer:            dialer,

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -149,4 +150,30 @@ func removeDeadPredecessors(ctx context.Context, client *kafka.Client, group str
 		return nil, fmt.Errorf("remove %d dead members of instance %s from group %s: %w", len(gone), self.instance, group, err)
 	}
 	return names, nil
+}
+
+// instanceDialer is the dialer of the consumer group: with Config.Instance, one whose client id
+// carries this process's identity, after removing the dead members of the instance from the
+// group; otherwise nil (kafka-go's default).
+func (a *aggregator) instanceDialer(ctx context.Context) *kafka.Dialer {
+	if a.cfg.Instance == "" {
+		return nil
+	}
+	self, ok := selfIdentity(a.cfg.Instance)
+	if !ok {
+		a.log.Warn("instance given but this system cannot prove a predecessor gone (no /proc); crashed members' partitions move after their session", "instance", a.cfg.Instance)
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	removed, err := removeDeadPredecessors(rctx, a.client, a.cfg.Group, self)
+	cancel()
+	if err != nil {
+		a.log.Warn("could not remove dead members of this instance from the group; their partitions move after their session", "group", a.cfg.Group, "instance", a.cfg.Instance, "err", err)
+	}
+	for _, id := range removed {
+		a.log.Info("removed a dead member of this instance from the group", "group", a.cfg.Group, "instance", a.cfg.Instance, "client_id", id)
+	}
+	d := *kafka.DefaultDialer
+	d.ClientID = self.clientID()
+	return &d
 }

@@ -343,14 +343,14 @@ func (e *Engine) recompute(p *pair, pos int, f fact) {
 	to := max(p.cur.at, f.t)
 	r := e.rules(p)
 	st, now := p.baseState(), &collector{}
-	e.derive(&r, &st, p.pending[:pos], now)
+	r.derive(&st, p.pending[:pos], now)
 	oldSt, old := st.clone(), now.clone()
-	e.derive(&r, &oldSt, p.pending[pos:], old)
+	r.derive(&oldSt, p.pending[pos:], old)
 	r.advance(&oldSt, to, old)
 	p.pending = append(p.pending, fact{})
 	copy(p.pending[pos+1:], p.pending[pos:])
 	p.pending[pos] = f
-	e.derive(&r, &st, p.pending[pos:], now)
+	r.derive(&st, p.pending[pos:], now)
 	r.advance(&st, to, now)
 	p.cur = st
 	// An output whose content changed keeps its id (ids name what an output is about, not what it
@@ -375,14 +375,14 @@ func (e *Engine) recompute(p *pair, pos int, f fact) {
 }
 
 // derive applies facts to st in order, each after advancing st to its time.
-func (e *Engine) derive(r *rules, st *pairState, facts []fact, c *collector) {
+func (r *rules) derive(st *pairState, facts []fact, c *collector) {
 	for i := range facts {
 		r.advance(st, facts[i].t, c)
 		r.step(st, &facts[i], c)
 	}
 }
 
-// collector is the sink of a replay: the net outputs, retractions applied.
+// collector is the sink of a derivation (recompute): the net outputs, retractions applied.
 type collector struct {
 	evs  []events.Event
 	gone map[string]bool
@@ -412,8 +412,8 @@ func (c *collector) list() []events.Event {
 	return out
 }
 
-// byID finds a replay's outputs by id (the last one with it). A replay usually emits a handful
-// of outputs, scanned faster than a map is built; a long one gets a map.
+// byID finds a derivation's outputs by id (the last one with it). A derivation usually emits a
+// handful of outputs, scanned faster than a map is built; a long one gets a map.
 type byID struct {
 	evs []events.Event
 	m   map[string]int
