@@ -99,6 +99,10 @@ type Engine struct {
 	offset int64
 	live   live           // the sink of in-order processing, passed by pointer (no allocation)
 	causes []events.Cause // outputs' causes are carved from this block, one allocation per many
+	// A recompute's sinks, kept between recomputes with their storage.
+	shared  quietSink
+	derived [2]collector // old and new
+	fresh   []events.Event
 }
 
 // pair is one (business number, user) pair: its state at the fold cut, the facts since, and its
@@ -334,53 +338,100 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 // recompute inserts an out-of-order fact and re-derives the pair from its base, emitting a
 // correction for what no longer holds and the outputs that are new.
 //
-// The facts before pos derive the same state and outputs either way, so they are replayed once
-// and the two derivations, without f and with it, go on from a copy of that point: a late fact
-// usually lands just before the last one or two, so this replays about half as many facts as
-// deriving both from the base.
+// The facts before pos derive the same state and outputs either way, so they are replayed once,
+// quiet (no outputs built), and the two derivations, without f and with it, go on from a copy of
+// that point: a late fact usually lands just before the last one or two, so this replays about
+// half as many facts as deriving both from the base, and builds the outputs of only those. The
+// shared outputs are the same in both, so they cancel in the difference, as long as no output
+// id repeats within a derivation (ids name what an output is about: a pair's message is
+// dispatched, delivered and charged once) and nothing is retracted; a retraction may name a
+// shared output, so then both derivations are made again with every output (deriveAll).
 func (e *Engine) recompute(p *pair, pos int, f fact) {
 	e.stats.Recomputes++
 	to := max(p.cur.at, f.t)
+	p.pending = slices.Insert(p.pending, pos, f)
 	r := e.rules(p)
-	st, now := p.baseState(), &collector{}
-	r.derive(&st, p.pending[:pos], now)
-	oldSt, old := st.clone(), now.clone()
-	r.derive(&oldSt, p.pending[pos:], old)
+	st := p.baseState()
+	e.shared = quietSink{}
+	r.quiet = true
+	r.derive(&st, p.pending[:pos], &e.shared)
+	r.quiet = false
+	old, now := e.derived[0].reset(), e.derived[1].reset()
+	oldSt := st.clone()
+	r.derive(&oldSt, p.pending[pos+1:], old)
 	r.advance(&oldSt, to, old)
-	p.pending = append(p.pending, fact{})
-	copy(p.pending[pos+1:], p.pending[pos:])
-	p.pending[pos] = f
 	r.derive(&st, p.pending[pos:], now)
 	r.advance(&st, to, now)
-	p.cur = st
-	// An output whose content changed keeps its id (ids name what an output is about, not what it
-	// says): it is retracted and emitted again with the new content, in that order.
-	before, after := indexByID(old.list()), indexByID(now.list())
-	var gone []string
-	for _, ev := range before.evs {
-		if n, ok := after.get(ev.ID); !ok || !sameContent(ev, n) {
-			gone = append(gone, ev.ID)
-		}
+	before, after := old.evs, now.evs
+	if e.shared.retracted || old.gone != nil || now.gone != nil {
+		before, after, st = e.deriveAll(&r, p, pos, to)
+	} else if verifyRecompute != nil {
+		verifyRecompute(e, &r, p, pos, to, &st, before, after)
 	}
+	p.cur = st
+	gone, fresh := e.difference(before, after)
 	if len(gone) > 0 {
 		e.stats.Corrections++
 		e.emit(e.correction(p.key, gone, "late_event"))
 	}
-	for _, ev := range after.evs {
-		if o, ok := before.get(ev.ID); !ok || !sameContent(o, ev) {
-			e.emit(ev)
-		}
+	for _, ev := range fresh {
+		e.emit(ev)
 	}
+	clear(fresh)
+	e.fresh = fresh[:0]
 	e.schedule(p)
 }
 
+// verifyRecompute, set by tests, checks each quiet recompute against deriveAll.
+var verifyRecompute func(e *Engine, r *rules, p *pair, pos int, to int64, st *pairState, before, after []events.Event)
+
+// deriveAll is recompute's derivation with every output built: the facts before pos once, then
+// the rest without the fact at pos (old) and with it (new). It returns both derivations' net
+// outputs (retractions applied) and the new state advanced to to.
+func (e *Engine) deriveAll(r *rules, p *pair, pos int, to int64) (before, after []events.Event, st pairState) {
+	st, now := p.baseState(), &collector{}
+	r.derive(&st, p.pending[:pos], now)
+	oldSt, old := st.clone(), now.clone()
+	r.derive(&oldSt, p.pending[pos+1:], old)
+	r.advance(&oldSt, to, old)
+	r.derive(&st, p.pending[pos:], now)
+	r.advance(&st, to, now)
+	return old.list(), now.list(), st
+}
+
+// difference compares the outputs of a pair's old and new derivation. An output whose content
+// changed keeps its id (ids name what an output is about, not what it says): it is retracted and
+// emitted again with the new content, in that order. gone lists the ids to retract; fresh, in
+// e.fresh's storage, the outputs to emit.
+func (e *Engine) difference(before, after []events.Event) (gone []string, fresh []events.Event) {
+	b, a := indexByID(before), indexByID(after)
+	for _, ev := range b.evs {
+		if n, ok := a.get(ev.ID); !ok || !sameContent(ev, n) {
+			gone = append(gone, ev.ID)
+		}
+	}
+	fresh = e.fresh[:0]
+	for _, ev := range a.evs {
+		if o, ok := b.get(ev.ID); !ok || !sameContent(o, ev) {
+			fresh = append(fresh, ev)
+		}
+	}
+	return gone, fresh
+}
+
 // derive applies facts to st in order, each after advancing st to its time.
-func (r *rules) derive(st *pairState, facts []fact, c *collector) {
+func (r *rules) derive(st *pairState, facts []fact, c sink) {
 	for i := range facts {
 		r.advance(st, facts[i].t, c)
 		r.step(st, &facts[i], c)
 	}
 }
+
+// quietSink takes a quiet derivation (outputs not built) and notes whether it retracted anything.
+type quietSink struct{ retracted bool }
+
+func (*quietSink) emit(events.Event) {}
+func (q *quietSink) retract(string)  { q.retracted = true }
 
 // collector is the sink of a derivation (recompute): the net outputs, retractions applied.
 type collector struct {
@@ -397,7 +448,15 @@ func (c *collector) retract(id string) {
 	c.gone[id] = true
 }
 
+// reset empties c for another derivation, keeping its storage.
+func (c *collector) reset() *collector {
+	clear(c.evs)
+	c.evs, c.gone = c.evs[:0], nil
+	return c
+}
+
 // clone is a copy of c that emits and retracts on its own.
+
 func (c *collector) clone() *collector {
 	return &collector{evs: slices.Clip(c.evs), gone: maps.Clone(c.gone)}
 }
@@ -526,10 +585,8 @@ func (e *Engine) maintain(p *pair) {
 	if cut > p.cut {
 		n := sort.Search(len(p.pending), func(i int) bool { return p.pending[i].t >= cut })
 		base := p.baseState()
-		for i := 0; i < n; i++ {
-			r.advance(&base, p.pending[i].t, discard{})
-			r.step(&base, &p.pending[i], discard{})
-		}
+		r.quiet = true
+		r.derive(&base, p.pending[:n], discard{})
 		r.advance(&base, cut, discard{})
 		p.pending = append(p.pending[:0], p.pending[n:]...)
 		p.cut = cut

@@ -105,6 +105,9 @@ func (r *rules) event(t events.Type, at int64, id string, p events.Payload) even
 }
 
 func (r *rules) windowOpened(f *fact, refresh, entry bool) events.Event {
+	if r.quiet {
+		return events.Event{}
+	}
 	h := r.idHash(events.TypeWindowOpened)
 	h.add(f.wamid)
 	h.addInt(f.t)
@@ -119,6 +122,9 @@ func (r *rules) windowOpened(f *fact, refresh, entry bool) events.Event {
 }
 
 func (r *rules) windowExpired(opened int64) events.Event {
+	if r.quiet {
+		return events.Event{}
+	}
 	at := opened + cswLength
 	h := r.idHash(events.TypeWindowExpired)
 	h.addInt(opened)
@@ -130,6 +136,9 @@ func (r *rules) windowExpired(opened int64) events.Event {
 }
 
 func (r *rules) conversationOpened(c conv, d *delivery) events.Event {
+	if r.quiet {
+		return events.Event{}
+	}
 	return r.event(events.TypeConversationOpened, c.opened, r.id(events.TypeConversationOpened, c.id), &events.ConversationOpened{
 		Account:            r.account(d.acct, d.t),
 		ConversationID:     c.id,
@@ -143,6 +152,9 @@ func (r *rules) conversationOpened(c conv, d *delivery) events.Event {
 }
 
 func (r *rules) conversationClosed(c conv, at int64, reason string) events.Event {
+	if r.quiet {
+		return events.Event{}
+	}
 	h := r.idHash(events.TypeConversationClosed)
 	h.add(c.id)
 	h.addInt(at)
@@ -159,6 +171,9 @@ func (r *rules) conversationClosed(c conv, at int64, reason string) events.Event
 }
 
 func (r *rules) dispatched(m *msg, t int64) events.Event {
+	if r.quiet {
+		return events.Event{}
+	}
 	h := r.idHash(events.TypeMessageDispatched)
 	h.add(m.wamid)
 	h.addInt(t)
@@ -171,6 +186,9 @@ func (r *rules) dispatched(m *msg, t int64) events.Event {
 }
 
 func (r *rules) violation(m *msg, t int64, delivered bool) events.Event {
+	if r.quiet {
+		return events.Event{}
+	}
 	return r.event(events.TypePolicyViolation, t, r.id(events.TypePolicyViolation, m.wamid, strconv.FormatBool(delivered)), &events.PolicyViolation{
 		Account:   r.accountAt(t),
 		WAMID:     m.wamid,
@@ -182,6 +200,9 @@ func (r *rules) violation(m *msg, t int64, delivered bool) events.Event {
 }
 
 func (r *rules) charge(d delivery, unit events.ChargeUnit, typ events.PricingType, billable bool, reason string) events.Event {
+	if r.quiet {
+		return events.Event{}
+	}
 	c := &events.Charge{
 		Account:      r.account(d.acct, d.t),
 		Unit:         unit,
@@ -212,6 +233,9 @@ func (r *rules) charge(d delivery, unit events.ChargeUnit, typ events.PricingTyp
 }
 
 func (r *rules) delivered(d delivery) events.Event {
+	if r.quiet {
+		return events.Event{}
+	}
 	m := d.m
 	out := &events.MessageDelivered{
 		Account:          r.account(d.acct, d.t),
