@@ -21,7 +21,8 @@ type Batch struct {
 type Projection interface {
 	// Name is the projection's stable name (a key prefix and consumer-group suffix, wire data).
 	Name() string
-	// Apply applies b atomically and idempotently.
+	// Apply applies b atomically and idempotently. It keeps no reference to b.Events after it
+	// returns: the caller reuses the slice for its next batch (the payloads are not reused).
 	Apply(ctx context.Context, b Batch) error
 	// HighWater returns the last cause applied for partition p, and false when none was.
 	HighWater(ctx context.Context, p int32) (events.Cause, bool, error)

@@ -8,8 +8,9 @@
 #   scripts/bench-replay.sh [EVENTS]        (default 1000000; PARTITIONS=4, BATCH=50000 as `convmeter replay`)
 #
 # records/s = input records read, run through the engines and applied / wall time of the replay.
-# cpu-µs/record splits the cost: this process (decode, engines, projections' Go side) and the
-# Redis server (INFO cpu). GOGC=400 as `convmeter replay` sets by default (-gc-percent).
+# cpu-µs/record splits the cost: this process (decode, engines, projections' Go side), the
+# Redis server (INFO cpu) and the AOF rewrites it forked meanwhile (its children's CPU: the
+# services' Redis runs with appendonly yes, as docker-compose's does). GOGC=400 as `convmeter replay` sets by default (-gc-percent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/services.sh up)"

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,6 +133,19 @@ func DeletePrefix(ctx context.Context, c redis.UniversalClient, prefix string) (
 // benchmarks report it per event beside the process's own (testenv.ProcessCPU).
 func ServerCPU(tb testing.TB, rdb redis.UniversalClient) time.Duration {
 	tb.Helper()
+	return infoCPU(tb, rdb, "used_cpu_sys", "used_cpu_user")
+}
+
+// ChildrenCPU is the CPU time the Redis server's children have used so far (INFO cpu): the AOF
+// rewrites (and RDB saves) Redis forks when the append-only file has grown, which compete with
+// the server and its clients for the machine's cores.
+func ChildrenCPU(tb testing.TB, rdb redis.UniversalClient) time.Duration {
+	tb.Helper()
+	return infoCPU(tb, rdb, "used_cpu_sys_children", "used_cpu_user_children")
+}
+
+func infoCPU(tb testing.TB, rdb redis.UniversalClient, fields ...string) time.Duration {
+	tb.Helper()
 	info, err := rdb.Info(context.Background(), "cpu").Result()
 	if err != nil {
 		tb.Fatal(err)
@@ -139,7 +153,7 @@ func ServerCPU(tb testing.TB, rdb redis.UniversalClient) time.Duration {
 	var sum float64
 	for _, l := range strings.Split(info, "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(l), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+		if ok && slices.Contains(fields, k) {
 			f, _ := strconv.ParseFloat(v, 64)
 			sum += f
 		}

@@ -76,7 +76,7 @@ func BenchmarkReplayKafka(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		cpu0, pcpu0 := redistest.ServerCPU(b, rdb).Seconds(), testenv.ProcessCPU().Seconds()
+		cpu0, pcpu0, ccpu0 := redistest.ServerCPU(b, rdb).Seconds(), testenv.ProcessCPU().Seconds(), redistest.ChildrenCPU(b, rdb).Seconds()
 		batch, _ := strconv.Atoi(os.Getenv("CONVMETER_BENCH_REPLAY_BATCH"))
 		st, err := Run(ctx, Config{Brokers: brokers, Topic: topic, BatchSize: batch}, ns, quiet())
 		if err != nil {
@@ -85,6 +85,7 @@ func BenchmarkReplayKafka(b *testing.B) {
 		b.ReportMetric(st.PerSecond, "records/s")
 		b.ReportMetric((testenv.ProcessCPU().Seconds()-pcpu0)*1e6/float64(st.Records), "cpu-µs/record(go)")
 		b.ReportMetric((redistest.ServerCPU(b, rdb).Seconds()-cpu0)*1e6/float64(st.Records), "cpu-µs/record(redis)")
+		b.ReportMetric((redistest.ChildrenCPU(b, rdb).Seconds()-ccpu0)*1e6/float64(st.Records), "cpu-µs/record(redis-aof-rewrite)")
 		b.ReportMetric(float64(st.Outputs)/st.Seconds, "outputs/s")
 		b.Logf("replay: %d records, %d outputs, %.2fs, %.0f records/s; apply seconds (summed over partitions) %v; redis cpu %.2fs",
 			st.Records, st.Outputs, st.Seconds, st.PerSecond, st.ApplySeconds, redistest.ServerCPU(b, rdb).Seconds()-cpu0)

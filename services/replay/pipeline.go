@@ -29,12 +29,14 @@ type Partition struct {
 	// one batch in flight at a time, so batches still reach the projections in order.
 	pipelined bool
 	inflight  chan flushResult
+	spare     []events.Event // the storage of the last batch applied in the background, for the next
 }
 
 type flushResult struct {
-	n    int
-	took []int64
-	err  error
+	n     int
+	took  []int64
+	err   error
+	batch []events.Event
 }
 
 // PartitionStats counts what a partition did.
@@ -109,6 +111,8 @@ func (x *Partition) wait() error {
 	r := <-x.inflight
 	x.inflight = nil
 	x.account(r)
+	clear(r.batch)
+	x.spare = r.batch[:0]
 	return r.err
 }
 
@@ -118,10 +122,17 @@ func (x *Partition) handOff(ctx context.Context) error {
 		return err
 	}
 	b := projections.Batch{Partition: x.proc.Partition, Events: x.pending}
-	x.pending = make([]events.Event, 0, cap(b.Events))
+	x.pending, x.spare = x.spare, nil
+	if x.pending == nil {
+		x.pending = make([]events.Event, 0, cap(b.Events))
+	}
 	ch := make(chan flushResult, 1)
 	x.inflight = ch
-	go func() { ch <- x.apply(ctx, b) }()
+	go func() {
+		r := x.apply(ctx, b)
+		r.batch = b.Events
+		ch <- r
+	}()
 	return nil
 }
 
