@@ -10,11 +10,16 @@
 # records/s = input records read, run through the engines and applied / wall time of the replay.
 # cpu-µs/record splits the cost: this process (decode, engines, projections' Go side), the
 # Redis server (INFO cpu) and the AOF rewrites it forked meanwhile (its children's CPU: the
-# services' Redis runs with appendonly yes, as docker-compose's does). GOGC=400 as `convmeter replay` sets by default (-gc-percent).
+# services' Redis runs with appendonly yes, as docker-compose's does), and the Kafka broker
+# serving the fetches (when scripts/services.sh started it). GOGC=400 as `convmeter replay` sets by default (-gc-percent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/services.sh up)"
 export CONVMETER_REQUIRE_SERVICES=1
+# The broker's pid, when scripts/services.sh started it: the benchmark reports its CPU too.
+if [[ -z ${CONVMETER_KAFKA_PID:-} && -r ${CONVMETER_STATE:-/tmp/convmeter-services}/kafka.pid ]]; then
+	export CONVMETER_KAFKA_PID=$(cat "${CONVMETER_STATE:-/tmp/convmeter-services}/kafka.pid")
+fi
 export CONVMETER_BENCH_REPLAY_EVENTS=${1:-1000000}
 export CONVMETER_BENCH_REPLAY_PARTITIONS=${PARTITIONS:-4}
 export CONVMETER_BENCH_REPLAY_BATCH=${BATCH:-50000}

@@ -70,6 +70,8 @@ func BenchmarkReplayKafka(b *testing.B) {
 	}
 	_ = pr.Close()
 	b.Logf("published %d events in %v; GOMAXPROCS %d", len(evs), time.Since(t0).Round(time.Millisecond), runtime.GOMAXPROCS(0))
+	// The broker's CPU too, when the script says which process it is (CONVMETER_KAFKA_PID).
+	brokerPID, _ := strconv.Atoi(os.Getenv("CONVMETER_KAFKA_PID"))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		ns, err := OpenNamespace(rdb, prefix+"r"+strconv.Itoa(i)+":", books(b), parts, quiet())
@@ -77,6 +79,7 @@ func BenchmarkReplayKafka(b *testing.B) {
 			b.Fatal(err)
 		}
 		cpu0, pcpu0, ccpu0 := redistest.ServerCPU(b, rdb).Seconds(), testenv.ProcessCPU().Seconds(), redistest.ChildrenCPU(b, rdb).Seconds()
+		bcpu0 := testenv.PIDCPU(brokerPID).Seconds()
 		batch, _ := strconv.Atoi(os.Getenv("CONVMETER_BENCH_REPLAY_BATCH"))
 		st, err := Run(ctx, Config{Brokers: brokers, Topic: topic, BatchSize: batch}, ns, quiet())
 		if err != nil {
@@ -86,6 +89,9 @@ func BenchmarkReplayKafka(b *testing.B) {
 		b.ReportMetric((testenv.ProcessCPU().Seconds()-pcpu0)*1e6/float64(st.Records), "cpu-µs/record(go)")
 		b.ReportMetric((redistest.ServerCPU(b, rdb).Seconds()-cpu0)*1e6/float64(st.Records), "cpu-µs/record(redis)")
 		b.ReportMetric((redistest.ChildrenCPU(b, rdb).Seconds()-ccpu0)*1e6/float64(st.Records), "cpu-µs/record(redis-aof-rewrite)")
+		if brokerPID > 0 {
+			b.ReportMetric((testenv.PIDCPU(brokerPID).Seconds()-bcpu0)*1e6/float64(st.Records), "cpu-µs/record(broker)")
+		}
 		b.ReportMetric(float64(st.Outputs)/st.Seconds, "outputs/s")
 		b.Logf("replay: %d records, %d outputs, %.2fs, %.0f records/s; apply seconds (summed over partitions) %v; redis cpu %.2fs",
 			st.Records, st.Outputs, st.Seconds, st.PerSecond, st.ApplySeconds, redistest.ServerCPU(b, rdb).Seconds()-cpu0)
