@@ -61,7 +61,8 @@ type View struct {
 	Buckets map[string]Bucket
 	// Fields holds the pair-state fields the batch touches (absent = closed).
 	Fields map[string]string
-	// Undo holds the undo records of retracted ids found in the store.
+	// Undo holds the undo records of retracted ids found in the store; Reduce adds those of the
+	// batch's own outputs that a correction of the batch retracts.
 	Undo map[string]undoRecord
 	// Deliveries holds, for each "scope|user" whose delivery is retracted, every counted delivery
 	// member of that user kept in the store (the usage window), so the latest can be recomputed.
@@ -371,9 +372,15 @@ func Reduce(cfg Config, v *View, evs []events.Event) *Changes {
 	cfg = cfg.withDefaults()
 	r := reducer{cfg: cfg, v: v, c: newChanges(), hint: len(evs), tputs: map[tputAt]*tputEntry{}}
 	for i := range evs {
-		if _, ok := evs[i].Data.(*events.Correction); ok {
-			r.retracts = true // undo records of this batch may be needed within it
-			break
+		if d, ok := evs[i].Data.(*events.Correction); ok {
+			// The undo records of this batch that a correction in it may need: only these go
+			// into the view (most of a batch's outputs are never retracted within it).
+			if r.retracted == nil {
+				r.retracted = map[string]bool{}
+			}
+			for _, id := range d.Retracts {
+				r.retracted[id] = true
+			}
 		}
 	}
 	r.c.HW, r.c.HasHW, r.c.Stream = v.HW, v.HasHW, v.Stream
@@ -385,11 +392,11 @@ func Reduce(cfg Config, v *View, evs []events.Event) *Changes {
 }
 
 type reducer struct {
-	cfg      Config
-	v        *View
-	c        *Changes
-	hint     int  // batch size, to size the undo map once
-	retracts bool // the batch holds a correction
+	cfg       Config
+	v         *View
+	c         *Changes
+	hint      int             // batch size, to size the undo map once
+	retracted map[string]bool // the ids the batch's corrections retract
 
 	// Per-batch caches. Event time mostly advances, so consecutive events share a second, an
 	// hour and a day: these keep the key strings and maps last used instead of building the same
@@ -499,7 +506,7 @@ func (r *reducer) remember(id string, u undoRecord) {
 	m := getTimeKey(&r.undoTK, r.c.H, &freeH, hourOf(u.Time), r.hint, func(h int64) string { return kUndo + itoa(h) },
 		func(h int64) { r.c.zset(kUndoIdx, itoa(h), hourEnd(h)) })
 	m[id] = HOp{OpSet, u.encode()}
-	if r.retracts {
+	if r.retracted[id] {
 		r.v.Undo[id] = u
 	}
 }
