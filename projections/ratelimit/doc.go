@@ -8,8 +8,9 @@
 // batch's events, it returns the net changes. No clock, no I/O; everything counts in event time,
 // so replaying the log rebuilds the same state. Store is the Redis shell: under WATCH of the
 // partition's meta hash it loads the View (pipelined HMGETs, the WATCH sent with them; a batch
-// with a correction uses the load script), runs Reduce and writes the changes
-// (variadic commands), the trims (a Lua script) and the new high-water cause in one MULTI/EXEC
+// with a correction reads the retracted ids' undo records with the load script in the same
+// pipeline, and what they touched beyond the batch in a second call), runs Reduce and writes the
+// changes (variadic commands), the trims (a Lua script) and the new high-water cause in one MULTI/EXEC
 // per batch (projections.Projection); a writer moving the mark in between aborts the EXEC and
 // the batch is recomputed. Events at or below the stored high-water cause are skipped, so a
 // batch applied twice changes nothing the second time.

@@ -11,22 +11,25 @@ import (
 	"github.com/convmeter/convmeter/events"
 )
 
-// TestReadDirectMatchesLoadScript: the pipelined read of a batch without retractions returns
-// what the load script returns, with buckets over several hours (the newest wins), pair fields
-// and throughput seconds.
+// TestReadDirectMatchesLoadScript: the pipelined read of a batch returns what the load script
+// returns, with buckets over several hours (the newest wins), pair fields, throughput seconds
+// and undo records of retracted ids in several hours (absent ones included).
 func TestReadDirectMatchesLoadScript(t *testing.T) {
 	rdb, ns := client(t)
 	s := newStore(t, rdb, ns, 1)
 	ctx := context.Background()
 	l := &log{}
 	t0 := tPFEra + 10*Hour - 20
+	var outputs []string
 	for i := range 60 { // users 0..6 move from hour 9 to 10; users 7..16 stay in hour 9
-		l.dispatched("n1", "pf1", fmt.Sprintf("u%d", i%7), t0+events.UnixTime(i))
+		outputs = append(outputs, l.dispatched("n1", "pf1", fmt.Sprintf("u%d", i%7), t0+events.UnixTime(i)))
 		if i < 10 {
 			l.dispatched("n1", "pf1", fmt.Sprintf("u%d", 7+i), t0+events.UnixTime(i))
 		}
-		l.inbound("n2", "pf1", fmt.Sprintf("u%d", i%5), t0+events.UnixTime(i))
+		outputs = append(outputs, l.inbound("n2", "pf1", fmt.Sprintf("u%d", i%5), t0+events.UnixTime(i)))
 	}
+	// Retracted ids: outputs of l in hours 9 and 10, and ids never applied.
+	ids := []string{outputs[0], outputs[1], outputs[len(outputs)-1], "in-0-999/0", "never-seen", outputs[50]}
 	apply(t, s, l.batch())
 	for _, b := range benchBatches(4, 500) {
 		apply(t, s, b)
@@ -60,20 +63,33 @@ func TestReadDirectMatchesLoadScript(t *testing.T) {
 		var want, got readResult
 		// Guessed bucket hours: none, the right ones, wrong ones (an hour not indexed is not read).
 		hi := events.UnixTime(tPFEra + 10*Hour + 100)
-		for _, guess := range [][]string{nil, guessHours(hi-3*Hour, hi), {itoa(hourOf(hi) - 1), "12345"}} {
+		for j, guess := range [][]string{nil, guessHours(hi-3*Hour, hi), {itoa(hourOf(hi) - 1), "12345"}} {
+			retracted := ids[:j*3] // none, some, all
 			if err := rdb.Watch(ctx, func(tx *redis.Tx) error {
 				var err error
-				if want, err = s.read(ctx, tx, 0, pl, fl, nil, nil, secs1); err != nil {
+				if want, err = s.read(ctx, tx, 0, pl, fl, retracted, nil, secs1); err != nil {
 					return err
 				}
-				got, err = s.readDirect(ctx, tx, 0, pl, fl, secs2, guess, "")
+				got, err = s.readDirect(ctx, tx, 0, pl, fl, retracted, secs2, guess, "")
 				return err
 			}, s.prefix(0)+kMeta); err != nil {
 				t.Fatal(err)
 			}
-			want.undo, want.deliveries = nil, nil
+			if len(retracted) == 0 {
+				want.undo = nil
+			}
+			want.deliveries = nil
 			if !reflect.DeepEqual(want, got) || !reflect.DeepEqual(secs1, secs2) {
 				t.Fatalf("guess %v: direct read differs from the load script:\n got %+v\nwant %+v", guess, got, want)
+			}
+			found := 0
+			for _, u := range got.undo {
+				if u != "" {
+					found++
+				}
+			}
+			if j == 2 && found != 4 {
+				t.Fatalf("%d undo records of %q found, want 4: %q", found, retracted, got.undo)
 			}
 		}
 		nonEmpty := 0

@@ -247,15 +247,6 @@ func (w *watchState) watch() string {
 	return w.key
 }
 
-// now WATCHes the key at once (go-redis then releases it itself) unless that was done.
-func (w *watchState) now(ctx context.Context, tx *redis.Tx) error {
-	if w == nil || !w.pending {
-		return nil
-	}
-	w.pending = false
-	return tx.Watch(ctx, w.key).Err()
-}
-
 func (w *watchState) release(ctx context.Context, tx *redis.Tx) {
 	if w.sent && !w.exec {
 		_ = tx.Unwatch(ctx).Err()
@@ -344,12 +335,8 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 	var err error
 	tx, isTx := rdb.(*redis.Tx)
 	switch {
-	case isTx && len(retracted) == 0:
-		res, err = s.readDirect(ctx, tx, b.Partition, pairList, fieldList, secs, guessHours(sentMin, sentMax), w.watch())
 	case isTx:
-		if err = w.now(ctx, tx); err == nil {
-			res, err = s.read(ctx, rdb, b.Partition, pairList, fieldList, retracted, nil, secs)
-		}
+		res, err = s.readDirect(ctx, tx, b.Partition, pairList, fieldList, retracted, secs, guessHours(sentMin, sentMax), w.watch())
 	default:
 		res, err = s.read(ctx, rdb, b.Partition, pairList, fieldList, retracted, nil, secs)
 	}
@@ -442,6 +429,7 @@ type readResult struct {
 	hw, st                string
 	buckets, fields, undo []string
 	deliveries            [][]string
+	secs                  []string // the load script's throughput values, until read parses them
 }
 
 // loadScratch holds load's sets of the batch's pairs and pair fields and their lists between
@@ -487,43 +475,15 @@ func listSeconds(secs seconds) (keys []string, names [][]string) {
 // It fills secs with the stored counts of its seconds.
 func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fields, ids, users []string, secs seconds) (readResult, error) {
 	keys, names := listSeconds(secs)
-	args := make([]any, 0, 6+len(pairs)+len(fields)+len(ids)+len(users)+3*len(keys))
-	args = append(args, s.prefix(p))
-	// Elements go in as pointers into their lists: no allocation per boxed string.
-	for _, l := range [][]string{pairs, fields, ids, users} {
-		args = append(args, len(l))
-		for i := range l {
-			args = append(args, &l[i])
-		}
-	}
-	args = append(args, len(keys))
-	for i := range keys {
-		args = append(args, &keys[i], len(names[i]))
-		for j := range names[i] {
-			args = append(args, &names[i][j])
-		}
-	}
-	raw, err := loadScript.Run(ctx, rdb, []string{s.prefix(p) + kMeta}, args...).Slice()
+	raw, err := loadScript.Run(ctx, rdb, []string{s.prefix(p) + kMeta}, loadArgs(s.prefix(p), pairs, fields, ids, users, keys, names)...).Slice()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: %w", p, err)
 	}
-	if len(raw) != 7 {
-		return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: reply has %d parts", p, len(raw))
+	r, err := loadReply(raw)
+	if err != nil {
+		return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: %w", p, err)
 	}
-	str := func(x any) string { v, _ := x.(string); return v }
-	strs := func(x any) []string {
-		xs, _ := x.([]any)
-		out := make([]string, len(xs))
-		for i, y := range xs {
-			out[i] = str(y)
-		}
-		return out
-	}
-	r := readResult{hw: str(raw[0]), st: str(raw[1]), buckets: strs(raw[2]), fields: strs(raw[3]), undo: strs(raw[4])}
-	for _, x := range raw[5].([]any) {
-		r.deliveries = append(r.deliveries, strs(x))
-	}
-	vals, j := strs(raw[6]), 0
+	vals, j := r.secs, 0
 	for i, k := range keys {
 		for _, f := range names[i] {
 			if j >= len(vals) {
@@ -539,19 +499,66 @@ func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fi
 			j++
 		}
 	}
+	r.secs = nil
 	return r, nil
 }
 
-// readDirect is read for a batch that retracts nothing (the common case) without the load
-// script: plain HMGETs pipelined on the WATCHed connection, in two round trips: the meta hash,
-// the pair fields, the throughput seconds and the bucket index, then the pairs' buckets in every
-// indexed hour, oldest first so the newest wins (as load.lua does). In Lua, converting the
-// arguments and the reply cost Redis more than the reads themselves (about 0.7 µs per event).
+// loadArgs lists the load script's arguments. Elements go in as pointers into their lists: no
+// allocation per boxed string.
+func loadArgs(pfx string, pairs, fields, ids, users, keys []string, names [][]string) []any {
+	args := make([]any, 0, 6+len(pairs)+len(fields)+len(ids)+len(users)+3*len(keys))
+	args = append(args, pfx)
+	for _, l := range [][]string{pairs, fields, ids, users} {
+		args = append(args, len(l))
+		for i := range l {
+			args = append(args, &l[i])
+		}
+	}
+	args = append(args, len(keys))
+	for i := range keys {
+		args = append(args, &keys[i], len(names[i]))
+		for j := range names[i] {
+			args = append(args, &names[i][j])
+		}
+	}
+	return args
+}
+
+// loadReply parses the load script's reply; secs holds the throughput values in group order.
+func loadReply(raw []any) (readResult, error) {
+	if len(raw) != 7 {
+		return readResult{}, fmt.Errorf("reply has %d parts", len(raw))
+	}
+	str := func(x any) string { v, _ := x.(string); return v }
+	strs := func(x any) []string {
+		xs, _ := x.([]any)
+		out := make([]string, len(xs))
+		for i, y := range xs {
+			out[i] = str(y)
+		}
+		return out
+	}
+	r := readResult{hw: str(raw[0]), st: str(raw[1]), buckets: strs(raw[2]), fields: strs(raw[3]), undo: strs(raw[4]), secs: strs(raw[6])}
+	ds, _ := raw[5].([]any)
+	for _, x := range ds {
+		r.deliveries = append(r.deliveries, strs(x))
+	}
+	return r, nil
+}
+
+// readDirect is read (without users) for a batch on the WATCHed connection, mostly without the
+// load script: plain HMGETs pipelined, in one or two round trips: the meta hash, the pair fields,
+// the throughput seconds, the bucket index and the buckets of the guessed hours, then the pairs'
+// buckets in every indexed hour not guessed, oldest first so the newest wins (as load.lua does).
+// In Lua, converting the arguments and the reply cost Redis more than the reads themselves (about
+// 0.7 µs per event). Only the undo records of the retracted ids, when there are any, are read by
+// the load script (given no other list), in the first pipeline: their hours are only known from
+// the undo index, and the ids are few.
 // The reads are not atomic together, but a writer changing any of these keys also moves the
 // WATCHed high-water mark, so a view read across its EXEC is never written: the EXEC aborts and
 // the batch is recomputed.
 // watch, when not "", is WATCHed first in the same pipeline.
-func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fields []string, secs seconds, guess []string, watch string) (readResult, error) {
+func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fields, ids []string, secs seconds, guess []string, watch string) (readResult, error) {
 	pfx := s.prefix(p)
 	keys, names := listSeconds(secs)
 	n := len(fields)
@@ -601,6 +608,7 @@ func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fi
 	}
 	var meta *redis.SliceCmd
 	var idx *redis.StringSliceCmd
+	var undo *redis.Cmd
 	var fieldCmds []*redis.Cmd
 	secCmds := make([][]*redis.Cmd, len(keys))
 	bktCmds := map[string][]*redis.Cmd{} // hour → its HMGETs of the pairs' buckets
@@ -609,6 +617,11 @@ func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fi
 			pipe.Do(ctx, "watch", watch)
 		}
 		meta = pipe.HMGet(ctx, pfx+kMeta, "hw", "st")
+		if len(ids) > 0 {
+			// EVAL, not EVALSHA: a pipeline cannot resend a missing script (Redis caches it by
+			// its SHA1 either way).
+			undo = pipe.Eval(ctx, loadLua, []string{pfx + kMeta}, loadArgs(pfx, nil, nil, ids, nil, nil, nil)...)
+		}
 		if len(pairs) > 0 {
 			idx = pipe.ZRangeByScore(ctx, pfx+kBucketIdx, &redis.ZRangeBy{Min: "-inf", Max: "+inf"})
 			for _, h := range guess {
@@ -630,6 +643,17 @@ func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fi
 	}
 	r.hw, _ = mv[0].(string)
 	r.st, _ = mv[1].(string)
+	if undo != nil {
+		raw, _ := undo.Val().([]any)
+		u, err := loadReply(raw)
+		if err != nil {
+			return readResult{}, fmt.Errorf("ratelimit: load undo records of partition %d: %w", p, err)
+		}
+		if len(u.undo) != len(ids) {
+			return readResult{}, fmt.Errorf("ratelimit: load undo records of partition %d: %d for %d ids", p, len(u.undo), len(ids))
+		}
+		r.undo = u.undo
+	}
 	r.fields = make([]string, len(fields))
 	if err := fill(fieldCmds, r.fields); err != nil {
 		return readResult{}, fmt.Errorf("ratelimit: load pair fields of partition %d: %w", p, err)
