@@ -217,8 +217,16 @@ type Changes struct {
 	Z     map[string]map[string]ZOp
 	H     map[string]map[string]HOp
 	HIncr map[string]map[string]int64
+	// HLog: hash key → fields set in this order (HSET; of a field set twice the later value
+	// stands), none of them in H under the same key. Reduce logs here the undo records of the
+	// outputs no correction of the batch retracts: they are most of a batch's writes and are never
+	// read back, so appending them costs less than a map of the batch's size.
+	HLog  map[string][]FieldVal
 	Stats Stats
 }
+
+// FieldVal is a hash field and its value.
+type FieldVal struct{ Field, Val string }
 
 // Operation kinds of ZOp and HOp.
 const (
@@ -249,7 +257,36 @@ type Stats struct {
 }
 
 func newChanges() *Changes {
-	return &Changes{Z: map[string]map[string]ZOp{}, H: map[string]map[string]HOp{}, HIncr: map[string]map[string]int64{}}
+	return &Changes{Z: map[string]map[string]ZOp{}, H: map[string]map[string]HOp{}, HIncr: map[string]map[string]int64{},
+		HLog: map[string][]FieldVal{}}
+}
+
+// freeLogs keeps the slices of HLog between batches, like freeMaps.
+var freeLogs struct {
+	mu sync.Mutex
+	l  [][]FieldVal
+}
+
+// getLog returns an empty slice, recycled when one is free, else made with room for hint.
+func getLog(hint int) []FieldVal {
+	freeLogs.mu.Lock()
+	defer freeLogs.mu.Unlock()
+	if n := len(freeLogs.l); n > 0 {
+		l := freeLogs.l[n-1]
+		freeLogs.l[n-1] = nil
+		freeLogs.l = freeLogs.l[:n-1]
+		return l
+	}
+	return make([]FieldVal, 0, hint)
+}
+
+func putLog(l []FieldVal) {
+	clear(l)
+	freeLogs.mu.Lock()
+	defer freeLogs.mu.Unlock()
+	if len(freeLogs.l) < maxFree {
+		freeLogs.l = append(freeLogs.l, l[:0])
+	}
 }
 
 // freeMaps is a free list of the inner maps of Changes: the store recycles a batch's maps once
@@ -312,7 +349,10 @@ func (c *Changes) recycle() {
 	for _, m := range c.H {
 		freeH.put(m)
 	}
-	c.Z, c.H = nil, nil
+	for _, l := range c.HLog {
+		putLog(l)
+	}
+	c.Z, c.H, c.HLog = nil, nil, nil
 }
 
 func (c *Changes) zkey(key string) map[string]ZOp {
@@ -368,9 +408,12 @@ func (c *Changes) hdel(key, f string) { c.hkey(key)[f] = HOp{Kind: OpDel} }
 
 // Reduce applies the events of one partition's batch to the view and returns the net changes.
 // It is pure: no clock, no I/O. Events at or below the view's high-water cause are skipped.
-func Reduce(cfg Config, v *View, evs []events.Event) *Changes {
+func Reduce(cfg Config, v *View, evs []events.Event) *Changes { return reduce(cfg, v, evs, false) }
+
+// reduce is Reduce; with noLog, undo records go through H, never HLog (tests compare the two).
+func reduce(cfg Config, v *View, evs []events.Event, noLog bool) *Changes {
 	cfg = cfg.withDefaults()
-	r := reducer{cfg: cfg, v: v, c: newChanges(), hint: len(evs), tputs: map[tputAt]*tputEntry{}}
+	r := reducer{cfg: cfg, v: v, c: newChanges(), hint: len(evs), tputs: map[tputAt]*tputEntry{}, noLog: noLog}
 	for i := range evs {
 		if d, ok := evs[i].Data.(*events.Correction); ok {
 			// The undo records of this batch that a correction in it may need: only these go
@@ -387,6 +430,7 @@ func Reduce(cfg Config, v *View, evs []events.Event) *Changes {
 	for i := range evs {
 		r.event(&evs[i])
 	}
+	r.flushUndoLog()
 	v.HW, v.HasHW, v.Stream = r.c.HW, r.c.HasHW, r.c.Stream
 	return r.c
 }
@@ -404,8 +448,15 @@ type reducer struct {
 	secT          events.UnixTime
 	secS          string
 	undoTK, bktTK timeKey[HOp]
-	dlxTK         timeKey[ZOp]
-	tputs         map[tputAt]*tputEntry
+	undoLog       struct { // the hour whose undo records are being logged
+		ok  bool
+		at  int64
+		key string
+		l   []FieldVal
+	}
+	noLog bool // tests: every undo record goes through H, as before HLog
+	dlxTK timeKey[ZOp]
+	tputs map[tputAt]*tputEntry
 }
 
 // timeKey is the hash (or sorted set) of the changes for the hour or day last used.
@@ -503,11 +554,37 @@ func (r *reducer) remember(id string, u undoRecord) {
 	if id == "" {
 		return
 	}
-	m := getTimeKey(&r.undoTK, r.c.H, &freeH, hourOf(u.Time), r.hint, func(h int64) string { return kUndo + itoa(h) },
+	if !r.retracted[id] && !r.noLog {
+		// Not retracted in this batch, so never forgotten in it: logged (see Changes.HLog).
+		h := hourOf(u.Time)
+		if lg := &r.undoLog; !lg.ok || lg.at != h {
+			r.flushUndoLog()
+			lg.ok, lg.at, lg.key = true, h, kUndo+itoa(h)
+			if lg.l = r.c.HLog[lg.key]; lg.l == nil {
+				lg.l = getLog(r.hint)
+			}
+			r.c.zset(kUndoIdx, itoa(h), hourEnd(h))
+		}
+		r.undoLog.l = append(r.undoLog.l, FieldVal{id, u.encode()})
+		return
+	}
+	hint := len(r.retracted) // the records not logged
+	if r.noLog {
+		hint = r.hint
+	}
+	m := getTimeKey(&r.undoTK, r.c.H, &freeH, hourOf(u.Time), hint, func(h int64) string { return kUndo + itoa(h) },
 		func(h int64) { r.c.zset(kUndoIdx, itoa(h), hourEnd(h)) })
 	m[id] = HOp{OpSet, u.encode()}
 	if r.retracted[id] {
 		r.v.Undo[id] = u
+	}
+}
+
+// flushUndoLog stores the log of the current hour in the changes.
+func (r *reducer) flushUndoLog() {
+	if lg := &r.undoLog; lg.ok {
+		r.c.HLog[lg.key] = lg.l
+		lg.ok, lg.l = false, nil
 	}
 }
 

@@ -786,7 +786,11 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 	for _, ops := range ch.HIncr {
 		n += len(ops)
 	}
-	strs, ints, all := grow(sc.strs, 2*n), grow(sc.ints, n), grow(sc.all, 2*n+64)
+	nLog := 0
+	for _, l := range ch.HLog {
+		nLog += len(l)
+	}
+	strs, ints, all := grow(sc.strs, 2*n), grow(sc.ints, n), grow(sc.all, 2*n+2*nLog+64)
 	str := func(v string) any { strs = append(strs, v); return &strs[len(strs)-1] }
 	num := func(v int64) any { ints = append(ints, v); return &ints[len(ints)-1] }
 	// command queues cmd key kv... in chunks of at most maxArgs elements of kv (step per element).
@@ -839,6 +843,13 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 		}
 		command(hset, key, hs, 2)
 		command(hdel, key, hd, 1)
+	}
+	for key, l := range ch.HLog {
+		hs = hs[:0]
+		for i := range l { // in order: of a field logged twice the later value stands
+			hs = append(hs, &l[i].Field, &l[i].Val)
+		}
+		command(hset, key, hs, 2)
 	}
 	for key, ops := range ch.HIncr {
 		hi, hs, hd = hi[:0], hs[:0], hd[:0]

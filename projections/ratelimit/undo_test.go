@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"reflect"
 	"strconv"
 	"testing"
 )
@@ -59,6 +60,58 @@ func TestParseInt(t *testing.T) {
 		got, ok := parseInt(s)
 		if ok != (err == nil) || (ok && got != want) {
 			t.Errorf("parseInt(%q) = %d, %v; strconv: %d, %v", s, got, ok, want, err)
+		}
+	}
+}
+
+// TestUndoLogEqualsMap: the undo records Reduce logs (Changes.HLog) come to what it writes through
+// H without the log, batch by batch and in every batch size, with corrections retracting outputs
+// of the same batch and of earlier ones, and outputs repeated under a later cause (same id).
+func TestUndoLogEqualsMap(t *testing.T) {
+	for seed := range uint64(4) {
+		l := randomLog(0, seed, 3000)
+		for i := 0; i < len(l.evs); i += 37 { // a repeated output, its undo record set twice
+			e := l.evs[i]
+			c := *e.Cause
+			c.Offset = l.off + 1
+			l.off++
+			e.Cause = &c
+			l.evs = append(l.evs, e)
+		}
+		logged := 0
+		for _, size := range []int{1, 7, 500, len(l.evs)} {
+			v1, v2 := NewView(), NewView()
+			for i := 0; i < len(l.evs); i += size {
+				evs := l.evs[i:min(i+size, len(l.evs))]
+				got, want := reduce(Config{}, v1, evs, false), reduce(Config{}, v2, evs, true)
+				for key, fvs := range got.HLog {
+					logged += len(fvs)
+					m := got.H[key]
+					if m == nil {
+						m = map[string]HOp{}
+						got.H[key] = m
+					}
+					seen := map[string]bool{}
+					for _, fv := range fvs {
+						if _, ok := m[fv.Field]; ok && !seen[fv.Field] {
+							t.Fatalf("seed %d size %d: %s %s both logged and in H", seed, size, key, fv.Field)
+						}
+						seen[fv.Field] = true
+						m[fv.Field] = HOp{OpSet, fv.Val}
+					}
+				}
+				got.HLog = nil
+				if len(want.HLog) != 0 {
+					t.Fatalf("seed %d size %d: logged without the log", seed, size)
+				}
+				want.HLog = nil
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("seed %d size %d: changes with the undo log differ from H alone:\n got %+v\nwant %+v", seed, size, got, want)
+				}
+			}
+		}
+		if logged == 0 {
+			t.Fatal("nothing logged")
 		}
 	}
 }
