@@ -291,8 +291,8 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 	}
 	pairs, fields := sc.pairs, sc.fields
 	var retracted []string
-	var sentMin, sentMax events.UnixTime   // the dispatches' times, to guess the buckets' hours
-	batchDeliveries := map[string]string{} // id → "scope|user" of deliveries in this batch
+	var sentMin, sentMax events.UnixTime // the dispatches' times, to guess the buckets' hours
+	var counted []int                    // the batch's deliveries outside the window
 	for i := range b.Events {
 		e := &b.Events[i]
 		switch d := e.Data.(type) {
@@ -314,7 +314,7 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 			fields[convField(pairOf(d.Account), d.Category)] = true
 		case *events.MessageDelivered:
 			if !d.InsideCSW {
-				batchDeliveries[e.ID] = string(ScopeFor(d.Account, d.DeliveredAt)) + sep + d.User
+				counted = append(counted, i)
 			}
 		case *events.Correction:
 			retracted = append(retracted, d.Retracts...)
@@ -368,11 +368,13 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 	}
 	users := map[string]bool{}
 	moreFields, morePairs := map[string]bool{}, map[string]bool{}
+	var unstored map[string]bool // retracted ids without a stored undo record
 	for i, x := range res.undo {
 		if x == "" {
-			if su, ok := batchDeliveries[retracted[i]]; ok {
-				users[su] = true
+			if unstored == nil {
+				unstored = map[string]bool{}
 			}
+			unstored[retracted[i]] = true
 			continue
 		}
 		u, err := decodeUndo(x)
@@ -393,6 +395,21 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 			if !fields[u.Field] {
 				moreFields[u.Field] = true
 			}
+		}
+	}
+	if len(unstored) > 0 {
+		// A retracted delivery of this batch itself: its user's deliveries are needed. Of an id
+		// delivered twice the last delivery counts.
+		batchDeliveries := map[string]string{} // id → "scope|user"
+		for _, i := range counted {
+			e := &b.Events[i]
+			if unstored[e.ID] {
+				d := e.Data.(*events.MessageDelivered)
+				batchDeliveries[e.ID] = string(ScopeFor(d.Account, d.DeliveredAt)) + sep + d.User
+			}
+		}
+		for _, su := range batchDeliveries {
+			users[su] = true
 		}
 	}
 	if len(users) == 0 && len(moreFields) == 0 && len(morePairs) == 0 {
