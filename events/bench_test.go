@@ -1,9 +1,12 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"testing"
@@ -360,6 +363,55 @@ func BenchmarkCodecDecodeGoldenMix(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				if _, err := c.decode(recs[i%len(recs)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			reportRate(b)
+		})
+	}
+}
+
+// loadgenRecords reads testdata/loadgen/replay-sample.jsonl: records of the replay benchmark's
+// loadgen traffic (see testdata/README.md).
+func loadgenRecords(tb testing.TB) [][]byte {
+	tb.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "loadgen", "replay-sample.jsonl"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var recs [][]byte
+	for _, line := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		recs = append(recs, line)
+	}
+	return recs
+}
+
+// BenchmarkCodecDecodeLoadgen decodes the loadgen sample: all of it in turn ("mix", the replay's
+// proportions: 60% statuses, 29% outbound sends, 12% inbound messages) and each type alone.
+func BenchmarkCodecDecodeLoadgen(b *testing.B) {
+	all := loadgenRecords(b)
+	byType := map[string][][]byte{"mix": all}
+	for _, r := range all {
+		var h header
+		if err := h.scan(r); err != nil {
+			b.Fatal(err)
+		}
+		byType[string(h.typ)] = append(byType[string(h.typ)], r)
+	}
+	for _, name := range []string{"mix", string(TypeStatusUpdate), string(TypeOutboundSend), string(TypeInboundMessage)} {
+		recs := byType[name]
+		total := 0
+		for _, r := range recs {
+			total += len(r)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(total / len(recs)))
+			b.ReportAllocs()
+			defer cpuPerOp(b)()
+			i := 0
+			for b.Loop() {
+				if _, err := Decode(recs[i%len(recs)]); err != nil {
 					b.Fatal(err)
 				}
 				i++
