@@ -56,11 +56,18 @@ func (s *scanner) fastPayload(t Type) Payload {
 	return nil
 }
 
-// object reads a JSON object at s.i, calling member for each member with the name's bytes and s
-// at the value; member reads the value and reports whether it could. Names with escapes or
-// non-ASCII bytes make object give up, as encoding/json may match them to a field by Unicode case
-// folding.
-func (s *scanner) object(member func(name []byte) bool) bool {
+// object reads a JSON object at s.i, calling member for each member with the index in names of
+// the member's name (-1 for a name not in names), the name's bytes and s at the value; member
+// reads the value and reports whether it could. A name repeated gives up (encoding/json would
+// merge the second value into the first), as do names with escapes or non-ASCII bytes, as
+// encoding/json may match them to a field by Unicode case folding.
+//
+// The names are matched on the bytes of the record, quotes included, in the order the encoder
+// writes them (names' order, the omitted ones skipped): from the name after the previous
+// member's on. A record in the encoder's order is so read without scanning its names as strings.
+// A name written otherwise (another order, an escape, an unknown field) is scanned as a string
+// and looked up in all of names, with the same result.
+func (s *scanner) object(names []string, member func(i int, name []byte) bool) bool {
 	b := s.b
 	if s.i >= len(b) || b[s.i] != '{' {
 		return false
@@ -71,11 +78,31 @@ func (s *scanner) object(member func(name []byte) bool) bool {
 		s.i++
 		return true
 	}
+	var seen fieldSet
+	next := 0
 	for {
 		s.ws()
-		start, end, esc, err := s.stringSpan()
-		if err != nil || esc {
-			return false
+		var name []byte
+		i := -1
+		for k := next; k < len(names); k++ {
+			if s.quoted(names[k]) {
+				i = k
+				name = b[s.i-1-len(names[k]) : s.i-1]
+				break
+			}
+		}
+		if i < 0 {
+			start, end, esc, err := s.stringSpan()
+			if err != nil || esc {
+				return false
+			}
+			name = b[start:end]
+			for k, n := range names {
+				if string(name) == n {
+					i = k
+					break
+				}
+			}
 		}
 		s.ws()
 		if s.i >= len(b) || b[s.i] != ':' {
@@ -83,7 +110,13 @@ func (s *scanner) object(member func(name []byte) bool) bool {
 		}
 		s.i++
 		s.ws()
-		if !member(b[start:end]) {
+		if i >= 0 {
+			if !seen.first(i) {
+				return false
+			}
+			next = i + 1
+		}
+		if !member(i, name) {
 			return false
 		}
 		more, err := s.more('}')
@@ -94,6 +127,18 @@ func (s *scanner) object(member func(name []byte) bool) bool {
 			return true
 		}
 	}
+}
+
+// quoted reads the JSON string "name" at s.i and reports whether it is there; otherwise it reads
+// nothing. name must need no escaping (no quote, backslash, control or non-ASCII byte), so the
+// bytes match exactly when stringSpan would read a string without escapes holding name.
+func (s *scanner) quoted(name string) bool {
+	j := s.i + 1 + len(name)
+	if j >= len(s.b) || s.b[s.i] != '"' || s.b[j] != '"' || string(s.b[s.i+1:j]) != name {
+		return false
+	}
+	s.i = j + 1
+	return true
 }
 
 // fieldSet records the fields already read, so that a duplicate (where encoding/json merges into
@@ -301,41 +346,10 @@ type statusAlloc struct {
 func (s *scanner) status() *StatusUpdate {
 	a := new(statusAlloc)
 	p := &a.u
-	var seen fieldSet
-	ok := s.object(func(name []byte) bool {
-		var i int
-		switch string(name) {
-		case "phone_number_id":
-			i = 0
-		case "waba_id":
-			i = 1
-		case "recipient_id":
-			i = 2
-		case "recipient_user_id":
-			i = 3
-		case "recipient_type":
-			i = 4
-		case "recipient_participant_id":
-			i = 5
-		case "wamid":
-			i = 6
-		case "status":
-			i = 7
-		case "timestamp":
-			i = 8
-		case "pricing":
-			i = 9
-		case "conversation":
-			i = 10
-		case "errors":
-			i = 11
-		default:
-			return s.unknown(name, statusFields, 1)
-		}
-		if !seen.first(i) {
-			return false
-		}
+	ok := s.object(statusFields, func(i int, name []byte) bool {
 		switch i {
+		case -1:
+			return s.unknown(name, statusFields, 1)
 		case 0:
 			return s.strLater(&p.PhoneNumberID)
 		case 1:
@@ -381,25 +395,10 @@ func (s *scanner) status() *StatusUpdate {
 var pricingFields = []string{"billable", "pricing_model", "type", "category"}
 
 func (s *scanner) pricing(p *MetaPricing, billable *bool) bool {
-	var seen fieldSet
-	return s.object(func(name []byte) bool {
-		var i int
-		switch string(name) {
-		case "billable":
-			i = 0
-		case "pricing_model":
-			i = 1
-		case "type":
-			i = 2
-		case "category":
-			i = 3
-		default:
-			return s.unknown(name, pricingFields, 2)
-		}
-		if !seen.first(i) {
-			return false
-		}
+	return s.object(pricingFields, func(i int, name []byte) bool {
 		switch i {
+		case -1:
+			return s.unknown(name, pricingFields, 2)
 		case 0:
 			if s.isNull() {
 				p.Billable = nil
@@ -420,23 +419,10 @@ func (s *scanner) pricing(p *MetaPricing, billable *bool) bool {
 var conversationFields = []string{"id", "expiration_timestamp", "origin_type"}
 
 func (s *scanner) conversation(c *MetaConversation) bool {
-	var seen fieldSet
-	return s.object(func(name []byte) bool {
-		var i int
-		switch string(name) {
-		case "id":
-			i = 0
-		case "expiration_timestamp":
-			i = 1
-		case "origin_type":
-			i = 2
-		default:
-			return s.unknown(name, conversationFields, 2)
-		}
-		if !seen.first(i) {
-			return false
-		}
+	return s.object(conversationFields, func(i int, name []byte) bool {
 		switch i {
+		case -1:
+			return s.unknown(name, conversationFields, 2)
 		case 0:
 			return s.strLater(&c.ID)
 		case 1:
@@ -454,21 +440,11 @@ var statusErrorFields = []string{"code", "title"}
 func (s *scanner) statusErrors(dst *[]StatusError, buf []StatusError) bool {
 	return scanArray(s, dst, buf, func() (StatusError, bool) {
 		var e StatusError
-		var seen fieldSet
-		ok := s.object(func(name []byte) bool {
-			var i int
-			switch string(name) {
-			case "code":
-				i = 0
-			case "title":
-				i = 1
-			default:
+		ok := s.object(statusErrorFields, func(i int, name []byte) bool {
+			switch i {
+			case -1:
 				return s.unknown(name, statusErrorFields, 3)
-			}
-			if !seen.first(i) {
-				return false
-			}
-			if i == 1 {
+			case 1:
 				return s.str(&e.Title)
 			}
 			if s.isNull() {
@@ -530,43 +506,10 @@ type inboundAlloc struct {
 func (s *scanner) inbound() *InboundMessage {
 	a := new(inboundAlloc)
 	p := &a.m
-	var seen fieldSet
-	ok := s.object(func(name []byte) bool {
-		var i int
-		switch string(name) {
-		case "phone_number_id":
-			i = 0
-		case "display_phone_number":
-			i = 1
-		case "waba_id":
-			i = 2
-		case "wa_id":
-			i = 3
-		case "user_id":
-			i = 4
-		case "wamid":
-			i = 5
-		case "message_type":
-			i = 6
-		case "timestamp":
-			i = 7
-		case "context_id":
-			i = 8
-		case "referral":
-			i = 9
-		case "error_codes":
-			i = 10
-		case "system_type":
-			i = 11
-		case "new_wa_id":
-			i = 12
-		default:
-			return s.unknown(name, inboundFields, 1)
-		}
-		if !seen.first(i) {
-			return false
-		}
+	ok := s.object(inboundFields, func(i int, name []byte) bool {
 		switch i {
+		case -1:
+			return s.unknown(name, inboundFields, 1)
 		case 0:
 			return s.strLater(&p.PhoneNumberID)
 		case 1:
@@ -609,25 +552,10 @@ func (s *scanner) inbound() *InboundMessage {
 var referralFields = []string{"source_type", "source_id", "source_url", "ctwa_clid"}
 
 func (s *scanner) referral(r *Referral) bool {
-	var seen fieldSet
-	return s.object(func(name []byte) bool {
-		var i int
-		switch string(name) {
-		case "source_type":
-			i = 0
-		case "source_id":
-			i = 1
-		case "source_url":
-			i = 2
-		case "ctwa_clid":
-			i = 3
-		default:
-			return s.unknown(name, referralFields, 2)
-		}
-		if !seen.first(i) {
-			return false
-		}
+	return s.object(referralFields, func(i int, name []byte) bool {
 		switch i {
+		case -1:
+			return s.unknown(name, referralFields, 2)
 		case 0:
 			return s.strLater(&r.SourceType)
 		case 1:
@@ -653,39 +581,10 @@ var outboundFields = []string{"phone_number_id", "waba_id", "wa_id", "user_id", 
 
 func (s *scanner) outbound() *OutboundSend {
 	p := new(OutboundSend)
-	var seen fieldSet
-	ok := s.object(func(name []byte) bool {
-		var i int
-		switch string(name) {
-		case "phone_number_id":
-			i = 0
-		case "waba_id":
-			i = 1
-		case "wa_id":
-			i = 2
-		case "user_id":
-			i = 3
-		case "wamid":
-			i = 4
-		case "timestamp":
-			i = 5
-		case "kind":
-			i = 6
-		case "message_type":
-			i = 7
-		case "template_name":
-			i = 8
-		case "template_id":
-			i = 9
-		case "template_category":
-			i = 10
-		default:
-			return s.unknown(name, outboundFields, 1)
-		}
-		if !seen.first(i) {
-			return false
-		}
+	ok := s.object(outboundFields, func(i int, name []byte) bool {
 		switch i {
+		case -1:
+			return s.unknown(name, outboundFields, 1)
 		case 0:
 			return s.strLater(&p.PhoneNumberID)
 		case 1:
@@ -720,13 +619,9 @@ var tickFields = []string{"partition"}
 
 func (s *scanner) tick() *Tick {
 	p := new(Tick)
-	var seen fieldSet
-	ok := s.object(func(name []byte) bool {
-		if string(name) != "partition" {
+	ok := s.object(tickFields, func(i int, name []byte) bool {
+		if i < 0 {
 			return s.unknown(name, tickFields, 1)
-		}
-		if !seen.first(0) {
-			return false
 		}
 		if s.isNull() {
 			return true

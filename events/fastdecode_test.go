@@ -99,6 +99,19 @@ func TestFastDecodersMatchGeneric(t *testing.T) {
 		{`"origin_type":"marketing"}`, `"origin_type":"marketing"},"errors":[{"code":"1"}]`},
 		{`"origin_type":"marketing"}`, `"origin_type":"marketing"},"errors":[{"code":-0}]`},
 		{`"origin_type":"marketing"}`, `"origin_type":"marketing"},"errors":[{"Code":3}]`},
+		// Names matched on the bytes in the encoder's order (object): other orders, spacing and
+		// names that are prefixes or extensions of a field's must read as when scanned.
+		{`"wamid":"wamid.X"`, `"wamid" :"wamid.X"`},
+		{`"wamid":"wamid.X"`, "\"wamid\"\n:\t\"wamid.X\""},
+		{`"wamid":"wamid.X"`, `"wami":"a","wamidx":"b","wamid":"wamid.X","wamid_":"c"`},
+		{`"wamid":"wamid.X"`, `"wamid":"wamid.X","phone_number_id":"again"`},                   // duplicate of an earlier field
+		{`"wamid":"wamid.X"`, `"wamid":"wamid.X","status":"read","wamid":"wamid.X"`},           // duplicate after a later field
+		{`"wamid":"wamid.X"`, `"wamid":"wamid.X","recipient_type":"individual"`},               // an earlier field after a later one
+		{`"status":"delivered"`, `"status":"delivered","phone_number_id_":"p","waba_id":null`}, // an earlier field, null
+		{`"status":"delivered"`, `"status":"delivered","pricing" : {"category":"utility","billable":false}`},
+		{`"status":"delivered"`, `"status":"delivered","status ":"x"`},
+		{`"status":"delivered"`, `"status":"delivered","\"":1`},
+		{`"status":"delivered"`, `"status":"delivered","":1`},
 	}
 	for _, v := range variants {
 		if !strings.Contains(statusJSON, v.old) {
@@ -157,6 +170,37 @@ func TestEnvelopeRepeatedStrings(t *testing.T) {
 				t.Errorf("%s: payload %+v", rec, su)
 			}
 			checkFastMatchesGeneric(t, []byte(rec), e, err)
+		}
+	}
+}
+
+// TestFieldNamesInAnyOrder: the decoders match field names on the bytes in the order Encode
+// writes them, and look up any other name; a record with its fields in another order, spaced,
+// or among unknown names that extend a field's must still be read by the hand-written decoder
+// (not handed to the generic one) and decode to the same event, envelope included.
+func TestFieldNamesInAnyOrder(t *testing.T) {
+	want := mustDecode(t, statusJSON)
+	for _, rec := range []string{
+		`{"data":{"timestamp":1750030073,"status":"delivered","wamid":"wamid.X","recipient_id":"16505551234","phone_number_id":"106540352242922",` +
+			`"conversation":{"origin_type":"marketing","expiration_timestamp":1750116480,"id":"c1"},` +
+			`"pricing":{"category":"marketing","type":"regular","pricing_model":"PMP","billable":true}},` +
+			`"time":1750030073,"key":"106540352242922/16505551234","type":"message.status.v1","id":"e1","v":1}`,
+		strings.NewReplacer(`":`, `" : `, `,"`, ` , "`).Replace(statusJSON),
+		strings.NewReplacer(`{"`, `{"vv":0,"ids":"x","wami":1,"statuses":2,"`, `,"`, `,"x":[],"`).Replace(statusJSON),
+		strings.Replace(statusJSON, `"v":1,"id":"e1"`, `"id":"e1","v":1`, 1),
+		strings.Replace(statusJSON, `"time":1750030073,`, `"cause":null,"time":1750030073,`, 1),
+	} {
+		e, err := Decode([]byte(rec))
+		if err != nil {
+			t.Fatalf("%s: %v", rec, err)
+		}
+		if !reflect.DeepEqual(e, want) {
+			t.Errorf("%s:\ngot  %#v\nwant %#v", rec, e, want)
+		}
+		checkFastMatchesGeneric(t, []byte(rec), e, err)
+		h := header{fast: true}
+		if err := h.scan([]byte(rec)); err != nil || h.payload == nil && decodeFast(h.typ, h.data) == nil {
+			t.Errorf("%s: the fast decoder gave up (%v)", rec, err)
 		}
 	}
 }

@@ -136,6 +136,11 @@ func (s *scanner) malformed(what string) error {
 // more reads what follows a member or element: ',' (another follows: true) or the closing
 // bracket (false); anything else is malformed.
 func (s *scanner) more(closer byte) (bool, error) {
+	i := s.i
+	if i < len(s.b) && s.b[i] == ',' { // the common case, compact JSON
+		s.i = i + 1
+		return true, nil
+	}
 	s.ws()
 	if s.i < len(s.b) {
 		switch s.b[s.i] {
@@ -150,7 +155,15 @@ func (s *scanner) more(closer byte) (bool, error) {
 	return false, s.malformed("want ',' or '" + string(closer) + "'")
 }
 
+// ws skips white space. It is inlined where it is called, and most often there is none.
 func (s *scanner) ws() {
+	if i := s.i; i >= len(s.b) || s.b[i] > ' ' {
+		return
+	}
+	s.wsLoop()
+}
+
+func (s *scanner) wsLoop() {
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
 		case ' ', '\t', '\n', '\r':
@@ -181,11 +194,38 @@ func (h *header) scanWith(sp *scanner, b []byte) error {
 	if s.i < len(b) && b[s.i] == '}' {
 		s.i++
 	} else {
+		next := 0
 		for {
 			s.ws()
-			kStart, kEnd, esc, err := s.stringSpan()
-			if err != nil {
-				return err
+			f := -1
+			// The names as Encode writes them, in its order, are matched on the bytes; any
+			// other key is read as a string and looked up.
+			for k := next; k < len(envelopeFields); k++ {
+				if s.quoted(envelopeFields[k]) {
+					f, next = k, k+1
+					break
+				}
+			}
+			if f < 0 {
+				kStart, kEnd, esc, err := s.stringSpan()
+				if err != nil {
+					return err
+				}
+				key := b[kStart:kEnd]
+				if esc {
+					// A key written with escapes ("\u0076") still names its field.
+					var k string
+					if err := json.Unmarshal(b[kStart-1:kEnd+1], &k); err != nil {
+						return &DecodeError{Kind: ErrKindMalformed, Err: fmt.Errorf("object key at byte %d: %w", kStart, err)}
+					}
+					key = []byte(k)
+				}
+				for k, n := range envelopeFields {
+					if string(key) == n {
+						f = k
+						break
+					}
+				}
 			}
 			s.ws()
 			if s.i >= len(b) || b[s.i] != ':' {
@@ -193,16 +233,7 @@ func (h *header) scanWith(sp *scanner, b []byte) error {
 			}
 			s.i++
 			s.ws()
-			key := b[kStart:kEnd]
-			if esc {
-				// A key written with escapes ("\u0076") still names its field.
-				var k string
-				if err := json.Unmarshal(b[kStart-1:kEnd+1], &k); err != nil {
-					return &DecodeError{Kind: ErrKindMalformed, Err: fmt.Errorf("object key at byte %d: %w", kStart, err)}
-				}
-				key = []byte(k)
-			}
-			if err := h.field(s, key); err != nil {
+			if err := h.field(s, f); err != nil {
 				return err
 			}
 			more, err := s.more('}')
@@ -221,11 +252,14 @@ func (h *header) scanWith(sp *scanner, b []byte) error {
 	return nil
 }
 
-// field reads the value of the envelope field named key.
-func (h *header) field(s *scanner, key []byte) error {
+// envelopeFields are the envelope's field names, in the order Encode writes them.
+var envelopeFields = []string{"v", "id", "type", "key", "time", "cause", "data"}
+
+// field reads the value of the envelope field envelopeFields[f], or skips an unknown one (f < 0).
+func (h *header) field(s *scanner, f int) error {
 	start := s.i
-	switch string(key) {
-	case "v":
+	switch f {
+	case 0: // v
 		if err := s.skipValue(0); err != nil {
 			return err
 		}
@@ -239,7 +273,7 @@ func (h *header) field(s *scanner, key []byte) error {
 			return fieldType("v", "want an integer, got JSON "+strings.ToValidUTF8(truncate(string(raw), 40), "\uFFFD"))
 		}
 		h.hasV, h.v = true, v
-	case "type":
+	case 2: // type
 		if sp, ok, err := s.plainString(); err != nil || ok {
 			if ok {
 				h.typ = internType(s.b[sp.start:sp.end])
@@ -251,11 +285,11 @@ func (h *header) field(s *scanner, key []byte) error {
 			return err
 		}
 		h.typ = Type(str)
-	case "id":
+	case 1: // id
 		return s.stringField("id", &h.id, &h.idAt)
-	case "key":
+	case 3: // key
 		return s.stringField("key", &h.key, &h.keyAt)
-	case "time":
+	case 4: // time
 		if err := s.skipValue(0); err != nil {
 			return err
 		}
@@ -264,13 +298,13 @@ func (h *header) field(s *scanner, key []byte) error {
 			return fieldType("time", err.Error())
 		}
 		h.time = t
-	case "cause":
+	case 5: // cause
 		c, err := s.cause()
 		if err != nil {
 			return err
 		}
 		h.cause = c
-	case "data":
+	case 6: // data
 		h.payload = nil
 		if h.fast {
 			// The fast decoders check the syntax of what they read; when one gives up, the
