@@ -334,13 +334,13 @@ var (
 
 var statusFields = []string{"phone_number_id", "waba_id", "recipient_id", "recipient_user_id", "recipient_type", "recipient_participant_id", "wamid", "status", "timestamp", "pricing", "conversation", "errors"}
 
-// statusAlloc holds a status and its nested objects in one allocation.
+// statusAlloc holds a status and its pricing in one allocation (240 bytes). The conversation
+// (gone with per-message pricing) and the errors (of failed messages only) are allocated when
+// present: holding them too would make every status a 320-byte allocation.
 type statusAlloc struct {
 	u        StatusUpdate
 	pricing  MetaPricing
-	conv     MetaConversation
 	billable bool
-	errs     [1]StatusError
 }
 
 func (s *scanner) status() *StatusUpdate {
@@ -380,10 +380,10 @@ func (s *scanner) status() *StatusUpdate {
 				p.Conversation = nil
 				return true
 			}
-			p.Conversation = &a.conv
-			return s.conversation(&a.conv)
+			p.Conversation = new(MetaConversation)
+			return s.conversation(p.Conversation)
 		default:
-			return s.statusErrors(&p.Errors, a.errs[:0])
+			return s.statusErrors(&p.Errors, nil)
 		}
 	})
 	if !ok {
@@ -435,8 +435,9 @@ func (s *scanner) conversation(c *MetaConversation) bool {
 
 var statusErrorFields = []string{"code", "title"}
 
-// statusErrors reads the errors array into buf's backing array while it has room. Each element
-// must be an object; [] gives an empty, non-nil slice and null a nil one, as in encoding/json.
+// statusErrors reads the errors array into buf's backing array while it has room (and appends
+// beyond). Each element must be an object; [] gives an empty, non-nil slice and null a nil one,
+// as in encoding/json.
 func (s *scanner) statusErrors(dst *[]StatusError, buf []StatusError) bool {
 	return scanArray(s, dst, buf, func() (StatusError, bool) {
 		var e StatusError
