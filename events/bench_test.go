@@ -380,11 +380,7 @@ func loadgenRecords(tb testing.TB) [][]byte {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var recs [][]byte
-	for _, line := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
-		recs = append(recs, line)
-	}
-	return recs
+	return bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
 }
 
 // BenchmarkCodecDecodeLoadgen decodes the loadgen sample: all of it in turn ("mix", the replay's
