@@ -100,7 +100,15 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 	for k, v := range prior.HW {
 		hw[k] = v
 	}
-	lines, diffs := newVersions[Line](len(batch)), newVersions[Diff](0)
+	// One line per charge at most: sized to the charges, not the batch (a replay's batches are
+	// three quarters other events, and the arena of lines is the plan's largest allocation).
+	charges := 0
+	for i := range batch {
+		if _, ok := batch[i].Data.(*events.Charge); ok {
+			charges++
+		}
+	}
+	lines, diffs := newVersions[Line](charges), newVersions[Diff](0)
 	// Lines are first aggregated by their totals key (few per batch), then expanded into fields.
 	type agg struct{ lines, amount int64 }
 	aggIdx := map[totalsKey]int{}
@@ -352,23 +360,38 @@ func (v *versions[T]) retract(id string, prior map[string]T, add func(*T, int64)
 
 // changes lists the stored versions to delete and the new ones to put, in first-touch order so
 // equal inputs give equal plans. Usually every id was new and written once: the arena is then the
-// list of puts as it is.
+// list of puts as it is. When the current versions sit in the arena in first-touch order (ids
+// written once, some retracted), the puts are compacted in place: each moves to an index at or
+// below its own, after every version read before it, so nothing is overwritten before it is read.
 func (v *versions[T]) changes() (del, put []T) {
-	same := len(v.arena) == len(v.slots)
+	same, inOrder := len(v.arena) == len(v.slots), true
+	last := int32(-1)
 	for i, s := range v.slots {
 		if s.stored >= 0 || s.cur != int32(i) {
 			same = false
-			break
+		}
+		if s.cur >= 0 && s.cur != s.stored {
+			if s.cur <= last {
+				inOrder = false
+			}
+			last = s.cur
 		}
 	}
 	if same {
 		return nil, v.arena
 	}
-	put = make([]T, 0, len(v.slots))
 	for _, s := range v.slots {
 		if s.stored >= 0 && s.cur != s.stored {
 			del = append(del, v.arena[s.stored])
 		}
+	}
+	if inOrder {
+		// del holds copies of the stored versions, so the arena can be overwritten now.
+		put = v.arena[:0]
+	} else {
+		put = make([]T, 0, len(v.slots))
+	}
+	for _, s := range v.slots {
 		if s.cur >= 0 && s.cur != s.stored {
 			put = append(put, v.arena[s.cur])
 		}
