@@ -319,12 +319,19 @@ func (s *Store) ops(tag string, plan Plan) ([][]any, *memberCounts) {
 		gm   byKey[string] // members of volume groups, with a sample line
 	)
 	if len(plan.Put) > 0 {
-		buf := make([]byte, 0, 192*len(plan.Put))
+		size := 0
+		for i := range plan.Put {
+			size += encodedLineSize(&plan.Put[i])
+		}
+		buf := make([]byte, 0, size)
 		ends := make([]int, len(plan.Put))
 		for i := range plan.Put {
 			buf = appendLine(buf, &plan.Put[i])
 			ends[i] = len(buf)
 		}
+		// Ids and scores go in as pointers (go-redis writes *string and *int64 as their values):
+		// boxing a string or an int64 allocates, a pointer does not.
+		scores := make([]int64, len(plan.Put))
 		lines := make([]any, 2, 2+2*len(plan.Put))
 		lines[0], lines[1] = "hset", kLines(tag)
 		inSet := map[gwKey]bool{}
@@ -347,7 +354,8 @@ func (s *Store) ops(tag string, plan Plan) ([][]any, *memberCounts) {
 		for _, o := range order {
 			i := o.i
 			ln := &plan.Put[i]
-			id, score := any(ln.ID), any(int64(ln.At))
+			scores[i] = int64(ln.At)
+			id, score := any(&ln.ID), any(&scores[i])
 			from := 0
 			if i > 0 {
 				from = ends[i-1]
@@ -370,11 +378,15 @@ func (s *Store) ops(tag string, plan Plan) ([][]any, *memberCounts) {
 		out = append(out, lines)
 	}
 	if len(plan.PutDiffs) > 0 {
-		diffs := []any{"hset", kDiffs(tag)}
-		for _, d := range plan.PutDiffs {
+		diffs := make([]any, 2, 2+2*len(plan.PutDiffs))
+		diffs[0], diffs[1] = "hset", kDiffs(tag)
+		scores := make([]int64, len(plan.PutDiffs))
+		for i := range plan.PutDiffs {
+			d := &plan.PutDiffs[i]
 			b, _ := json.Marshal(d) // a Diff always marshals
-			diffs = append(diffs, d.ID, b)
-			zadd.add("d"+d.WM(), "zadd", func() string { return kDiffIndex(tag, d.WM()) }, int64(d.At), d.ID)
+			scores[i] = int64(d.At)
+			diffs = append(diffs, &d.ID, b)
+			zadd.add("d"+d.WM(), "zadd", func() string { return kDiffIndex(tag, d.WM()) }, &scores[i], &d.ID)
 		}
 		out = append(out, diffs)
 	}
