@@ -2,6 +2,7 @@ package billing
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -210,4 +211,91 @@ func lineFrom(id string, f []string) (Line, error) {
 		Unit: events.ChargeUnit(f[9]), Billable: f[10] == "1", Reason: f[11], WAMID: f[12], ConversationID: f[13],
 		At: events.UnixTime(at), Currency: f[15], CardID: f[16], List: ratecard.Micros(list), Unpriced: f[18],
 	}, nil
+}
+
+// Stored reconciliation records (the ":d" hash) are Diffs as encoding/json writes them. appendDiff
+// writes that JSON itself when every string is plain (printable ASCII that JSON does not escape,
+// which ids, phone numbers, wamids and enum values are), and calls json.Marshal otherwise.
+
+// appendDiff appends d as json.Marshal encodes it. Each string is checked where it was copied to
+// (the copy brings it into the cache; the record's strings are read once).
+func appendDiff(b []byte, d *Diff) []byte {
+	start, plain := len(b), true
+	str := func(s string) {
+		at := len(b)
+		b = append(b, s...)
+		plain = plain && plainJSON(b[at:])
+	}
+	b = append(b, `{"id":"`...)
+	str(d.ID)
+	b = append(b, `","wamid":"`...)
+	str(d.WAMID)
+	b = append(b, `","pair":"`...)
+	str(d.Pair)
+	b = append(b, `","waba":"`...)
+	str(d.WABA)
+	b = append(b, `","number":"`...)
+	str(d.Number)
+	b = append(b, `","month":"`...)
+	str(d.Month)
+	b = append(b, `","at":`...)
+	b = strconv.AppendInt(b, int64(d.At), 10)
+	b = append(b, `,"kinds":`...)
+	if d.Kinds == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, k := range d.Kinds {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			str(k)
+			b = append(b, '"')
+		}
+		b = append(b, ']')
+	}
+	for i, v := range [...]*events.Verdict{&d.Ours, &d.Meta} {
+		b = append(b, [...]string{`,"ours":`, `,"meta":`}[i]...)
+		b = append(b, `{"billable":`...)
+		b = strconv.AppendBool(b, v.Billable)
+		for j, s := range [...]string{string(v.Category), string(v.PricingType), v.PricingModel, v.ConversationID} {
+			if s != "" { // omitempty
+				b = append(b, [...]string{`,"category":"`, `,"pricing_type":"`, `,"pricing_model":"`, `,"conversation_id":"`}[j]...)
+				str(s)
+				b = append(b, '"')
+			}
+		}
+		b = append(b, '}')
+	}
+	b = append(b, '}')
+	if !plain {
+		j, _ := json.Marshal(d) // a Diff always marshals
+		b = append(b[:start], j...)
+	}
+	return b
+}
+
+// plainJSON reports whether encoding/json writes s as it is between quotes: printable ASCII
+// without '"', '\\' and the characters it escapes for HTML ('<', '>', '&'). It looks at 8 bytes
+// at a time (the has-byte tests on a word: a flag is set in a byte that matches, and possibly in
+// bytes above one that does, never when none does).
+func plainJSON[S string | []byte](s S) bool {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	has := func(x uint64, c byte) uint64 { y := x ^ (lsb * uint64(c)); return (y - lsb) &^ y }
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		// below 0x20, 0x7f, '"', '\\', '<', '>', '&', or 0x80 and above
+		if ((x-lsb*0x20)&^x|has(x, 0x7f)|has(x, '"')|has(x, '\\')|has(x, '<')|has(x, '>')|has(x, '&')|x)&msb != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
