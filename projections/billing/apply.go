@@ -100,15 +100,16 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 	for k, v := range prior.HW {
 		hw[k] = v
 	}
-	// One line per charge at most: sized to the charges, not the batch (a replay's batches are
-	// three quarters other events, and the arena of lines is the plan's largest allocation).
+	// The arena of lines holds a version per charge and the stored versions retracted: sized to
+	// those, not the batch (a replay's batches are three quarters other events, and the arena of
+	// lines is the plan's largest allocation).
 	charges := 0
 	for i := range batch {
 		if _, ok := batch[i].Data.(*events.Charge); ok {
 			charges++
 		}
 	}
-	lines, diffs := newVersions[Line](charges), newVersions[Diff](0)
+	lines, diffs := newVersions[Line](charges+len(prior.Lines)), newVersions[Diff](0)
 	// Lines are first aggregated by their totals key (few per batch), then expanded into fields.
 	type agg struct{ lines, amount int64 }
 	aggIdx := map[totalsKey]int{}
@@ -360,21 +361,22 @@ func (v *versions[T]) retract(id string, prior map[string]T, add func(*T, int64)
 
 // changes lists the stored versions to delete and the new ones to put, in first-touch order so
 // equal inputs give equal plans. Usually every id was new and written once: the arena is then the
-// list of puts as it is. When the current versions sit in the arena in first-touch order (ids
-// written once, some retracted), the puts are compacted in place: each moves to an index at or
-// below its own, after every version read before it, so nothing is overwritten before it is read.
+// list of puts as it is. Otherwise the puts are compacted into the arena itself when each one's
+// current version lies at or after the index it moves to (so every write lands on a version
+// already read or never to be read; ids written once, retracted, or written again all keep to
+// this), and copied into a new slice when not.
 func (v *versions[T]) changes() (del, put []T) {
-	same, inOrder := len(v.arena) == len(v.slots), true
-	last := int32(-1)
+	same, inPlace := len(v.arena) == len(v.slots), true
+	j := int32(0) // the index of the next put
 	for i, s := range v.slots {
 		if s.stored >= 0 || s.cur != int32(i) {
 			same = false
 		}
 		if s.cur >= 0 && s.cur != s.stored {
-			if s.cur <= last {
-				inOrder = false
+			if s.cur < j {
+				inPlace = false
 			}
-			last = s.cur
+			j++
 		}
 	}
 	if same {
@@ -385,7 +387,7 @@ func (v *versions[T]) changes() (del, put []T) {
 			del = append(del, v.arena[s.stored])
 		}
 	}
-	if inOrder {
+	if inPlace {
 		// del holds copies of the stored versions, so the arena can be overwritten now.
 		put = v.arena[:0]
 	} else {
