@@ -239,19 +239,42 @@ func (s *Store) readPrior(ctx context.Context, rc redis.Cmdable, tag string, evs
 }
 
 // touchOrder numbers keys in the order they are first seen: the batch's commands and counters
-// come out in first-touch order, so equal batches give equal transactions.
-type touchOrder[K comparable] struct{ idx map[K]int }
+// come out in first-touch order, so equal batches give equal transactions. A batch touches few
+// keys of a kind (4 WABA-months, a dozen groups per partition in a replay), which are found by
+// comparing them in turn; a map indexes them only when there are more.
+type touchOrder[K comparable] struct {
+	keys []K
+	idx  map[K]int // every key, once there are more than touchScan
+}
+
+// touchScan is how many keys are compared before a map is built: comparing a key of two strings
+// costs a few nanoseconds, hashing it for a map lookup some tens.
+const touchScan = 8
 
 // of returns k's number, and whether k was seen now for the first time.
 func (o *touchOrder[K]) of(k K) (i int, first bool) {
-	if i, ok := o.idx[k]; ok {
-		return i, false
+	if o.idx != nil {
+		if i, ok := o.idx[k]; ok {
+			return i, false
+		}
+	} else {
+		for i, x := range o.keys {
+			if x == k {
+				return i, false
+			}
+		}
 	}
-	if o.idx == nil {
-		o.idx = map[K]int{}
+	i = len(o.keys)
+	o.keys = append(o.keys, k)
+	switch {
+	case o.idx != nil:
+		o.idx[k] = i
+	case len(o.keys) > touchScan:
+		o.idx = make(map[K]int, 2*len(o.keys))
+		for j, x := range o.keys {
+			o.idx[x] = j
+		}
 	}
-	i = len(o.idx)
-	o.idx[k] = i
 	return i, true
 }
 
