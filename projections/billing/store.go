@@ -360,22 +360,7 @@ func (s *Store) ops(tag string, plan Plan) ([][]any, *memberCounts) {
 		inSet := map[gwKey]bool{}
 		// Members go to their sorted sets in (time, id) order: successive skiplist inserts then
 		// walk nearby nodes (about 10% less Redis CPU for the inserts than in arrival order).
-		type pos struct {
-			at events.UnixTime
-			i  int32
-		}
-		order := make([]pos, len(plan.Put))
-		for i := range order {
-			order[i] = pos{plan.Put[i].At, int32(i)}
-		}
-		slices.SortFunc(order, func(a, b pos) int {
-			if c := cmp.Compare(a.at, b.at); c != 0 {
-				return c
-			}
-			return strings.Compare(plan.Put[a.i].ID, plan.Put[b.i].ID)
-		})
-		for _, o := range order {
-			i := o.i
+		for _, i := range deliveryOrder(plan.Put) {
 			ln := &plan.Put[i]
 			scores[i] = int64(ln.At)
 			id, score := any(&ln.ID), any(&scores[i])
@@ -449,4 +434,51 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// deliveryOrder returns the indexes of lines in (delivery time, id) order. The ids of a plan's puts
+// are distinct, so the order is total. Sorting packed integers (time from the earliest, index)
+// and then only the runs of one second by id costs a fraction of sorting with a comparison
+// function; a batch whose times span 2^31 seconds or more is sorted with one.
+func deliveryOrder(ls []Line) []int32 {
+	out := make([]int32, len(ls))
+	if len(ls) == 0 {
+		return out
+	}
+	lo, hi := ls[0].At, ls[0].At
+	for i := range ls {
+		lo, hi = min(lo, ls[i].At), max(hi, ls[i].At)
+	}
+	byID := func(a, b int32) int { return strings.Compare(ls[a].ID, ls[b].ID) }
+	if uint64(hi)-uint64(lo) >= 1<<31 || len(ls) >= 1<<31 {
+		for i := range out {
+			out[i] = int32(i)
+		}
+		slices.SortFunc(out, func(a, b int32) int {
+			if c := cmp.Compare(ls[a].At, ls[b].At); c != 0 {
+				return c
+			}
+			return byID(a, b)
+		})
+		return out
+	}
+	keys := make([]uint64, len(ls))
+	for i := range ls {
+		keys[i] = uint64(ls[i].At-lo)<<32 | uint64(i)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		out[i] = int32(uint32(k))
+	}
+	for i := 0; i < len(keys); {
+		j := i + 1
+		for j < len(keys) && keys[j]>>32 == keys[i]>>32 {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(out[i:j], byID)
+		}
+		i = j
+	}
+	return out
 }
