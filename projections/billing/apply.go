@@ -96,9 +96,23 @@ type Plan struct {
 // removes the lines and diffs of the ids it retracts, whether stored or earlier in the batch.
 func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 	p := Plan{HW: map[int32]events.Cause{}, Totals: map[string]map[string]int64{}, Counts: map[string]map[string]int64{}}
-	hw := make(map[int32]events.Cause, len(prior.HW))
-	for k, v := range prior.HW {
-		hw[k] = v
+	// The high-water mark of each source partition (a batch has few): the prior's, then the cause
+	// of each event applied. Kept in a slice, not a map: every event reads and moves its mark.
+	type mark struct {
+		c            events.Cause
+		known, moved bool
+	}
+	var (
+		sources touchOrder[int32]
+		marks   []mark
+	)
+	markOf := func(part int32) *mark {
+		i, first := sources.of(part)
+		if first {
+			c, ok := prior.HW[part]
+			marks = append(marks, mark{c: c, known: ok})
+		}
+		return &marks[i]
 	}
 	// The arena of lines holds a version per charge and the stored versions retracted: sized to
 	// those, not the batch (a replay's batches are three quarters other events, and the arena of
@@ -144,12 +158,12 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 			p.Bad = append(p.Bad, Bad{ID: e.ID, Type: string(e.Type), Reason: "no cause: cannot be applied exactly once"})
 			continue
 		}
-		if last, ok := hw[e.Cause.Partition]; ok && !e.Cause.After(last) {
+		m := markOf(e.Cause.Partition)
+		if m.known && !e.Cause.After(m.c) {
 			p.Skipped++
 			continue
 		}
-		hw[e.Cause.Partition] = *e.Cause
-		p.HW[e.Cause.Partition] = *e.Cause
+		m.c, m.known, m.moved = *e.Cause, true, true
 		p.Applied++
 		switch d := e.Data.(type) {
 		case *events.Charge:
@@ -176,6 +190,11 @@ func Apply(pr *Pricer, batch []events.Event, prior Prior) Plan {
 				lines.retract(id, prior.Lines, addLine)
 				diffs.retract(id, prior.Diffs, addDiff)
 			}
+		}
+	}
+	for i, m := range marks {
+		if m.moved {
+			p.HW[sources.keys[i]] = m.c
 		}
 	}
 	p.Del, p.Put = lines.changes()

@@ -2,9 +2,12 @@ package billing
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/convmeter/convmeter/events"
 )
 
 // TestVersionsChanges: versions.changes (which hands back the arena as it is, compacts it in
@@ -62,6 +65,42 @@ func TestVersionsChanges(t *testing.T) {
 		del, put := v.changes()
 		if !slices.Equal(del, wantDel) || !slices.Equal(put, wantPut) {
 			t.Fatalf("history %d: changes del %v put %v, want del %v put %v", n, del, put, wantDel, wantPut)
+		}
+	}
+}
+
+// TestApplyHighWater: Apply skips each event at or below its source partition's mark (the
+// prior's, or an earlier event's of the batch) and returns the marks that moved, as a map of
+// marks does, with 1 to 20 source partitions in a batch.
+func TestApplyHighWater(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	pr, _ := NewPricer(smallBook(t))
+	for n := 0; n < 500; n++ {
+		sources := 1 + r.IntN(20)
+		prior := Prior{HW: map[int32]events.Cause{}}
+		for s := 0; s < sources; s++ {
+			if r.IntN(2) == 0 {
+				prior.HW[int32(s)] = events.Cause{Partition: int32(s), Offset: r.Int64N(10), Index: r.Int32N(3)}
+			}
+		}
+		var batch []events.Event
+		for k, m := 0, r.IntN(100); k < m; k++ {
+			s := int32(r.IntN(sources))
+			batch = append(batch, events.Event{ID: fmt.Sprint("e", k), Type: events.TypeCorrection,
+				Cause: &events.Cause{Partition: s, Offset: r.Int64N(12), Index: r.Int32N(3)}, Data: &events.Correction{}})
+		}
+		hw := maps.Clone(prior.HW)
+		want, skipped := map[int32]events.Cause{}, 0
+		for _, e := range batch {
+			if last, ok := hw[e.Cause.Partition]; ok && !e.Cause.After(last) {
+				skipped++
+				continue
+			}
+			hw[e.Cause.Partition], want[e.Cause.Partition] = *e.Cause, *e.Cause
+		}
+		p := Apply(pr, batch, prior)
+		if !maps.Equal(p.HW, want) || p.Skipped != skipped || p.Applied != len(batch)-skipped {
+			t.Fatalf("batch %d: HW %v skipped %d applied %d; want %v, %d, %d", n, p.HW, p.Skipped, p.Applied, want, skipped, len(batch)-skipped)
 		}
 	}
 }
