@@ -44,7 +44,9 @@ func Compare(ours, meta events.Verdict) []string {
 	}
 	// A field Meta did not send is no difference: CBP webhooks carry no pricing.type, v24+ omits
 	// the conversation outside free-entry-point windows.
-	if meta.Category != "" && events.NormalizeCategory(string(ours.Category)) != events.NormalizeCategory(string(meta.Category)) {
+	// (Equal spellings normalise alike: most pairs are equal and need no normalising.)
+	if meta.Category != "" && ours.Category != meta.Category &&
+		events.NormalizeCategory(string(ours.Category)) != events.NormalizeCategory(string(meta.Category)) {
 		k = append(k, DiffCategory)
 	}
 	if meta.PricingType != "" && ours.PricingType != meta.PricingType {

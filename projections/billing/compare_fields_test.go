@@ -37,3 +37,20 @@ func TestCompareOnlyWhatMetaSent(t *testing.T) {
 		}
 	}
 }
+
+// TestCompareCategorySpellings: Compare, which normalises categories only when they are spelled
+// differently, finds a category difference exactly when the normalised categories differ.
+func TestCompareCategorySpellings(t *testing.T) {
+	spellings := []events.Category{"", "marketing", "Marketing", " marketing ", "utility", "UTILITY", "service",
+		"customer_initiated", "customer-initiated", "user_initiated", "free_entry", "free_entry_point",
+		"referral_conversion", "authentication", "authentication-international", "authentication_international"}
+	for _, a := range spellings {
+		for _, b := range spellings {
+			ours, meta := events.Verdict{Category: a}, events.Verdict{Category: b}
+			want := b != "" && events.NormalizeCategory(string(a)) != events.NormalizeCategory(string(b))
+			if got := slices.Contains(Compare(ours, meta), DiffCategory); got != want {
+				t.Errorf("Compare(%q, %q): category difference %v, want %v", a, b, got, want)
+			}
+		}
+	}
+}
