@@ -302,9 +302,8 @@ type gwKey struct{ waba, number, group string }
 // replaced lines and records), the high-water marks and puts, index and group members, then
 // counter increments; and the batch's changes to the member counters (written by the caller).
 // Each command's arguments are boxed once: a line's id and score are shared by its hash field
-// and zset members, as pointers into the plan (*string, *int64: no allocation); its encoding is a
-// slice of one buffer per batch, as is a reconciliation record's. The commands alias the plan:
-// it must not change until they are written.
+// and zset members, as pointers (*string, *int64: no allocation) into slices of the batch; its
+// encoding is a slice of one buffer per batch, as is a reconciliation record's.
 func (s *Store) ops(tag string, plan Plan) ([][]any, *memberCounts) {
 	var out [][]any
 	// Deletes.
