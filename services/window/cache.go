@@ -23,21 +23,36 @@ import "math/bits"
 // Replay traffic is different: hundreds of thousands of pairs take turns, so a small cache
 // misses on nearly every event, and a replay gives its engines 65,536 slots each
 // (Config.CachePairs, replay.DefaultCachePairs): 15% less CPU for the engine.
+//
+// What a lookup reads of a set, its slots' key hashes and recency, is kept apart from the pairs
+// (tags, in the slots' order): a set's tags fill one cache line where its slots span eleven, so a
+// lookup reads one line and then the slot it finds instead of a line of every slot of the set.
 type pairCache struct {
 	slots []cacheSlot
-	sets  uint64 // len(slots)/ways, a power of two
+	tags  []cacheTag // tags[i] is slots[i]'s
+	sets  uint64     // len(slots)/ways, a power of two
 	ways  int
 	clock uint64 // advances on every use of a slot: the recency order within a set
 }
 
 type cacheSlot struct {
 	p       pair
-	h       uint64 // hashKey(p.key) while used
-	last    uint64 // the cache's clock when the slot was last used
-	used    bool   // p is a live pair
-	dirty   bool   // p changed since it was last written to the table
-	inTable bool   // p has a record in the table (stale while dirty)
+	tag     *cacheTag
+	dirty   bool // p changed since it was last written to the table
+	inTable bool // p has a record in the table (stale while dirty)
 }
+
+// cacheTag is what a lookup reads of a slot.
+type cacheTag struct {
+	h    uint64 // hashKey(p.key) while used
+	last uint64 // the cache's clock when the slot was last used; 0 while it holds no live pair
+}
+
+// used reports whether s holds a live pair.
+func (s *cacheSlot) used() bool { return s.tag.last != 0 }
+
+// free marks s as holding no live pair.
+func (s *cacheSlot) free() { s.tag.last, s.dirty, s.inTable = 0, false, false }
 
 // DefaultCachePairs is the number of pairs an engine keeps decoded unless Config.CachePairs says
 // otherwise, in sets of cacheWays: about 0.5 MB at a few hundred bytes each, per partition.
@@ -54,46 +69,53 @@ func ceilPow2(n int) int {
 // newPairCacheOf returns a cache of n slots (a power of two).
 func newPairCacheOf(n int) pairCache {
 	ways := min(cacheWays, n)
-	return pairCache{slots: make([]cacheSlot, n), sets: uint64(n / ways), ways: ways}
+	c := pairCache{slots: make([]cacheSlot, n), tags: make([]cacheTag, n), sets: uint64(n / ways), ways: ways}
+	for i := range c.slots {
+		c.slots[i].tag = &c.tags[i]
+	}
+	return c
 }
 
-// set is the slots a key whose hash is h may occupy.
-func (c *pairCache) set(h uint64) []cacheSlot {
-	i := int(h&(c.sets-1)) * c.ways
-	return c.slots[i : i+c.ways : i+c.ways]
+// set is the index of the first slot of the set a key whose hash is h may occupy.
+func (c *pairCache) set(h uint64) int {
+	return int(h&(c.sets-1)) * c.ways
+}
+
+// use marks s used now: it holds a live pair.
+func (c *pairCache) use(s *cacheSlot) {
+	c.clock++
+	s.tag.last = c.clock
 }
 
 // find returns the slot holding key (whose hash is h), marked used now, or nil.
 func find[K ~string | ~[]byte](c *pairCache, h uint64, key K) *cacheSlot {
-	set := c.set(h)
-	for i := range set {
-		if s := &set[i]; s.used && s.h == h && s.p.key == string(key) {
-			c.clock++
-			s.last = c.clock
-			return s
+	i := c.set(h)
+	for j, t := range c.tags[i : i+c.ways] {
+		if t.h == h && t.last != 0 {
+			if s := &c.slots[i+j]; s.p.key == string(key) {
+				c.use(s)
+				return s
+			}
 		}
 	}
 	return nil
 }
 
 // victim returns the slot of h's set to put a pair in: a free one, or the least recently used.
-// The caller writes it back first.
+// The caller writes it back first, and marks it used once it holds a pair.
 func (c *pairCache) victim(h uint64) *cacheSlot {
-	set := c.set(h)
-	v := &set[0]
-	for i := range set {
-		s := &set[i]
-		if !s.used {
-			v = s
+	i := c.set(h)
+	v := i
+	for j, t := range c.tags[i : i+c.ways] {
+		if t.last == 0 {
+			v = i + j
 			break
 		}
-		if s.last < v.last {
-			v = s
+		if t.last < c.tags[v].last {
+			v = i + j
 		}
 	}
-	c.clock++
-	v.last = c.clock
-	return v
+	return &c.slots[v]
 }
 
 // slot returns the slot of a cached pair's key.
@@ -120,7 +142,7 @@ func (e *Engine) loadHashed(key string, h uint64) (*pair, *cacheSlot) {
 	}
 	s := e.cache.victim(h)
 	e.writeBack(s)
-	s.h = h
+	s.tag.h = h
 	body := e.pairs.getHashed(key, h)
 	if body == nil {
 		return nil, s
@@ -131,7 +153,8 @@ func (e *Engine) loadHashed(key string, h uint64) (*pair, *cacheSlot) {
 		// Records are written by this engine and never change: a bad one is a bug, not input.
 		panic("window: pair " + key + ": undecodable record: " + d.err.Error())
 	}
-	s.used, s.dirty, s.inTable = true, false, true
+	s.dirty, s.inTable = false, true
+	e.cache.use(s)
 	return &s.p, s
 }
 
@@ -153,7 +176,8 @@ func (e *Engine) loadKey(kb []byte) (*pair, string, *cacheSlot) {
 func (e *Engine) freshIn(s *cacheSlot, key string) *pair {
 	s.p = pair{key: key, cut: e.stream - e.lateness, pending: s.p.pending[:0]}
 	s.p.cur.at = s.p.cut
-	s.used, s.dirty, s.inTable = true, true, false
+	s.dirty, s.inTable = true, false
+	e.cache.use(s)
 	return &s.p
 }
 
@@ -164,23 +188,23 @@ func (e *Engine) save(p *pair) { e.cache.slot(p.key).dirty = true }
 func (e *Engine) evict(p *pair) {
 	s := e.cache.slot(p.key)
 	e.pairs.del(p.key)
-	s.used, s.dirty, s.inTable = false, false, false
+	s.free()
 }
 
 // writeBack writes a dirty slot's pair to the table and frees the slot.
 func (e *Engine) writeBack(s *cacheSlot) {
-	if s.used && s.dirty {
+	if s.used() && s.dirty {
 		e.buf = appendPair(e.buf[:0], &s.p)
 		e.pairs.put(s.p.key, e.buf)
 	}
-	s.used, s.dirty, s.inTable = false, false, false
+	s.free()
 }
 
 // flush writes every dirty cached pair to the table; they stay cached.
 func (e *Engine) flush() {
 	for i := range e.cache.slots {
 		s := &e.cache.slots[i]
-		if s.used && s.dirty {
+		if s.used() && s.dirty {
 			e.buf = appendPair(e.buf[:0], &s.p)
 			e.pairs.put(s.p.key, e.buf)
 			s.dirty, s.inTable = false, true
@@ -192,7 +216,7 @@ func (e *Engine) flush() {
 func (c *pairCache) fresh() int {
 	n := 0
 	for i := range c.slots {
-		if s := &c.slots[i]; s.used && !s.inTable {
+		if s := &c.slots[i]; s.used() && !s.inTable {
 			n++
 		}
 	}
@@ -203,10 +227,10 @@ func (c *pairCache) fresh() int {
 // may be appended twice; runDue removes duplicates).
 func (e *Engine) keysOf(h uint64, keys []string) []string {
 	keys = e.pairs.keysOf(h, keys)
-	set := e.cache.set(h)
-	for i := range set {
-		if s := &set[i]; s.used && s.h == h {
-			keys = append(keys, s.p.key)
+	i := e.cache.set(h)
+	for j, t := range e.cache.tags[i : i+e.cache.ways] {
+		if t.h == h && t.last != 0 {
+			keys = append(keys, e.cache.slots[i+j].p.key)
 		}
 	}
 	return keys
