@@ -25,18 +25,21 @@
 // # Performance
 //
 // scripts/bench-replay.sh (BenchmarkReplayKafka: 1,000,000 loadgen events, 4 partitions, local
-// Kafka and Redis, GOGC=400, batches of DefaultBatchSize, engines keeping DefaultCachePairs
-// decoded) measured 173,000 records/s in the `scripts/bench.sh` run of 2026-11-24 07:01 UTC and
-// 130,000-162,000 in other runs of that hour, on the otherwise idle 2-core development machine.
-// The cost per record is what bounds it: 7.7-9.9 CPU-µs in this process (per million records,
-// profiled: decode 1.3 s, engine 3.0, the projections' Go side 3.0 (rate limits 1.8, billing
-// 1.2), reading 0.8, GC about 0.5) and 2.5-3.6 CPU-µs in Redis, 10-13 µs of the machine's 2 cores
-// per record. 300,000 records/s would need at most 6.7 µs for everything: the engines alone
-// (BenchmarkReplayEngineOnly, no Kafka, no Redis) ran at 323,000 records/s on one goroutine
-// (3.1 CPU-µs per record, decode included), which leaves about 3.6 µs for reading and both
-// projections, whose writes cost Redis 2.5 µs alone. That state is the live layout, and little of
-// it is transient: one batch of the whole log per partition (a batch of 1,000,000) cost Redis 2.6
-// µs per record against 3.2 for batches of 50,000 in the same hour. Reaching the target needs the
-// projections' Go side and their Redis writes both cut by more than half (a more compact Redis
-// layout for rate limits and the ledger, shared by the live path), not a faster reader or engine.
+// Kafka and Redis with AOF, GOGC=400, batches of DefaultBatchSize, engines keeping
+// DefaultCachePairs decoded) measured 218,000 records/s in the `scripts/bench.sh` run of
+// 2026-11-24 09:27 UTC, on the otherwise idle 2-core development machine (173,000 at 07:01; in
+// alternating runs at 09:14, 185,000-187,000 against 142,000-154,000 for commit c206a40). The
+// cost per record is what bounds it, and the run saturated both cores: 5.7 CPU-µs in this
+// process (per million records, profiled: engine 1.6-1.8 s, decode 0.9-1.0, rate limits' Go side
+// 1.2, billing's 0.8, reading 0.7, GC about 0.8 with sweeping), 2.3 in Redis, 0.9 in the AOF
+// rewrites Redis forks as the append-only file grows (a replay roughly doubles the data set, so
+// a production Redis forks one too) and 0.1 in the broker: 9.0 µs of the machine's 2 cores per
+// record. 300,000 records/s allows 6.7 µs for everything. Redis and the broker take 3.3 of them on
+// this log, whose 5 hours of event time all lie within the rate limits' undo window, so the
+// written state is final, not churn (one batch of the whole log per partition cost Redis as much
+// per record as batches of 50,000); the engines alone (BenchmarkReplayEngineOnly, no Kafka, no
+// Redis) take 2.5 of the process's 5.7. Reaching the target needs both a more compact Redis
+// layout for rate limits and the ledger (shared with the live path, which replay must reproduce
+// for Compare and Promote): Redis and its rewrites halved would leave 5.0 µs for the process,
+// and the process at least another eighth cheaper; the process alone cannot get there.
 package replay
