@@ -2,7 +2,7 @@
 // (architecture rule 7: replay is a product feature).
 //
 // Run reads every partition of the message-events topic directly (one leader connection per
-// partition, large fetches) from its first offset up to the high-water mark captured at the
+// partition, fetches decoded ahead) from its first offset up to the high-water mark captured at the
 // start, runs each record through the aggregator's pure Processor (one window engine per
 // partition, dead letters made exactly as the aggregator makes them) and applies the outputs in
 // batches, with their causes, to the billing and rate-limit projections of a fresh Namespace (a
