@@ -82,28 +82,11 @@ func (s *scanner) object(names []string, member func(i int, name []byte) bool) b
 	next := 0
 	for {
 		s.ws()
-		var name []byte
-		i := -1
-		for k := next; k < len(names); k++ {
-			if s.quoted(names[k]) {
-				i = k
-				name = b[s.i-1-len(names[k]) : s.i-1]
-				break
-			}
+		i, start, end, esc, err := s.memberName(names, next)
+		if err != nil || esc {
+			return false
 		}
-		if i < 0 {
-			start, end, esc, err := s.stringSpan()
-			if err != nil || esc {
-				return false
-			}
-			name = b[start:end]
-			for k, n := range names {
-				if string(name) == n {
-					i = k
-					break
-				}
-			}
-		}
+		name := b[start:end]
 		s.ws()
 		if s.i >= len(b) || b[s.i] != ':' {
 			return false
@@ -127,6 +110,34 @@ func (s *scanner) object(names []string, member func(i int, name []byte) bool) b
 			return true
 		}
 	}
+}
+
+// memberName reads the name of an object member at s.i: the index in names of the name (-1 for
+// another) and where its bytes are. names are matched on the record's bytes, quotes included, from
+// names[from] on (the encoder writes them in order, the omitted ones skipped), so a record in that
+// order is read without scanning its names as strings; any other name is scanned as a string and
+// looked up in all of names. A name written with escapes is not looked up (esc; i is -1).
+func (s *scanner) memberName(names []string, from int) (i, start, end int, esc bool, err error) {
+	for k := from; k < len(names); k++ {
+		if s.quoted(names[k]) {
+			return k, s.i - 1 - len(names[k]), s.i - 1, false, nil
+		}
+	}
+	start, end, esc, err = s.stringSpan()
+	if err != nil || esc {
+		return -1, start, end, esc, err
+	}
+	return lookupName(names, s.b[start:end]), start, end, false, nil
+}
+
+// lookupName is the index of name in names, or -1.
+func lookupName(names []string, name []byte) int {
+	for k, n := range names {
+		if string(name) == n {
+			return k
+		}
+	}
+	return -1
 }
 
 // quoted reads the JSON string "name" at s.i and reports whether it is there; otherwise it reads

@@ -197,35 +197,20 @@ func (h *header) scanWith(sp *scanner, b []byte) error {
 		next := 0
 		for {
 			s.ws()
-			f := -1
-			// The names as Encode writes them, in its order, are matched on the bytes; any
-			// other key is read as a string and looked up.
-			for k := next; k < len(envelopeFields); k++ {
-				if s.quoted(envelopeFields[k]) {
-					f, next = k, k+1
-					break
-				}
+			f, kStart, kEnd, esc, err := s.memberName(envelopeFields, next)
+			if err != nil {
+				return err
 			}
-			if f < 0 {
-				kStart, kEnd, esc, err := s.stringSpan()
-				if err != nil {
-					return err
+			if esc {
+				// A key written with escapes ("\u0076") still names its field.
+				var k string
+				if err := json.Unmarshal(b[kStart-1:kEnd+1], &k); err != nil {
+					return &DecodeError{Kind: ErrKindMalformed, Err: fmt.Errorf("object key at byte %d: %w", kStart, err)}
 				}
-				key := b[kStart:kEnd]
-				if esc {
-					// A key written with escapes ("\u0076") still names its field.
-					var k string
-					if err := json.Unmarshal(b[kStart-1:kEnd+1], &k); err != nil {
-						return &DecodeError{Kind: ErrKindMalformed, Err: fmt.Errorf("object key at byte %d: %w", kStart, err)}
-					}
-					key = []byte(k)
-				}
-				for k, n := range envelopeFields {
-					if string(key) == n {
-						f = k
-						break
-					}
-				}
+				f = lookupName(envelopeFields, []byte(k))
+			}
+			if f >= 0 {
+				next = f + 1
 			}
 			s.ws()
 			if s.i >= len(b) || b[s.i] != ':' {
