@@ -1,9 +1,13 @@
 package ratecard
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -112,7 +116,14 @@ type Book struct {
 	markets  map[string]bool
 	prefixes map[string][]prefixRow // prefix → rows sorted by from
 	maxLen   int
+	digest   string
 }
+
+// Digest identifies what the book was loaded from: a SHA-256 over the files' contents in load
+// order, names aside, so the shipped examples and a copy of them on disk have the same digest. A
+// replay records it and refuses to resume with another book, which would price the lines before
+// and after the interruption differently.
+func (b *Book) Digest() string { return b.digest }
 
 // LoadError names the file and line of a problem found while loading.
 type LoadError struct {
@@ -200,6 +211,7 @@ type pendingRate struct {
 }
 
 type loader struct {
+	sums    hash.Hash // of the files' own SHA-256 sums, in load order
 	errs    []error
 	book    *Book
 	pending []pendingRate
@@ -207,7 +219,7 @@ type loader struct {
 }
 
 func newLoader() *loader {
-	return &loader{book: &Book{
+	return &loader{sums: sha256.New(), book: &Book{
 		cards: map[string][]*Card{}, byID: map[string]*Card{}, markets: map[string]bool{},
 		prefixes: map[string][]prefixRow{},
 	}}
@@ -223,7 +235,14 @@ func validDay(s string) bool {
 }
 
 func (l *loader) read(file string, r io.Reader) {
-	cr := csv.NewReader(r)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		l.fail(file, 0, "read: %v", err)
+		return
+	}
+	sum := sha256.Sum256(data)
+	l.sums.Write(sum[:])
+	cr := csv.NewReader(bytes.NewReader(data))
 	cr.Comment = '#'
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
@@ -392,6 +411,7 @@ func (l *loader) parseTier(file string, line int, s string) (Tier, bool) {
 
 func (l *loader) finish() (*Book, error) {
 	b := l.book
+	b.digest = hex.EncodeToString(l.sums.Sum(nil))
 	// Rates: known markets, no duplicates, tiers contiguous from 0 to MAX.
 	for _, p := range l.pending {
 		if !b.markets[p.market] {
