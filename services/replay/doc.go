@@ -19,6 +19,17 @@
 // Promote switches the live namespace to the rebuilt one by renaming keys (see Promote for why,
 // and for its preconditions).
 //
+// An interrupted replay can be resumed. Rebuild (what `convmeter replay` runs) records in the
+// namespace, before the first batch, a Manifest: the log's offsets captured at the start, the time
+// range, the lateness and the rate cards' digest; it marks it done at the end. Resumed, it reads
+// the same offsets again (the engines' state is not stored) and applies nothing twice: the
+// outputs every projection has applied are dropped before batching, and each projection skips
+// the rest of what it applied (its high-water mark, as after any crash). A resume with other
+// settings is refused, and so is a log whose retention deleted records the replay had read.
+// List finds the replays beside a live namespace (a registry set under the live prefix); Drop
+// deletes one. TestReplayResumeAfterKill kills a replay process with SIGKILL and checks that the
+// resumed namespace equals an uninterrupted replay's.
+//
 // Partition is the in-memory live path of one partition, shared with the offline audit. Run
 // pipelines it: a full batch is applied in the background while the engine fills the next.
 //

@@ -21,6 +21,7 @@ import (
 // into a fresh one beside it.
 type Namespace struct {
 	Prefix    string
+	Book      *ratecard.Book // the rate cards the billing store prices with
 	Billing   *billing.Store
 	RateLimit *ratelimit.Store
 }
@@ -43,7 +44,7 @@ func OpenNamespace(rdb redis.UniversalClient, prefix string, book *ratecard.Book
 	if err != nil {
 		return nil, err
 	}
-	return &Namespace{Prefix: prefix, Billing: b, RateLimit: rl}, nil
+	return &Namespace{Prefix: prefix, Book: book, Billing: b, RateLimit: rl}, nil
 }
 
 // Projections returns the namespace's projections, billing first.

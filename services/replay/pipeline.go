@@ -30,6 +30,9 @@ type Partition struct {
 	pipelined bool
 	inflight  chan flushResult
 	spare     []events.Event // the storage of the last batch applied in the background, for the next
+	// applied, until the records pass it, is the cause every projection has applied already
+	// (a resumed replay): outputs at or before it are dropped, not batched.
+	applied *events.Cause
 }
 
 type flushResult struct {
@@ -45,7 +48,9 @@ type PartitionStats struct {
 	Outputs     int64 // engine outputs applied to the projections
 	DeadLetters int64 // records that did not decode or that the engine refused
 	Skipped     int64 // records outside the --from/--to range
-	Batches     int64
+	// AlreadyApplied counts the outputs dropped because every projection had applied them.
+	AlreadyApplied int64
+	Batches        int64
 	// ApplyNanos is the wall time spent in each projection's Apply, by projection name.
 	ApplyNanos map[string]int64
 }
@@ -87,9 +92,12 @@ func (x *Partition) DeadLetters() []events.Event { return x.dead }
 // is full.
 func (x *Partition) Record(ctx context.Context, m kafka.Message) error {
 	x.stats.Records++
-	n := len(x.dead)
+	n, k := len(x.dead), len(x.pending)
 	x.pending, x.dead, _ = x.proc.Record(m, x.pending, x.dead)
 	x.stats.DeadLetters += int64(len(x.dead) - n)
+	if x.applied != nil {
+		x.dropApplied(m.Offset, k)
+	}
 	if len(x.pending) >= x.batchSize {
 		if x.pipelined {
 			return x.handOff(ctx)
@@ -97,6 +105,29 @@ func (x *Partition) Record(ctx context.Context, m kafka.Message) error {
 		return x.Flush(ctx)
 	}
 	return nil
+}
+
+// skipApplied makes the partition drop the outputs at or before c (nil: none), which every
+// projection has applied already.
+func (x *Partition) skipApplied(c *events.Cause) { x.applied = c }
+
+// dropApplied drops the outputs of the record at offset from pending[k:] that are at or before
+// x.applied, and stops looking once the records are past it.
+func (x *Partition) dropApplied(offset int64, k int) {
+	if offset > x.applied.Offset {
+		x.applied = nil
+		return
+	}
+	kept := x.pending[:k]
+	for _, e := range x.pending[k:] {
+		if e.Cause != nil && !e.Cause.After(*x.applied) {
+			x.stats.AlreadyApplied++
+			continue
+		}
+		kept = append(kept, e)
+	}
+	clear(x.pending[len(kept):])
+	x.pending = kept
 }
 
 // Pipeline makes full batches apply in the background while the engine fills the next (one in

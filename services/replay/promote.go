@@ -113,6 +113,9 @@ func Promote(ctx context.Context, rdb redis.UniversalClient, live, rebuilt *Name
 		}
 		renamed++
 	}
+	if err := forget(ctx, rdb, live, rebuilt); err != nil {
+		return renamed, err
+	}
 	if err := rdb.Del(ctx, marker).Err(); err != nil {
 		return renamed, fmt.Errorf("replay: delete %s: %w", marker, err)
 	}

@@ -22,7 +22,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.From != 0 || r.To != 0 {
 		p("range: lines delivered in [%s, %s); totals and counters not compared\n", orOpen(r.From.String(), r.From == 0), orOpen(r.To.String(), r.To == 0))
 	}
-	if s := r.Replay; s != nil {
+	if s := r.Replay; s != nil && s.AlreadyComplete {
+		p("replay: already complete, nothing replayed (resumed a finished replay)\n")
+	} else if s != nil {
+		if s.Resumed {
+			p("resumed an interrupted replay: %d outputs it had applied to both projections were not applied again\n", s.AlreadyApplied)
+		}
 		p("replayed: %d records in %d partitions, %d outputs, %d dead letters, %d skipped, %.1fs, %.0f records/s\n",
 			s.Records, s.Partitions, s.Outputs, s.DeadLetters, s.Skipped, s.Seconds, s.PerSecond)
 		for p0, f := range s.First {

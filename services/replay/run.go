@@ -33,6 +33,9 @@ type Config struct {
 	CachePairs int
 	// BatchSize is the number of engine outputs per projection Apply (default DefaultBatchSize).
 	BatchSize int
+	// First and End, when set, are the partitions' first offsets and high-water marks to replay
+	// up to (a resumed replay's, captured when it started) instead of the log's now.
+	First, End []int64
 	// Progress, when set, receives a progress line every ProgressEvery (default 2 s): records,
 	// events/s, ETA from the high-water offsets captured at the start.
 	Progress      io.Writer
@@ -41,13 +44,19 @@ type Config struct {
 
 // Stats is what a replay did.
 type Stats struct {
-	Partitions  int     `json:"partitions"`
-	Records     int64   `json:"records"` // input records read, up to the high-water marks captured at start
-	Outputs     int64   `json:"outputs"` // engine outputs applied to each projection
-	DeadLetters int64   `json:"dead_letters"`
-	Skipped     int64   `json:"skipped"` // outside --from/--to
-	Seconds     float64 `json:"seconds"`
-	PerSecond   float64 `json:"records_per_second"`
+	Partitions  int   `json:"partitions"`
+	Records     int64 `json:"records"` // input records read, up to the high-water marks captured at start
+	Outputs     int64 `json:"outputs"` // engine outputs applied to each projection
+	DeadLetters int64 `json:"dead_letters"`
+	Skipped     int64 `json:"skipped"` // outside --from/--to
+	// AlreadyApplied counts the outputs an interrupted replay had applied to every projection,
+	// which a resumed one did not apply again.
+	AlreadyApplied int64 `json:"already_applied,omitempty"`
+	Resumed        bool  `json:"resumed,omitempty"`
+	// AlreadyComplete: a resumed replay found the replay finished and ran nothing.
+	AlreadyComplete bool    `json:"already_complete,omitempty"`
+	Seconds         float64 `json:"seconds"`
+	PerSecond       float64 `json:"records_per_second"`
 	// ApplySeconds is the wall time spent in each projection's Apply, summed over partitions.
 	ApplySeconds map[string]float64 `json:"apply_seconds"`
 	// HighWater is the captured end offset (exclusive) of each partition; First the first offset
@@ -59,31 +68,44 @@ type Stats struct {
 // ErrNotFresh is returned when the target namespace already holds projection keys.
 var ErrNotFresh = errors.New("replay: target namespace is not empty")
 
-// Run replays the message-events topic from offset 0 of every partition up to the high-water mark
-// captured at the start, through one window engine per partition (the aggregator's Processor),
-// into the projections of target, which must be empty. No Kafka writes.
+// Run replays the message-events topic from the first offset of every partition up to the
+// high-water mark captured at the start (or cfg.First and cfg.End), through one window engine per
+// partition (the aggregator's Processor), into the projections of target. No Kafka writes.
+//
+// Run applies nothing a projection of target has applied already: outputs at or below every
+// projection's high-water mark are dropped before batching, and each projection skips what it
+// applied itself. Into an empty namespace that is everything; Rebuild uses it to resume an
+// interrupted replay and keeps the namespace's manifest.
 func Run(ctx context.Context, cfg Config, target *Namespace, log *slog.Logger) (Stats, error) {
-	if len(cfg.Brokers) == 0 || cfg.Topic == "" {
-		return Stats{}, errors.New("replay: brokers and topic are required")
-	}
-	n, err := kafkax.PartitionCount(ctx, cfg.Brokers, cfg.Topic)
+	n, err := partitionCount(ctx, cfg)
 	if err != nil {
-		return Stats{}, fmt.Errorf("replay: partitions of %s: %w", cfg.Topic, err)
+		return Stats{}, err
 	}
-	st := Stats{Partitions: n, HighWater: make([]int64, n)}
-	firsts := make([]int64, n)
+	st := Stats{Partitions: n}
+	if st.First, st.HighWater, err = captureOffsets(ctx, cfg, n, log); err != nil {
+		return st, err
+	}
+	firsts := st.First
+	if cfg.End != nil {
+		if len(cfg.First) != n || len(cfg.End) != n {
+			return st, fmt.Errorf("replay: %d first and %d end offsets given for %d partitions", len(cfg.First), len(cfg.End), n)
+		}
+		for p := range n {
+			if firsts[p] > cfg.First[p] {
+				return st, fmt.Errorf("%w: %s/%d now starts at offset %d, the replay started at %d", ErrLogTruncated, cfg.Topic, p, firsts[p], cfg.First[p])
+			}
+		}
+		st.First, st.HighWater = cfg.First, cfg.End
+		firsts = cfg.First
+	}
 	var total int64
 	for p := range n {
-		if firsts[p], st.HighWater[p], err = offsets(ctx, cfg.Brokers[0], cfg.Topic, p); err != nil {
-			return st, err
-		}
 		total += st.HighWater[p] - firsts[p]
-		if firsts[p] > 0 {
-			log.Warn("replay: the log no longer starts at offset 0 (retention): what it deleted cannot be rebuilt",
-				"topic", cfg.Topic, "partition", p, "first_offset", firsts[p])
-		}
 	}
-	st.First = firsts
+	applied, err := appliedMarks(ctx, target, n)
+	if err != nil {
+		return st, err
+	}
 	log.Info("replay: start", "topic", cfg.Topic, "partitions", n, "records", total, "namespace", target.Prefix)
 	start := time.Now()
 	var done atomic.Int64
@@ -99,6 +121,7 @@ func Run(ctx context.Context, cfg Config, target *Namespace, log *slog.Logger) (
 			return st, err
 		}
 		x.Pipeline()
+		x.skipApplied(applied[p])
 		parts[p] = x
 		g.Go(func() error {
 			return readPartition(gctx, cfg, x, int32(p), firsts[p], st.HighWater[p], &done)
@@ -117,6 +140,7 @@ func Run(ctx context.Context, cfg Config, target *Namespace, log *slog.Logger) (
 		st.Outputs += s.Outputs
 		st.DeadLetters += s.DeadLetters
 		st.Skipped += s.Skipped
+		st.AlreadyApplied += s.AlreadyApplied
 	}
 	st.Seconds = time.Since(start).Seconds()
 	if st.Seconds > 0 {
@@ -125,9 +149,59 @@ func Run(ctx context.Context, cfg Config, target *Namespace, log *slog.Logger) (
 	if err != nil {
 		return st, err
 	}
-	log.Info("replay: done", "records", st.Records, "outputs", st.Outputs, "dead_letters", st.DeadLetters,
+	log.Info("replay: done", "records", st.Records, "outputs", st.Outputs, "already_applied", st.AlreadyApplied, "dead_letters", st.DeadLetters,
 		"seconds", st.Seconds, "records_per_second", int64(st.PerSecond))
 	return st, nil
+}
+
+func partitionCount(ctx context.Context, cfg Config) (int, error) {
+	if len(cfg.Brokers) == 0 || cfg.Topic == "" {
+		return 0, errors.New("replay: brokers and topic are required")
+	}
+	n, err := kafkax.PartitionCount(ctx, cfg.Brokers, cfg.Topic)
+	if err != nil {
+		return 0, fmt.Errorf("replay: partitions of %s: %w", cfg.Topic, err)
+	}
+	return n, nil
+}
+
+// captureOffsets returns the first offset and the high-water mark of each of the n partitions.
+func captureOffsets(ctx context.Context, cfg Config, n int, log *slog.Logger) (first, end []int64, err error) {
+	first, end = make([]int64, n), make([]int64, n)
+	for p := range n {
+		if first[p], end[p], err = offsets(ctx, cfg.Brokers[0], cfg.Topic, p); err != nil {
+			return nil, nil, err
+		}
+		if first[p] > 0 {
+			log.Warn("replay: the log no longer starts at offset 0 (retention): what it deleted cannot be rebuilt",
+				"topic", cfg.Topic, "partition", p, "first_offset", first[p])
+		}
+	}
+	return first, end, nil
+}
+
+// appliedMarks returns, per partition, the cause every projection of target has applied (the
+// earliest of their high-water marks), or nil when one of them has applied nothing there.
+func appliedMarks(ctx context.Context, target *Namespace, n int) ([]*events.Cause, error) {
+	out := make([]*events.Cause, n)
+	for p := range n {
+		var low *events.Cause
+		for i, pr := range target.Projections() {
+			c, ok, err := pr.HighWater(ctx, int32(p))
+			if err != nil {
+				return nil, fmt.Errorf("replay: high-water mark of %s partition %d: %w", pr.Name(), p, err)
+			}
+			if !ok {
+				low = nil
+				break
+			}
+			if i == 0 || low.After(c) {
+				low = &c
+			}
+		}
+		out[p] = low
+	}
+	return out, nil
 }
 
 // DefaultCachePairs is how many pairs a replay's engines keep decoded, all partitions together:

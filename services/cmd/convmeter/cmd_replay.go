@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"text/tabwriter"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -41,6 +43,9 @@ type replayConfig struct {
 	JSON        bool
 	Promote     bool
 	Compare     bool
+	Resume      bool
+	Drop        bool
+	List        bool
 	GCPercent   int
 	Out         io.Writer
 	Progress    io.Writer
@@ -56,7 +61,7 @@ func parseReplay(fs *flag.FlagSet, args []string, env func(string) string) (runn
 	fs.StringVar(&c.RedisURL, "redis", env(envRedisURL), "Redis URL ($"+envRedisURL+")")
 	fs.StringVar(&c.TopicPrefix, "topic-prefix", env(envTopicPrefix), "prefix of every topic name ($"+envTopicPrefix+")")
 	fs.StringVar(&c.LivePrefix, "live-prefix", "convmeter:", "key prefix of the live namespace (what `project -key-prefix` uses)")
-	fs.StringVar(&c.Prefix, "prefix", "", "key prefix of the rebuilt namespace; must be empty (default convmeter:replay-<unix time>:)")
+	fs.StringVar(&c.Prefix, "prefix", "", "key prefix of the rebuilt namespace; must be empty unless resuming (default <live-prefix>replay-<unix time>:)")
 	fs.StringVar(&cards, "ratecards", "", "rate-card files or directories, comma-separated (default: the shipped EXAMPLE cards)")
 	fs.StringVar(&from, "from", "", "replay only input events at or after this event time (RFC 3339, YYYY-MM-DD or Unix seconds)")
 	fs.StringVar(&to, "to", "", "replay only input events before this event time")
@@ -67,17 +72,30 @@ func parseReplay(fs *flag.FlagSet, args []string, env func(string) string) (runn
 	fs.IntVar(&c.GCPercent, "gc-percent", 400, "Go GC target for this batch job (GOGC; 400 cuts the replay's CPU by a third, memory is cheap here)")
 	fs.BoolVar(&c.Compare, "compare", true, "compare with the live namespace (false: only rebuild, e.g. to benchmark or to promote)")
 	fs.BoolVar(&c.Promote, "promote", false, "make the rebuilt namespace the live one (stop the projection consumers first); with the -prefix of an interrupted promote, finish it")
+	fs.BoolVar(&c.Resume, "resume", false, "continue the interrupted replay into -prefix (same topic, range, lateness and rate cards); a finished one is only compared (and promoted)")
+	fs.BoolVar(&c.Drop, "drop", false, "delete the replay namespace -prefix (an interrupted or unwanted replay) and exit")
+	fs.BoolVar(&c.List, "list", false, "list the replay namespaces beside the live one that were neither promoted nor dropped, and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if c.Brokers = splitList(brokers); len(c.Brokers) == 0 {
-		return nil, errors.New("no brokers: set -brokers or " + envBrokers)
-	}
 	if c.RedisURL == "" {
 		return nil, errors.New("no Redis: set -redis or " + envRedisURL)
+	}
+	if c.Drop && c.List || (c.Drop || c.List) && (c.Resume || c.Promote) {
+		return nil, errors.New("-drop and -list go alone (with -prefix for -drop)")
+	}
+	if (c.Drop || c.Resume) && c.Prefix == "" {
+		return nil, errors.New("-drop and -resume need the -prefix of the replay (see -list)")
+	}
+	if c.Drop || c.List {
+		c.RateCards = splitList(cards)
+		return func(ctx context.Context, log *slog.Logger) error { return manageReplays(ctx, c, log) }, nil
+	}
+	if c.Brokers = splitList(brokers); len(c.Brokers) == 0 {
+		return nil, errors.New("no brokers: set -brokers or " + envBrokers)
 	}
 	var err error
 	if c.From, err = parseEventTime(from); err != nil {
@@ -142,9 +160,7 @@ func runReplay(ctx context.Context, c replayConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if empty, err := rebuilt.Empty(ctx, rdb); err != nil {
-		return err
-	} else if !empty {
+	if !c.Resume {
 		// A promote of this namespace that was interrupted is finished, not replayed again.
 		if promoting, err := replay.Promoting(ctx, rdb, rebuilt); err != nil {
 			return err
@@ -152,13 +168,24 @@ func runReplay(ctx context.Context, c replayConfig, log *slog.Logger) error {
 			log.Warn("replay: finishing an interrupted promote", "from", c.Prefix, "to", c.LivePrefix)
 			return promote(ctx, rdb, live, rebuilt, n, log)
 		}
-		return fmt.Errorf("%w: %s", replay.ErrNotFresh, c.Prefix)
+		if left, err := replay.List(ctx, rdb, live); err != nil {
+			return err
+		} else if unfinished := countUnfinished(left); unfinished > 0 {
+			log.Warn("replay: unfinished replays hold keys in Redis beside this one: resume or drop them (convmeter replay -list)", "unfinished", unfinished)
+		}
 	}
-	st, err := replay.Run(ctx, replay.Config{
+	st, err := replay.Rebuild(ctx, rdb, replay.Config{
 		Brokers: c.Brokers, Topic: topic, From: c.From, To: c.To, Engine: window.Config{Lateness: c.Lateness},
 		BatchSize: c.BatchSize, CachePairs: c.CachePairs, Progress: c.Progress,
-	}, rebuilt, log)
+	}, live, rebuilt, c.Resume, log)
 	if err != nil {
+		if errors.Is(err, replay.ErrNotFresh) || errors.Is(err, replay.ErrResumeMismatch) {
+			return err
+		}
+		if m, found, merr := replay.ReadManifest(context.WithoutCancel(ctx), rdb, rebuilt); merr == nil && found && !m.Done {
+			fmt.Fprintf(c.Progress, "replay: interrupted; the partial namespace %s is kept: resume it with `convmeter replay -prefix %s -resume` (same flags), or delete it with `convmeter replay -prefix %s -drop`\n",
+				c.Prefix, c.Prefix, c.Prefix)
+		}
 		return err
 	}
 	rep := &replay.Report{Live: c.LivePrefix, Rebuilt: c.Prefix, From: c.From, To: c.To}
@@ -178,6 +205,62 @@ func runReplay(ctx context.Context, c replayConfig, log *slog.Logger) error {
 		return errDifferent
 	}
 	return nil
+}
+
+// manageReplays lists the replay namespaces beside the live one, or drops one.
+func manageReplays(ctx context.Context, c replayConfig, log *slog.Logger) error {
+	opt, err := redis.ParseURL(c.RedisURL)
+	if err != nil {
+		return fmt.Errorf("redis url: %w", err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	live := &replay.Namespace{Prefix: c.LivePrefix}
+	if c.Drop {
+		keys, err := replay.Drop(ctx, rdb, live, &replay.Namespace{Prefix: c.Prefix})
+		if err != nil {
+			return err
+		}
+		log.Info("replay: dropped", "namespace", c.Prefix, "keys", keys)
+		return nil
+	}
+	left, err := replay.List(ctx, rdb, live)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		enc := json.NewEncoder(c.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(left)
+	}
+	tw := tabwriter.NewWriter(c.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "prefix\tstate\tstarted\ttopic\trecords\n")
+	for _, l := range left {
+		state := "interrupted (-resume or -drop)"
+		switch {
+		case l.Promoting:
+			state = "promote interrupted (-promote to finish)"
+		case l.Manifest.Done:
+			state = "done (compare, -promote or -drop)"
+		}
+		var records int64
+		for p := range l.Manifest.End {
+			records += l.Manifest.End[p] - l.Manifest.First[p]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", l.Prefix, state, l.Manifest.Started.Format(time.RFC3339), l.Manifest.Topic, records)
+	}
+	return tw.Flush()
+}
+
+// countUnfinished counts the listed replays that neither finished nor are being promoted.
+func countUnfinished(ls []replay.Listed) int {
+	n := 0
+	for _, l := range ls {
+		if !l.Manifest.Done && !l.Promoting {
+			n++
+		}
+	}
+	return n
 }
 
 func promote(ctx context.Context, rdb redis.UniversalClient, live, rebuilt *replay.Namespace, partitions int, log *slog.Logger) error {
