@@ -12,12 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/convmeter/convmeter/events"
-	"github.com/convmeter/convmeter/events/kafkatest"
-	"github.com/convmeter/convmeter/events/kafkax"
-	"github.com/convmeter/convmeter/events/producer"
 	"github.com/convmeter/convmeter/projections/ratecard"
-	"github.com/convmeter/convmeter/projections/redistest"
 	"github.com/convmeter/convmeter/services/loadgen"
 	"github.com/convmeter/convmeter/services/replay"
 )
@@ -44,40 +39,11 @@ func TestMain(m *testing.M) {
 // resume finds it complete, a resume with other rate cards is refused, -list shows both replays,
 // -drop deletes one.
 func TestReplayResumeAfterKill(t *testing.T) {
-	brokers := kafkatest.Brokers(t)
-	url := redistest.URL(t)
-	rdb, kp := redistest.Client(t)
-	tp := kafkatest.Name(t)
-	topic := kafkax.PrefixedTopics(tp).MessageEvents
-	ctx := context.Background()
-	if err := kafkax.EnsureTopics(ctx, brokers, kafkax.TopicSpec{Name: topic, Partitions: 2}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kafkax.DeleteTopics(context.Background(), brokers, topic) })
-	m, err := loadgen.New(loadgen.Config{Seed: 11, WABAs: 2, Numbers: 4, UsersPerNumber: 5000, SessionsPerHour: 4000,
-		Duration: 1000 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	evs := make([]events.Event, 0, 200_000)
-	for len(evs) < cap(evs) {
-		it, ok := m.Next()
-		if !ok {
-			break
-		}
-		evs = append(evs, it.Event)
-	}
-	pr, err := producer.New(ctx, brokers, producer.WithTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pr.Publish(ctx, evs...); err != nil {
-		t.Fatal(err)
-	}
-	_ = pr.Close()
-
+	r := newReplayRig(t, loadgen.Config{Seed: 11, WABAs: 2, Numbers: 4, UsersPerNumber: 5000, SessionsPerHour: 4000,
+		Duration: 1000 * time.Hour}, 200_000)
+	rdb, kp, url, base := r.rdb, r.prefix, r.url, r.args
 	live := kp + "live:"
-	base := []string{"replay", "-brokers", strings.Join(brokers, ","), "-redis", url, "-topic-prefix", tp, "-live-prefix", live}
+	ctx := context.Background()
 	ref, killed := kp+"ref:", kp+"k:"
 	if code, out, errs := capture(t, append(base, "-prefix", ref, "-compare=false")...); code != 0 {
 		t.Fatalf("uninterrupted replay: exit %d\n%s\n%s", code, out, errs)
@@ -119,7 +85,7 @@ func TestReplayResumeAfterKill(t *testing.T) {
 			for p := int32(0); p < 2; p++ {
 				if c, ok, err := pj.HighWater(ctx, p); err != nil {
 					t.Fatal(err)
-				} else if !ok || c.Offset < int64(len(evs))/2/5 {
+				} else if !ok || c.Offset < int64(r.events)/2/5 {
 					applied = false
 				}
 			}
@@ -151,7 +117,7 @@ func TestReplayResumeAfterKill(t *testing.T) {
 	for p := range rep.Replay.HighWater {
 		inLog += rep.Replay.HighWater[p] - rep.Replay.First[p]
 	}
-	if !rep.Replay.Resumed || rep.Replay.AlreadyApplied == 0 || rep.Replay.Records != inLog || inLog < int64(len(evs)) {
+	if !rep.Replay.Resumed || rep.Replay.AlreadyApplied == 0 || rep.Replay.Records != inLog || inLog < int64(r.events) {
 		t.Fatalf("resume stats %+v: want resumed, some outputs already applied, all %d records of the log read", rep.Replay, inLog)
 	}
 	refNS, err := replay.OpenNamespace(rdb, ref, book, 2, quietLog())

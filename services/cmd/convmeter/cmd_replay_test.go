@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/convmeter/convmeter/events"
@@ -41,34 +42,8 @@ func capture(t *testing.T, args ...string) (int, string, string) {
 // namespace; a second replay equals it (exit 0); a replay with an edited rate card differs
 // (exit 1).
 func TestReplayCommand(t *testing.T) {
-	brokers := kafkatest.Brokers(t)
-	url := redistest.URL(t)
-	_, kp := redistest.Client(t)
-	tp := kafkatest.Name(t)
-	topic := kafkax.PrefixedTopics(tp).MessageEvents
-	ctx := context.Background()
-	if err := kafkax.EnsureTopics(ctx, brokers, kafkax.TopicSpec{Name: topic, Partitions: 2}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kafkax.DeleteTopics(context.Background(), brokers, topic) })
-	m, err := loadgen.New(loadgen.Config{Seed: 5, Numbers: 2, UsersPerNumber: 100, Duration: time.Hour, SessionsPerHour: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var evs []events.Event
-	for _, it := range m.Items(0) {
-		evs = append(evs, it.Event)
-	}
-	pr, err := producer.New(ctx, brokers, producer.WithTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pr.Publish(ctx, evs...); err != nil {
-		t.Fatal(err)
-	}
-	_ = pr.Close()
-
-	base := []string{"replay", "-brokers", strings.Join(brokers, ","), "-redis", url, "-topic-prefix", tp, "-live-prefix", kp + "live:"}
+	r := newReplayRig(t, loadgen.Config{Seed: 5, Numbers: 2, UsersPerNumber: 100, Duration: time.Hour, SessionsPerHour: 100}, 0)
+	kp, base := r.prefix, r.args
 	code, out, errs := capture(t, append(base, "-prefix", kp+"a:", "-promote")...)
 	if code != 0 || !strings.Contains(out, "DIFFERENT") {
 		t.Fatalf("bootstrap with -promote: exit %d\n%s\n%s", code, out, errs)
@@ -86,6 +61,54 @@ func TestReplayCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, "not empty") {
 		t.Fatalf("replay into a used namespace: exit %d\n%s", code, errs)
 	}
+}
+
+// replayRig is a 2-partition message-events topic holding loadgen traffic, a Redis key prefix,
+// and the replay command's arguments for them (live namespace prefix+"live:").
+type replayRig struct {
+	brokers []string
+	url     string
+	rdb     *redis.Client
+	prefix  string
+	events  int
+	args    []string
+}
+
+// newReplayRig publishes the traffic of cfg (at most max events; 0: all of it).
+func newReplayRig(t *testing.T, cfg loadgen.Config, max int) *replayRig {
+	t.Helper()
+	r := &replayRig{brokers: kafkatest.Brokers(t), url: redistest.URL(t)}
+	r.rdb, r.prefix = redistest.Client(t)
+	tp := kafkatest.Name(t)
+	topic := kafkax.PrefixedTopics(tp).MessageEvents
+	ctx := context.Background()
+	if err := kafkax.EnsureTopics(ctx, r.brokers, kafkax.TopicSpec{Name: topic, Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = kafkax.DeleteTopics(context.Background(), r.brokers, topic) })
+	m, err := loadgen.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []events.Event
+	for max <= 0 || len(evs) < max {
+		it, ok := m.Next()
+		if !ok {
+			break
+		}
+		evs = append(evs, it.Event)
+	}
+	pr, err := producer.New(ctx, r.brokers, producer.WithTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Publish(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	_ = pr.Close()
+	r.events = len(evs)
+	r.args = []string{"replay", "-brokers", strings.Join(r.brokers, ","), "-redis", r.url, "-topic-prefix", tp, "-live-prefix", r.prefix + "live:"}
+	return r
 }
 
 // editedCards copies the example cards with India marketing of 2025-07 at 0.015 instead of 0.0107.
