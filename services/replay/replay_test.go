@@ -345,6 +345,9 @@ func TestPromoteFinishesAfterInterruption(t *testing.T) {
 	if ok, err := Promoting(ctx, rdb, rebuilt); err != nil || !ok {
 		t.Fatalf("no promote in progress after the interruption: %v", err)
 	}
+	if _, err := Drop(ctx, rdb, liveNS, rebuilt); err == nil || !strings.Contains(err.Error(), "finish it") {
+		t.Fatalf("drop of a half-promoted namespace: %v, want refused", err)
+	}
 	// Every (projection, partition) has its high-water mark in exactly one namespace's keys, or
 	// in both when not yet switched: never in neither.
 	for i, lp := range liveNS.Projections() {
