@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,8 @@ type Config struct {
 	// events/s, ETA from the high-water offsets captured at the start.
 	Progress      io.Writer
 	ProgressEvery time.Duration
+	// ProgressBar draws the progress as one bar redrawn in place (for a terminal).
+	ProgressBar bool
 }
 
 // Stats is what a replay did.
@@ -311,33 +314,32 @@ func inRange(cfg Config, m kafka.Message) bool {
 	return (cfg.From == 0 || ev.Time >= cfg.From) && (cfg.To == 0 || ev.Time < cfg.To)
 }
 
-// progress writes a progress line every cfg.ProgressEvery until the returned stop is called.
+// progress reports the replay's progress on cfg.Progress until the returned stop is called: a
+// line every cfg.ProgressEvery, or with cfg.ProgressBar a bar redrawn in place four times a second.
 func progress(ctx context.Context, cfg Config, start time.Time, total int64, done *atomic.Int64) func() {
 	if cfg.Progress == nil {
 		return func() {}
 	}
 	every := cfg.ProgressEvery
-	if every <= 0 {
+	switch {
+	case cfg.ProgressBar:
+		every = 250 * time.Millisecond
+	case every <= 0:
 		every = 2 * time.Second
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	finished := make(chan struct{})
-	line := func() {
-		n := done.Load()
-		el := time.Since(start).Seconds()
-		rate := 0.0
-		if el > 0 {
-			rate = float64(n) / el
+	line := func(last bool) {
+		s := progressLine(done.Load(), total, time.Since(start), cfg.ProgressBar)
+		if cfg.ProgressBar {
+			s = "\r" + s + "\x1b[K" // back to the line's start; erase what a longer line left
+			if last {
+				s += "\n"
+			}
+		} else {
+			s += "\n"
 		}
-		eta := "?"
-		if rate > 0 {
-			eta = (time.Duration(float64(total-n)/rate) * time.Second).Round(time.Second).String()
-		}
-		pct := 100.0
-		if total > 0 {
-			pct = 100 * float64(n) / float64(total)
-		}
-		fmt.Fprintf(cfg.Progress, "replay: %d/%d records (%.1f%%), %.0f events/s, ETA %s\n", n, total, pct, rate, eta)
+		_, _ = io.WriteString(cfg.Progress, s)
 	}
 	go func() {
 		defer close(finished)
@@ -346,12 +348,38 @@ func progress(ctx context.Context, cfg Config, start time.Time, total int64, don
 		for {
 			select {
 			case <-ctx.Done():
-				line()
+				line(true)
 				return
 			case <-t.C:
-				line()
+				line(false)
 			}
 		}
 	}()
 	return func() { cancel(); <-finished }
+}
+
+// progressBarWidth is the bar's width in characters.
+const progressBarWidth = 30
+
+// progressLine describes n of total records done after elapsed: the share, the rate in events/s
+// and the ETA at that rate, after a bar when bar is set.
+func progressLine(n, total int64, elapsed time.Duration, bar bool) string {
+	rate := 0.0
+	if s := elapsed.Seconds(); s > 0 {
+		rate = float64(n) / s
+	}
+	eta := "?"
+	if rate > 0 {
+		eta = (time.Duration(float64(max(total-n, 0))/rate) * time.Second).Round(time.Second).String()
+	}
+	pct := 100.0
+	if total > 0 {
+		pct = min(100*float64(n)/float64(total), 100)
+	}
+	if !bar {
+		return fmt.Sprintf("replay: %d/%d records (%.1f%%), %.0f events/s, ETA %s", n, total, pct, rate, eta)
+	}
+	filled := int(pct / 100 * progressBarWidth)
+	return fmt.Sprintf("replay [%s%s] %5.1f%% %d/%d records, %.0f events/s, ETA %s",
+		strings.Repeat("#", filled), strings.Repeat("-", progressBarWidth-filled), pct, n, total, rate, eta)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"text/tabwriter"
@@ -176,7 +177,7 @@ func runReplay(ctx context.Context, c replayConfig, log *slog.Logger) error {
 	}
 	st, err := replay.Rebuild(ctx, rdb, replay.Config{
 		Brokers: c.Brokers, Topic: topic, From: c.From, To: c.To, Engine: window.Config{Lateness: c.Lateness},
-		BatchSize: c.BatchSize, CachePairs: c.CachePairs, Progress: c.Progress,
+		BatchSize: c.BatchSize, CachePairs: c.CachePairs, Progress: c.Progress, ProgressBar: isTerminal(c.Progress),
 	}, live, rebuilt, c.Resume, log)
 	if err != nil {
 		if errors.Is(err, replay.ErrNotFresh) || errors.Is(err, replay.ErrResumeMismatch) {
@@ -205,6 +206,17 @@ func runReplay(ctx context.Context, c replayConfig, log *slog.Logger) error {
 		return errDifferent
 	}
 	return nil
+}
+
+// isTerminal reports whether w is a terminal (a character device), where the progress is a bar
+// redrawn in place rather than a line every 2 s.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // manageReplays lists the replay namespaces beside the live one, or drops one.
