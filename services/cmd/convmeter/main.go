@@ -41,7 +41,7 @@ const (
 )
 
 // shutdownGrace bounds how long a command may take to stop after a signal.
-const shutdownGrace = 45 * time.Second
+var shutdownGrace = 45 * time.Second
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
@@ -76,12 +76,22 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})).With("cmd", args[0])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	context.AfterFunc(ctx, func() {
-		time.AfterFunc(shutdownGrace, func() {
+	// After a signal the command has shutdownGrace to return. Armed by the signal only: a command
+	// that returned on its own must not be exited later (run is called in-process by tests, and
+	// by nothing else after it returns).
+	returned := make(chan struct{})
+	defer close(returned)
+	disarm := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(shutdownGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
 			log.Error("did not stop in time; exiting", "grace", shutdownGrace)
 			os.Exit(1)
-		})
+		case <-returned:
+		}
 	})
+	defer disarm()
 	if err := start(ctx, log); err != nil {
 		log.Error("exit", "err", err)
 		var ee exitError

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"flag"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -53,4 +55,20 @@ func TestParseClock(t *testing.T) {
 	if _, err := parseClock(fs, []string{"-interval", "0s"}, env(map[string]string{envBrokers: "a:1"})); err == nil {
 		t.Fatal("interval 0 accepted")
 	}
+}
+
+// A command that returned is never exited later: the shutdown grace is armed by a signal only.
+// (It used to be armed by the command's return too, and os.Exit(1) took a test binary that ran
+// on past the grace after calling run in-process.)
+func TestNoExitAfterReturn(t *testing.T) {
+	old := shutdownGrace
+	shutdownGrace = 10 * time.Millisecond
+	defer func() { shutdownGrace = old }()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer srv.Close()
+	var stderr bytes.Buffer
+	if code := run([]string{"healthcheck", srv.URL}, noEnv, &stderr); code != 0 {
+		t.Fatalf("healthcheck: exit %d\n%s", code, stderr.String())
+	}
+	time.Sleep(20 * shutdownGrace) // the process would be gone by now
 }
