@@ -35,6 +35,21 @@ if [[ -z ${CONVMETER_KAFKA_BROKERS:-} || -z ${CONVMETER_REDIS_URL:-} ]]; then
 	[[ -z $preset_redis ]] || CONVMETER_REDIS_URL=$preset_redis
 fi
 export CONVMETER_KAFKA_BROKERS CONVMETER_REDIS_URL
+# Services given by the caller must answer: otherwise every integration test fails with a
+# connection error, which hides that the environment, not the code, is wrong.
+reachable() { # host:port
+	local host=${1%:*} port=${1##*:}
+	timeout 3 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null
+}
+redis_addr=${CONVMETER_REDIS_URL#*://}
+redis_addr=${redis_addr#*@}
+redis_addr=${redis_addr%%/*}
+for addr in ${CONVMETER_KAFKA_BROKERS//,/ } "$redis_addr"; do
+	if ! reachable "$addr"; then
+		log "nothing accepts connections at $addr (CONVMETER_KAFKA_BROKERS=$CONVMETER_KAFKA_BROKERS CONVMETER_REDIS_URL=$CONVMETER_REDIS_URL): start those services, or unset both variables to let this script start local ones"
+		exit 2
+	fi
+done
 # Test helpers must fail (not skip) when the services are unreachable.
 export CONVMETER_REQUIRE_SERVICES=1
 

@@ -220,6 +220,9 @@ func List(ctx context.Context, rdb redis.UniversalClient, live *Namespace) ([]Li
 // its manifest and its registry entry. It refuses the live namespace and a namespace whose
 // promote was interrupted (finish that promote instead: half the live partitions are its keys).
 func Drop(ctx context.Context, rdb redis.UniversalClient, live, target *Namespace) (keys int, err error) {
+	if err := checkPrefix(target.Prefix); err != nil {
+		return 0, err
+	}
 	if target.Prefix == live.Prefix {
 		return 0, fmt.Errorf("%w: refusing to drop the live namespace %q", ErrBadPrefix, live.Prefix)
 	}

@@ -32,8 +32,8 @@ var ErrBadPrefix = errors.New("replay: bad key prefix")
 // OpenNamespace returns the stores of the namespace prefix. partitions is the partition count of
 // the topics (the rate-limit queries merge that many).
 func OpenNamespace(rdb redis.UniversalClient, prefix string, book *ratecard.Book, partitions int, log *slog.Logger) (*Namespace, error) {
-	if prefix == "" || strings.ContainsAny(prefix, "{}*?[]") {
-		return nil, fmt.Errorf("%w %q: must be non-empty, without braces or glob characters", ErrBadPrefix, prefix)
+	if err := checkPrefix(prefix); err != nil {
+		return nil, err
 	}
 	b, err := billing.NewStore(rdb, prefix, book, log)
 	if err != nil {
@@ -45,6 +45,15 @@ func OpenNamespace(rdb redis.UniversalClient, prefix string, book *ratecard.Book
 		return nil, err
 	}
 	return &Namespace{Prefix: prefix, Book: book, Billing: b, RateLimit: rl}, nil
+}
+
+// checkPrefix refuses a key prefix replay cannot use: empty, or with a hash-tag brace or a SCAN
+// glob character (SCAN patterns built from it would match other namespaces' keys).
+func checkPrefix(prefix string) error {
+	if prefix == "" || strings.ContainsAny(prefix, "{}*?[]\\") {
+		return fmt.Errorf("%w %q: must be non-empty, without braces, backslashes or glob characters", ErrBadPrefix, prefix)
+	}
+	return nil
 }
 
 // Projections returns the namespace's projections, billing first.

@@ -164,6 +164,13 @@ func TestReplayResumeAfterKill(t *testing.T) {
 	if code, _, errs := capture(t, "replay", "-redis", url, "-live-prefix", live, "-drop", "-prefix", live); code == 0 || !strings.Contains(errs, "live namespace") {
 		t.Fatalf("-drop of the live namespace: exit %d\n%s", code, errs)
 	}
+	// A glob would reach other namespaces' keys (the reference replay's here).
+	if code, _, errs := capture(t, "replay", "-redis", url, "-live-prefix", live, "-drop", "-prefix", kp+"*"); code == 0 || !strings.Contains(errs, "glob") {
+		t.Fatalf("-drop of a glob: exit %d\n%s", code, errs)
+	}
+	if keys, _, err := rdb.Scan(ctx, 0, ref+"*", 10).Result(); err != nil || len(keys) == 0 {
+		t.Fatalf("the reference replay's keys after the refused drops: %v, %v", keys, err)
+	}
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
