@@ -15,16 +15,18 @@ func TestProgressLine(t *testing.T) {
 		n, total int64
 		elapsed  time.Duration
 		bar      bool
+		last     bool
 		want     string
 	}{
-		{50, 200, time.Second, false, "replay: 50/200 records (25.0%), 50 events/s, ETA 3s"},
-		{50, 200, time.Second, true, "replay [#######-----------------------]  25.0% 50/200 records, 50 events/s, ETA 3s"},
-		{200, 200, 2 * time.Second, true, "replay [##############################] 100.0% 200/200 records, 100 events/s, ETA 0s"},
-		{0, 0, 0, true, "replay [##############################] 100.0% 0/0 records, 0 events/s, ETA ?"},
-		{0, 1000, time.Second, false, "replay: 0/1000 records (0.0%), 0 events/s, ETA ?"},
+		{50, 200, time.Second, false, false, "replay: 50/200 records (25.0%), 50 events/s, ETA 3s"},
+		{50, 200, time.Second, true, false, "replay [#######-----------------------]  25.0% 50/200 records, 50 events/s, ETA 3s"},
+		{200, 200, 2 * time.Second, true, false, "replay [##############################] 100.0% 200/200 records, 100 events/s, all read, applying the last batches"},
+		{200, 200, 2 * time.Second, true, true, "replay [##############################] 100.0% 200/200 records, 100 events/s, ETA 0s"},
+		{0, 0, 0, true, true, "replay [##############################] 100.0% 0/0 records, 0 events/s, ETA ?"},
+		{0, 1000, time.Second, false, false, "replay: 0/1000 records (0.0%), 0 events/s, ETA ?"},
 	} {
-		if got := progressLine(c.n, c.total, c.elapsed, c.bar); got != c.want {
-			t.Errorf("progressLine(%d, %d, %v, %v)\n got %q\nwant %q", c.n, c.total, c.elapsed, c.bar, got, c.want)
+		if got := progressLine(c.n, c.total, c.elapsed, c.bar, c.last); got != c.want {
+			t.Errorf("progressLine(%d, %d, %v, %v, %v)\n got %q\nwant %q", c.n, c.total, c.elapsed, c.bar, c.last, got, c.want)
 		}
 	}
 }

@@ -330,7 +330,7 @@ func progress(ctx context.Context, cfg Config, start time.Time, total int64, don
 	ctx, cancel := context.WithCancel(ctx)
 	finished := make(chan struct{})
 	line := func(last bool) {
-		s := progressLine(done.Load(), total, time.Since(start), cfg.ProgressBar)
+		s := progressLine(done.Load(), total, time.Since(start), cfg.ProgressBar, last)
 		if cfg.ProgressBar {
 			s = "\r" + s + "\x1b[K" // back to the line's start; erase what a longer line left
 			if last {
@@ -361,9 +361,11 @@ func progress(ctx context.Context, cfg Config, start time.Time, total int64, don
 // progressBarWidth is the bar's width in characters.
 const progressBarWidth = 30
 
-// progressLine describes n of total records done after elapsed: the share, the rate in events/s
-// and the ETA at that rate, after a bar when bar is set.
-func progressLine(n, total int64, elapsed time.Duration, bar bool) string {
+// progressLine describes n of total records read after elapsed: the share, the rate in events/s
+// and the ETA at that rate, after a bar when bar is set. Once every record is read and until the
+// replay ends (last), the projections are applying the last batches: it says so instead of an
+// ETA.
+func progressLine(n, total int64, elapsed time.Duration, bar, last bool) string {
 	rate := 0.0
 	if s := elapsed.Seconds(); s > 0 {
 		rate = float64(n) / s
@@ -376,10 +378,14 @@ func progressLine(n, total int64, elapsed time.Duration, bar bool) string {
 	if total > 0 {
 		pct = min(100*float64(n)/float64(total), 100)
 	}
+	eta = "ETA " + eta
+	if n >= total && !last {
+		eta = "all read, applying the last batches"
+	}
 	if !bar {
-		return fmt.Sprintf("replay: %d/%d records (%.1f%%), %.0f events/s, ETA %s", n, total, pct, rate, eta)
+		return fmt.Sprintf("replay: %d/%d records (%.1f%%), %.0f events/s, %s", n, total, pct, rate, eta)
 	}
 	filled := int(pct / 100 * progressBarWidth)
-	return fmt.Sprintf("replay [%s%s] %5.1f%% %d/%d records, %.0f events/s, ETA %s",
+	return fmt.Sprintf("replay [%s%s] %5.1f%% %d/%d records, %.0f events/s, %s",
 		strings.Repeat("#", filled), strings.Repeat("-", progressBarWidth-filled), pct, n, total, rate, eta)
 }
