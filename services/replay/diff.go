@@ -326,35 +326,47 @@ func lineFields(a, b billing.Settled) []FieldDiff {
 
 func (r *Report) compareCounters(ctx context.Context, rdb redis.UniversalClient, live, rebuilt *Namespace) error {
 	lp, rp := live.Prefix+ratelimit.Name+":", rebuilt.Prefix+ratelimit.Name+":"
-	a, err := dumpEntries(ctx, rdb, lp)
-	if err != nil {
-		return err
-	}
-	b, err := dumpEntries(ctx, rdb, rp)
+	keys, err := unionKeys(ctx, rdb, lp, rp)
 	if err != nil {
 		return err
 	}
 	d := &r.RateLimit
-	d.Compared, d.EntriesLive, d.EntriesRebuilt, d.ByFamily = true, len(a), len(b), map[string]int{}
-	note := func(sign, e string) {
-		d.Differences++
-		d.ByFamily[family(e)]++
-		if len(d.Examples) < MaxExamples {
-			d.Examples = append(d.Examples, sign+" "+e)
+	d.Compared = true
+	var minus, plus []string // entries only live has, only rebuilt has
+	const chunk = 256
+	for i := 0; i < len(keys); i += chunk {
+		ks := keys[i:min(i+chunk, len(keys))]
+		a, err := readEntries(ctx, rdb, lp, ks)
+		if err != nil {
+			return err
+		}
+		b, err := readEntries(ctx, rdb, rp, ks)
+		if err != nil {
+			return err
+		}
+		for j, k := range ks {
+			d.EntriesLive += a[j].len()
+			d.EntriesRebuilt += b[j].len()
+			minus = a[j].missingFrom(b[j], k, minus)
+			plus = b[j].missingFrom(a[j], k, plus)
 		}
 	}
-	for _, e := range sortedSet(a) {
-		if !b[e] {
-			note("-", e)
+	sort.Strings(minus)
+	sort.Strings(plus)
+	for _, x := range []struct {
+		sign    string
+		entries []string
+	}{{"-", minus}, {"+", plus}} {
+		for _, e := range x.entries {
+			d.Differences++
+			if d.ByFamily == nil {
+				d.ByFamily = map[string]int{}
+			}
+			d.ByFamily[family(e)]++
+			if len(d.Examples) < MaxExamples {
+				d.Examples = append(d.Examples, x.sign+" "+e)
+			}
 		}
-	}
-	for _, e := range sortedSet(b) {
-		if !a[e] {
-			note("+", e)
-		}
-	}
-	if len(d.ByFamily) == 0 {
-		d.ByFamily = nil
 	}
 	return nil
 }
@@ -371,68 +383,125 @@ func family(e string) string {
 	return rest
 }
 
-func sortedSet(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
+// unionKeys returns the keys under either prefix, the prefix stripped, sorted.
+func unionKeys(ctx context.Context, rdb redis.UniversalClient, prefixes ...string) ([]string, error) {
+	set := map[string]struct{}{}
+	for _, p := range prefixes {
+		keys, err := scanKeys(ctx, rdb, p)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			set[strings.TrimPrefix(k, p)] = struct{}{}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
 		out = append(out, k)
 	}
 	sort.Strings(out)
+	return out, nil
+}
+
+// keyContent is what one key holds: the fields of a hash, the members of a sorted set or a set
+// (with their scores), or a string; nothing for a missing key.
+type keyContent struct {
+	hash   map[string]string
+	zset   map[string]float64
+	set    map[string]struct{}
+	str    *string
+	broken string // a type the comparison does not know
+}
+
+func (c keyContent) len() int {
+	n := len(c.hash) + len(c.zset) + len(c.set)
+	if c.str != nil || c.broken != "" {
+		n++
+	}
+	return n
+}
+
+// missingFrom appends to out the entries of c that o does not hold, rendered as "key field=value"
+// ("key member=score" for a sorted set, "key member" for a set, "key =value" for a string).
+func (c keyContent) missingFrom(o keyContent, key string, out []string) []string {
+	for f, v := range c.hash {
+		if w, ok := o.hash[f]; !ok || w != v {
+			out = append(out, key+" "+f+"="+v)
+		}
+	}
+	for m, sc := range c.zset {
+		if w, ok := o.zset[m]; !ok || w != sc {
+			out = append(out, fmt.Sprintf("%s %v=%v", key, m, sc))
+		}
+	}
+	for m := range c.set {
+		if _, ok := o.set[m]; !ok {
+			out = append(out, key+" "+m)
+		}
+	}
+	if c.str != nil && (o.str == nil || *o.str != *c.str) {
+		out = append(out, key+" ="+*c.str)
+	}
+	if c.broken != "" && o.broken != c.broken {
+		out = append(out, key+" ("+c.broken+")")
+	}
 	return out
 }
 
-// dumpEntries renders every hash field, sorted-set member, set member and string under prefix,
-// with the prefix stripped, as "key field=value" entries. Reads are pipelined.
-func dumpEntries(ctx context.Context, rdb redis.UniversalClient, prefix string) (map[string]bool, error) {
-	keys, err := scanKeys(ctx, rdb, prefix)
-	if err != nil {
-		return nil, err
+// readEntries reads the keys prefix+k of keys, pipelined: their types, then their contents.
+func readEntries(ctx context.Context, rdb redis.UniversalClient, prefix string, keys []string) ([]keyContent, error) {
+	pipe := rdb.Pipeline()
+	types := make([]*redis.StatusCmd, len(keys))
+	for j, k := range keys {
+		types[j] = pipe.Type(ctx, prefix+k)
 	}
-	out := map[string]bool{}
-	const chunk = 500
-	for i := 0; i < len(keys); i += chunk {
-		ks := keys[i:min(i+chunk, len(keys))]
-		pipe := rdb.Pipeline()
-		types := make([]*redis.StatusCmd, len(ks))
-		for j, k := range ks {
-			types[j] = pipe.Type(ctx, k)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("replay: key types under %s: %w", prefix, err)
+	}
+	pipe = rdb.Pipeline()
+	cmds := make([]redis.Cmder, len(keys))
+	out := make([]keyContent, len(keys))
+	for j, k := range keys {
+		switch t := types[j].Val(); t {
+		case "hash":
+			cmds[j] = pipe.HGetAll(ctx, prefix+k)
+		case "zset":
+			cmds[j] = pipe.ZRangeWithScores(ctx, prefix+k, 0, -1)
+		case "set":
+			cmds[j] = pipe.SMembers(ctx, prefix+k)
+		case "string":
+			cmds[j] = pipe.Get(ctx, prefix+k)
+		case "none":
+		default:
+			out[j].broken = "type " + t
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, fmt.Errorf("replay: key types under %s: %w", prefix, err)
-		}
-		pipe = rdb.Pipeline()
-		cmds := make([]redis.Cmder, len(ks))
-		for j, k := range ks {
-			switch types[j].Val() {
-			case "hash":
-				cmds[j] = pipe.HGetAll(ctx, k)
-			case "zset":
-				cmds[j] = pipe.ZRangeWithScores(ctx, k, 0, -1)
-			case "set":
-				cmds[j] = pipe.SMembers(ctx, k)
-			case "string":
-				cmds[j] = pipe.Get(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("replay: read keys under %s: %w", prefix, err)
+	}
+	for j := range keys {
+		switch c := cmds[j].(type) {
+		case *redis.MapStringStringCmd:
+			out[j].hash = c.Val()
+		case *redis.ZSliceCmd:
+			zs := c.Val()
+			out[j].zset = make(map[string]float64, len(zs))
+			for _, z := range zs {
+				m, ok := z.Member.(string)
+				if !ok {
+					m = fmt.Sprint(z.Member)
+				}
+				out[j].zset[m] = z.Score
 			}
-		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("replay: read keys under %s: %w", prefix, err)
-		}
-		for j, k := range ks {
-			short := strings.TrimPrefix(k, prefix)
-			switch c := cmds[j].(type) {
-			case *redis.MapStringStringCmd:
-				for f, v := range c.Val() {
-					out[short+" "+f+"="+v] = true
-				}
-			case *redis.ZSliceCmd:
-				for _, z := range c.Val() {
-					out[fmt.Sprintf("%s %v=%v", short, z.Member, z.Score)] = true
-				}
-			case *redis.StringSliceCmd:
-				for _, m := range c.Val() {
-					out[short+" "+m] = true
-				}
-			case *redis.StringCmd:
-				out[short+" ="+c.Val()] = true
+		case *redis.StringSliceCmd:
+			ms := c.Val()
+			out[j].set = make(map[string]struct{}, len(ms))
+			for _, m := range ms {
+				out[j].set[m] = struct{}{}
+			}
+		case *redis.StringCmd:
+			if v, err := c.Result(); err == nil {
+				out[j].str = &v
 			}
 		}
 	}

@@ -1,0 +1,165 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/convmeter/convmeter/projections/ratelimit"
+	"github.com/convmeter/convmeter/projections/redistest"
+)
+
+// The rate-limit comparison, key by key, reports what diffing every entry of both sides as
+// strings reports (the oracle below, how Compare used to do it): over random hashes, sorted
+// sets, sets and strings, with random changes, additions and removals on the rebuilt side.
+func TestCompareCountersMatchesEntryDiff(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	ctx := context.Background()
+	for seed := uint64(1); seed <= 20; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		live := &Namespace{Prefix: prefix + strconv.FormatUint(seed, 10) + "l:"}
+		rebuilt := &Namespace{Prefix: prefix + strconv.FormatUint(seed, 10) + "r:"}
+		lp, rp := live.Prefix+ratelimit.Name+":", rebuilt.Prefix+ratelimit.Name+":"
+		for k := range 40 + rng.IntN(400) {
+			name := fmt.Sprintf("{rl.p%d}:%s:%d", k%4, []string{"pr", "lim", "dlxk", "meta"}[k%4], k)
+			mutate := rng.IntN(4) == 0
+			for side, p := range []string{lp, rp} {
+				if side == 1 && mutate && rng.IntN(5) == 0 {
+					continue // the rebuilt side lacks the key
+				}
+				if side == 0 && mutate && rng.IntN(5) == 0 {
+					continue // only the rebuilt side has it
+				}
+				r := rand.New(rand.NewPCG(seed, uint64(k))) // both sides alike…
+				n := 1 + r.IntN(30)
+				change := func(i int) bool { return side == 1 && mutate && (i*7+k)%5 == 0 } // …but for these
+				var err error
+				switch k % 4 {
+				case 0: // hash
+					args := []any{}
+					for i := range n {
+						v := strconv.Itoa(r.IntN(100))
+						if change(i) {
+							v += "x"
+						}
+						args = append(args, "f"+strconv.Itoa(i), v)
+					}
+					err = rdb.HSet(ctx, p+name, args...).Err()
+				case 1: // sorted set
+					zs := []redis.Z{}
+					for i := range n {
+						sc := float64(r.IntN(1000)) / 4
+						if change(i) {
+							sc++
+						}
+						zs = append(zs, redis.Z{Member: "m" + strconv.Itoa(i), Score: sc})
+					}
+					err = rdb.ZAdd(ctx, p+name, zs...).Err()
+				case 2: // set
+					ms := []any{}
+					for i := range n {
+						if change(i) {
+							continue
+						}
+						ms = append(ms, "m"+strconv.Itoa(i))
+					}
+					if len(ms) == 0 {
+						ms = append(ms, "only")
+					}
+					err = rdb.SAdd(ctx, p+name, ms...).Err()
+				case 3: // string
+					v := strconv.Itoa(n)
+					if change(0) || change(3) {
+						v += "!"
+					}
+					err = rdb.Set(ctx, p+name, v, 0).Err()
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var r Report
+		if err := r.compareCounters(ctx, rdb, live, rebuilt); err != nil {
+			t.Fatal(err)
+		}
+		a, b := oracleEntries(t, rdb, lp), oracleEntries(t, rdb, rp)
+		var want []string
+		fams := map[string]int{}
+		for _, x := range []struct {
+			sign     string
+			from, in map[string]bool
+		}{{"-", a, b}, {"+", b, a}} {
+			var d []string
+			for e := range x.from {
+				if !x.in[e] {
+					d = append(d, e)
+				}
+			}
+			sort.Strings(d)
+			for _, e := range d {
+				fams[family(e)]++
+				want = append(want, x.sign+" "+e)
+			}
+		}
+		got := r.RateLimit
+		if got.EntriesLive != len(a) || got.EntriesRebuilt != len(b) || got.Differences != len(want) {
+			t.Fatalf("seed %d: entries %d/%d, %d differences; the entry diff has %d/%d, %d", seed,
+				got.EntriesLive, got.EntriesRebuilt, got.Differences, len(a), len(b), len(want))
+		}
+		if len(want) > MaxExamples {
+			want = want[:MaxExamples]
+		}
+		if !slices.Equal(got.Examples, want) || len(fams) != len(got.ByFamily) {
+			t.Fatalf("seed %d:\n got %q %v\nwant %q %v", seed, got.Examples, got.ByFamily, want, fams)
+		}
+		for f, n := range fams {
+			if got.ByFamily[f] != n {
+				t.Fatalf("seed %d: family %s: %d differences, want %d", seed, f, got.ByFamily[f], n)
+			}
+		}
+	}
+}
+
+// oracleEntries renders every entry under prefix as a string, as Compare used to.
+func oracleEntries(t *testing.T, rdb redis.UniversalClient, prefix string) map[string]bool {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := scanKeys(ctx, rdb, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, k := range keys {
+		short := strings.TrimPrefix(k, prefix)
+		switch rdb.Type(ctx, k).Val() {
+		case "hash":
+			for f, v := range rdb.HGetAll(ctx, k).Val() {
+				out[short+" "+f+"="+v] = true
+			}
+		case "zset":
+			for _, z := range rdb.ZRangeWithScores(ctx, k, 0, -1).Val() {
+				out[fmt.Sprintf("%s %v=%v", short, z.Member, z.Score)] = true
+			}
+		case "set":
+			for _, m := range rdb.SMembers(ctx, k).Val() {
+				out[short+" "+m] = true
+			}
+		case "string":
+			v, err := rdb.Get(ctx, k).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				t.Fatal(err)
+			}
+			out[short+" ="+v] = true
+		}
+	}
+	return out
+}
