@@ -395,21 +395,32 @@ func (s *Store) linesPage(ctx context.Context, st *settler, wm string, after *Or
 	if err != nil {
 		return LinePage{}, err
 	}
+	out := LinePage{}
+	if out.Lines, err = s.settleMembers(ctx, st, ms, ranked); err != nil {
+		return LinePage{}, err
+	}
+	if more && len(ms) > 0 {
+		out.Next = encodeCursor(ms[len(ms)-1].k)
+	}
+	return out, nil
+}
+
+// settleMembers reads the lines of index members and settles them, in the members' order.
+func (s *Store) settleMembers(ctx context.Context, st *settler, ms []member, ranked bool) ([]Settled, error) {
 	ids := map[int32][]string{}
 	for _, m := range ms {
 		ids[m.p] = append(ids[m.p], m.k.ID)
 	}
 	got, err := s.fetchLines(ctx, ids)
 	if err != nil {
-		return LinePage{}, err
+		return nil, err
 	}
-	byID := map[string]Line{}
+	byID := make(map[string]Line, len(ms))
 	for _, ls := range got {
 		for _, l := range ls {
 			byID[l.ID] = l
 		}
 	}
-	out := LinePage{Lines: make([]Settled, 0, len(ms))}
 	if ranked {
 		var ls []Line
 		var ps []int32
@@ -418,51 +429,170 @@ func (s *Store) linesPage(ctx context.Context, st *settler, wm string, after *Or
 				ls, ps = append(ls, l), append(ps, m.p)
 			}
 		}
-		if out.Lines, err = st.settleRanked(ctx, ls, ps); err != nil {
-			return LinePage{}, err
-		}
-	} else {
-		for _, m := range ms {
-			l, ok := byID[m.k.ID]
-			if !ok {
-				continue
-			}
-			sl, err := st.settle(ctx, l, m.p)
-			if err != nil {
-				return LinePage{}, err
-			}
-			out.Lines = append(out.Lines, sl)
-		}
+		return st.settleRanked(ctx, ls, ps)
 	}
-	if more && len(ms) > 0 {
-		out.Next = encodeCursor(ms[len(ms)-1].k)
+	out := make([]Settled, 0, len(ms))
+	for _, m := range ms {
+		l, ok := byID[m.k.ID]
+		if !ok {
+			continue
+		}
+		sl, err := st.settle(ctx, l, m.p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sl)
 	}
 	return out, nil
 }
 
+// eachLineChunk is how many index members EachLine reads from a partition at a time.
+var eachLineChunk = 1000
+
 // EachLine calls fn for every settled line of a WABA-month in order, a page at a time.
+//
+// The partitions' index zsets are merged as they are read: each is read in chunks after its own
+// last member, so every member is read once. (Paging with Lines reads up to a page from every
+// partition for each page: with 4 partitions, 4 members for each line.)
 func (s *Store) EachLine(ctx context.Context, waba, month string, fn func(Settled) error) error {
 	parts, err := s.partitions(ctx)
 	if err != nil {
 		return err
 	}
 	st := s.newSettler(parts)
-	var after *OrderKey
+	wm := waba + "|" + month
+	w := newIndexWalk(s, parts, func(tag string) string { return kIndex(tag, wm) }, eachLineChunk)
 	for {
-		pg, err := s.linesPage(ctx, st, waba+"|"+month, after, 1000, false)
+		ms, err := w.next(ctx, 1000)
+		if err != nil || len(ms) == 0 {
+			return err
+		}
+		ls, err := s.settleMembers(ctx, st, ms, false)
 		if err != nil {
 			return err
 		}
-		for _, l := range pg.Lines {
+		for _, l := range ls {
 			if err := fn(l); err != nil {
 				return err
 			}
 		}
-		if pg.Next == "" {
-			return nil
-		}
-		after, _ = decodeCursor(pg.Next)
 	}
+}
+
+// indexWalk merges the (time, id)-ordered index zsets of the partitions, reading each in chunks
+// after its last member read.
+type indexWalk struct {
+	s     *Store
+	index func(tag string) string
+	chunk int
+	parts []partWalk
+}
+
+type partWalk struct {
+	p    int32
+	buf  []member // read, not yet taken, in order
+	last *OrderKey
+	done bool
+}
+
+func newIndexWalk(s *Store, parts []int32, index func(tag string) string, chunk int) *indexWalk {
+	w := &indexWalk{s: s, index: index, chunk: max(chunk, 1), parts: make([]partWalk, len(parts))}
+	for i, p := range parts {
+		w.parts[i].p = p
+	}
+	return w
+}
+
+// next returns up to n members in (time, id) order over all partitions; none at the end.
+func (w *indexWalk) next(ctx context.Context, n int) ([]member, error) {
+	out := make([]member, 0, n)
+	for len(out) < n {
+		if err := w.fill(ctx); err != nil {
+			return nil, err
+		}
+		best := -1
+		for i := range w.parts {
+			if len(w.parts[i].buf) > 0 && (best < 0 || w.parts[i].buf[0].k.Less(w.parts[best].buf[0].k)) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		pw := &w.parts[best]
+		// Take the run of this partition's members that come before every other partition's head.
+		take := 1
+		for take < len(pw.buf) && len(out)+take < n && w.beforeOthers(best, pw.buf[take].k) {
+			take++
+		}
+		out = append(out, pw.buf[:take]...)
+		pw.buf = pw.buf[take:]
+	}
+	return out, nil
+}
+
+// beforeOthers reports whether k comes before the head of every other partition's buffer.
+func (w *indexWalk) beforeOthers(i int, k OrderKey) bool {
+	for j := range w.parts {
+		if j != i && len(w.parts[j].buf) > 0 && !k.Less(w.parts[j].buf[0].k) {
+			return false
+		}
+	}
+	return true
+}
+
+// fill reads the next chunk of every partition whose buffer is empty and which has more, in one
+// pipeline: after the last member read, the members tied with it on time and with a greater id,
+// then a chunk of the members at later times.
+func (w *indexWalk) fill(ctx context.Context) error {
+	type read struct {
+		i          int
+		ties, rest *redis.ZSliceCmd
+	}
+	var reads []read
+	pipe := w.s.rdb.Pipeline()
+	for i := range w.parts {
+		pw := &w.parts[i]
+		if len(pw.buf) > 0 || pw.done {
+			continue
+		}
+		key := w.index(w.s.tag(pw.p))
+		r := read{i: i}
+		if pw.last == nil {
+			r.rest = pipe.ZRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{Min: "-inf", Max: "+inf", Count: int64(w.chunk)})
+		} else {
+			at := strconv.FormatInt(pw.last.At, 10)
+			r.ties = pipe.ZRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{Min: at, Max: at})
+			r.rest = pipe.ZRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{Min: "(" + at, Max: "+inf", Count: int64(w.chunk)})
+		}
+		reads = append(reads, r)
+	}
+	if len(reads) == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("billing: read the line index: %w", err)
+	}
+	for _, r := range reads {
+		pw := &w.parts[r.i]
+		if r.ties != nil {
+			for _, z := range r.ties.Val() {
+				if k := (OrderKey{At: int64(z.Score), ID: z.Member.(string)}); pw.last.Less(k) {
+					pw.buf = append(pw.buf, member{pw.p, k})
+				}
+			}
+		}
+		rest := r.rest.Val()
+		for _, z := range rest {
+			pw.buf = append(pw.buf, member{pw.p, OrderKey{At: int64(z.Score), ID: z.Member.(string)}})
+		}
+		pw.done = len(rest) < w.chunk
+		if len(pw.buf) > 0 {
+			last := pw.buf[len(pw.buf)-1].k
+			pw.last = &last
+		}
+	}
+	return nil
 }
 
 // Reconciliation is the differences between Meta's verdicts and ours for a WABA-month.
