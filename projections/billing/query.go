@@ -450,25 +450,11 @@ func (s *Store) settleMembers(ctx context.Context, st *settler, ms []member, ran
 var eachLineChunk = 1000
 
 // EachLine calls fn for every settled line of a WABA-month in order, a page at a time.
-//
-// The partitions' index zsets are merged as they are read: each is read in chunks after its own
-// last member, so every member is read once. (Paging with Lines reads up to a page from every
-// partition for each page: with 4 partitions, 4 members for each line.)
 func (s *Store) EachLine(ctx context.Context, waba, month string, fn func(Settled) error) error {
-	parts, err := s.partitions(ctx)
-	if err != nil {
-		return err
-	}
-	st := s.newSettler(parts)
-	wm := waba + "|" + month
-	w := newIndexWalk(s, parts, func(tag string) string { return kIndex(tag, wm) }, eachLineChunk)
+	r := s.LineReader(waba, month)
 	for {
-		ms, err := w.next(ctx, 1000)
-		if err != nil || len(ms) == 0 {
-			return err
-		}
-		ls, err := s.settleMembers(ctx, st, ms, false)
-		if err != nil {
+		ls, err := r.Next(ctx)
+		if err != nil || len(ls) == 0 {
 			return err
 		}
 		for _, l := range ls {
@@ -477,6 +463,42 @@ func (s *Store) EachLine(ctx context.Context, waba, month string, fn func(Settle
 			}
 		}
 	}
+}
+
+// LineReader reads the settled lines of a WABA-month in (time, id) order, a page at a time.
+//
+// The partitions' index zsets are merged as they are read: each is read in chunks after its own
+// last member, so every member is read once. (Paging with Lines reads up to a page from every
+// partition for each page: with 4 partitions, 4 members for each line.)
+type LineReader struct {
+	s     *Store
+	wm    string
+	st    *settler
+	walk  *indexWalk
+	ready bool
+}
+
+// LineReader returns a reader of the WABA-month's lines; it reads nothing until Next.
+func (s *Store) LineReader(waba, month string) *LineReader {
+	return &LineReader{s: s, wm: waba + "|" + month}
+}
+
+// Next returns the next page of lines (up to 1,000); none at the end. The slice is the caller's.
+func (r *LineReader) Next(ctx context.Context) ([]Settled, error) {
+	if !r.ready {
+		parts, err := r.s.partitions(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.st = r.s.newSettler(parts)
+		r.walk = newIndexWalk(r.s, parts, func(tag string) string { return kIndex(tag, r.wm) }, eachLineChunk)
+		r.ready = true
+	}
+	ms, err := r.walk.next(ctx, 1000)
+	if err != nil || len(ms) == 0 {
+		return nil, err
+	}
+	return r.s.settleMembers(ctx, r.st, ms, false)
 }
 
 // indexWalk merges the (time, id)-ordered index zsets of the partitions, reading each in chunks

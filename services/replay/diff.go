@@ -244,50 +244,112 @@ func sameCounts(a, b map[string]int64) bool {
 
 func (r *Report) compareLines(ctx context.Context, live, rebuilt *Namespace, waba, month string, from, to events.UnixTime) error {
 	in := func(l billing.Settled) bool { return (from == 0 || l.At >= from) && (to == 0 || l.At < to) }
-	a := map[string]billing.Settled{}
-	if err := live.Billing.EachLine(ctx, waba, month, func(l billing.Settled) error {
-		if in(l) {
-			a[l.ID] = l
-		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("replay: live lines of %s %s: %w", waba, month, err)
-	}
-	var extra []billing.Settled
-	var n int64
-	err := rebuilt.Billing.EachLine(ctx, waba, month, func(l billing.Settled) error {
-		if !in(l) {
-			return nil
-		}
-		n++
-		old, ok := a[l.ID]
-		if !ok {
-			extra = append(extra, l)
-			return nil
-		}
-		delete(a, l.ID)
-		if fs := lineFields(old, l); len(fs) > 0 {
-			r.lineDiff(LineDiff{Kind: "changed", WABA: waba, Month: month, ID: l.ID, WAMID: l.WAMID, Fields: fs})
-		}
-		return nil
-	})
+	nLive, nRebuilt, err := diffLines(ctx,
+		&lineStream{side: "live", next: live.Billing.LineReader(waba, month).Next},
+		&lineStream{side: "rebuilt", next: rebuilt.Billing.LineReader(waba, month).Next},
+		in, func(d LineDiff) {
+			d.WABA, d.Month = waba, month
+			r.lineDiff(d)
+		})
 	if err != nil {
-		return fmt.Errorf("replay: rebuilt lines of %s %s: %w", waba, month, err)
+		return fmt.Errorf("replay: lines of %s %s: %w", waba, month, err)
 	}
-	r.Billing.LinesRebuilt += n
-	r.Billing.LinesLive += n - int64(len(extra)) + int64(len(a))
-	missing := make([]billing.Settled, 0, len(a))
-	for _, l := range a {
+	r.Billing.LinesLive += nLive
+	r.Billing.LinesRebuilt += nRebuilt
+	return nil
+}
+
+// lineStream is one side's lines in (time, id) order, read a page at a time.
+type lineStream struct {
+	side string
+	next func(context.Context) ([]billing.Settled, error)
+	buf  []billing.Settled
+	done bool
+}
+
+// head returns the next line, nil at the end.
+func (s *lineStream) head(ctx context.Context) (*billing.Settled, error) {
+	for len(s.buf) == 0 && !s.done {
+		ls, err := s.next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.side, err)
+		}
+		s.buf, s.done = ls, len(ls) == 0
+	}
+	if len(s.buf) == 0 {
+		return nil, nil
+	}
+	return &s.buf[0], nil
+}
+
+// diffLines merges the two sides' lines in (time, id) order and emits a LineDiff for every line
+// that differs: changed (same id, some field differs, delivered_at included), missing (live
+// only) or extra (rebuilt only). Lines in step are compared as they are read, so memory holds
+// only the lines not matched yet, not a side's month: a line whose time changed waits for its
+// other side, matched by id at the end. Emitted in order: changed lines in step, changed lines
+// whose time moved (by rebuilt time), missing, extra (each by time). It returns how many lines
+// each side has in range.
+func diffLines(ctx context.Context, live, rebuilt *lineStream, in func(billing.Settled) bool, emit func(LineDiff)) (nLive, nRebuilt int64, err error) {
+	onlyLive := map[string]billing.Settled{}
+	var onlyRebuilt []billing.Settled
+	changed := func(a, b billing.Settled) {
+		if fs := lineFields(a, b); len(fs) > 0 {
+			emit(LineDiff{Kind: "changed", ID: b.ID, WAMID: b.WAMID, Fields: fs})
+		}
+	}
+merge:
+	for {
+		a, err := live.head(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		b, err := rebuilt.head(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		switch {
+		case a == nil && b == nil:
+			break merge
+		case a != nil && !in(*a):
+			live.buf = live.buf[1:]
+		case b != nil && !in(*b):
+			rebuilt.buf = rebuilt.buf[1:]
+		case b == nil || a != nil && a.Key().Less(b.Key()):
+			nLive++
+			onlyLive[a.ID] = *a
+			live.buf = live.buf[1:]
+		case a == nil || b.Key().Less(a.Key()):
+			nRebuilt++
+			onlyRebuilt = append(onlyRebuilt, *b)
+			rebuilt.buf = rebuilt.buf[1:]
+		default:
+			nLive++
+			nRebuilt++
+			changed(*a, *b)
+			live.buf, rebuilt.buf = live.buf[1:], rebuilt.buf[1:]
+		}
+	}
+	extra := onlyRebuilt[:0]
+	for _, l := range onlyRebuilt {
+		if old, ok := onlyLive[l.ID]; ok {
+			delete(onlyLive, l.ID)
+			changed(old, l)
+			continue
+		}
+		extra = append(extra, l)
+	}
+	missing := make([]billing.Settled, 0, len(onlyLive))
+	for _, l := range onlyLive {
 		missing = append(missing, l)
 	}
 	sort.Slice(missing, func(i, j int) bool { return missing[i].Key().Less(missing[j].Key()) })
 	for _, l := range missing {
-		r.lineDiff(LineDiff{Kind: "missing", WABA: waba, Month: month, ID: l.ID, WAMID: l.WAMID})
+		emit(LineDiff{Kind: "missing", ID: l.ID, WAMID: l.WAMID})
 	}
 	for _, l := range extra {
-		r.lineDiff(LineDiff{Kind: "extra", WABA: waba, Month: month, ID: l.ID, WAMID: l.WAMID})
+		emit(LineDiff{Kind: "extra", ID: l.ID, WAMID: l.WAMID})
 	}
-	return nil
+	return nLive, nRebuilt, nil
 }
 
 func (r *Report) lineDiff(d LineDiff) {
