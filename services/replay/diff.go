@@ -415,15 +415,15 @@ func (r *Report) compareCounters(ctx context.Context, rdb redis.UniversalClient,
 	}
 	sort.Strings(minus)
 	sort.Strings(plus)
+	if len(minus)+len(plus) > 0 {
+		d.ByFamily = map[string]int{}
+	}
 	for _, x := range []struct {
 		sign    string
 		entries []string
 	}{{"-", minus}, {"+", plus}} {
 		for _, e := range x.entries {
 			d.Differences++
-			if d.ByFamily == nil {
-				d.ByFamily = map[string]int{}
-			}
 			d.ByFamily[family(e)]++
 			if len(d.Examples) < MaxExamples {
 				d.Examples = append(d.Examples, x.sign+" "+e)

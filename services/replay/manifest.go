@@ -121,7 +121,7 @@ func Rebuild(ctx context.Context, rdb redis.UniversalClient, cfg Config, live, t
 		} else if !empty {
 			return Stats{}, fmt.Errorf("%w: %s", ErrNotFresh, target.Prefix)
 		}
-		if want.First, want.End, err = captureOffsets(ctx, cfg, want.Partitions, log); err != nil {
+		if want.First, want.End, err = captureOffsets(ctx, cfg, want.Partitions); err != nil {
 			return Stats{}, err
 		}
 		want.Started = time.Now().UTC()
@@ -145,6 +145,7 @@ func Rebuild(ctx context.Context, rdb redis.UniversalClient, cfg Config, live, t
 		}
 		log.Info("replay: resuming", "namespace", target.Prefix, "started", m.Started)
 	}
+	warnRetention(log, cfg.Topic, m.First)
 	cfg.First, cfg.End = m.First, m.End
 	st, err := Run(ctx, cfg, target, log)
 	st.Resumed = resume
@@ -250,10 +251,7 @@ func Drop(ctx context.Context, rdb redis.UniversalClient, live, target *Namespac
 			keys += min(i+1000, len(ks)) - i
 		}
 	}
-	if err := forget(ctx, rdb, live, target); err != nil {
-		return keys, err
-	}
-	return keys, nil
+	return keys, forget(ctx, rdb, live, target)
 }
 
 // forget removes target's manifest and registry entry.

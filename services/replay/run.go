@@ -85,11 +85,13 @@ func Run(ctx context.Context, cfg Config, target *Namespace, log *slog.Logger) (
 		return Stats{}, err
 	}
 	st := Stats{Partitions: n}
-	if st.First, st.HighWater, err = captureOffsets(ctx, cfg, n, log); err != nil {
+	if st.First, st.HighWater, err = captureOffsets(ctx, cfg, n); err != nil {
 		return st, err
 	}
 	firsts := st.First
-	if cfg.End != nil {
+	if cfg.End == nil {
+		warnRetention(log, cfg.Topic, firsts)
+	} else { // the caller captured and warned; the log must still hold what it captured
 		if len(cfg.First) != n || len(cfg.End) != n {
 			return st, fmt.Errorf("replay: %d first and %d end offsets given for %d partitions", len(cfg.First), len(cfg.End), n)
 		}
@@ -169,18 +171,24 @@ func partitionCount(ctx context.Context, cfg Config) (int, error) {
 }
 
 // captureOffsets returns the first offset and the high-water mark of each of the n partitions.
-func captureOffsets(ctx context.Context, cfg Config, n int, log *slog.Logger) (first, end []int64, err error) {
+func captureOffsets(ctx context.Context, cfg Config, n int) (first, end []int64, err error) {
 	first, end = make([]int64, n), make([]int64, n)
 	for p := range n {
 		if first[p], end[p], err = offsets(ctx, cfg.Brokers[0], cfg.Topic, p); err != nil {
 			return nil, nil, err
 		}
-		if first[p] > 0 {
-			log.Warn("replay: the log no longer starts at offset 0 (retention): what it deleted cannot be rebuilt",
-				"topic", cfg.Topic, "partition", p, "first_offset", first[p])
-		}
 	}
 	return first, end, nil
+}
+
+// warnRetention warns of every partition whose replay starts after offset 0.
+func warnRetention(log *slog.Logger, topic string, first []int64) {
+	for p, f := range first {
+		if f > 0 {
+			log.Warn("replay: the log no longer starts at offset 0 (retention): what it deleted cannot be rebuilt",
+				"topic", topic, "partition", p, "first_offset", f)
+		}
+	}
 }
 
 // appliedMarks returns, per partition, the cause every projection of target has applied (the
