@@ -12,6 +12,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkatest"
@@ -404,6 +407,82 @@ func TestCacheShare(t *testing.T) {
 	} {
 		if got := cacheShare(c.total, c.parts); got != c.want {
 			t.Errorf("cacheShare(%d, %d) = %d, want %d", c.total, c.parts, got, c.want)
+		}
+	}
+}
+
+// TestResumeRefusesTruncatedLog: retention deleted records an interrupted replay had read (here
+// DeleteRecords, as the broker's retention does): resuming it would rebuild a different state,
+// so Rebuild refuses with ErrLogTruncated and applies nothing.
+func TestResumeRefusesTruncatedLog(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, brokers, 1)
+	rdb, prefix := redistest.Client(t)
+	ctx := context.Background()
+	publish(t, brokers, topic, handLog())
+	liveNS, err := OpenNamespace(rdb, prefix+"live:", books(t), 1, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := OpenNamespace(rdb, prefix+"rebuilt:", books(t), 1, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Brokers: brokers, Topic: topic}
+	if _, err := Rebuild(ctx, rdb, cfg, liveNS, target, false, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	// As if it had been interrupted: not done, and nothing applied yet.
+	m, _, err := ReadManifest(ctx, rdb, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Done = false
+	if err := writeManifest(ctx, rdb, target, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Drop(ctx, rdb, liveNS, target); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeManifest(ctx, rdb, target, m); err != nil {
+		t.Fatal(err)
+	}
+
+	deleteRecordsBefore(t, brokers, topic, 0, 3)
+	_, err = Rebuild(ctx, rdb, cfg, liveNS, target, true, quiet())
+	if !errors.Is(err, ErrLogTruncated) || !strings.Contains(err.Error(), "now starts at offset 3, the replay started at 0") {
+		t.Fatalf("resume over a truncated log: %v, want ErrLogTruncated naming the offsets", err)
+	}
+	if empty, err := target.Empty(ctx, rdb); err != nil || !empty {
+		t.Fatalf("the refused resume wrote projection keys (empty %v, %v)", empty, err)
+	}
+}
+
+// deleteRecordsBefore deletes the records of topic/partition before offset, as retention would.
+func deleteRecordsBefore(t *testing.T, brokers []string, topic string, partition int32, offset int64) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	req.TimeoutMillis = 10_000
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	rp.Partition, rp.Offset = partition, offset
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range resp.Topics {
+		for _, p := range tp.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				t.Fatalf("delete records of %s/%d before %d: %v", topic, p.Partition, offset, err)
+			}
 		}
 	}
 }
