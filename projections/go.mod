@@ -78,3 +78,5 @@ require (
 )
 
 replace github.com/convmeter/convmeter/events => ../events
+
+replace github.com/alicebob/miniredis/v2 => ../third_party/miniredis

@@ -88,6 +88,10 @@ for mod in "${MODULES[@]}"; do
 	run_step "$mod: go test" "$mod" go test -race -count=1 -timeout 30m ./... "$@"
 done
 
+# The patched miniredis (audit and dev run on it): outside the workspace, its own go.mod.
+run_step "third_party/miniredis: go vet" third_party/miniredis env GOWORK=off go vet .
+run_step "third_party/miniredis: go test" third_party/miniredis env GOWORK=off go test -race -count=1 . "$@"
+
 skip_note=
 if ((${#skipped[@]})); then skip_note="; skipped modules without packages: ${skipped[*]}"; fi
 if ((${#failed[@]})); then

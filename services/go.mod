@@ -99,3 +99,5 @@ replace (
 	github.com/convmeter/convmeter/events => ../events
 	github.com/convmeter/convmeter/projections => ../projections
 )
+
+replace github.com/alicebob/miniredis/v2 => ../third_party/miniredis

@@ -258,8 +258,7 @@ func (m *Miniredis) cmdZcount(c *server.Peer, cmd string, args []string) {
 			return
 		}
 
-		members := db.ssetElements(opts.key)
-		members = withSSRange(members, opts.min, opts.minIncl, opts.max, opts.maxIncl)
+		members := scoreRange(db.ssetSorted(opts.key), opts.min, opts.minIncl, opts.max, opts.maxIncl)
 		c.WriteInt(len(members))
 	})
 }
@@ -958,8 +957,8 @@ func (m *Miniredis) cmdZremrangebyscore(c *server.Peer, cmd string, args []strin
 			return
 		}
 
-		members := db.ssetElements(opts.key)
-		members = withSSRange(members, opts.min, opts.minIncl, opts.max, opts.maxIncl)
+		// A copy: removing members changes the kept order.
+		members := append(ssElems(nil), scoreRange(db.ssetSorted(opts.key), opts.min, opts.minIncl, opts.max, opts.maxIncl)...)
 
 		for _, el := range members {
 			db.ssetRem(opts.key, el.member)
@@ -1910,12 +1909,12 @@ func runRangeByScore(m *Miniredis, c *server.Peer, cctx *connCtx, opts optsRange
 		return
 	}
 
-	members := db.ssetElements(opts.Key)
 	if opts.Reverse {
 		min, max = max, min
 		minIncl, maxIncl = maxIncl, minIncl
 	}
-	members = withSSRange(members, min, minIncl, max, maxIncl)
+	// A copy of the range only: it may be reversed.
+	members := append(ssElems(nil), scoreRange(db.ssetSorted(opts.Key), min, minIncl, max, maxIncl)...)
 	if opts.Reverse {
 		reverseElems(members)
 	}
@@ -1997,14 +1996,22 @@ func runRangeByLex(m *Miniredis, c *server.Peer, cctx *connCtx, opts optsRangeBy
 		return
 	}
 
-	members := db.ssetMembers(opts.Key)
-	// Just key sort. If scores are not the same we don't care.
-	sort.Strings(members)
 	if opts.Reverse {
 		min, max = max, min
 		minIncl, maxIncl = maxIncl, minIncl
 	}
-	members = withLexRange(members, min, minIncl, max, maxIncl)
+	var members []string
+	if es, ok := db.ssetLexSorted(opts.Key); ok {
+		// Every score the same: the kept order is the member order, searched without a sort.
+		for _, e := range lexRange(es, min, minIncl, max, maxIncl) {
+			members = append(members, e.member)
+		}
+	} else {
+		members = db.ssetMembers(opts.Key)
+		// Just key sort. If scores are not the same we don't care.
+		sort.Strings(members)
+		members = withLexRange(members, min, minIncl, max, maxIncl)
+	}
 	if opts.Reverse {
 		reverseSlice(members)
 	}

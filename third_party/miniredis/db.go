@@ -54,6 +54,7 @@ func (db *RedisDB) flush() {
 	db.setKeys = map[string]setKey{}
 	db.hllKeys = map[string]*hll{}
 	db.sortedsetKeys = map[string]sortedSet{}
+	db.ssOrders = map[string]*ssOrder{}
 	db.ttl = map[string]time.Duration{}
 	db.hashTTLs = map[string]map[string]time.Duration{}
 	db.streamKeys = map[string]*streamKey{}
@@ -157,6 +158,7 @@ func (db *RedisDB) del(k string, delTTL bool) {
 		delete(db.setKeys, k)
 	case keyTypeSortedSet:
 		delete(db.sortedsetKeys, k)
+		delete(db.ssOrders, k)
 	case keyTypeStream:
 		delete(db.streamKeys, k)
 	case keyTypeHll:
@@ -438,6 +440,41 @@ func (db *RedisDB) ssetSet(key string, sset sortedSet) {
 	db.keys[key] = keyTypeSortedSet
 	db.incr(key)
 	db.sortedsetKeys[key] = sset
+	delete(db.ssOrders, key)
+}
+
+// ssetTouch notes, for key's kept order if it has one, that member is about to change.
+func (db *RedisDB) ssetTouch(key, member string) {
+	if o := db.ssOrders[key]; o != nil {
+		s, in := db.sortedsetKeys[key][member]
+		o.touch(member, s, in)
+	}
+}
+
+// ssetSorted returns key's elements in score order from the order kept between reads. The
+// slice is shared: callers must not modify it.
+func (db *RedisDB) ssetSorted(key string) ssElems {
+	ss, ok := db.sortedsetKeys[key]
+	if !ok {
+		return nil
+	}
+	o := db.ssOrders[key]
+	if o == nil {
+		o = newSSOrder(ss)
+		db.ssOrders[key] = o
+		return o.elems
+	}
+	return o.sorted(ss)
+}
+
+// ssetLexSorted returns key's elements in member order when every score is the same (the
+// sorted-set layout lex ranges are meant for), else false. The slice is shared.
+func (db *RedisDB) ssetLexSorted(key string) (ssElems, bool) {
+	es := db.ssetSorted(key)
+	if o := db.ssOrders[key]; o == nil || !o.same {
+		return nil, false
+	}
+	return es, true
 }
 
 // ssetAdd adds member to a sorted set. Returns whether this was a new member.
@@ -447,6 +484,7 @@ func (db *RedisDB) ssetAdd(key string, score float64, member string) bool {
 		ss = newSortedSet()
 		db.keys[key] = keyTypeSortedSet
 	}
+	db.ssetTouch(key, member)
 	_, ok = ss[member]
 	ss[member] = score
 	db.sortedsetKeys[key] = ss
@@ -456,11 +494,10 @@ func (db *RedisDB) ssetAdd(key string, score float64, member string) bool {
 
 // All members from a sorted set, ordered by score.
 func (db *RedisDB) ssetMembers(key string) []string {
-	ss, ok := db.sortedsetKeys[key]
-	if !ok {
+	elems := db.ssetSorted(key)
+	if elems == nil {
 		return nil
 	}
-	elems := ss.byScore(asc)
 	members := make([]string, 0, len(elems))
 	for _, e := range elems {
 		members = append(members, e.member)
@@ -470,11 +507,11 @@ func (db *RedisDB) ssetMembers(key string) []string {
 
 // All members+scores from a sorted set, ordered by score.
 func (db *RedisDB) ssetElements(key string) ssElems {
-	ss, ok := db.sortedsetKeys[key]
-	if !ok {
+	elems := db.ssetSorted(key)
+	if elems == nil {
 		return nil
 	}
-	return ss.byScore(asc)
+	return append(make(ssElems, 0, len(elems)), elems...) // callers may reorder it
 }
 
 func (db *RedisDB) ssetRandomMember(key string) string {
@@ -516,6 +553,7 @@ func (db *RedisDB) ssetMScore(key string, members []string) []float64 {
 // ssetRem is sorted set key delete.
 func (db *RedisDB) ssetRem(key, member string) bool {
 	ss := db.sortedsetKeys[key]
+	db.ssetTouch(key, member)
 	_, ok := ss[member]
 	delete(ss, member)
 	if len(ss) == 0 {
@@ -541,6 +579,7 @@ func (db *RedisDB) ssetIncrby(k, m string, delta float64) float64 {
 		db.sortedsetKeys[k] = ss
 	}
 
+	db.ssetTouch(k, m)
 	v, _ := ss.get(m)
 	v += delta
 	ss.set(v, m)

@@ -47,6 +47,7 @@ type RedisDB struct {
 	setKeys       map[string]setKey                   // SADD &c. keys
 	hllKeys       map[string]*hll                     // PFADD &c. keys
 	sortedsetKeys map[string]sortedSet                // ZADD &c. keys
+	ssOrders      map[string]*ssOrder                 // score order of sorted sets, kept between reads
 	streamKeys    map[string]*streamKey               // XADD &c. keys
 	ttl           map[string]time.Duration            // effective TTL values
 	hashTTLs      map[string]map[string]time.Duration // Hash TTL values
@@ -120,6 +121,7 @@ func newRedisDB(id int, m *Miniredis) RedisDB {
 		setKeys:       map[string]setKey{},
 		hllKeys:       map[string]*hll{},
 		sortedsetKeys: map[string]sortedSet{},
+		ssOrders:      map[string]*ssOrder{},
 		streamKeys:    map[string]*streamKey{},
 		ttl:           map[string]time.Duration{},
 		hashTTLs:      make(map[string]map[string]time.Duration),
@@ -845,6 +847,7 @@ func (m *Miniredis) copy(
 		destDB.setKeys[dst] = copySetKey(srcDB.setKeys[src])
 	case keyTypeSortedSet:
 		destDB.sortedsetKeys[dst] = copySortedSet(srcDB.sortedsetKeys[src])
+		delete(destDB.ssOrders, dst)
 	case keyTypeStream:
 		destDB.streamKeys[dst] = srcDB.streamKeys[src].copy()
 	case keyTypeHll:
