@@ -227,3 +227,45 @@ func TestLoadgenKafka(t *testing.T) {
 		t.Fatalf("%d records in %s, want 503", total, topic)
 	}
 }
+
+// TestLoadgenFileFeedsAudit writes the traffic model as a webhook export (file mode) and audits
+// it: every line is a webhook the audit reads, the accounts file is the model's, and the ledger
+// has lines. Misused flags are refused before anything is written.
+func TestLoadgenFileFeedsAudit(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "export.jsonl")
+	var errb bytes.Buffer
+	code := run([]string{"loadgen", "-mode", "file", "-out", out, "-limit", "400", "-duration", "2h", "-numbers", "2",
+		"-sessions-per-hour", "120"}, noEnv, &errb)
+	if code != 0 {
+		t.Fatalf("loadgen: exit %d\n%s", code, errb.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(b, []byte("\n")); n != 400 {
+		t.Fatalf("%d lines, want 400 (-limit counts webhook items, one per line)", n)
+	}
+	accounts := filepath.Join(dir, "export.accounts.json")
+	code, rep, errs := capture(t, "audit", "-accounts", accounts, "-json", out)
+	if code != 0 {
+		t.Fatalf("audit: exit %d\n%s", code, errs)
+	}
+	if !strings.Contains(rep, `"lines": 400`) || !strings.Contains(rep, `"webhooks": 400`) || !strings.Contains(rep, `"bad_lines": null`) {
+		t.Fatalf("audit report:\n%.2000s", rep)
+	}
+	if !strings.Contains(rep, `"billable": true`) {
+		t.Fatalf("audit report has no billable ledger line:\n%.2000s", rep)
+	}
+	for _, args := range [][]string{
+		{"loadgen", "-mode", "file"},
+		{"loadgen", "-mode", "file", "-out", "-"},
+		{"loadgen", "-mode", "file", "-out", out, "-accounts-out", out},
+		{"loadgen", "-out", out},
+	} {
+		if code := run(args, noEnv, io.Discard); code == 0 {
+			t.Errorf("%q: exit 0", args)
+		}
+	}
+}
