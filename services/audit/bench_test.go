@@ -3,6 +3,8 @@ package audit
 import (
 	"bytes"
 	"context"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -10,16 +12,21 @@ import (
 	"github.com/convmeter/convmeter/services/loadgen"
 )
 
-// BenchmarkAudit audits a file of loadgen webhooks (one webhook per line, 20 000 lines) and
-// reports lines/s. It also checks that the model's webhooks are all usable input.
+// BenchmarkAudit audits a file of loadgen webhooks (one webhook per line; 20,000 lines, or
+// CONVMETER_BENCH_AUDIT_LINES as scripts/bench.sh sets) and reports lines/s. It also checks that
+// the model's webhooks are all usable input.
 func BenchmarkAudit(b *testing.B) {
+	want := 20_000
+	if n, err := strconv.Atoi(os.Getenv("CONVMETER_BENCH_AUDIT_LINES")); err == nil && n > 0 {
+		want = n
+	}
 	m, err := loadgen.New(loadgen.Config{Seed: 3, Numbers: 8, WABAs: 2, UsersPerNumber: 5000, Duration: 1000 * time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}
 	var file bytes.Buffer
 	lines := 0
-	for lines < 20_000 {
+	for lines < want {
 		it, ok := m.Next()
 		if !ok {
 			break
