@@ -15,10 +15,10 @@ import (
 )
 
 // TestMiniredisSortedSetsMatchRedis checks the patched miniredis (third_party/miniredis keeps a
-// sorted set's order between reads and merges the writes since into it, instead of sorting the
+// sorted set's order between reads and splices the writes since into it, instead of sorting the
 // whole set on every range read) against a real Redis: the same random sequence of sorted-set
 // writes (ZADD with and without GT, ZREM, ZINCRBY, ZREMRANGEBYSCORE, DEL, RENAME, in and out of
-// MULTI/EXEC and Lua) and range reads (by score, by lex, by rank, counts, ranks), every reply
+// MULTI/EXEC and Lua) and reads (ranges by score, by lex and by rank, ZCOUNT, ZRANK), every reply
 // compared. Score keys draw scores from a small domain so ties between members are common; lex
 // keys keep every score 0, the layout lex ranges are defined for.
 func TestMiniredisSortedSetsMatchRedis(t *testing.T) {
