@@ -1,13 +1,13 @@
 package replay
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/convmeter/convmeter/events/testenv"
 )
 
 func TestProgressLine(t *testing.T) {
@@ -31,28 +31,16 @@ func TestProgressLine(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the progress goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
 // On a terminal the bar is redrawn in place (each draw starts at the line's start) and the last
 // one ends the line.
 func TestProgressBarRedraws(t *testing.T) {
-	out := &syncBuffer{}
+	out := &testenv.SyncBuffer{}
 	var done atomic.Int64
 	done.Store(10)
 	stop := progress(context.Background(), Config{Progress: out, ProgressBar: true}, time.Now(), 10, &done)
 	time.Sleep(time.Second) // four redraws due; at least one needed
 	stop()
-	s := out.b.String()
+	s := out.String()
 	draws := strings.Count(s, "\r")
 	if draws < 2 || !strings.HasPrefix(s, "\r") || !strings.HasSuffix(s, "\x1b[K\n") || strings.Count(s, "\n") != 1 {
 		t.Fatalf("%d draws: %q", draws, s)

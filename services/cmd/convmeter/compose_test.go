@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/convmeter/convmeter/events/kafkatest"
+	"github.com/convmeter/convmeter/events/testenv"
 	"github.com/convmeter/convmeter/projections/redistest"
 )
 
@@ -416,14 +416,14 @@ func freePort(t *testing.T) string {
 
 type composeProc struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testenv.SyncBuffer
 	done chan struct{}
 	err  error
 }
 
 func startProc(t *testing.T, name, bin string, args, env []string) *composeProc {
 	t.Helper()
-	pr := &composeProc{cmd: exec.Command(bin, args...), log: &syncBuffer{}, done: make(chan struct{})}
+	pr := &composeProc{cmd: exec.Command(bin, args...), log: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	pr.cmd.Env, pr.cmd.Stdout, pr.cmd.Stderr = env, pr.log, pr.log
 	if err := pr.cmd.Start(); err != nil {
 		t.Fatalf("%s: %v", name, err)
@@ -485,22 +485,4 @@ func httpBody(t *testing.T, u string) string {
 		t.Fatalf("GET %s: %s %s", u, resp.Status, b.String())
 	}
 	return b.String()
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output and the test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
