@@ -190,8 +190,9 @@ func handLog() []events.Event {
 	return evs
 }
 
-// handRig is the hand log published to a topic of n partitions, applied live into one namespace,
-// and an empty namespace to rebuild it into with the edited rate card.
+// handRig is the hand log published to a topic of n partitions, the live namespace and an empty
+// namespace to rebuild it into (editedHand: applied live, and the rebuild priced with the edited
+// rate card).
 type handRig struct {
 	ctx           context.Context
 	rdb           redis.UniversalClient
@@ -202,6 +203,15 @@ type handRig struct {
 
 func editedHand(t *testing.T, n int) handRig {
 	t.Helper()
+	h := newHand(t, n, editedBook(t))
+	live(t, h.brokers, h.topic, h.live, n)
+	return h
+}
+
+// newHand publishes the hand log to a fresh topic of n partitions and opens the live namespace
+// (the example cards; nothing applied yet) and the rebuilt one (priced with book).
+func newHand(t *testing.T, n int, book *ratecard.Book) handRig {
+	t.Helper()
 	h := handRig{ctx: context.Background(), brokers: kafkatest.Brokers(t)}
 	h.topic = kafkatest.Topic(t, h.brokers, n)
 	rdb, prefix := redistest.Client(t)
@@ -211,8 +221,7 @@ func editedHand(t *testing.T, n int) handRig {
 	if h.live, err = OpenNamespace(rdb, prefix+"live:", books(t), n, quiet()); err != nil {
 		t.Fatal(err)
 	}
-	live(t, h.brokers, h.topic, h.live, n)
-	if h.rebuilt, err = OpenNamespace(rdb, prefix+"rebuilt:", editedBook(t), n, quiet()); err != nil {
+	if h.rebuilt, err = OpenNamespace(rdb, prefix+"rebuilt:", book, n, quiet()); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -285,20 +294,9 @@ func TestReplayAfterRateCardEdit(t *testing.T) {
 // India delivery): in that range the ledger equals live; after it, the rebuilt ledger lacks the
 // two later lines, and the report says so.
 func TestReplayTimeRange(t *testing.T) {
-	brokers := kafkatest.Brokers(t)
-	topic := kafkatest.Topic(t, brokers, 1)
-	rdb, prefix := redistest.Client(t)
-	ctx := context.Background()
-	publish(t, brokers, topic, handLog())
-	liveNS, err := OpenNamespace(rdb, prefix+"live:", books(t), 1, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newHand(t, 1, books(t))
+	ctx, rdb, brokers, topic, liveNS, rebuilt := h.ctx, h.rdb, h.brokers, h.topic, h.live, h.rebuilt
 	live(t, brokers, topic, liveNS, 1)
-	rebuilt, err := OpenNamespace(rdb, prefix+"rebuilt:", books(t), 1, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
 	cut := events.FromTime(time.Date(2025, 7, 10, 10, 0, 30, 0, time.UTC))
 	st, err := Run(ctx, Config{Brokers: brokers, Topic: topic, To: cut}, rebuilt, quiet())
 	if err != nil {
@@ -415,19 +413,8 @@ func TestCacheShare(t *testing.T) {
 // DeleteRecords, as the broker's retention does): resuming it would rebuild a different state,
 // so Rebuild refuses with ErrLogTruncated and applies nothing.
 func TestResumeRefusesTruncatedLog(t *testing.T) {
-	brokers := kafkatest.Brokers(t)
-	topic := kafkatest.Topic(t, brokers, 1)
-	rdb, prefix := redistest.Client(t)
-	ctx := context.Background()
-	publish(t, brokers, topic, handLog())
-	liveNS, err := OpenNamespace(rdb, prefix+"live:", books(t), 1, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	target, err := OpenNamespace(rdb, prefix+"rebuilt:", books(t), 1, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newHand(t, 1, books(t))
+	ctx, rdb, brokers, topic, liveNS, target := h.ctx, h.rdb, h.brokers, h.topic, h.live, h.rebuilt
 	cfg := Config{Brokers: brokers, Topic: topic}
 	if _, err := Rebuild(ctx, rdb, cfg, liveNS, target, false, quiet()); err != nil {
 		t.Fatal(err)
