@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/convmeter/convmeter/events"
@@ -252,29 +253,13 @@ func openExport(out, accountsOut string, accounts []*events.AccountConfig) (w *b
 	if err != nil {
 		return nil, nil, fmt.Errorf("create webhook file: %w", err)
 	}
-	var closed bool
-	var cerr error
-	return bufio.NewWriterSize(f, 1<<20), func() error {
-		if !closed {
-			closed, cerr = true, f.Close()
-		}
-		return cerr
-	}, nil
+	return bufio.NewWriterSize(f, 1<<20), sync.OnceValue(f.Close), nil
 }
 
-// writeWebhooks writes the webhook items of its as one webhook body line; the rest (outbound
-// sends, account configs) Meta never posts, and an export does not hold them.
+// writeWebhooks writes webhook items (runLoadgen passes only those in file mode: outbound sends
+// and account configs Meta never posts) as one webhook body line.
 func writeWebhooks(w *bufio.Writer, its []loadgen.Item) error {
-	hooks := its[:0:0]
-	for _, it := range its {
-		if it.Webhook {
-			hooks = append(hooks, it)
-		}
-	}
-	if len(hooks) == 0 {
-		return nil
-	}
-	body, err := loadgen.Webhook(hooks...)
+	body, err := loadgen.Webhook(its...)
 	if err != nil {
 		return err
 	}
