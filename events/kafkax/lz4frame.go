@@ -9,7 +9,8 @@ import (
 )
 
 // appendLZ4Decoded appends the content of src, one LZ4 frame (what the records of an LZ4 record
-// batch are), to dst. scratch is reused for blocks that do not fit dst's spare capacity.
+// batch are), to dst. Blocks decode into dst's spare capacity; scratch is reused for those that
+// do not fit it, which then decode twice.
 //
 // It reads the frames every Kafka client writes (any block size, with or without block
 // checksums, content size and content checksum) but checks neither checksum: the batch's CRC32C,
@@ -75,13 +76,19 @@ func appendLZ4Decoded(dst, src []byte, scratch *[]byte) ([]byte, error) {
 			dst = append(dst, block...)
 			continue
 		}
-		if cap(dst)-len(dst) >= blockMax {
-			k, err := lz4.UncompressBlock(block, dst[len(dst):len(dst)+blockMax])
-			if err != nil {
+		if spare := cap(dst) - len(dst); spare > 0 {
+			// Straight into the spare capacity, which the caller sizes for the content: a block
+			// decoded into scratch had to be copied out again, as much CPU as decoding it
+			// (producers write 4 MB blocks: a batch is one block, far below its maximum).
+			k, err := lz4.UncompressBlock(block, dst[len(dst):len(dst)+min(spare, blockMax)])
+			if err == nil {
+				dst = dst[:len(dst)+k]
+				continue
+			}
+			if spare >= blockMax {
 				return dst, fmt.Errorf("lz4: %w", err)
 			}
-			dst = dst[:len(dst)+k]
-			continue
+			// Too little room (or a corrupt block, which scratch tells apart): once more there.
 		}
 		if len(*scratch) < blockMax {
 			*scratch = make([]byte, blockMax)

@@ -49,7 +49,9 @@ func TestAppendLZ4Decoded(t *testing.T) {
 				{lz4.BlockSizeOption(bs), lz4.SizeOption(uint64(len(data)))},
 			} {
 				frame := lz4Encode(t, data, opts...)
-				for _, room := range []int{0, 8 << 20} {
+				// Room for none of it, half, all but a byte, exactly all, and more than a block.
+				for _, room := range []int{0, len(data) / 2, len(data) - 1, len(data), 8 << 20} {
+					room = max(room, 0)
 					prefix := []byte("kept")
 					dst := append(make([]byte, 0, len(prefix)+room), prefix...)
 					got, err := appendLZ4Decoded(dst, frame, &scratch)
@@ -65,13 +67,29 @@ func TestAppendLZ4Decoded(t *testing.T) {
 	}
 }
 
-// A frame cut short anywhere, or with bytes after it, is an error, never a panic.
+// A frame cut short anywhere, or with bytes after it, is an error, never a panic, whatever room
+// the buffer has.
 func TestAppendLZ4DecodedRejectsBrokenFrames(t *testing.T) {
 	var scratch []byte
 	frame := lz4Encode(t, lz4TestData()[4], lz4.BlockSizeOption(lz4.Block64Kb), lz4.BlockChecksumOption(true))
 	for n := 0; n < len(frame); n += 1 + n/50 {
-		if _, err := appendLZ4Decoded(nil, frame[:n], &scratch); err == nil {
-			t.Fatalf("frame cut at %d of %d bytes: no error", n, len(frame))
+		for _, room := range []int{0, 1 << 10, 8 << 20} {
+			if _, err := appendLZ4Decoded(make([]byte, 0, room), frame[:n], &scratch); err == nil {
+				t.Fatalf("frame cut at %d of %d bytes, room %d: no error", n, len(frame), room)
+			}
+		}
+	}
+	// A block whose content is corrupt (a match reaching before the start) fails both in the
+	// buffer and in scratch.
+	one := lz4Encode(t, bytes.Repeat([]byte("abcdefgh"), 4096), lz4.BlockSizeOption(lz4.Block4Mb), lz4.ChecksumOption(false))
+	bad := append([]byte(nil), one...)
+	// The first sequence (after the 7-byte frame header and the block size): a token, its
+	// literals (fewer than 15 here), then the match offset, set past anything decoded.
+	at := 7 + 4 + 1 + int(bad[7+4]>>4)
+	bad[at], bad[at+1] = 0xff, 0xff
+	for _, room := range []int{0, 1 << 10, 8 << 20} {
+		if _, err := appendLZ4Decoded(make([]byte, 0, room), bad, &scratch); err == nil {
+			t.Fatalf("corrupt block, room %d: no error", room)
 		}
 	}
 	if _, err := appendLZ4Decoded(nil, append(frame, 0), &scratch); err == nil {
@@ -79,8 +97,9 @@ func TestAppendLZ4DecodedRejectsBrokenFrames(t *testing.T) {
 	}
 }
 
-// FuzzAppendLZ4Decoded: any input decodes or fails without panicking, and when pierrec/lz4's
-// own reader (which also checks the checksums) decodes it, the result is the same.
+// FuzzAppendLZ4Decoded: any input decodes or fails without panicking, the same with and without
+// room in the buffer, and when pierrec/lz4's own reader (which also checks the checksums) decodes
+// it, the result is the same.
 func FuzzAppendLZ4Decoded(f *testing.F) {
 	for _, data := range lz4TestData()[:4] {
 		f.Add(lz4Encode(f, data, lz4.BlockSizeOption(lz4.Block64Kb)))
@@ -92,6 +111,11 @@ func FuzzAppendLZ4Decoded(f *testing.F) {
 		want, werr := io.ReadAll(lz4.NewReader(bytes.NewReader(frame)))
 		if err == nil && werr == nil && !bytes.Equal(got, want) {
 			t.Fatalf("decoded %d bytes, pierrec/lz4 %d", len(got), len(want))
+		}
+		// Into a buffer with room (blocks decode in place), the same outcome.
+		roomy, rerr := appendLZ4Decoded(make([]byte, 0, 4*len(frame)+64), frame, &scratch)
+		if (rerr == nil) != (err == nil) || err == nil && !bytes.Equal(roomy, got) {
+			t.Fatalf("with room: %d bytes, error %v; without: %d bytes, error %v", len(roomy), rerr, len(got), err)
 		}
 	})
 }
