@@ -126,3 +126,19 @@ func mutate(fv reflect.Value) {
 	default:
 	}
 }
+
+// FuzzSameWAMID: the last-byte shortcut never changes the answer of ==.
+func FuzzSameWAMID(f *testing.F) {
+	for _, p := range [][2]string{{"", ""}, {"", "a"}, {"wamid.lg1.18q", "wamid.lg1.18q"}, {"wamid.lg1.18q", "wamid.lg1.19q"},
+		{"wamid.lg1.18q", "wamid.lg1.18r"}, {"wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDQjZC", "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDQjZD"}} {
+		f.Add(p[0], p[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if got, want := sameWAMID(a, b), a == b; got != want {
+			t.Fatalf("sameWAMID(%q, %q) = %v", a, b, got)
+		}
+		if !sameWAMID(a, a) {
+			t.Fatalf("sameWAMID(%q, itself) = false", a)
+		}
+	})
+}
