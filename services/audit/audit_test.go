@@ -207,3 +207,84 @@ func TestAuditDeterministic(t *testing.T) {
 		t.Fatalf("two audits of one file differ:\n%s\n%s", a, b)
 	}
 }
+
+// The text report aligns each table on its own cells: every column is as wide as its widest
+// cell plus the two spaces of padding, never wider because another table (the line list, the
+// reconciliation's long verdicts) shares the column. The fixture has all the tables.
+func TestWriteTextAlignsEachTable(t *testing.T) {
+	rep := runFixture(t)
+	var b strings.Builder
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	headers := []string{"line ", "category ", "delivered ", "scope ", "number "}
+	var table [][]string // the rows of the table being read: cells split on runs of 2+ spaces
+	var raw []string
+	check := func() {
+		defer func() { table, raw = nil, nil }()
+		if len(table) < 2 {
+			t.Errorf("a table with no rows:\n%s", strings.Join(raw, "\n"))
+			return
+		}
+		for c := 0; c < len(table[0])-1; c++ {
+			widest, start, next := 0, -1, -1
+			for i, row := range table {
+				widest = max(widest, len(row[c]))
+				s := cellStart(raw[i], c)
+				if start >= 0 && s != start {
+					t.Errorf("column %d starts at %d and at %d:\n%s", c, start, s, strings.Join(raw, "\n"))
+					return
+				}
+				start, next = s, cellStart(raw[i], c+1)
+			}
+			if next-start != widest+2 {
+				t.Errorf("column %d (%q) is %d wide for cells of at most %d:\n%s", c, table[0][c], next-start, widest, strings.Join(raw, "\n"))
+			}
+		}
+	}
+	seen := map[string]int{}
+	for _, l := range strings.Split(b.String(), "\n") {
+		cells := strings.FieldsFunc(strings.ReplaceAll(l, "  ", "\x00"), func(r rune) bool { return r == '\x00' })
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		if table != nil && len(cells) == len(table[0]) && len(cells) > 1 {
+			table, raw = append(table, cells), append(raw, l)
+			continue
+		}
+		if table != nil {
+			check()
+		}
+		for _, h := range headers {
+			if strings.HasPrefix(l, h) && len(cells) > 1 {
+				seen[h]++
+				table, raw = [][]string{cells}, []string{l}
+			}
+		}
+	}
+	if table != nil {
+		check()
+	}
+	// Both months have a totals and a line table, August a reconciliation; one counters table,
+	// one throughput table; the fixture's bad lines.
+	if seen["category "] != 2 || seen["delivered "] != 3 || seen["scope "] != 1 || seen["number "] != 1 || seen["line "] != 1 {
+		t.Errorf("tables found: %v\n%s", seen, b.String())
+	}
+}
+
+// cellStart is the offset in a tabwriter row of its cell c (0-based): the cells are separated by
+// two spaces or more.
+func cellStart(row string, c int) int {
+	i := 0
+	for ; c > 0; c-- {
+		j := strings.Index(row[i:], "  ")
+		if j < 0 {
+			return len(row)
+		}
+		i += j
+		for i < len(row) && row[i] == ' ' {
+			i++
+		}
+	}
+	return i
+}

@@ -95,13 +95,22 @@ func (m Month) currencyOf() string {
 	return ""
 }
 
-// WriteText writes the report as tables.
+// WriteText writes the report as tables, each aligned on its own cells: a month's line list
+// does not widen the totals above it, and the writer holds one table at a time, not the report.
 func (r *Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	var err error
 	p := func(format string, a ...any) { fmt.Fprintf(tw, format, a...) }
+	// table ends the table written so far (its columns are aligned and written out).
+	table := func() {
+		if e := tw.Flush(); err == nil {
+			err = e
+		}
+	}
 	p("audit: %d lines, %d webhooks, %d events, %d bad, %d dead letters, %d set aside, %d policy violations\n",
 		r.Lines, r.Webhooks, r.Events, len(r.BadLines), len(r.DeadLetters), len(r.SetAside), len(r.Violations))
 	if len(r.BadLines) > 0 {
+		table()
 		p("\nBAD INPUT\nline\telement\tkind\treason\n")
 		for _, b := range r.BadLines {
 			p("%d\t%s\t%s\t%s\n", b.Line, orDash(b.Path), orDash(b.Kind), b.Reason)
@@ -125,6 +134,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		t := m.Totals
 		p("\nLEDGER %s %s (%s): %d lines, %d billable, %d unpriced, total %s %s (exact %s)\n", m.WABA, m.Month, orDash(cur),
 			t.Total.Lines, t.Total.Billable, t.Total.Unpriced, Money(t.Total.AmountMicros, cur), cur, t.Total.AmountMicros)
+		table()
 		p("category\tlines\tbillable\tunpriced\tamount\n")
 		for _, c := range sortedKeys(t.ByCategory) {
 			b := t.ByCategory[c]
@@ -133,19 +143,22 @@ func (r *Report) WriteText(w io.Writer) error {
 		if t.FreeTier != nil {
 			p("free tier: %d eligible, %d used of %d\n", t.FreeTier.Eligible, t.FreeTier.Used, t.FreeTier.Limit)
 		}
+		table()
 		p("delivered\tnumber\tmarket\tcategory\tmodel\ttype\treason\tamount\tunpriced\twamid\n")
 		for _, l := range m.Lines {
 			p("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.At, l.Number, orDash(l.Market), l.Category, l.Model, l.SettledType,
 				l.Reason, l.Amount, orDash(l.Unpriced), l.WAMID)
 		}
 		if len(m.Reconciliation) > 0 {
-			p("RECONCILIATION (Meta's verdict differs)\twamid\tdifferences\tours\tmeta\n")
+			table()
+			p("RECONCILIATION (Meta's verdict differs)\ndelivered\twamid\tdifferences\tours\tmeta\n")
 			for _, d := range m.Reconciliation {
 				p("%s\t%s\t%s\t%s\t%s\n", d.At, d.WAMID, strings.Join(d.Kinds, ","), verdict(d.Ours), verdict(d.Meta))
 			}
 		}
 	}
 	if len(r.Limits) > 0 {
+		table()
 		p("\nCOUNTERS as of %s\nscope\ttier\tused 24h\tlimit\tused 7d\n", r.End)
 		for _, l := range r.Limits {
 			lim := fmt.Sprint(l.Limit)
@@ -154,6 +167,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			}
 			p("%s\t%s\t%d\t%s\t%d\n", l.Scope, l.Tier, l.Used, lim, l.Used7d)
 		}
+		table()
 		p("number\tpeak mps (last hour)\tlimit\tpair-rate hits\n")
 		hits := map[string]int{}
 		for _, h := range r.PairRateHits {
@@ -163,7 +177,8 @@ func (r *Report) WriteText(w io.Writer) error {
 			p("%s\t%d\t%d\t%d\n", t.PhoneNumberID, t.Peak, t.LimitMPS, hits[t.PhoneNumberID])
 		}
 	}
-	return tw.Flush()
+	table()
+	return err
 }
 
 func verdict(v events.Verdict) string {
