@@ -35,7 +35,13 @@ type Config struct {
 	Book *ratecard.Book
 	// Engine configures the window engine (lateness, timeline); zero values take the defaults.
 	Engine window.Config
+	// BatchSize is the number of engine outputs per projection batch (DefaultBatchSize when 0).
+	// The report does not depend on it.
+	BatchSize int
 }
+
+// DefaultBatchSize is Config.BatchSize when 0.
+const DefaultBatchSize = 5000
 
 // ErrNoBook is returned when no rate book is given.
 var ErrNoBook = errors.New("audit: no rate book")
@@ -93,10 +99,17 @@ func Run(ctx context.Context, cfg Config, r io.Reader, log *slog.Logger) (*Repor
 	if engine.CachePairs == 0 {
 		engine.CachePairs = replay.DefaultCachePairs // a batch job over a month of pairs, as a replay
 	}
-	x, err := replay.NewPartition(0, "audit", engine, 5000, append(ns.Projections(), col)...)
+	batch := cfg.BatchSize
+	if batch <= 0 {
+		batch = DefaultBatchSize
+	}
+	x, err := replay.NewPartition(0, "audit", engine, batch, append(ns.Projections(), col)...)
 	if err != nil {
 		return nil, err
 	}
+	// The projections apply a batch while the engine runs the next, as in a replay: batches
+	// still apply one at a time and in order, so the report is the same.
+	x.Pipeline()
 	rep := &Report{Skipped: map[string]int{}}
 	var off int64
 	feed := func(ev events.Event) error {

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -287,4 +288,33 @@ func cellStart(row string, c int) int {
 		}
 	}
 	return i
+}
+
+// The report does not depend on how the outputs are batched: many small batches (the engine
+// running ahead while the projections apply the previous one) give the same report, byte for
+// byte, as one batch of everything.
+func TestAuditBatchInvariant(t *testing.T) {
+	file, accounts := loadgenFile(t, 5, 20_000)
+	book, err := ratecard.Examples()
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := func(batch int) []byte {
+		rep, err := Run(context.Background(), Config{Accounts: accounts, Book: book, BatchSize: batch}, bytes.NewReader(file), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Lines != 20_000 || len(rep.Ledger) == 0 || len(rep.Limits) == 0 {
+			t.Fatalf("batch %d: %d lines, %d months, %d limits", batch, rep.Lines, len(rep.Ledger), len(rep.Limits))
+		}
+		b, err := json.Marshal(rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	one, small := report(1<<30), report(700)
+	if !bytes.Equal(one, small) {
+		t.Fatalf("batches of 700 outputs and one batch give different reports:\n%s\n%s", small, one)
+	}
 }

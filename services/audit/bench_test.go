@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/projections/ratecard"
 	"github.com/convmeter/convmeter/services/loadgen"
 )
@@ -20,13 +21,36 @@ func BenchmarkAudit(b *testing.B) {
 	if n, err := strconv.Atoi(os.Getenv("CONVMETER_BENCH_AUDIT_LINES")); err == nil && n > 0 {
 		want = n
 	}
-	m, err := loadgen.New(loadgen.Config{Seed: 3, Numbers: 8, WABAs: 2, UsersPerNumber: 5000, Duration: 1000 * time.Hour})
+	file, accounts := loadgenFile(b, 3, want)
+	lines := bytes.Count(file, []byte("\n"))
+	book, err := ratecard.Examples()
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		rep, err := Run(context.Background(), Config{Accounts: accounts, Book: book}, bytes.NewReader(file), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Lines != lines || len(rep.BadLines) != 0 || len(rep.Ledger) == 0 {
+			b.Fatalf("lines %d of %d, %d bad, %d months", rep.Lines, lines, len(rep.BadLines), len(rep.Ledger))
+		}
+		b.ReportMetric(float64(lines)/time.Since(t0).Seconds(), "lines/s")
+	}
+}
+
+// loadgenFile is the loadgen traffic model (8 numbers, 2 WABAs, 5,000 users each) as a webhook
+// export: lines webhooks, one per line (fewer when the model ends first), and its accounts.
+func loadgenFile(tb testing.TB, seed uint64, lines int) ([]byte, []*events.AccountConfig) {
+	tb.Helper()
+	m, err := loadgen.New(loadgen.Config{Seed: seed, Numbers: 8, WABAs: 2, UsersPerNumber: 5000, Duration: 1000 * time.Hour})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	var file bytes.Buffer
-	lines := 0
-	for lines < want {
+	for n := 0; n < lines; {
 		it, ok := m.Next()
 		if !ok {
 			break
@@ -36,26 +60,11 @@ func BenchmarkAudit(b *testing.B) {
 		}
 		body, err := loadgen.Webhook(it)
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		file.Write(body)
 		file.WriteByte('\n')
-		lines++
+		n++
 	}
-	book, err := ratecard.Examples()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		rep, err := Run(context.Background(), Config{Accounts: m.Accounts(), Book: book}, bytes.NewReader(file.Bytes()), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if rep.Lines != lines || len(rep.BadLines) != 0 || len(rep.Ledger) == 0 {
-			b.Fatalf("lines %d of %d, %d bad, %d months", rep.Lines, lines, len(rep.BadLines), len(rep.Ledger))
-		}
-		b.ReportMetric(float64(lines)/time.Since(t0).Seconds(), "lines/s")
-	}
+	return file.Bytes(), m.Accounts()
 }
