@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -71,4 +74,55 @@ func TestNoExitAfterReturn(t *testing.T) {
 		t.Fatalf("healthcheck: exit %d\n%s", code, stderr.String())
 	}
 	time.Sleep(20 * shutdownGrace) // the process would be gone by now
+}
+
+// piecesReport writes its text in many small pieces, as a table writer does.
+type piecesReport struct{ n int }
+
+func (r piecesReport) WriteText(w io.Writer) error {
+	for i := range r.n {
+		if _, err := fmt.Fprintf(w, "cell %d\t", i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// countingWriter counts the writes that reach it; it fails every write once failing is set.
+type countingWriter struct {
+	bytes.Buffer
+	writes  int
+	failing bool
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	if w.failing {
+		return 0, errors.New("disk full")
+	}
+	return w.Buffer.Write(p)
+}
+
+// writeReport writes through a buffer: a report made of 100,000 small writes reaches the file in
+// a few large ones, whole; a failing file fails the command.
+func TestWriteReportBuffers(t *testing.T) {
+	var want strings.Builder
+	if err := (piecesReport{100_000}).WriteText(&want); err != nil {
+		t.Fatal(err)
+	}
+	var w countingWriter
+	if err := writeReport(&w, piecesReport{100_000}, false); err != nil {
+		t.Fatal(err)
+	}
+	if w.String() != want.String() {
+		t.Fatalf("wrote %d bytes, want %d", w.Len(), want.Len())
+	}
+	if most := want.Len()/(64<<10) + 1; w.writes > most {
+		t.Errorf("%d writes for %d bytes, want at most %d", w.writes, w.Len(), most)
+	}
+	for _, n := range []int{1, 100_000} { // fails in the final flush, and while writing
+		if err := writeReport(&countingWriter{failing: true}, piecesReport{n}, false); err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Errorf("report of %d pieces to a failing file: %v", n, err)
+		}
+	}
 }
