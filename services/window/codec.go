@@ -329,14 +329,13 @@ func (d *reader) meta() *metaFacts {
 	}
 	m := &metaFacts{rank: int(d.int())}
 	if flags&2 != 0 {
-		p := &events.MetaPricing{}
+		p := &m.own.pricing
 		switch d.enum(2) {
 		case 1:
-			t := true
-			p.Billable = &t
+			m.own.billable = true
+			p.Billable = &m.own.billable
 		case 2:
-			f := false
-			p.Billable = &f
+			p.Billable = &m.own.billable
 		}
 		p.PricingModel, p.Type, p.Category = d.str(), d.str(), events.Category(d.str())
 		m.pricing = p

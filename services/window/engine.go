@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/convmeter/convmeter/events"
@@ -211,7 +212,7 @@ func (e *Engine) Apply(in events.Event, offset int64, out []events.Event) ([]eve
 		}
 		f := fact{t: int64(p.Timestamp), kind: statusFact(p.Status), wamid: p.WAMID}
 		if p.Pricing != nil || p.Conversation != nil {
-			f.meta = &metaFacts{pricing: p.Pricing, conversation: p.Conversation, rank: p.Status.Rank()}
+			f.meta = newMetaFacts(p.Pricing, p.Conversation, p.Status.Rank())
 		}
 		for _, er := range p.Errors {
 			if er.Code == 131047 {
@@ -320,6 +321,7 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 			}
 		}
 	}
+	f.wamid = ownWAMID(&p.cur, &f)
 	if pos == len(p.pending) && f.t >= p.cur.at {
 		p.pending = append(p.pending, f)
 		e.live = live{e: e, key: key}
@@ -333,6 +335,19 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 	}
 	e.recompute(p, pos, f)
 	slot.dirty = true
+}
+
+// ownWAMID is f's wamid as the pair keeps it: a string of its own, not of the decoded event,
+// which it would keep alive (all of its strings share one buffer) for as long as the pair stays
+// decoded. A status of a message the pair knows shares the message's copy; Meta's fields are
+// copied by newMetaFacts.
+func ownWAMID(st *pairState, f *fact) string {
+	if f.kind > factSend {
+		if m := st.msg(f.wamid); m != nil {
+			return m.wamid
+		}
+	}
+	return strings.Clone(f.wamid)
 }
 
 // recompute inserts an out-of-order fact and re-derives the pair from its base, emitting a

@@ -1,6 +1,8 @@
 package window
 
 import (
+	"strings"
+
 	"github.com/convmeter/convmeter/events"
 )
 
@@ -148,9 +150,74 @@ func (f *fact) same(o *fact) bool {
 
 // metaFacts is what Meta said about a message on a status.
 type metaFacts struct {
-	pricing      *events.MetaPricing
+	pricing      *events.MetaPricing // nil, or &own.pricing
 	conversation *events.MetaConversation
 	rank         int // rank of the status that carried it
+	own          struct {
+		pricing  events.MetaPricing
+		billable bool
+	}
+}
+
+// newMetaFacts copies Meta's fields of a status into memory of their own (the pricing, which
+// statuses carry since July 2025, into the same allocation). A pair keeps them for as long as
+// the message can be recomputed; pointing into the decoded event instead would keep all of it
+// alive with them (every string of the event shares one buffer): on an audit, where every pair
+// stays decoded, the events kept that way were a quarter of the heap.
+func newMetaFacts(p *events.MetaPricing, c *events.MetaConversation, rank int) *metaFacts {
+	m := &metaFacts{rank: rank}
+	if p != nil {
+		o := &m.own.pricing
+		o.PricingModel, o.Type, o.Category = detach(p.PricingModel), detach(p.Type), events.Category(detach(string(p.Category)))
+		if p.Billable != nil {
+			m.own.billable = *p.Billable
+			o.Billable = &m.own.billable
+		}
+		m.pricing = o
+	}
+	if c != nil {
+		m.conversation = &events.MetaConversation{ID: strings.Clone(c.ID), ExpirationTimestamp: c.ExpirationTimestamp,
+			OriginType: events.Category(detach(string(c.OriginType)))}
+	}
+	return m
+}
+
+// detach returns s as a string that shares no memory with the event it came from: the constant
+// for a value Meta uses, a copy otherwise.
+func detach(s string) string {
+	switch s {
+	case "":
+		return ""
+	case "PMP":
+		return "PMP"
+	case "CBP":
+		return "CBP"
+	case string(events.PricingRegular):
+		return string(events.PricingRegular)
+	case string(events.PricingFreeCustomerService):
+		return string(events.PricingFreeCustomerService)
+	case string(events.PricingFreeEntryPoint):
+		return string(events.PricingFreeEntryPoint)
+	case string(events.CategoryMarketing):
+		return string(events.CategoryMarketing)
+	case string(events.CategoryUtility):
+		return string(events.CategoryUtility)
+	case string(events.CategoryAuthentication):
+		return string(events.CategoryAuthentication)
+	case string(events.CategoryAuthenticationInternational):
+		return string(events.CategoryAuthenticationInternational)
+	case string(events.CategoryService):
+		return string(events.CategoryService)
+	case string(events.CategoryReferralConversion):
+		return string(events.CategoryReferralConversion)
+	case string(events.CategoryMarketingLite):
+		return string(events.CategoryMarketingLite)
+	case string(events.CategoryBusinessInitiated):
+		return string(events.CategoryBusinessInitiated)
+	case string(events.CategoryUserInitiated):
+		return string(events.CategoryUserInitiated)
+	}
+	return strings.Clone(s)
 }
 
 // msg is the billing state of one business message.
