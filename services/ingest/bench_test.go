@@ -87,3 +87,18 @@ func BenchmarkHandler100(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkNormalize1 normalises a webhook of one status, the shape Meta sends most (and what a
+// webhook export for audit is mostly made of); events/s is per core.
+func BenchmarkNormalize1(b *testing.B) {
+	body := statusesBody(1)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := Normalize(body)
+		if err != nil || len(res.Events) != 1 {
+			b.Fatalf("%v %d", err, len(res.Events))
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
