@@ -83,6 +83,7 @@ script() {
 }
 
 gobench events . 'Encode|Decode' -benchmem
+gobench services ./ingest 'Normalize|Verify' -benchmem
 CONVMETER_BENCH_PAIRS=$PAIRS gobench services ./window 'Apply$' -benchtime 3000000x
 CONVMETER_BENCH_PAIRS=$PAIRS GOGC=400 gobench services ./window 'Apply$' -benchtime 3000000x
 CONVMETER_BENCH_PAIRS=$PAIRS gobench services ./window 'MemoryPerPair' -benchtime 1x
