@@ -182,40 +182,20 @@ func newMetaFacts(p *events.MetaPricing, c *events.MetaConversation, rank int) *
 	return m
 }
 
+// metaConstants are the values Meta's pricing and conversation fields take.
+var metaConstants = [...]string{"PMP", "CBP", string(events.PricingRegular), string(events.PricingFreeCustomerService),
+	string(events.PricingFreeEntryPoint), string(events.CategoryMarketing), string(events.CategoryUtility),
+	string(events.CategoryAuthentication), string(events.CategoryAuthenticationInternational), string(events.CategoryService),
+	string(events.CategoryReferralConversion), string(events.CategoryMarketingLite), string(events.CategoryBusinessInitiated),
+	string(events.CategoryUserInitiated)}
+
 // detach returns s as a string that shares no memory with the event it came from: the constant
 // for a value Meta uses, a copy otherwise.
 func detach(s string) string {
-	switch s {
-	case "":
-		return ""
-	case "PMP":
-		return "PMP"
-	case "CBP":
-		return "CBP"
-	case string(events.PricingRegular):
-		return string(events.PricingRegular)
-	case string(events.PricingFreeCustomerService):
-		return string(events.PricingFreeCustomerService)
-	case string(events.PricingFreeEntryPoint):
-		return string(events.PricingFreeEntryPoint)
-	case string(events.CategoryMarketing):
-		return string(events.CategoryMarketing)
-	case string(events.CategoryUtility):
-		return string(events.CategoryUtility)
-	case string(events.CategoryAuthentication):
-		return string(events.CategoryAuthentication)
-	case string(events.CategoryAuthenticationInternational):
-		return string(events.CategoryAuthenticationInternational)
-	case string(events.CategoryService):
-		return string(events.CategoryService)
-	case string(events.CategoryReferralConversion):
-		return string(events.CategoryReferralConversion)
-	case string(events.CategoryMarketingLite):
-		return string(events.CategoryMarketingLite)
-	case string(events.CategoryBusinessInitiated):
-		return string(events.CategoryBusinessInitiated)
-	case string(events.CategoryUserInitiated):
-		return string(events.CategoryUserInitiated)
+	for _, k := range metaConstants {
+		if s == k {
+			return k
+		}
 	}
 	return strings.Clone(s)
 }
