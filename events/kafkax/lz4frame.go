@@ -77,9 +77,10 @@ func appendLZ4Decoded(dst, src []byte, scratch *[]byte) ([]byte, error) {
 			continue
 		}
 		if spare := cap(dst) - len(dst); spare > 0 {
-			// Straight into the spare capacity, which the caller sizes for the content: a block
-			// decoded into scratch had to be copied out again, as much CPU as decoding it
-			// (producers write 4 MB blocks: a batch is one block, far below its maximum).
+			// Straight into the spare capacity, which the caller sizes for the content, rather
+			// than into scratch and copied out (producers write 4 MB blocks: a batch is one
+			// block, far below its maximum). Into a warm buffer that halves the time; into a
+			// fresh one, most of the copy's cost moves to the decode's first writes.
 			k, err := lz4.UncompressBlock(block, dst[len(dst):len(dst)+min(spare, blockMax)])
 			if err == nil {
 				dst = dst[:len(dst)+k]

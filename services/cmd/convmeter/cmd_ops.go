@@ -89,11 +89,12 @@ func parseHealthcheck(fs *flag.FlagSet, args []string, _ func(string) string) (r
 	}, nil
 }
 
-// textReport is a report that prints itself for people; writeReport prints it, or its indented JSON.
+// textReport is a report that prints itself for people.
 type textReport interface{ WriteText(io.Writer) error }
 
-// It writes through a buffer: a table writer writes each cell and its padding apart, a write
-// call each on an unbuffered file (an audit of a month: millions of them).
+// writeReport prints rep, or its indented JSON, through a buffer: a table writer writes each
+// cell and its padding apart, a write call each on an unbuffered file (an audit of a month:
+// millions of them).
 func writeReport(w io.Writer, rep textReport, asJSON bool) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var err error
