@@ -780,8 +780,9 @@ func TestIntegrationBatchWriter(t *testing.T) {
 
 // TestIntegrationPartitionReader reads a partition of the real broker with PartitionReader from
 // its first offset, from the middle and from its end, and compares what it returns with kafka-go's
-// own partition reader: offsets, keys, values, headers, high watermarks. FetchInto returns at once
-// when the reader has caught up, instead of waiting out maxWait.
+// own partition reader: offsets, keys, values, headers, high watermarks, as they come and again
+// once the whole partition is read (records stay valid: no later fetch reuses their memory).
+// FetchInto returns at once when the reader has caught up, instead of waiting out maxWait.
 func TestIntegrationPartitionReader(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -821,6 +822,20 @@ func TestIntegrationPartitionReader(t *testing.T) {
 		}
 		i := max(from, 0)
 		var b kafkax.Batch
+		var kept []kafka.Message
+		same := func(m kafka.Message, i int64) {
+			t.Helper()
+			w := want[i]
+			if m.Offset != w.Offset || m.Partition != p || m.Topic != topic || m.HighWaterMark != end ||
+				!bytes.Equal(m.Key, w.Key) || !bytes.Equal(m.Value, w.Value) || len(m.Headers) != len(w.Headers) || !m.Time.Equal(w.Time) {
+				t.Fatalf("from %d: record %d: %+v, want %+v", from, i, m, w)
+			}
+			for j := range w.Headers {
+				if m.Headers[j].Key != w.Headers[j].Key || !bytes.Equal(m.Headers[j].Value, w.Headers[j].Value) {
+					t.Fatalf("from %d: record %d header %d: %+v, want %+v", from, i, j, m.Headers[j], w.Headers[j])
+				}
+			}
+		}
 		for i < end {
 			start := time.Now()
 			if err := kafkax.FetchInto(ctx, r, &b, 400, 5*time.Second); err != nil {
@@ -833,18 +848,13 @@ func TestIntegrationPartitionReader(t *testing.T) {
 				t.Fatalf("from %d: a batch of %d records at %d waited out maxWait", from, b.Len(), i)
 			}
 			for _, m := range b.Partitions[0].Messages {
-				w := want[i]
-				if m.Offset != w.Offset || m.Partition != p || m.Topic != topic || m.HighWaterMark != end ||
-					!bytes.Equal(m.Key, w.Key) || !bytes.Equal(m.Value, w.Value) || len(m.Headers) != len(w.Headers) || !m.Time.Equal(w.Time) {
-					t.Fatalf("from %d: record %d: %+v, want %+v", from, i, m, w)
-				}
-				for j := range w.Headers {
-					if m.Headers[j].Key != w.Headers[j].Key || !bytes.Equal(m.Headers[j].Value, w.Headers[j].Value) {
-						t.Fatalf("from %d: record %d header %d: %+v, want %+v", from, i, j, m.Headers[j], w.Headers[j])
-					}
-				}
+				same(m, i)
+				kept = append(kept, m)
 				i++
 			}
+		}
+		for k, m := range kept {
+			same(m, max(from, 0)+int64(k))
 		}
 		_ = r.Close()
 		if _, err := r.FetchMessage(ctx); err == nil {
