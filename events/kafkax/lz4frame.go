@@ -86,10 +86,7 @@ func appendLZ4Decoded(dst, src []byte, scratch *[]byte) ([]byte, error) {
 				dst = dst[:len(dst)+k]
 				continue
 			}
-			if spare >= blockMax {
-				return dst, fmt.Errorf("lz4: %w", err)
-			}
-			// Too little room (or a corrupt block, which scratch tells apart): once more there.
+			// Too little room, or a corrupt block: once more in scratch, which tells them apart.
 		}
 		if len(*scratch) < blockMax {
 			*scratch = make([]byte, blockMax)
