@@ -321,7 +321,9 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 			}
 		}
 	}
-	f.wamid = ownWAMID(&p.cur, &f)
+	// The pair keeps a wamid of its own: the event's strings share one buffer, which the pair
+	// would keep alive for as long as it stays decoded (newMetaFacts copies Meta's fields).
+	f.wamid = strings.Clone(f.wamid)
 	if pos == len(p.pending) && f.t >= p.cur.at {
 		p.pending = append(p.pending, f)
 		e.live = live{e: e, key: key}
@@ -335,19 +337,6 @@ func (e *Engine) pairFact(in events.Event, pnid, user string, f fact) {
 	}
 	e.recompute(p, pos, f)
 	slot.dirty = true
-}
-
-// ownWAMID is f's wamid as the pair keeps it: a string of its own, not of the decoded event,
-// which it would keep alive (all of its strings share one buffer) for as long as the pair stays
-// decoded. A status of a message the pair knows shares the message's copy; Meta's fields are
-// copied by newMetaFacts.
-func ownWAMID(st *pairState, f *fact) string {
-	if f.kind > factSend {
-		if m := st.msg(f.wamid); m != nil {
-			return m.wamid
-		}
-	}
-	return strings.Clone(f.wamid)
 }
 
 // recompute inserts an out-of-order fact and re-derives the pair from its base, emitting a
