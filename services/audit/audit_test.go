@@ -219,7 +219,7 @@ func TestWriteTextAlignsEachTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	headers := []string{"line ", "category ", "delivered ", "scope ", "number "}
-	var table [][]string // the rows of the table being read: cells split on runs of 2+ spaces
+	var table [][]cell // the rows of the table being read
 	var raw []string
 	check := func() {
 		defer func() { table, raw = nil, nil }()
@@ -228,27 +228,22 @@ func TestWriteTextAlignsEachTable(t *testing.T) {
 			return
 		}
 		for c := 0; c < len(table[0])-1; c++ {
-			widest, start, next := 0, -1, -1
-			for i, row := range table {
-				widest = max(widest, len(row[c]))
-				s := cellStart(raw[i], c)
-				if start >= 0 && s != start {
-					t.Errorf("column %d starts at %d and at %d:\n%s", c, start, s, strings.Join(raw, "\n"))
+			widest := 0
+			for _, row := range table {
+				widest = max(widest, len(row[c].text))
+				if row[c].at != table[0][c].at {
+					t.Errorf("column %d starts at %d and at %d:\n%s", c, table[0][c].at, row[c].at, strings.Join(raw, "\n"))
 					return
 				}
-				start, next = s, cellStart(raw[i], c+1)
 			}
-			if next-start != widest+2 {
-				t.Errorf("column %d (%q) is %d wide for cells of at most %d:\n%s", c, table[0][c], next-start, widest, strings.Join(raw, "\n"))
+			if w := table[0][c+1].at - table[0][c].at; w != widest+2 {
+				t.Errorf("column %d (%q) is %d wide for cells of at most %d:\n%s", c, table[0][c].text, w, widest, strings.Join(raw, "\n"))
 			}
 		}
 	}
 	seen := map[string]int{}
 	for _, l := range strings.Split(b.String(), "\n") {
-		cells := strings.FieldsFunc(strings.ReplaceAll(l, "  ", "\x00"), func(r rune) bool { return r == '\x00' })
-		for i := range cells {
-			cells[i] = strings.TrimSpace(cells[i])
-		}
+		cells := cellsOf(l)
 		if table != nil && len(cells) == len(table[0]) && len(cells) > 1 {
 			table, raw = append(table, cells), append(raw, l)
 			continue
@@ -259,7 +254,7 @@ func TestWriteTextAlignsEachTable(t *testing.T) {
 		for _, h := range headers {
 			if strings.HasPrefix(l, h) && len(cells) > 1 {
 				seen[h]++
-				table, raw = [][]string{cells}, []string{l}
+				table, raw = [][]cell{cells}, []string{l}
 			}
 		}
 	}
@@ -273,21 +268,31 @@ func TestWriteTextAlignsEachTable(t *testing.T) {
 	}
 }
 
-// cellStart is the offset in a tabwriter row of its cell c (0-based): the cells are separated by
-// two spaces or more.
-func cellStart(row string, c int) int {
-	i := 0
-	for ; c > 0; c-- {
-		j := strings.Index(row[i:], "  ")
-		if j < 0 {
-			return len(row)
-		}
-		i += j
+// cell is one cell of a tabwriter row: its offset in the row and its text.
+type cell struct {
+	at   int
+	text string
+}
+
+// cellsOf splits a tabwriter row into its cells, which are separated by two spaces or more (a
+// cell may hold single spaces).
+func cellsOf(row string) []cell {
+	var out []cell
+	for i := 0; i < len(row); {
 		for i < len(row) && row[i] == ' ' {
 			i++
 		}
+		if i == len(row) {
+			break
+		}
+		end := strings.Index(row[i:], "  ")
+		if end < 0 {
+			end = len(row) - i
+		}
+		out = append(out, cell{at: i, text: strings.TrimRight(row[i:i+end], " ")})
+		i += end
 	}
-	return i
+	return out
 }
 
 // The report does not depend on how the outputs are batched: many small batches (the engine
