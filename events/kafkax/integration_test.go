@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkatest"
@@ -860,6 +861,26 @@ func TestIntegrationPartitionReader(t *testing.T) {
 		if _, err := r.FetchMessage(ctx); err == nil {
 			t.Fatal("fetch after close")
 		}
+
+		// With Reuse the records of a call are valid until the next: checked before it. Calls of
+		// 300 split the responses, so a response's memory must outlive the call that returned
+		// only part of it.
+		r, err = kafkax.NewPartitionReader(kafkax.PartitionReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxBytes: 64 << 10,
+			Reuse: true}, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i = max(from, 0); i < end; {
+			msgs, err := r.FetchMessages(ctx, 300)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range msgs {
+				same(m, i)
+				i++
+			}
+		}
+		_ = r.Close()
 	}
 
 	// From the end: the reader waits for records written after it started.
@@ -883,5 +904,59 @@ func TestIntegrationPartitionReader(t *testing.T) {
 	}
 	if e, err := kafkax.FromMessage(m); err != nil || e.ID != more.ID || m.Offset != end {
 		t.Fatalf("from the end: %v at %d (%v), want %s at %d", e.ID, m.Offset, err, more.ID, end)
+	}
+}
+
+// TestIntegrationPartitionReaderReuse reads a partition of many responses with Reuse: every
+// record is right when returned, and the memory cycles through a few responses' worth (the
+// responses waiting, the one in hand, the one being fetched) instead of growing with the log.
+func TestIntegrationPartitionReaderReuse(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topic := kafkatest.Topic(t, brokers, 1)
+	var evs []events.Event
+	for i := range 3000 {
+		e := statusEvent(i)
+		e.Key = statusEvent(0).Key
+		evs = append(evs, e)
+	}
+	w, err := kafkax.NewWriter(brokers, topic, kafkax.WithCompression(kafka.Lz4), kafkax.WithBatch(100, time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(evs); i += 100 { // a batch of 100 records each
+		writeEvents(t, w, evs[i:i+100])
+	}
+	_ = w.Close()
+	const prefetch = 2
+	r, err := kafkax.NewPartitionReader(kafkax.PartitionReaderConfig{Brokers: brokers, Topic: topic, MaxBytes: 1 << 10,
+		Prefetch: prefetch, Reuse: true}, kafka.FirstOffset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	firsts := map[*byte]bool{} // where the first record of each response points
+	calls := 0
+	for i := 0; i < len(evs); {
+		msgs, err := r.FetchMessages(ctx, 1000) // a whole response
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls++
+		firsts[unsafe.SliceData(msgs[0].Value)] = true
+		for _, m := range msgs {
+			e, err := kafkax.FromMessage(m)
+			if err != nil || e.ID != evs[i].ID || m.Offset != int64(i) {
+				t.Fatalf("record %d: %s at %d (%v), want %s", i, e.ID, m.Offset, err, evs[i].ID)
+			}
+			i++
+		}
+	}
+	if calls < 20 {
+		t.Fatalf("%d responses: too few to see memory reused", calls)
+	}
+	if len(firsts) > prefetch+2 {
+		t.Fatalf("%d responses in %d places, want at most %d (reused)", calls, len(firsts), prefetch+2)
 	}
 }

@@ -31,8 +31,10 @@ type PartitionReader struct {
 
 	ch     chan fetched
 	cur    []kafka.Message
-	hw     int64 // high watermark of the response the last record returned came from
-	next   int64 // offset after the last record returned
+	held   *respMem      // what cur points into, with Reuse
+	free   chan *respMem // memory the caller is done with, back to the fetcher
+	hw     int64         // high watermark of the response the last record returned came from
+	next   int64         // offset after the last record returned
 	err    error
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -57,11 +59,73 @@ type PartitionReaderConfig struct {
 	BackoffMin, BackoffMax time.Duration
 	// ErrorLogger gets what the reader retries on its own (as kafka-go's ErrorLogger).
 	ErrorLogger kafka.Logger
+	// Reuse makes the reader reuse the memory of the records it returned rather than allocate
+	// it afresh for every fetch response: the records FetchMessages returns (the slice, and each
+	// record's key, value and headers) are valid only until the next call to FetchMessages or
+	// FetchMessage. A caller that keeps any of it longer must copy it, so FetchInto and
+	// FetchBatch, which keep records across calls, must not read from such a reader. For a
+	// loop that is done with a call's records when it asks for more, such as a replay.
+	Reuse bool
 }
 
 type fetched struct {
 	msgs []kafka.Message
+	mem  *respMem // what msgs point into, with Reuse
 	err  error
+}
+
+// respMem is the memory the records of one fetch response point into: the response as read, the
+// buffer its compressed batches were decompressed into one after another, and the slabs of
+// records and headers. With Reuse the reader hands it back to the fetcher when the caller is done
+// with the records, and the fetcher fills it again. A buffer that runs out of room mid-response
+// is replaced by one twice as large (the records before keep the old one alive), so after a few
+// responses each is large enough for any.
+type respMem struct {
+	resp    []byte
+	buf     []byte // decompressed batches; len is what this response used
+	msgs    []kafka.Message
+	headers []kafka.Header // the slab headers are appended to (len unused: decodeRecords tracks it)
+}
+
+// reset makes all of m free for the next response.
+func (m *respMem) reset() { m.buf = m.buf[:0] }
+
+// grown returns a capacity for a buffer that must hold need where cap was too small: at least
+// twice cap, so that reuse settles after a few replacements.
+func grown(cap, need int) int { return max(need, 2*cap) }
+
+// out returns an empty buffer with room for at least size bytes for a batch to be decompressed
+// into; use records how much of it the batch took. whole is what a response's batches are
+// expected to take in all: a buffer that must be replaced gets room for that at least, so that
+// memory new to the reader takes one allocation rather than a few doublings.
+func (m *respMem) out(size, whole int) []byte {
+	if m == nil {
+		return make([]byte, 0, size)
+	}
+	if cap(m.buf)-len(m.buf) < size {
+		m.buf = make([]byte, 0, max(grown(cap(m.buf), size), whole))
+	}
+	return m.buf[len(m.buf):len(m.buf)]
+}
+
+// use marks b, a buffer from out as decompression left it, as taken. If the batch outgrew it,
+// decompression moved it to memory of its own; the next response's estimate grows the buffer.
+func (m *respMem) use(b []byte) {
+	if m == nil {
+		return
+	}
+	if rest := m.buf[len(m.buf):cap(m.buf)]; cap(b) > 0 && cap(rest) > 0 && &b[:1][0] == &rest[:1][0] { // in place
+		m.buf = m.buf[:len(m.buf)+len(b)]
+	}
+}
+
+// headerSlab returns an empty slab with room for at least n headers.
+func (m *respMem) headerSlab(n int) []kafka.Header {
+	if m == nil {
+		return make([]kafka.Header, 0, n)
+	}
+	m.headers = make([]kafka.Header, 0, grown(cap(m.headers), n))
+	return m.headers
 }
 
 // ErrReaderClosed is returned by FetchMessage once the reader is closed.
@@ -92,6 +156,11 @@ func NewPartitionReader(cfg PartitionReaderConfig, offset int64) (*PartitionRead
 	r := &PartitionReader{cfg: cfg, ch: make(chan fetched, cfg.Prefetch), cancel: cancel, done: make(chan struct{})}
 	f := &fetcher{cfg: cfg, client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second},
 		keys: map[string]string{}}
+	if cfg.Reuse {
+		// The responses waiting, the one in hand and the one being fetched hold memory.
+		r.free = make(chan *respMem, cfg.Prefetch+2)
+		f.free = r.free
+	}
 	go f.run(ctx, offset, r.ch, r.done)
 	return r, nil
 }
@@ -108,8 +177,15 @@ func (r *PartitionReader) FetchMessage(ctx context.Context) (kafka.Message, erro
 
 // FetchMessages returns the next records, at least one and at most max, waiting for one if none
 // is in hand: the records of one fetch response, in offset order. The slice stays valid (the
-// reader never writes to it again).
+// reader never writes to it again), unless the reader was made with Reuse.
 func (r *PartitionReader) FetchMessages(ctx context.Context, max int) ([]kafka.Message, error) {
+	if len(r.cur) == 0 && r.held != nil {
+		select {
+		case r.free <- r.held:
+		default: // the fetcher has memory enough
+		}
+		r.held = nil
+	}
 	for len(r.cur) == 0 {
 		if r.err != nil {
 			return nil, r.err
@@ -123,7 +199,7 @@ func (r *PartitionReader) FetchMessages(ctx context.Context, max int) ([]kafka.M
 				r.err = f.err
 				return nil, f.err
 			default:
-				r.cur = f.msgs
+				r.cur, r.held = f.msgs, f.mem
 			}
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -162,7 +238,30 @@ type fetcher struct {
 	keys     map[string]string // header keys seen, so each record's need not allocate
 	last     []string          // the previous record's header keys, by position
 	unzipped int               // decompressed size of the last compressed batch
-	lz4Block []byte            // an LZ4 block that does not fit the batch's buffer, decoded
+	// unzippedResp is the most a response's batches took decompressed so far.
+	unzippedResp int
+	lz4Block     []byte // an LZ4 block that does not fit the batch's buffer, decoded
+	// With Reuse: memory the reader is done with, and the memory of the response being fetched
+	// (kept for the next fetch when this one returns no records).
+	free chan *respMem
+	mem  *respMem
+}
+
+// takeMem returns the memory for the next response's records: nil without Reuse (fresh
+// allocations), else memory handed back by the reader, else new.
+func (f *fetcher) takeMem() *respMem {
+	if f.free == nil {
+		return nil
+	}
+	if f.mem == nil {
+		select {
+		case f.mem = <-f.free:
+		default:
+			f.mem = &respMem{}
+		}
+	}
+	f.mem.reset()
+	return f.mem
 }
 
 func (f *fetcher) logf(format string, args ...any) {
@@ -220,8 +319,10 @@ func (f *fetcher) run(ctx context.Context, offset int64, ch chan<- fetched, done
 			errs = 0
 			offset = next
 			if len(msgs) > 0 {
+				mem := f.mem
+				f.mem = nil // the reader's until it hands it back
 				select {
-				case ch <- fetched{msgs: msgs}:
+				case ch <- fetched{msgs: msgs, mem: mem}:
 				case <-ctx.Done():
 					return
 				}
@@ -375,8 +476,19 @@ func (f *fetcher) fetch(ctx context.Context, offset int64) ([]kafka.Message, int
 	if n < 8 || n > 1<<30 {
 		return nil, offset, fmt.Errorf("fetch response of %d bytes", n)
 	}
-	// A new buffer per response: the records returned point into it.
-	resp := make([]byte, n)
+	// A new buffer per response, the records returned point into it; with Reuse, one the
+	// reader is done with.
+	mem := f.takeMem()
+	var resp []byte
+	switch {
+	case mem == nil:
+		resp = make([]byte, n)
+	case cap(mem.resp) >= int(n):
+		resp = mem.resp[:n]
+	default:
+		resp = make([]byte, n, grown(cap(mem.resp), int(n)))
+		mem.resp = resp
+	}
 	if _, err := io.ReadFull(f.conn, resp); err != nil {
 		return nil, offset, fmt.Errorf("read fetch response: %w", err)
 	}
@@ -417,12 +529,13 @@ func (f *fetcher) fetch(ctx context.Context, offset int64) ([]kafka.Message, int
 	if !found {
 		return nil, offset, fmt.Errorf("fetch response without %s/%d", f.cfg.Topic, f.cfg.Partition)
 	}
-	return f.decodeBatches(records, offset, hw)
+	return f.decodeBatches(mem, records, offset, hw)
 }
 
 // decodeBatches decodes the complete record batches of records (a fetch may end with a partial
-// one) and returns the records at and after offset, and the offset after the last batch.
-func (f *fetcher) decodeBatches(records []byte, offset, hw int64) ([]kafka.Message, int64, error) {
+// one) and returns the records at and after offset, and the offset after the last batch. The
+// records and what they point to go in mem (nil: fresh allocations).
+func (f *fetcher) decodeBatches(mem *respMem, records []byte, offset, hw int64) ([]kafka.Message, int64, error) {
 	// Count first, to allocate the messages once.
 	n := 0
 	for rest := records; len(rest) >= 61; {
@@ -433,8 +546,22 @@ func (f *fetcher) decodeBatches(records []byte, offset, hw int64) ([]kafka.Messa
 		n += int(int32(binary.BigEndian.Uint32(rest[57:])))
 		rest = rest[12+l:]
 	}
-	msgs := make([]kafka.Message, 0, n)
+	var msgs []kafka.Message
+	switch {
+	case mem == nil:
+		msgs = make([]kafka.Message, 0, n)
+	case cap(mem.msgs) >= n:
+		msgs = mem.msgs[:0]
+	default:
+		msgs = make([]kafka.Message, 0, grown(cap(mem.msgs), n))
+		mem.msgs = msgs
+	}
+	unzipped := 0 // decompressed bytes of this response
+	defer func() { f.unzippedResp = max(f.unzippedResp, unzipped) }()
 	var headers []kafka.Header
+	if mem != nil {
+		headers = mem.headers[:0]
+	}
 	next := offset
 	for len(records) >= 61 {
 		base := int64(binary.BigEndian.Uint64(records))
@@ -470,7 +597,7 @@ func (f *fetcher) decodeBatches(records []byte, offset, hw int64) ([]kafka.Messa
 			// and a little more (producers fill batches to about the same size), so that it
 			// rarely grows: growing copies it, and copying all records cost as much as
 			// decompressing LZ4.
-			out := make([]byte, 0, f.unzipped+f.unzipped/8+4096)
+			out := mem.out(f.unzipped+f.unzipped/8+4096, f.unzippedResp+f.unzippedResp/8)
 			var err error
 			if c == kafka.Lz4 {
 				out, err = appendLZ4Decoded(out, body, &f.lz4Block)
@@ -480,11 +607,13 @@ func (f *fetcher) decodeBatches(records []byte, offset, hw int64) ([]kafka.Messa
 			if err != nil {
 				return nil, offset, fmt.Errorf("record batch at offset %d: %s: %w", base, codec.Name(), err)
 			}
+			mem.use(out)
 			f.unzipped = len(out)
+			unzipped += len(out)
 			body = out
 		}
 		var err error
-		if msgs, headers, err = f.decodeRecords(msgs, headers, body, count, base, firstTS, offset, hw); err != nil {
+		if msgs, headers, err = f.decodeRecords(mem, msgs, headers, body, count, base, firstTS, offset, hw); err != nil {
 			return nil, offset, fmt.Errorf("record batch at offset %d: %w", base, err)
 		}
 	}
@@ -509,8 +638,8 @@ func decompress(dst []byte, r io.ReadCloser) ([]byte, error) {
 }
 
 // decodeRecords appends the count records of body at and after offset to msgs; their headers go
-// to the headers slab.
-func (f *fetcher) decodeRecords(msgs []kafka.Message, headers []kafka.Header, body []byte, count int, base, firstTS, offset, hw int64) ([]kafka.Message, []kafka.Header, error) {
+// to the headers slab (a new one from mem when it is full).
+func (f *fetcher) decodeRecords(mem *respMem, msgs []kafka.Message, headers []kafka.Header, body []byte, count int, base, firstTS, offset, hw int64) ([]kafka.Message, []kafka.Header, error) {
 	d := decoder{b: body}
 	for range count {
 		l := d.varint()
@@ -528,7 +657,7 @@ func (f *fetcher) decodeRecords(msgs []kafka.Message, headers []kafka.Header, bo
 		var hs []kafka.Header
 		if nh > 0 {
 			if cap(headers)-len(headers) < nh {
-				headers = make([]kafka.Header, 0, max(nh, 8*count))
+				headers = mem.headerSlab(max(nh, 8*count))
 			}
 			start := len(headers)
 			for range nh {

@@ -51,8 +51,27 @@ func TestDecodeBatches(t *testing.T) {
 	records = append(records, batchAt(t, 0, next, 10)[:40]...) // the partial batch a fetch may end with
 
 	f := &fetcher{cfg: PartitionReaderConfig{Topic: "t", Partition: 3}, keys: map[string]string{}}
+	// Fresh memory for every decode, then (Reuse) one respMem that every decode fills again.
+	for _, mem := range []*respMem{nil, {}} {
+		decodeBatchesFrom(t, f, mem, records, next, 250)
+	}
+	bad := bytes.Clone(records[:full])
+	bad[len(bad)-1] ^= 1
+	if _, _, err := f.decodeBatches(nil, bad, 0, 999); err == nil {
+		t.Fatal("a corrupt batch decoded")
+	}
+}
+
+// decodeBatchesFrom decodes records (batches of batchAt, next the offset after them, control the
+// offset of a control record or -1) from several offsets into mem and checks the records each
+// time.
+func decodeBatchesFrom(t *testing.T, f *fetcher, mem *respMem, records []byte, next, control int64) {
+	t.Helper()
 	for _, from := range []int64{0, 1, 49, 50, 120, 249, 250, 251, 255} {
-		msgs, got, err := f.decodeBatches(records, from, 999)
+		if mem != nil {
+			mem.reset()
+		}
+		msgs, got, err := f.decodeBatches(mem, records, from, 999)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +80,7 @@ func TestDecodeBatches(t *testing.T) {
 		}
 		want := from
 		for _, m := range msgs {
-			if want == 250 {
+			if want == control {
 				want++ // the control record
 			}
 			if m.Offset != want || m.Topic != "t" || m.Partition != 3 || m.HighWaterMark != 999 {
@@ -77,9 +96,43 @@ func TestDecodeBatches(t *testing.T) {
 			t.Fatalf("from %d: records up to %d, want up to %d", from, want, next)
 		}
 	}
-	bad := bytes.Clone(records[:full])
-	bad[len(bad)-1] ^= 1
-	if _, _, err := f.decodeBatches(bad, 0, 999); err == nil {
-		t.Fatal("a corrupt batch decoded")
+}
+
+// TestDecodeBatchesReusesMemory: with Reuse, decoding a response into memory a previous one
+// filled allocates nothing (LZ4 and uncompressed batches: the other codecs' readers allocate on
+// their own), and the records are those of the new response.
+func TestDecodeBatchesReusesMemory(t *testing.T) {
+	var records []byte
+	var next int64
+	for _, c := range []kafka.Compression{kafka.Lz4, 0, kafka.Lz4, kafka.Lz4} {
+		records = append(records, batchAt(t, c, next, 200)...)
+		next += 200
+	}
+	f := &fetcher{cfg: PartitionReaderConfig{Topic: "t", Partition: 3}, keys: map[string]string{}}
+	mem := &respMem{}
+	decodeBatchesFrom(t, f, mem, records, next, -1) // warms mem
+	allocs := testing.AllocsPerRun(20, func() {
+		mem.reset()
+		if _, _, err := f.decodeBatches(mem, records, 0, 999); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per decode into reused memory, want 0", allocs)
+	}
+	fresh := testing.AllocsPerRun(5, func() {
+		if _, _, err := f.decodeBatches(nil, records, 0, 999); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if fresh < 4 {
+		t.Fatalf("%v allocations per decode into fresh memory: the comparison is vacuous", fresh)
+	}
+	// Records of a later, different response overwrite the memory: the new values are read.
+	other := batchAt(t, kafka.Lz4, 0, 200)
+	mem.reset()
+	msgs, _, err := f.decodeBatches(mem, other, 0, 999)
+	if err != nil || len(msgs) != 200 || string(msgs[199].Value) != "v199" || string(msgs[0].Headers[1].Value) != "v0" {
+		t.Fatalf("%d records (%v)", len(msgs), err)
 	}
 }
