@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"bytes"
 	"strconv"
 
 	"github.com/convmeter/convmeter/events"
@@ -21,8 +22,10 @@ type Processor struct {
 }
 
 // Record applies the record m and appends what it derives: engine outputs to out (set-aside
-// events with their Original filled with m's bytes) and, when m does not decode or the engine
-// refuses it, one dead letter to dead. typ is the decoded input type, or "" for a dead letter.
+// events with their Original filled with a copy of m's bytes) and, when m does not decode or the
+// engine refuses it, one dead letter to dead. typ is the decoded input type, or "" for a dead
+// letter. Nothing it returns or keeps points into m's memory, which a reader that reuses its
+// buffers (kafkax.PartitionReaderConfig.Reuse) overwrites later.
 func (p *Processor) Record(m kafka.Message, out, dead []events.Event) (outs, deads []events.Event, typ events.Type) {
 	ev, err := kafkax.FromMessage(m)
 	if err != nil {
@@ -36,7 +39,7 @@ func (p *Processor) Record(m kafka.Message, out, dead []events.Event) (outs, dea
 	}
 	for i := range p.scratch {
 		if sa, ok := p.scratch[i].Data.(*events.EventSetAside); ok {
-			sa.Original = m.Value
+			sa.Original = bytes.Clone(m.Value)
 		}
 	}
 	out = append(out, p.scratch...)
@@ -58,7 +61,7 @@ func (p *Processor) deadLetter(m kafka.Message, kind events.ErrorKind, reason st
 		}
 	}
 	off := strconv.FormatInt(m.Offset, 10)
-	original := kafkax.TruncateOriginal(m.Value, &headers)
+	original := bytes.Clone(kafkax.TruncateOriginal(m.Value, &headers))
 	return events.Event{
 		ID:    events.InputID(string(events.TypeDeadLetter), p.Topic, strconv.Itoa(int(p.Partition)), off),
 		Type:  events.TypeDeadLetter,
@@ -67,7 +70,7 @@ func (p *Processor) deadLetter(m kafka.Message, kind events.ErrorKind, reason st
 		Cause: &events.Cause{Partition: p.Partition, Offset: m.Offset},
 		Data: &events.DeadLetter{
 			Reason: reason, ErrorKind: string(kind), Topic: p.Topic, Partition: p.Partition, Offset: m.Offset,
-			Key: m.Key, Headers: headers, Original: original,
+			Key: bytes.Clone(m.Key), Headers: headers, Original: original,
 		},
 	}
 }

@@ -35,6 +35,8 @@ func TestProcessorDeadLettersSetAsideAndCauses(t *testing.T) {
 		Headers: []kafka.Header{{Key: "ce_id", Value: []byte("x")}}}
 	outputType := events.Event{ID: "o", Type: events.TypeWindowExpired, Key: "111/5511", Time: t0, Data: &events.WindowExpired{}}
 
+	badValue := bytes.Clone(bad.Value)
+
 	var out, dead []events.Event
 	var typ events.Type
 	for i, m := range []kafka.Message{record(t, cfg, 0), record(t, in1, 1), record(t, late, 2), bad, record(t, outputType, 4)} {
@@ -42,6 +44,13 @@ func TestProcessorDeadLettersSetAsideAndCauses(t *testing.T) {
 		out, dead, typ = p.Record(m, out, dead)
 		if i == 3 && typ != "" {
 			t.Errorf("undecodable record typed %q", typ)
+		}
+		// A reader with Reuse overwrites the record's memory once the loop moves on: nothing
+		// returned may point into it.
+		for _, b := range append([][]byte{m.Key, m.Value}, m.Headers[0].Value) {
+			for j := range b {
+				b[j] = 'X'
+			}
 		}
 	}
 	// Causes count from 0 within each input and name partition 2.
@@ -67,7 +76,7 @@ func TestProcessorDeadLettersSetAsideAndCauses(t *testing.T) {
 	}
 	d0 := dead[0].Data.(*events.DeadLetter)
 	if d0.ErrorKind != string(events.ErrKindMalformed) || d0.Topic != "in" || d0.Partition != 2 || d0.Offset != 3 ||
-		!bytes.Equal(d0.Original, bad.Value) || string(d0.Key) != "111/5511" || d0.Headers["ce_id"] != "x" {
+		!bytes.Equal(d0.Original, badValue) || string(d0.Key) != "111/5511" || d0.Headers["ce_id"] != "x" {
 		t.Fatalf("dead letter of the undecodable record: %+v", d0)
 	}
 	if c := dead[0].Cause; c == nil || *c != (events.Cause{Partition: 2, Offset: 3}) {
