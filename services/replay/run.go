@@ -262,8 +262,11 @@ func readPartition(ctx context.Context, cfg Config, x *Partition, p int32, first
 	if first >= end {
 		return nil
 	}
+	// Reuse: x.Record keeps nothing of a record's memory (aggregator.Processor copies what dead
+	// letters and set-aside events keep), and this loop is done with a call's records when it
+	// asks for more.
 	r, err := kafkax.NewPartitionReader(kafkax.PartitionReaderConfig{Brokers: cfg.Brokers, Topic: cfg.Topic, Partition: int(p),
-		MaxBytes: fetchBytes}, first)
+		MaxBytes: fetchBytes, Reuse: true}, first)
 	if err != nil {
 		return fmt.Errorf("replay: read %s/%d: %w", cfg.Topic, p, err)
 	}
