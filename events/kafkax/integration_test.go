@@ -956,7 +956,9 @@ func TestIntegrationPartitionReaderReuse(t *testing.T) {
 	if calls < 20 {
 		t.Fatalf("%d responses: too few to see memory reused", calls)
 	}
-	if len(firsts) > prefetch+2 {
-		t.Fatalf("%d responses in %d places, want at most %d (reused)", calls, len(firsts), prefetch+2)
+	// The responses waiting, the one in hand and the one being fetched: prefetch+2 buffers; one
+	// place more for the first response, decoded before the reader knew how large batches are.
+	if len(firsts) > prefetch+3 {
+		t.Fatalf("%d responses in %d places, want at most %d (reused)", calls, len(firsts), prefetch+3)
 	}
 }

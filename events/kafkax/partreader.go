@@ -90,9 +90,10 @@ type respMem struct {
 // reset makes all of m free for the next response.
 func (m *respMem) reset() { m.buf = m.buf[:0] }
 
-// grown returns a capacity for a buffer that must hold need where cap was too small: at least
-// twice cap, so that reuse settles after a few replacements.
-func grown(cap, need int) int { return max(need, 2*cap) }
+// grown returns a capacity for a buffer that must hold need where cap was too small: a quarter
+// more than need (the next response's may be a little larger), and at least twice cap, so that
+// reuse settles after a replacement or two.
+func grown(cap, need int) int { return max(need+need/4, 2*cap) }
 
 // out returns an empty buffer with room for at least size bytes for a batch to be decompressed
 // into; use records how much of it the batch took. whole is what a response's batches are
