@@ -78,8 +78,8 @@ type fetched struct {
 // buffer its compressed batches were decompressed into one after another, and the slabs of
 // records and headers. With Reuse the reader hands it back to the fetcher when the caller is done
 // with the records, and the fetcher fills it again. A buffer that runs out of room mid-response
-// is replaced by one twice as large (the records before keep the old one alive), so after a few
-// responses each is large enough for any.
+// is replaced by one at least twice as large (the records before keep the old one alive), so
+// after a response or two each is large enough for any.
 type respMem struct {
 	resp    []byte
 	buf     []byte // decompressed batches; len is what this response used
@@ -594,10 +594,10 @@ func (f *fetcher) decodeBatches(mem *respMem, records []byte, offset, hw int64) 
 			if codec == nil {
 				return nil, offset, fmt.Errorf("record batch at offset %d: unknown compression %d", base, c)
 			}
-			// Into a new buffer the records will point into, sized for the last batch's records
-			// and a little more (producers fill batches to about the same size), so that it
-			// rarely grows: growing copies it, and copying all records cost as much as
-			// decompressing LZ4.
+			// Into a buffer the records will point into (new, or the rest of mem's), with room
+			// for the last batch's records and a little more (producers fill batches to about the
+			// same size), so that it rarely grows: growing copies it, and copying all records
+			// cost as much as decompressing LZ4.
 			out := mem.out(f.unzipped+f.unzipped/8+4096, f.unzippedResp+f.unzippedResp/8)
 			var err error
 			if c == kafka.Lz4 {
