@@ -95,6 +95,7 @@ func benchApply(b *testing.B, writers int, order timeOrder) {
 			batches[w] = append(batches[w], benchBatch(r, p, int64(i/per)*size, size, order))
 		}
 	}
+	redistest.NoteOccupancy(b, s.rdb)
 	u0 := readUsage(b, s)
 	b.ResetTimer()
 	start := time.Now()

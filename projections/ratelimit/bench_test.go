@@ -65,6 +65,7 @@ func BenchmarkApply(b *testing.B) {
 			batches := benchBatches(max(b.N, 1), size)
 			ctx := context.Background()
 			settle(b, rdb)
+			redistest.NoteOccupancy(b, rdb)
 			b.ResetTimer()
 			start, cpu0, rcpu0 := time.Now(), testenv.ProcessCPU(), redistest.ServerCPU(b, rdb)
 			for i := 0; i < b.N; i++ {
@@ -98,6 +99,7 @@ func BenchmarkApplyParallel(b *testing.B) {
 			}
 			ctx := context.Background()
 			settle(b, rdb)
+			redistest.NoteOccupancy(b, rdb)
 			b.ResetTimer()
 			start, cpu0, rcpu0 := time.Now(), testenv.ProcessCPU(), redistest.ServerCPU(b, rdb)
 			errs := make(chan error, writers)

@@ -66,3 +66,14 @@ func TestServerCPUCounts(t *testing.T) {
 		t.Fatal("a running Redis server has used some CPU")
 	}
 }
+
+func TestNoteOccupancyCounts(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	// Other packages' tests share the server: only lower bounds hold.
+	if err := rdb.Set(context.Background(), prefix+"big", strings.Repeat("x", 4<<20), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if keys, bytes := redistest.NoteOccupancy(t, rdb); keys < 1 || bytes < 4<<20 {
+		t.Fatalf("after a 4 MB key: %d keys, %d bytes", keys, bytes)
+	}
+}

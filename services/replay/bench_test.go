@@ -72,6 +72,7 @@ func BenchmarkReplayKafka(b *testing.B) {
 	b.Logf("published %d events in %v; GOMAXPROCS %d", len(evs), time.Since(t0).Round(time.Millisecond), runtime.GOMAXPROCS(0))
 	// The broker's CPU too, when the script says which process it is (CONVMETER_KAFKA_PID).
 	brokerPID, _ := strconv.Atoi(os.Getenv("CONVMETER_KAFKA_PID"))
+	redistest.NoteOccupancy(b, rdb)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		ns, err := OpenNamespace(rdb, prefix+"r"+strconv.Itoa(i)+":", books(b), parts, quiet())
