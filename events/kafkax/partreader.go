@@ -95,6 +95,14 @@ func (m *respMem) reset() { m.buf = m.buf[:0] }
 // reuse settles after a replacement or two.
 func grown(cap, need int) int { return max(need+need/4, 2*cap) }
 
+// fit returns *b at length n, first replacing it (in *b) with a larger one when it is too small.
+func fit[T any](b *[]T, n int) []T {
+	if cap(*b) < n {
+		*b = make([]T, n, grown(cap(*b), n))
+	}
+	return (*b)[:n]
+}
+
 // out returns an empty buffer with room for at least size bytes for a batch to be decompressed
 // into; use records how much of it the batch took. whole is what a response's batches are
 // expected to take in all: a buffer that must be replaced gets room for that at least, so that
@@ -481,14 +489,10 @@ func (f *fetcher) fetch(ctx context.Context, offset int64) ([]kafka.Message, int
 	// reader is done with.
 	mem := f.takeMem()
 	var resp []byte
-	switch {
-	case mem == nil:
+	if mem == nil {
 		resp = make([]byte, n)
-	case cap(mem.resp) >= int(n):
-		resp = mem.resp[:n]
-	default:
-		resp = make([]byte, n, grown(cap(mem.resp), int(n)))
-		mem.resp = resp
+	} else {
+		resp = fit(&mem.resp, int(n))
 	}
 	if _, err := io.ReadFull(f.conn, resp); err != nil {
 		return nil, offset, fmt.Errorf("read fetch response: %w", err)
@@ -548,21 +552,13 @@ func (f *fetcher) decodeBatches(mem *respMem, records []byte, offset, hw int64) 
 		rest = rest[12+l:]
 	}
 	var msgs []kafka.Message
-	switch {
-	case mem == nil:
+	var headers []kafka.Header
+	if mem == nil {
 		msgs = make([]kafka.Message, 0, n)
-	case cap(mem.msgs) >= n:
-		msgs = mem.msgs[:0]
-	default:
-		msgs = make([]kafka.Message, 0, grown(cap(mem.msgs), n))
-		mem.msgs = msgs
+	} else {
+		msgs, headers = fit(&mem.msgs, n)[:0], mem.headers[:0]
 	}
 	unzipped := 0 // decompressed bytes of this response
-	defer func() { f.unzippedResp = max(f.unzippedResp, unzipped) }()
-	var headers []kafka.Header
-	if mem != nil {
-		headers = mem.headers[:0]
-	}
 	next := offset
 	for len(records) >= 61 {
 		base := int64(binary.BigEndian.Uint64(records))
@@ -611,6 +607,7 @@ func (f *fetcher) decodeBatches(mem *respMem, records []byte, offset, hw int64) 
 			mem.use(out)
 			f.unzipped = len(out)
 			unzipped += len(out)
+			f.unzippedResp = max(f.unzippedResp, unzipped)
 			body = out
 		}
 		var err error
