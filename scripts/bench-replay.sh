@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# End-to-end replay benchmark (services/replay BenchmarkReplayKafka): writes EVENTS events of the
-# loadgen traffic model (20 numbers, 4 WABAs, 400k users) to a fresh topic of PARTITIONS partitions,
-# then times replay.Run (what `convmeter replay` runs) rebuilding billing and rate limits from it
-# into a fresh Redis namespace; also the engines alone over the same traffic
-# (BenchmarkReplayEngineOnly, no Kafka, no Redis). Topic and keys are deleted afterwards.
+# End-to-end replay benchmark (services/replay BenchmarkReplayKafka): writes loadgen traffic to a
+# fresh topic of PARTITIONS partitions, then times replay.Run (what `convmeter replay` runs)
+# rebuilding billing and rate limits from it into a fresh Redis namespace; also the engines alone
+# over the same traffic (BenchmarkReplayEngineOnly, no Kafka, no Redis). Topic and keys are
+# deleted afterwards. Two traffic models (services/replay benchModels):
+#   dense: EVENTS events of 20 numbers, 4 WABAs, 400k users, 40,000 sessions an hour: 1M span 5 h,
+#          so nothing expires or folds past the lateness;
+#   month: MONTH_EVENTS events of the loadgen defaults over a month (4 numbers, 80k users, 2,400
+#          sessions an hour): 3M span 11 days, with expiries, folds and evictions as in a long log.
 #
-#   scripts/bench-replay.sh [EVENTS]        (default 1000000; PARTITIONS=4, BATCH=50000 as `convmeter replay`)
+#   scripts/bench-replay.sh [EVENTS]        (default 1000000; MONTH_EVENTS=3000000; PARTITIONS=4, BATCH=50000 as `convmeter replay`)
 #
 # records/s = input records read, run through the engines and applied / wall time of the replay.
 # cpu-µs/record splits the cost: this process (decode, engines, projections' Go side), the
@@ -21,6 +25,7 @@ if [[ -z ${CONVMETER_KAFKA_PID:-} && -r ${CONVMETER_STATE:-/tmp/convmeter-servic
 	export CONVMETER_KAFKA_PID=$(cat "${CONVMETER_STATE:-/tmp/convmeter-services}/kafka.pid")
 fi
 export CONVMETER_BENCH_REPLAY_EVENTS=${1:-1000000}
+export CONVMETER_BENCH_REPLAY_MONTH_EVENTS=${MONTH_EVENTS:-3000000}
 export CONVMETER_BENCH_REPLAY_PARTITIONS=${PARTITIONS:-4}
 export CONVMETER_BENCH_REPLAY_BATCH=${BATCH:-50000}
 echo "load before: $(uptime)" >&2

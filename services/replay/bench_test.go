@@ -10,6 +10,7 @@ import (
 
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkatest"
+	"github.com/convmeter/convmeter/events/kafkax"
 	"github.com/convmeter/convmeter/events/producer"
 	"github.com/convmeter/convmeter/events/testenv"
 	"github.com/convmeter/convmeter/projections"
@@ -18,37 +19,72 @@ import (
 	"github.com/convmeter/convmeter/services/window"
 )
 
-// benchEvents is the size of the end-to-end replay benchmark (scripts/bench-replay.sh sets
-// CONVMETER_BENCH_REPLAY_EVENTS); small by default so `go test -bench .` stays quick.
-func benchEvents() int {
-	if n, err := strconv.Atoi(os.Getenv("CONVMETER_BENCH_REPLAY_EVENTS")); err == nil && n > 0 {
+// benchModel is a traffic model of the replay benchmarks.
+type benchModel struct {
+	name string
+	cfg  loadgen.Config
+	env  string // the variable that sets the number of events (scripts/bench-replay.sh)
+}
+
+// benchModels: "dense" is 20 numbers starting 2,000 sessions an hour each, so 1M events span
+// 5 hours: nothing expires or folds, the engines only take new facts. "month" is the loadgen
+// defaults of `convmeter loadgen` and the audit figures (4 numbers, 20,000 users each, 600
+// sessions an hour each over 720 h): 1M events span 3.6 days and 3M 11 days, so windows expire,
+// facts fold past the 72 h lateness and pairs are evicted as in a long log.
+var benchModels = []benchModel{
+	{"dense", loadgen.Config{Seed: 99, WABAs: 4, Numbers: 20, UsersPerNumber: 20_000, SessionsPerHour: 2000,
+		Duration: 100_000 * time.Hour}, "CONVMETER_BENCH_REPLAY_EVENTS"},
+	{"month", loadgen.Config{Seed: 1, WABAs: 2, Numbers: 4, UsersPerNumber: 20_000, Duration: 720 * time.Hour},
+		"CONVMETER_BENCH_REPLAY_MONTH_EVENTS"},
+}
+
+// events is the size of the model's benchmark, from its variable; small by default so
+// `go test -bench .` stays quick.
+func (m benchModel) events() int {
+	if n, err := strconv.Atoi(os.Getenv(m.env)); err == nil && n > 0 {
 		return n
 	}
 	return 20_000
 }
 
-func benchTraffic(b *testing.B, n int) []events.Event {
+func (m benchModel) traffic(b *testing.B) []events.Event {
 	b.Helper()
-	m, err := loadgen.New(loadgen.Config{Seed: 99, WABAs: 4, Numbers: 20, UsersPerNumber: 20_000, SessionsPerHour: 2000,
-		Duration: 100_000 * time.Hour})
+	g, err := loadgen.New(m.cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
+	n := m.events()
 	evs := make([]events.Event, 0, n)
 	for len(evs) < n {
-		it, ok := m.Next()
+		it, ok := g.Next()
 		if !ok {
 			break
 		}
 		evs = append(evs, it.Event)
 	}
+	var lo, hi events.UnixTime // of the pair events (account events take effect earlier)
+	for _, e := range evs {
+		if !kafkax.IsBroadcast(e.Type) {
+			if lo == 0 || e.Time < lo {
+				lo = e.Time
+			}
+			hi = max(hi, e.Time)
+		}
+	}
+	b.Logf("%s traffic: %d events over %.1f h of event time", m.name, len(evs), float64(hi-lo)/3600)
 	return evs
 }
 
-// BenchmarkReplayKafka is the end-to-end replay: loadgen traffic in a 4-partition topic, replayed
-// into the billing and rate-limit stores of a fresh Redis namespace. records/s counts input
-// records read from Kafka, run through the engines and applied.
+// BenchmarkReplayKafka is the end-to-end replay: loadgen traffic (each of benchModels) in a
+// 4-partition topic, replayed into the billing and rate-limit stores of a fresh Redis namespace.
+// records/s counts input records read from Kafka, run through the engines and applied.
 func BenchmarkReplayKafka(b *testing.B) {
+	for _, m := range benchModels {
+		b.Run(m.name, func(b *testing.B) { benchReplayKafka(b, m) })
+	}
+}
+
+func benchReplayKafka(b *testing.B, m benchModel) {
 	brokers := kafkatest.Brokers(b)
 	parts := 4
 	if n, err := strconv.Atoi(os.Getenv("CONVMETER_BENCH_REPLAY_PARTITIONS")); err == nil && n > 0 {
@@ -57,7 +93,7 @@ func BenchmarkReplayKafka(b *testing.B) {
 	topic := kafkatest.Topic(b, brokers, parts)
 	rdb, prefix := redistest.Client(b)
 	ctx := context.Background()
-	evs := benchTraffic(b, benchEvents())
+	evs := m.traffic(b)
 	pr, err := producer.New(ctx, brokers, producer.WithTopic(topic))
 	if err != nil {
 		b.Fatal(err)
@@ -102,7 +138,13 @@ func BenchmarkReplayKafka(b *testing.B) {
 // BenchmarkReplayEngineOnly is the same traffic through the engines alone (no Kafka, no Redis):
 // the ceiling the projections' writes bring the replay down from.
 func BenchmarkReplayEngineOnly(b *testing.B) {
-	evs := benchTraffic(b, benchEvents())
+	for _, m := range benchModels {
+		b.Run(m.name, func(b *testing.B) { benchReplayEngineOnly(b, m) })
+	}
+}
+
+func benchReplayEngineOnly(b *testing.B, m benchModel) {
+	evs := m.traffic(b)
 	msgs := encodeAll(b, evs)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -112,8 +154,8 @@ func BenchmarkReplayEngineOnly(b *testing.B) {
 			b.Fatal(err)
 		}
 		c0 := testenv.ProcessCPU().Seconds()
-		for _, m := range msgs {
-			if err := x.Record(context.Background(), m); err != nil {
+		for _, msg := range msgs {
+			if err := x.Record(context.Background(), msg); err != nil {
 				b.Fatal(err)
 			}
 		}
