@@ -7,7 +7,7 @@
 #   dense: EVENTS events of 20 numbers, 4 WABAs, 400k users, 40,000 sessions an hour: 1M span 5 h,
 #          so nothing expires or folds past the lateness;
 #   month: MONTH_EVENTS events of the loadgen defaults over a month (4 numbers, 80k users, 2,400
-#          sessions an hour): 3M span 11 days, with expiries, folds and evictions as in a long log.
+#          sessions an hour): 3M span 8.3 days, with expiries, folds and evictions as in a long log.
 #
 #   scripts/bench-replay.sh [EVENTS]        (default 1000000; MONTH_EVENTS=3000000; PARTITIONS=4, BATCH=50000 as `convmeter replay`)
 #

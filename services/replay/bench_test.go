@@ -29,7 +29,7 @@ type benchModel struct {
 // benchModels: "dense" is 20 numbers starting 2,000 sessions an hour each, so 1M events span
 // 5 hours: nothing expires or folds, the engines only take new facts. "month" is the loadgen
 // defaults of `convmeter loadgen` and the audit figures (4 numbers, 20,000 users each, 600
-// sessions an hour each over 720 h): 1M events span 3.6 days and 3M 11 days, so windows expire,
+// sessions an hour each over 720 h): 1M events span 2.7 days and 3M 8.3 days, so windows expire,
 // facts fold past the 72 h lateness and pairs are evicted as in a long log.
 var benchModels = []benchModel{
 	{"dense", loadgen.Config{Seed: 99, WABAs: 4, Numbers: 20, UsersPerNumber: 20_000, SessionsPerHour: 2000,
