@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/convmeter/convmeter/services/audit"
+	"github.com/convmeter/convmeter/services/internal/memlimit"
 	"github.com/convmeter/convmeter/services/window"
 )
 
@@ -30,6 +31,8 @@ type auditConfig struct {
 	Lateness  time.Duration
 	JSON      bool
 	AllowBad  bool // exit 0 even when the input had bad lines
+	GCPercent int
+	MemLimit  memlimit.Bytes
 	Out       io.Writer
 	In        io.Reader
 }
@@ -43,6 +46,8 @@ func parseAudit(fs *flag.FlagSet, args []string, _ func(string) string) (runner,
 	fs.DurationVar(&c.Lateness, "lateness", 72*time.Hour, "how late an event may arrive and still count")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&c.AllowBad, "allow-bad", false, "exit 0 when the input had bad lines (they are in the report either way; default: exit 3)")
+	fs.IntVar(&c.GCPercent, "gc-percent", 0, "Go GC target (GOGC; 0: the runtime's, 100 unless GOGC says otherwise). The whole audit is in memory: 3M lines take 66 s and 3.4 GB at 100, 54 s and 7.2 GB at 400")
+	fs.Var(&c.MemLimit, "memory-limit", "soft limit of the Go heap, near which the GC runs as often as it must (like 6GiB; default: GOMEMLIMIT, else 3/4 of the container's memory limit or of physical memory)")
 	// FILE may come before or after the flags.
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -64,6 +69,8 @@ func parseAudit(fs *flag.FlagSet, args []string, _ func(string) string) (runner,
 }
 
 func runAudit(ctx context.Context, c auditConfig, log *slog.Logger) error {
+	limit, from := memlimit.Set(c.GCPercent, int64(c.MemLimit))
+	log.Info("audit: memory", "gc_percent", c.GCPercent, "memory_limit", memlimit.Format(limit), "limit_from", from)
 	accounts, err := audit.LoadAccounts(c.Accounts)
 	if err != nil {
 		return err

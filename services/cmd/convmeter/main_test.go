@@ -126,3 +126,19 @@ func TestWriteReportBuffers(t *testing.T) {
 		}
 	}
 }
+
+// -memory-limit takes a byte count with a unit; anything else stops the command with usage (2).
+func TestMemoryLimitFlag(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	var c aggregatorConfig
+	if _, err := parseAggregatorInto(&c, fs, []string{"-memory-limit", "6GiB"},
+		env(map[string]string{envBrokers: "a:1", envRedisURL: "redis://x:6379/0"})); err != nil || c.MemoryLimit != 6<<30 {
+		t.Fatalf("-memory-limit 6GiB: %v, limit %d", err, c.MemoryLimit)
+	}
+	for _, cmd := range []string{"aggregator", "replay", "audit"} {
+		var out bytes.Buffer
+		if code := run([]string{cmd, "-memory-limit", "lots"}, env(map[string]string{envBrokers: "a:1", envRedisURL: "redis://x:6379/0"}), &out); code != 2 || !strings.Contains(out.String(), "not a byte count") {
+			t.Errorf("%s -memory-limit lots: exit %d, output %q: want 2 and what a byte count is", cmd, code, out.String())
+		}
+	}
+}
