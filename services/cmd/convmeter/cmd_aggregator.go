@@ -68,7 +68,7 @@ func parseAggregatorInto(cp *aggregatorConfig, fs *flag.FlagSet, args []string, 
 	fs.DurationVar(&c.Lateness, "lateness", 72*time.Hour, "how late an event may be and still count (must not change across restores)")
 	fs.StringVar(&c.Compression, "compression", "lz4", "compression of output records: lz4, snappy, none, zstd, gzip")
 	fs.IntVar(&c.GCPercent, "gc-percent", 400, "Go GC target (GOGC): the engine keeps every live pair in memory, so scanning it dominates at the default 100 (about 2.5x events/s at 400 in the window benchmark); 0 leaves the runtime default")
-	fs.Var(&c.MemoryLimit, "memory-limit", "soft limit of the Go heap, near which the GC runs as often as it must whatever -gc-percent says (like 6GiB; default: GOMEMLIMIT, else 3/4 of the container's memory limit or of physical memory)")
+	memoryLimitFlag(fs, &c.MemoryLimit, "")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -86,8 +86,7 @@ func parseAggregatorInto(cp *aggregatorConfig, fs *flag.FlagSet, args []string, 
 }
 
 func runAggregator(ctx context.Context, c aggregatorConfig, log *slog.Logger) error {
-	limit, from := memlimit.Set(c.GCPercent, int64(c.MemoryLimit))
-	log.Info("aggregator: memory", "gc_percent", c.GCPercent, "memory_limit", memlimit.Format(limit), "limit_from", from)
+	setMemory(log, c.GCPercent, c.MemoryLimit)
 	topics := kafkax.PrefixedTopics(c.TopicPrefix)
 	if c.Partitions > 0 {
 		if err := kafkax.EnsureTopics(ctx, c.Brokers, topics.Specs(c.Partitions)...); err != nil {

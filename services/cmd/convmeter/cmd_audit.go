@@ -47,7 +47,7 @@ func parseAudit(fs *flag.FlagSet, args []string, _ func(string) string) (runner,
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&c.AllowBad, "allow-bad", false, "exit 0 when the input had bad lines (they are in the report either way; default: exit 3)")
 	fs.IntVar(&c.GCPercent, "gc-percent", 0, "Go GC target (GOGC; 0: the runtime's, 100 unless GOGC says otherwise). The whole audit is in memory: 3M lines take 66 s and 3.4 GB at 100, 54 s and 7.2 GB at 400")
-	fs.Var(&c.MemLimit, "memory-limit", "soft limit of the Go heap, near which the GC runs as often as it must (like 6GiB; default: GOMEMLIMIT, else 3/4 of the container's memory limit or of physical memory)")
+	memoryLimitFlag(fs, &c.MemLimit, "")
 	// FILE may come before or after the flags.
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -69,8 +69,7 @@ func parseAudit(fs *flag.FlagSet, args []string, _ func(string) string) (runner,
 }
 
 func runAudit(ctx context.Context, c auditConfig, log *slog.Logger) error {
-	limit, from := memlimit.Set(c.GCPercent, int64(c.MemLimit))
-	log.Info("audit: memory", "gc_percent", c.GCPercent, "memory_limit", memlimit.Format(limit), "limit_from", from)
+	setMemory(log, c.GCPercent, c.MemLimit)
 	accounts, err := audit.LoadAccounts(c.Accounts)
 	if err != nil {
 		return err

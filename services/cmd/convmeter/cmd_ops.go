@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/convmeter/convmeter/events/kafkax"
+	"github.com/convmeter/convmeter/services/internal/memlimit"
 )
 
 // Operational one-shots: creating the topics before the services start, and a health probe for
@@ -138,4 +139,16 @@ func serveOps(ctx context.Context, addr string, h http.Handler, log *slog.Logger
 	})
 	log.Info("ops endpoint listening", "addr", ln.Addr().String())
 	return nil
+}
+
+// memoryLimitFlag declares -memory-limit; why, when not empty, says what the limit is for here.
+func memoryLimitFlag(fs *flag.FlagSet, b *memlimit.Bytes, why string) {
+	fs.Var(b, "memory-limit", "soft limit of the Go heap, near which the GC runs as often as it must whatever -gc-percent says"+why+
+		" (like 6GiB; default: GOMEMLIMIT, else 3/4 of the container's memory limit or of physical memory)")
+}
+
+// setMemory applies -gc-percent and -memory-limit and logs what is in force.
+func setMemory(log *slog.Logger, gcPercent int, b memlimit.Bytes) {
+	limit, from := memlimit.Set(gcPercent, int64(b))
+	log.Info("memory", "gc_percent", gcPercent, "memory_limit", memlimit.Format(limit), "limit_from", from)
 }

@@ -80,9 +80,9 @@ func Format(n int64) string {
 // Share is the part of the memory available to the process that the default limit takes.
 const Share = 0.75
 
-// Set applies gcPercent (GOGC; 0 leaves the runtime's) and a soft memory limit: limit when above
-// 0; when 0, GOMEMLIMIT when the environment sets it, else Share of what the process may use (the
-// cgroup's memory limit, or physical memory). A negative limit leaves the runtime's. It returns
+// Set applies gcPercent (GOGC; 0 or less leaves the runtime's) and a soft memory limit: limit
+// when above 0; else GOMEMLIMIT when the environment sets it (the runtime read it at start), else
+// Share of what the process may use (the cgroup's memory limit, or physical memory). It returns
 // the limit in force (math.MaxInt64 when none) and where it came from.
 func Set(gcPercent int, limit int64) (int64, string) {
 	if gcPercent > 0 {
@@ -92,8 +92,6 @@ func Set(gcPercent int, limit int64) (int64, string) {
 	case limit > 0:
 		debug.SetMemoryLimit(limit)
 		return limit, "flag"
-	case limit < 0:
-		return debug.SetMemoryLimit(-1), "runtime"
 	case os.Getenv("GOMEMLIMIT") != "":
 		return debug.SetMemoryLimit(-1), "GOMEMLIMIT"
 	}
