@@ -47,22 +47,28 @@ func (m benchModel) events() int {
 	return 20_000
 }
 
-func (m benchModel) traffic(b *testing.B) []events.Event {
-	b.Helper()
+// traffic is the model's first n events (all of them when n <= 0).
+func (m benchModel) traffic(tb testing.TB, n int) []events.Event {
+	tb.Helper()
 	g, err := loadgen.New(m.cfg)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	n := m.events()
-	evs := make([]events.Event, 0, n)
-	for len(evs) < n {
+	var evs []events.Event
+	for n <= 0 || len(evs) < n {
 		it, ok := g.Next()
 		if !ok {
 			break
 		}
 		evs = append(evs, it.Event)
 	}
-	var lo, hi events.UnixTime // of the pair events (account events take effect earlier)
+	tb.Logf("%s traffic: %d events over %.1f h of event time", m.name, len(evs), float64(span(evs))/3600)
+	return evs
+}
+
+// span is the event time the pair events of evs cover (account events take effect earlier).
+func span(evs []events.Event) events.UnixTime {
+	var lo, hi events.UnixTime
 	for _, e := range evs {
 		if !kafkax.IsBroadcast(e.Type) {
 			if lo == 0 || e.Time < lo {
@@ -71,8 +77,7 @@ func (m benchModel) traffic(b *testing.B) []events.Event {
 			hi = max(hi, e.Time)
 		}
 	}
-	b.Logf("%s traffic: %d events over %.1f h of event time", m.name, len(evs), float64(hi-lo)/3600)
-	return evs
+	return hi - lo
 }
 
 // BenchmarkReplayKafka is the end-to-end replay: loadgen traffic (each of benchModels) in a
@@ -93,7 +98,7 @@ func benchReplayKafka(b *testing.B, m benchModel) {
 	topic := kafkatest.Topic(b, brokers, parts)
 	rdb, prefix := redistest.Client(b)
 	ctx := context.Background()
-	evs := m.traffic(b)
+	evs := m.traffic(b, m.events())
 	pr, err := producer.New(ctx, brokers, producer.WithTopic(topic))
 	if err != nil {
 		b.Fatal(err)
@@ -144,7 +149,7 @@ func BenchmarkReplayEngineOnly(b *testing.B) {
 }
 
 func benchReplayEngineOnly(b *testing.B, m benchModel) {
-	evs := m.traffic(b)
+	evs := m.traffic(b, m.events())
 	msgs := encodeAll(b, evs)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

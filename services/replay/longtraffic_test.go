@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/convmeter/convmeter/events"
-	"github.com/convmeter/convmeter/events/kafkax"
 	"github.com/convmeter/convmeter/services/loadgen"
 	"github.com/convmeter/convmeter/services/window"
 )
@@ -17,39 +15,21 @@ import (
 // the cut passed it (2.9 maintains per event on a month of traffic); this counts the work, it
 // does not time it.
 func TestEngineWorkOnLongTraffic(t *testing.T) {
-	g, err := loadgen.New(loadgen.Config{Seed: 7, WABAs: 1, Numbers: 2, UsersPerNumber: 2000, SessionsPerHour: 60,
-		Duration: 10 * 24 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	long := benchModel{name: "long", cfg: loadgen.Config{Seed: 7, WABAs: 1, Numbers: 2, UsersPerNumber: 2000,
+		SessionsPerHour: 60, Duration: 10 * 24 * time.Hour}}
+	evs := long.traffic(t, 0)
 	x, err := NewPartition(0, "long", window.Config{}, 5000, discard{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var first, last events.UnixTime
-	for off := int64(0); ; off++ {
-		it, ok := g.Next()
-		if !ok {
-			break
-		}
-		if !kafkax.IsBroadcast(it.Event.Type) {
-			if first == 0 {
-				first = it.Event.Time
-			}
-			last = max(last, it.Event.Time)
-		}
-		m, err := kafkax.ToMessage(it.Event)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.Offset = off
+	for _, m := range encodeAll(t, evs) {
 		if err := x.Record(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
 	}
 	st := x.Engine().Stats()
-	t.Logf("%d inputs over %.1f days: %+v", st.Inputs, float64(last-first)/86400, st)
-	if days := float64(last-first) / 86400; days < 8 || st.Evicted == 0 {
+	t.Logf("%+v", st)
+	if days := float64(span(evs)) / 86400; days < 8 || st.Evicted == 0 {
 		t.Fatalf("%.1f days of traffic, %d pairs evicted: the traffic does not reach past the lateness, the test would prove nothing", days, st.Evicted)
 	}
 	if per := float64(st.Maintained) / float64(st.Inputs); per > 0.6 {
