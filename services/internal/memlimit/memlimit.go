@@ -64,8 +64,12 @@ func Parse(s string) (int64, error) {
 	return int64(v * float64(mult)), nil
 }
 
-// Format writes n in the largest binary unit it reaches, whole or with one decimal.
+// Format writes n in the largest binary unit it reaches, whole or with one decimal;
+// math.MaxInt64, the runtime's "no limit", as "none".
 func Format(n int64) string {
+	if n == math.MaxInt64 {
+		return "none"
+	}
 	for _, u := range units[:4] {
 		if n >= u.mult {
 			if n%u.mult == 0 {

@@ -26,6 +26,9 @@ func TestParseAndFormat(t *testing.T) {
 			t.Errorf("Parse(%q) = %d, want an error", bad, n)
 		}
 	}
+	if got := Format(math.MaxInt64); got != "none" {
+		t.Errorf("Format(MaxInt64) = %q, want none (the runtime's no limit)", got)
+	}
 	for n, want := range map[int64]string{3 << 30: "3GiB", 3 << 29: "1.5GiB", 1000: "1000B", 5 << 20: "5MiB"} {
 		if got := Format(n); got != want {
 			t.Errorf("Format(%d) = %q, want %q", n, got, want)
