@@ -578,6 +578,7 @@ func (f *fetcher) decodeBatches(mem *respMem, records []byte, offset, hw int64) 
 		lastDelta := int64(int32(binary.BigEndian.Uint32(batch[23:])))
 		firstTS := int64(binary.BigEndian.Uint64(batch[27:]))
 		count := int(int32(binary.BigEndian.Uint32(batch[57:])))
+		n -= count // now the records of the response's later batches
 		if end := base + lastDelta + 1; end > next {
 			next = end
 		}
@@ -611,7 +612,7 @@ func (f *fetcher) decodeBatches(mem *respMem, records []byte, offset, hw int64) 
 			body = out
 		}
 		var err error
-		if msgs, headers, err = f.decodeRecords(mem, msgs, headers, body, count, base, firstTS, offset, hw); err != nil {
+		if msgs, headers, err = f.decodeRecords(mem, msgs, headers, body, count, n, base, firstTS, offset, hw); err != nil {
 			return nil, offset, fmt.Errorf("record batch at offset %d: %w", base, err)
 		}
 	}
@@ -636,10 +637,13 @@ func decompress(dst []byte, r io.ReadCloser) ([]byte, error) {
 }
 
 // decodeRecords appends the count records of body at and after offset to msgs; their headers go
-// to the headers slab (a new one from mem when it is full).
-func (f *fetcher) decodeRecords(mem *respMem, msgs []kafka.Message, headers []kafka.Header, body []byte, count int, base, firstTS, offset, hw int64) ([]kafka.Message, []kafka.Header, error) {
+// to the headers slab. When that is full, the new one from mem has room for the headers of the
+// records left in this batch and of the after records of the response's later batches (the
+// current record's count and one more, each), so that a response takes one slab and, with Reuse,
+// the next responses none.
+func (f *fetcher) decodeRecords(mem *respMem, msgs []kafka.Message, headers []kafka.Header, body []byte, count, after int, base, firstTS, offset, hw int64) ([]kafka.Message, []kafka.Header, error) {
 	d := decoder{b: body}
-	for range count {
+	for i := range count {
 		l := d.varint()
 		if d.err != nil || l < 0 || int(l) > len(d.b) {
 			return msgs, headers, errors.New("bad record length")
@@ -655,7 +659,7 @@ func (f *fetcher) decodeRecords(mem *respMem, msgs []kafka.Message, headers []ka
 		var hs []kafka.Header
 		if nh > 0 {
 			if cap(headers)-len(headers) < nh {
-				headers = mem.headerSlab(max(nh, 8*count))
+				headers = mem.headerSlab((nh + 1) * (count - i + max(after, 0)))
 			}
 			start := len(headers)
 			for range nh {

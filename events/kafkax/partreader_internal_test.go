@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -134,5 +135,43 @@ func TestDecodeBatchesReusesMemory(t *testing.T) {
 	msgs, _, err := f.decodeBatches(mem, other, 0, 999)
 	if err != nil || len(msgs) != 200 || string(msgs[199].Value) != "v199" || string(msgs[0].Headers[1].Value) != "v0" {
 		t.Fatalf("%d records (%v)", len(msgs), err)
+	}
+}
+
+// TestDecodeBatchesTakesOneHeaderSlab: the headers of a response's records, several batches of
+// records with more headers than the first slab's guess, all go into one slab.
+func TestDecodeBatchesTakesOneHeaderSlab(t *testing.T) {
+	var records []byte
+	const perBatch, batches, perRecord = 100, 4, 11
+	for i := range batches {
+		b := NewRecordBatch(kafka.Lz4)
+		for j := range perBatch {
+			hs := make([]kafka.Header, perRecord)
+			for k := range hs {
+				hs[k] = kafka.Header{Key: fmt.Sprint("h", k), Value: []byte(fmt.Sprint(i, j, k))}
+			}
+			if err := b.Append(nil, []byte("v"), hs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Seal(time.UnixMilli(1_763_000_000_000)); err != nil {
+			t.Fatal(err)
+		}
+		raw := bytes.Clone(b.Bytes()[batchSizePrefix:])
+		binary.BigEndian.PutUint64(raw, uint64(i*perBatch))
+		records = append(records, raw...)
+	}
+	f := &fetcher{cfg: PartitionReaderConfig{Topic: "t"}, keys: map[string]string{}}
+	mem := &respMem{}
+	msgs, _, err := f.decodeBatches(mem, records, 0, 999)
+	if err != nil || len(msgs) != perBatch*batches {
+		t.Fatalf("%d records (%v)", len(msgs), err)
+	}
+	slab := mem.headers[:cap(mem.headers)]
+	for _, m := range msgs {
+		h := &m.Headers[perRecord-1]
+		if len(m.Headers) != perRecord || uintptr(unsafe.Pointer(h)) < uintptr(unsafe.Pointer(&slab[0])) || uintptr(unsafe.Pointer(h)) > uintptr(unsafe.Pointer(&slab[len(slab)-1])) {
+			t.Fatalf("record %d: its headers are not in the response's slab (%d headers of room)", m.Offset, cap(mem.headers))
+		}
 	}
 }
