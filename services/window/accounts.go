@@ -61,6 +61,7 @@ func (a *account) authIntl(user string, t int64) bool {
 type accounts struct {
 	byNumber map[string][]*account // sorted by EffectiveFrom
 	zones    map[string]*time.Location
+	gen      uint64 // counts the versions put: what resolve answers may have changed when it moves
 }
 
 func newAccounts() *accounts {
@@ -88,6 +89,7 @@ func (as *accounts) put(c *events.AccountConfig) error {
 		vs[i] = a
 	}
 	as.byNumber[c.PhoneNumberID] = vs
+	as.gen++
 	return nil
 }
 

@@ -267,6 +267,7 @@ func (d *reader) pair(p *pair, key string) {
 		return
 	}
 	p.key = key
+	p.ck = nil
 	p.cut = d.int()
 	d.cut = p.cut
 	p.deadline = d.time()

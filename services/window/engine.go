@@ -69,6 +69,9 @@ type Stats struct {
 	// Maintained counts the pairs given attention because stream time reached their deadline (an
 	// expiry, facts to fold, messages to forget, an eviction).
 	Maintained uint64
+	// Replayed counts the facts recomputes replayed quiet to reach the late fact's place: from the
+	// pair's checkpoint when it holds, else from its base.
+	Replayed uint64
 }
 
 // Engine is the window engine of one partition: a pure, deterministic state machine over the
@@ -120,6 +123,47 @@ type pair struct {
 	pending  []fact
 	cur      pairState
 	deadline int64
+	// ck is where the last recompute's quiet replay ended, for the next to start from; only
+	// while the pair stays decoded (never encoded: a pair read from the table has none).
+	ck *checkpoint
+}
+
+// checkpoint is the state the facts before pending[n] derive from the base, quiet: a recompute
+// at or after n replays the facts from there rather than from the base. Late facts mostly land
+// among the pair's last few, so a pair with many recent facts (up to the lateness of them)
+// replays a few instead of all. A checkpoint holds while the derivation it skips would give the
+// same state: the same base and cut (maintain folds and forgets into a new base), no fact
+// inserted before n, the same account versions, and the same answers from the partition's
+// settled messages (the only other state the rules read). Recomputing from it gives what
+// recomputing from the base gives, so outputs do not depend on which pairs had one (the tests
+// check every recompute against the full derivation from the base).
+type checkpoint struct {
+	n         int
+	st        pairState
+	base      *pairState // p.base when made: a new base is a new pointer
+	cut       int64
+	accounts  uint64          // accounts.gen when made
+	lookups   []settledLookup // what the derivation asked settled, and the answers
+	retracted bool            // the derivation retracted an output (recompute then derives all)
+}
+
+// settledLookup is a question rules.message asked the settled messages, and the answer.
+type settledLookup struct {
+	h       uint64
+	settled bool
+}
+
+// valid reports that ck can start a recompute of p's facts at pos.
+func (e *Engine) valid(ck *checkpoint, p *pair, pos int) bool {
+	if ck.n > pos || ck.base != p.base || ck.cut != p.cut || ck.accounts != e.accounts.gen {
+		return false
+	}
+	for _, l := range ck.lookups {
+		if e.settled.hasHash(l.h) != l.settled {
+			return false
+		}
+	}
+	return true
 }
 
 // rules returns the rule context of p: its number and user are slices of the key.
@@ -358,11 +402,7 @@ func (e *Engine) recompute(p *pair, pos int, f fact) {
 	to := max(p.cur.at, f.t)
 	p.pending = slices.Insert(p.pending, pos, f)
 	r := e.rules(p)
-	st := p.baseState()
-	e.shared = quietSink{}
-	r.quiet = true
-	r.derive(&st, p.pending[:pos], &e.shared)
-	r.quiet = false
+	st := e.prefix(&r, p, pos)
 	old, now := e.derived[0].reset(), e.derived[1].reset()
 	oldSt := st.clone()
 	r.derive(&oldSt, p.pending[pos+1:], old)
@@ -387,6 +427,37 @@ func (e *Engine) recompute(p *pair, pos int, f fact) {
 	clear(fresh)
 	e.fresh = fresh[:0]
 	e.schedule(p)
+}
+
+// prefix returns the state the facts before pos derive from p's base, quiet (e.shared notes a
+// retraction). It derives in the checkpoint's storage, from where the checkpoint is when it
+// holds, else from the base, and leaves the checkpoint at pos.
+func (e *Engine) prefix(r *rules, p *pair, pos int) pairState {
+	from := 0
+	ck := p.ck
+	switch {
+	case ck != nil && e.valid(ck, p, pos):
+		from = ck.n
+		e.shared = quietSink{retracted: ck.retracted}
+	default:
+		if ck == nil {
+			ck = &checkpoint{}
+			p.ck = ck
+		}
+		if p.base != nil {
+			p.base.into(&ck.st)
+		} else {
+			(&pairState{at: p.cut}).into(&ck.st)
+		}
+		ck.lookups = ck.lookups[:0]
+		e.shared = quietSink{}
+	}
+	e.stats.Replayed += uint64(pos - from)
+	r.quiet, r.lookups = true, &ck.lookups
+	r.derive(&ck.st, p.pending[from:pos], &e.shared)
+	r.quiet, r.lookups = false, nil
+	ck.n, ck.base, ck.cut, ck.accounts, ck.retracted = pos, p.base, p.cut, e.accounts.gen, e.shared.retracted
+	return ck.st.clone()
 }
 
 // verifyRecompute, set by tests, checks each quiet recompute against deriveAll.
@@ -732,11 +803,11 @@ func newSettled() *settled { return &settled{at: map[uint64]int64{}} }
 
 func wamidHash(w string) uint64 { return hashKey(w) }
 
-func (s *settled) has(w string) bool {
+func (s *settled) hasHash(h uint64) bool {
 	if len(s.at) == 0 {
 		return false
 	}
-	_, ok := s.at[wamidHash(w)]
+	_, ok := s.at[h]
 	return ok
 }
 

@@ -26,6 +26,9 @@ type rules struct {
 	// event) and only the state changes. Folding facts into a base and replaying the facts a
 	// recompute shares run quiet: building outputs nobody reads was a third of the engine's work.
 	quiet bool
+	// lookups, when set, gets what message asks the partition's settled messages, so that a
+	// checkpoint of the derivation can tell whether the answers still hold (checkpoint.valid).
+	lookups *[]settledLookup
 }
 
 // advance moves st forward to time to, emitting every expiry at or before it in time order
@@ -130,7 +133,12 @@ func (r *rules) message(st *pairState, wamid string) *msg {
 	if m := st.msg(wamid); m != nil {
 		return m
 	}
-	if r.e.settled.has(wamid) {
+	h := wamidHash(wamid)
+	settled := r.e.settled.hasHash(h)
+	if r.lookups != nil {
+		*r.lookups = append(*r.lookups, settledLookup{h, settled})
+	}
+	if settled {
 		return nil
 	}
 	st.msgs = append(st.msgs, msg{wamid: wamid})

@@ -254,6 +254,13 @@ func (s *pairState) clone() pairState {
 	return c
 }
 
+// into makes dst a copy of s in dst's own storage (a checkpoint kept across recomputes).
+func (s *pairState) into(dst *pairState) {
+	convs, msgs := append(dst.convs[:0], s.convs...), append(dst.msgs[:0], s.msgs...)
+	*dst = *s
+	dst.convs, dst.msgs = convs, msgs
+}
+
 func (s *pairState) insideCSW(t int64) bool { return s.open && t < s.csw+cswLength }
 
 // sameWAMID is a == b, deciding most unequal pairs on the last byte: one pair's wamids share
