@@ -87,6 +87,7 @@ gobench services ./ingest 'Normalize|Verify' -benchmem
 CONVMETER_BENCH_PAIRS=$PAIRS gobench services ./window 'Apply$' -benchtime 3000000x
 CONVMETER_BENCH_PAIRS=$PAIRS GOGC=400 gobench services ./window 'Apply$' -benchtime 3000000x
 CONVMETER_BENCH_PAIRS=$PAIRS gobench services ./window 'MemoryPerPair' -benchtime 1x
+gobench services ./window 'BusyPair' -benchtime 20000x
 CONVMETER_BENCH_PAIRS=$SNAPSHOT_PAIRS gobench services ./window 'SnapshotRestore' -benchtime 1x
 CONVMETER_BENCH_AUDIT_LINES=300000 gobench services ./audit 'Audit$' -benchtime 1x
 for s in ingest aggregator billing ratelimit replay; do
