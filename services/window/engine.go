@@ -684,6 +684,9 @@ func (e *Engine) maintain(p *pair) {
 		drop(p.base, gone)
 		p.setBase(*p.base)
 	}
+	if p.ck != nil && (p.ck.base != p.base || p.ck.cut != p.cut) {
+		p.ck = nil // no longer holds: its memory goes now, not at the next recompute
+	}
 	if len(p.pending) == 0 && p.cur.empty() && (p.base == nil || p.base.empty()) {
 		e.evict(p)
 		e.stats.Evicted++
