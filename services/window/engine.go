@@ -153,9 +153,12 @@ type settledLookup struct {
 	settled bool
 }
 
+// of reports that ck was made from p's present base and cut.
+func (ck *checkpoint) of(p *pair) bool { return ck.base == p.base && ck.cut == p.cut }
+
 // valid reports that ck can start a recompute of p's facts at pos.
 func (e *Engine) valid(ck *checkpoint, p *pair, pos int) bool {
-	if ck.n > pos || ck.base != p.base || ck.cut != p.cut || ck.accounts != e.accounts.gen {
+	if ck.n > pos || !ck.of(p) || ck.accounts != e.accounts.gen {
 		return false
 	}
 	for _, l := range ck.lookups {
@@ -444,11 +447,11 @@ func (e *Engine) prefix(r *rules, p *pair, pos int) pairState {
 			ck = &checkpoint{}
 			p.ck = ck
 		}
+		base := pairState{at: p.cut} // as baseState, in the checkpoint's storage
 		if p.base != nil {
-			p.base.into(&ck.st)
-		} else {
-			(&pairState{at: p.cut}).into(&ck.st)
+			base = *p.base
 		}
+		base.into(&ck.st)
 		ck.lookups = ck.lookups[:0]
 		e.shared = quietSink{}
 	}
@@ -684,7 +687,7 @@ func (e *Engine) maintain(p *pair) {
 		drop(p.base, gone)
 		p.setBase(*p.base)
 	}
-	if p.ck != nil && (p.ck.base != p.base || p.ck.cut != p.cut) {
+	if p.ck != nil && !p.ck.of(p) {
 		p.ck = nil // no longer holds: its memory goes now, not at the next recompute
 	}
 	if len(p.pending) == 0 && p.cur.empty() && (p.base == nil || p.base.empty()) {
@@ -805,6 +808,8 @@ type settled struct {
 func newSettled() *settled { return &settled{at: map[uint64]int64{}} }
 
 func wamidHash(w string) uint64 { return hashKey(w) }
+
+func (s *settled) has(w string) bool { return len(s.at) > 0 && s.hasHash(wamidHash(w)) }
 
 func (s *settled) hasHash(h uint64) bool {
 	if len(s.at) == 0 {

@@ -133,10 +133,9 @@ func (r *rules) message(st *pairState, wamid string) *msg {
 	if m := st.msg(wamid); m != nil {
 		return m
 	}
-	h := wamidHash(wamid)
-	settled := r.e.settled.hasHash(h)
+	settled := r.e.settled.has(wamid)
 	if r.lookups != nil {
-		*r.lookups = append(*r.lookups, settledLookup{h, settled})
+		*r.lookups = append(*r.lookups, settledLookup{wamidHash(wamid), settled})
 	}
 	if settled {
 		return nil
