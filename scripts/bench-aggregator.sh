@@ -13,7 +13,8 @@
 #     broker, cores the machine kept busy, and the ratios (target: the aggregator keeps at least half the rate). One warm-up round,
 #     then ROUNDS measured ones; the reported figures are the medians;
 #   - BenchmarkProcessor: the CPU ceiling of the aggregator's pure step (decode, engine, encode
-#     as records) on one goroutine, without Kafka;
+#     as records) on one goroutine, without Kafka, over 2 h of traffic (short) and over 10 days
+#     (long: expiries, folds past the lateness, evictions);
 #   - BenchmarkRestore: snapshot size per pair and the time to snapshot, save to Redis, load and
 #     restore an engine with [pairs] live pairs, plus the decode+engine rate that bounds the
 #     replay of the log tail after a snapshot;
