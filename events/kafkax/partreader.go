@@ -659,7 +659,7 @@ func (f *fetcher) decodeRecords(mem *respMem, msgs []kafka.Message, headers []ka
 		var hs []kafka.Header
 		if nh > 0 {
 			if cap(headers)-len(headers) < nh {
-				headers = mem.headerSlab((nh + 1) * (count - i + max(after, 0)))
+				headers = mem.headerSlab((nh + 1) * (count - i + after))
 			}
 			start := len(headers)
 			for range nh {

@@ -188,14 +188,15 @@ func BenchmarkBusyPair(b *testing.B) {
 	}
 }
 
-// busyPair returns an engine that ran n messages of BenchmarkBusyPair's busy pair.
+// busyPair returns an engine that ran n messages of BenchmarkBusyPair's busy pair (the
+// harness's number and user).
 func busyPair(tb testing.TB, n int) *Engine {
 	e, err := New(Config{})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	var out []events.Event
-	if out, err = e.Apply(events.New(&events.AccountConfig{PhoneNumberID: "1001", WABAID: "w", PortfolioID: "p", TimeZone: "UTC", Currency: "USD"}), 0, out); err != nil {
+	if out, err = e.Apply(events.New(accountConfig(testNumber, "UTC", 0)), 0, out); err != nil {
 		tb.Fatal(err)
 	}
 	start := at("2025-09-01T00:00:00Z")
@@ -204,9 +205,9 @@ func busyPair(tb testing.TB, n int) *Engine {
 		t := start + int64(i)*10
 		w := "wamid.busy." + strconv.Itoa(i)
 		for _, ev := range []events.Event{
-			events.New(&events.OutboundSend{PhoneNumberID: "1001", WaID: "5511", WAMID: w, Timestamp: events.UnixTime(t), Kind: events.KindTemplate, TemplateCategory: events.CategoryUtility}),
-			events.New(&events.StatusUpdate{PhoneNumberID: "1001", RecipientID: "5511", WAMID: w, Status: events.StatusDelivered, Timestamp: events.UnixTime(t + 2)}),
-			events.New(&events.StatusUpdate{PhoneNumberID: "1001", RecipientID: "5511", WAMID: w, Status: events.StatusSent, Timestamp: events.UnixTime(t + 1)}),
+			sendEvent(t, w, events.CategoryUtility),
+			statusEvent(t+2, w, events.StatusDelivered, nil),
+			statusEvent(t+1, w, events.StatusSent, nil),
 		} {
 			if out, err = e.Apply(ev, off, out[:0]); err != nil {
 				tb.Fatal(err)
