@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+	"text/tabwriter"
 
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/projections/billing"
@@ -321,5 +323,146 @@ func TestAuditBatchInvariant(t *testing.T) {
 	one, small := report(1<<30), report(700)
 	if !bytes.Equal(one, small) {
 		t.Fatalf("batches of 700 outputs and one batch give different reports:\n%s\n%s", small, one)
+	}
+}
+
+// An open audit prints what Run's Report prints, byte for byte, as text and as the indented JSON
+// `convmeter audit -json` wrote with a json.Encoder: over the fixture (two months, bad lines,
+// reconciliation), over loadgen traffic with months of more than a page of lines (EachLine reads
+// 1,000 at a time), and over input with no ledger at all.
+func TestOpenPrintsAsRun(t *testing.T) {
+	book, err := ratecard.Examples()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixture, err := os.ReadFile("testdata/month.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixtureAccounts, err := LoadAccounts("testdata/accounts.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	generated, accounts := loadgenFile(t, 7, 8_000)
+	for _, c := range []struct {
+		name     string
+		file     []byte
+		accounts []*events.AccountConfig
+		months   int // at least
+	}{
+		{"fixture", fixture, fixtureAccounts, 2},
+		{"loadgen", generated, accounts, 1},
+		{"no ledger", []byte("\n{\"object\":\n[]\n\n"), nil, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := Config{Accounts: c.accounts, Book: book}
+			rep, err := Run(context.Background(), cfg, bytes.NewReader(c.file), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Open(context.Background(), cfg, bytes.NewReader(c.file), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Close()
+			if len(rep.Ledger) < c.months || len(res.Ledger) != len(rep.Ledger) {
+				t.Fatalf("%d months from Run, %d open, want at least %d", len(rep.Ledger), len(res.Ledger), c.months)
+			}
+			paged := false
+			for i, m := range rep.Ledger {
+				paged = paged || len(m.Lines) > 1000
+				if res.Ledger[i].Lines != nil {
+					t.Errorf("month %s %s: the open audit holds %d lines", m.WABA, m.Month, len(res.Ledger[i].Lines))
+				}
+			}
+			if c.name == "loadgen" && !paged {
+				t.Error("no month of more than a page of lines")
+			}
+			var wantText, gotText, gotRunText, wantJSON, gotJSON, gotRunJSON bytes.Buffer
+			enc := json.NewEncoder(&wantJSON)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(rep); err != nil {
+				t.Fatal(err)
+			}
+			for _, err := range []error{rep.WriteText(&wantText), res.WriteText(&gotText), res.WriteJSON(&gotJSON),
+				rep.WriteJSON(&gotRunJSON)} {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Run's report again, now that the open one printed: printing reads, changes nothing.
+			again, err := Run(context.Background(), cfg, bytes.NewReader(c.file), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := again.WriteText(&gotRunText); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []struct {
+				what      string
+				got, want *bytes.Buffer
+			}{
+				{"open text", &gotText, &wantText},
+				{"Run's text twice", &gotRunText, &wantText},
+				{"open JSON", &gotJSON, &wantJSON},
+				{"Run's WriteJSON", &gotRunJSON, &wantJSON},
+			} {
+				if !bytes.Equal(p.got.Bytes(), p.want.Bytes()) {
+					t.Errorf("%s differs from Run's report (%d bytes, want %d):\n%s", p.what, p.got.Len(), p.want.Len(), firstDiff(p.got.String(), p.want.String()))
+				}
+			}
+			if !json.Valid(gotJSON.Bytes()) {
+				t.Error("open JSON is not valid JSON")
+			}
+		})
+	}
+}
+
+// firstDiff shows where two texts first differ.
+func firstDiff(a, b string) string {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	from := max(i-200, 0)
+	return fmt.Sprintf("at byte %d:\n got …%s\nwant …%s", i, a[from:min(i+200, len(a))], b[from:min(i+200, len(b))])
+}
+
+// writeLines lays out a month's line table as text/tabwriter lays out the report's other tables
+// (the layout the report had when the tab writer held the whole table): columns as wide as their
+// widest cell plus two spaces, widths counted in characters (a market name with an accent), the
+// last column as is; a month with no lines gets the header alone.
+func TestWriteLinesAsTabwriter(t *testing.T) {
+	l := func(at int64, market, category, reason string, micros ratecard.Micros, unpriced, wamid string) billing.Settled {
+		s := billing.Settled{Amount: micros, SettledType: "regular"}
+		s.At, s.Number, s.Market, s.Category, s.Model, s.Reason, s.Unpriced, s.WAMID = events.UnixTime(at), "106540352242922",
+			market, events.Category(category), "PMP", reason, unpriced, wamid
+		return s
+	}
+	for _, m := range []Month{
+		{Lines: []billing.Settled{
+			l(1754000000, "Côte d’Ivoire", "marketing", "template_delivered", 10_700, "", "wamid.a"),
+			l(1754000001, "", "authentication_international", "template_delivered", 0, "no_rate", "wamid.bb"),
+			l(1754000002, "India", "utility", "utility_in_csw", 1_234_567, "", "wamid.ccc"),
+		}},
+		{},
+	} {
+		var want bytes.Buffer
+		tw := tabwriter.NewWriter(&want, 0, 4, 2, ' ', 0)
+		fmt.Fprint(tw, "delivered\tnumber\tmarket\tcategory\tmodel\ttype\treason\tamount\tunpriced\twamid\n")
+		for _, l := range m.Lines {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.At, l.Number, orDash(l.Market), l.Category, l.Model, l.SettledType,
+				l.Reason, l.Amount, orDash(l.Unpriced), l.WAMID)
+		}
+		if err := tw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		if err := writeLines(&got, &m, heldLines); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Errorf("line table of %d lines:\n%s\nwant\n%s", len(m.Lines), got.String(), want.String())
+		}
 	}
 }

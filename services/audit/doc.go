@@ -11,7 +11,8 @@
 //
 // Cost: on the 2-core development VM, a webhook export of the loadgen model (`convmeter loadgen
 // -mode file`, 4 numbers) audits at about 30k lines/s, 1M lines in 25-35 s with 1.5 GB peak RSS
-// (the whole state is in memory). That holds because the embedded Redis is the patched miniredis
+// (the whole state is in memory, but the report's settled lines are printed a page at a time
+// from the embedded Redis: see Result). That holds because the embedded Redis is the patched miniredis
 // of third_party/miniredis: upstream sorts a sorted set on every range read, and the rate-limit
 // projection's reads made an audit quadratic (1M lines: 84 s).
 //

@@ -93,10 +93,11 @@ func runAudit(ctx context.Context, c auditConfig, log *slog.Logger) error {
 		defer f.Close()
 		in = f
 	}
-	rep, err := audit.Run(ctx, cfg, in, log)
+	rep, err := audit.Open(ctx, cfg, in, log)
 	if err != nil {
 		return err
 	}
+	defer rep.Close()
 	if err := writeReport(c.Out, rep, c.JSON); err != nil {
 		return err
 	}

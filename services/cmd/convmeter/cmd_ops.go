@@ -93,17 +93,24 @@ func parseHealthcheck(fs *flag.FlagSet, args []string, _ func(string) string) (r
 // textReport is a report that prints itself for people.
 type textReport interface{ WriteText(io.Writer) error }
 
+// jsonReport is a report that writes its own JSON (an audit streams its lines).
+type jsonReport interface{ WriteJSON(io.Writer) error }
+
 // writeReport prints rep, or its indented JSON, through a buffer: a table writer writes each
 // cell and its padding apart, a write call each on an unbuffered file (an audit of a month:
 // millions of them).
 func writeReport(w io.Writer, rep textReport, asJSON bool) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var err error
-	if asJSON {
+	j, ownJSON := rep.(jsonReport)
+	switch {
+	case asJSON && ownJSON:
+		err = j.WriteJSON(bw)
+	case asJSON:
 		enc := json.NewEncoder(bw)
 		enc.SetIndent("", "  ")
 		err = enc.Encode(rep)
-	} else {
+	default:
 		err = rep.WriteText(bw)
 	}
 	if ferr := bw.Flush(); err == nil {
