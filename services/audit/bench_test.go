@@ -3,7 +3,9 @@ package audit
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -14,8 +16,10 @@ import (
 )
 
 // BenchmarkAudit audits a file of loadgen webhooks (one webhook per line; 20,000 lines, or
-// CONVMETER_BENCH_AUDIT_LINES as scripts/bench.sh sets) and reports lines/s. It also checks that
-// the model's webhooks are all usable input.
+// CONVMETER_BENCH_AUDIT_LINES as scripts/bench.sh sets) as `convmeter audit` does (Open, then the
+// text report printed to io.Discard) and reports lines/s and the heap the open audit holds per
+// line read (live-B/line, after a GC: the embedded Redis and the report's small parts; the
+// engine is gone by then). It also checks that the model's webhooks are all usable input.
 func BenchmarkAudit(b *testing.B) {
 	want := 20_000
 	if n, err := strconv.Atoi(os.Getenv("CONVMETER_BENCH_AUDIT_LINES")); err == nil && n > 0 {
@@ -30,14 +34,28 @@ func BenchmarkAudit(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		rep, err := Run(context.Background(), Config{Accounts: accounts, Book: book}, bytes.NewReader(file), nil)
+		res, err := Open(context.Background(), Config{Accounts: accounts, Book: book}, bytes.NewReader(file), nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if rep.Lines != lines || len(rep.BadLines) != 0 || len(rep.Ledger) == 0 {
-			b.Fatalf("lines %d of %d, %d bad, %d months", rep.Lines, lines, len(rep.BadLines), len(rep.Ledger))
+		if res.Lines != lines || len(res.BadLines) != 0 || len(res.Ledger) == 0 {
+			b.Fatalf("lines %d of %d, %d bad, %d months", res.Lines, lines, len(res.BadLines), len(res.Ledger))
 		}
-		b.ReportMetric(float64(lines)/time.Since(t0).Seconds(), "lines/s")
+		if err := res.WriteText(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(t0)
+		b.StopTimer()
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		live := ms.HeapAlloc
+		res.Close()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(lines)/took.Seconds(), "lines/s")
+		b.ReportMetric(float64(int64(live)-int64(ms.HeapAlloc))/float64(lines), "live-B/line")
+		b.StartTimer()
 	}
 }
 
