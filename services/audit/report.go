@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -265,82 +264,85 @@ func writeLines(w io.Writer, m *Month, lines lineSource) error {
 func (r *Report) writeJSON(w io.Writer, lines lineSource) error {
 	head := *r
 	head.Ledger = nil
-	b, err := json.MarshalIndent(&head, "", "  ")
+	err := spliceJSON(w, &head, "", "ledger", func() error {
+		if r.Ledger == nil {
+			_, err := io.WriteString(w, "null")
+			return err
+		}
+		return writeMonthsJSON(w, r.Ledger, lines)
+	})
 	if err != nil {
 		return err
 	}
-	before, after, ok := bytes.Cut(b, []byte("\n  \"ledger\": null,\n"))
-	if !ok {
-		return errors.New("audit: no ledger field in the JSON report")
-	}
-	if _, err := fmt.Fprintf(w, "%s\n  \"ledger\": ", before); err != nil {
-		return err
-	}
-	if r.Ledger == nil {
-		_, err = io.WriteString(w, "null")
-	} else {
-		err = writeMonthsJSON(w, r.Ledger, lines)
-	}
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, ",\n%s\n", after)
+	_, err = io.WriteString(w, "\n")
 	return err
 }
 
 // writeMonthsJSON writes the ledger's months at the indentation of a top-level field's value.
 func writeMonthsJSON(w io.Writer, ms []Month, lines lineSource) error {
-	if len(ms) == 0 {
-		_, err := io.WriteString(w, "[]")
-		return err
-	}
-	if _, err := io.WriteString(w, "["); err != nil {
-		return err
-	}
+	sep := "["
 	for i := range ms {
+		if _, err := io.WriteString(w, sep+"\n    "); err != nil {
+			return err
+		}
+		sep = ","
 		head := ms[i]
 		head.Lines = nil
-		b, err := json.MarshalIndent(&head, "    ", "  ")
-		if err != nil {
-			return err
-		}
-		before, after, ok := bytes.Cut(b, []byte("\n      \"lines\": null,\n"))
-		if !ok {
-			return errors.New("audit: no lines field in the JSON month")
-		}
-		sep := ","
-		if i == 0 {
-			sep = ""
-		}
-		if _, err := fmt.Fprintf(w, "%s\n    %s\n      \"lines\": ", sep, before); err != nil {
-			return err
-		}
-		n := 0
-		err = lines(&ms[i], func(l billing.Settled) error {
-			b, err := json.MarshalIndent(&l, "        ", "  ")
-			if err != nil {
+		err := spliceJSON(w, &head, "    ", "lines", func() error {
+			n := 0
+			err := lines(&ms[i], func(l billing.Settled) error {
+				b, err := json.MarshalIndent(&l, "        ", "  ")
+				if err != nil {
+					return err
+				}
+				sep := ",\n        "
+				if n == 0 {
+					sep = "[\n        "
+				}
+				n++
+				_, err = fmt.Fprintf(w, "%s%s", sep, b)
 				return err
-			}
-			sep := ",\n        "
+			})
+			end := "\n      ]"
 			if n == 0 {
-				sep = "[\n        "
+				end = "null" // as a Month with no lines (a nil slice) marshals
 			}
-			n++
-			_, err = fmt.Fprintf(w, "%s%s", sep, b)
+			if err == nil {
+				_, err = io.WriteString(w, end)
+			}
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		end := "\n      ]"
-		if n == 0 {
-			end = "null"
-		}
-		if _, err := fmt.Fprintf(w, "%s,\n%s", end, after); err != nil {
-			return err
-		}
+	}
+	if len(ms) == 0 {
+		_, err := io.WriteString(w, "[]")
+		return err
 	}
 	_, err := io.WriteString(w, "\n  ]")
+	return err
+}
+
+// spliceJSON writes v as json.MarshalIndent(v, prefix, "  ") writes it, but for the value of its
+// field name, which v holds as null and value writes in its place (a piece at a time).
+func spliceJSON(w io.Writer, v any, prefix, name string, value func() error) error {
+	b, err := json.MarshalIndent(v, prefix, "  ")
+	if err != nil {
+		return err
+	}
+	field := "\n" + prefix + "  \"" + name + "\": "
+	before, after, ok := bytes.Cut(b, []byte(field+"null"))
+	if !ok {
+		return fmt.Errorf("audit: no null %s field in the JSON of %T", name, v)
+	}
+	if _, err := fmt.Fprintf(w, "%s%s", before, field); err != nil {
+		return err
+	}
+	if err := value(); err != nil {
+		return err
+	}
+	_, err = w.Write(after)
 	return err
 }
 
