@@ -18,6 +18,18 @@ import (
 
 func runFixture(t *testing.T) *Report {
 	t.Helper()
+	file, cfg := fixture(t)
+	rep, err := Run(context.Background(), cfg, bytes.NewReader(file), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// fixture is the fixture month (testdata/month.jsonl) and the audit configuration it is checked
+// with: its accounts and the example rate cards.
+func fixture(t *testing.T) ([]byte, Config) {
+	t.Helper()
 	accts, err := LoadAccounts("testdata/accounts.json")
 	if err != nil {
 		t.Fatal(err)
@@ -26,16 +38,11 @@ func runFixture(t *testing.T) *Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open("testdata/month.jsonl")
+	file, err := os.ReadFile("testdata/month.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	rep, err := Run(context.Background(), Config{Accounts: accts, Book: book}, f, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rep
+	return file, Config{Accounts: accts, Book: book}
 }
 
 // line is the part of a settled line the fixture checks.
@@ -331,18 +338,7 @@ func TestAuditBatchInvariant(t *testing.T) {
 // reconciliation), over loadgen traffic with months of more than a page of lines (EachLine reads
 // 1,000 at a time), and over input with no ledger at all.
 func TestOpenPrintsAsRun(t *testing.T) {
-	book, err := ratecard.Examples()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fixture, err := os.ReadFile("testdata/month.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fixtureAccounts, err := LoadAccounts("testdata/accounts.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	month, cfg := fixture(t)
 	generated, accounts := loadgenFile(t, 7, 8_000)
 	for _, c := range []struct {
 		name     string
@@ -350,12 +346,12 @@ func TestOpenPrintsAsRun(t *testing.T) {
 		accounts []*events.AccountConfig
 		months   int // at least
 	}{
-		{"fixture", fixture, fixtureAccounts, 2},
+		{"fixture", month, cfg.Accounts, 2},
 		{"loadgen", generated, accounts, 1},
 		{"no ledger", []byte("\n{\"object\":\n[]\n\n"), nil, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := Config{Accounts: c.accounts, Book: book}
+			cfg := Config{Accounts: c.accounts, Book: cfg.Book}
 			rep, err := Run(context.Background(), cfg, bytes.NewReader(c.file), nil)
 			if err != nil {
 				t.Fatal(err)
