@@ -180,12 +180,14 @@ func (res *Result) run(ctx context.Context, cfg Config, r io.Reader, log *slog.L
 	x.Pipeline()
 	rep := &Report{Skipped: map[string]int{}}
 	var off int64
+	var value, key []byte // reused: the Processor keeps nothing of a record's memory, as in a replay
 	feed := func(ev events.Event) error {
-		b, err := events.Marshal(ev)
-		if err != nil {
+		var err error
+		if value, err = events.Encode(value[:0], ev); err != nil {
 			return fmt.Errorf("audit: encode %s: %w", ev.Type, err)
 		}
-		m := kafka.Message{Topic: "audit", Offset: off, Key: []byte(ev.Key), Value: b}
+		key = append(key[:0], ev.Key...)
+		m := kafka.Message{Topic: "audit", Offset: off, Key: key, Value: value}
 		off++
 		rep.Events++
 		return x.Record(ctx, m)
@@ -196,8 +198,10 @@ func (res *Result) run(ctx context.Context, cfg Config, r io.Reader, log *slog.L
 		}
 	}
 	br := bufio.NewReaderSize(r, 1<<20)
+	var b []byte // reused: Normalize keeps nothing of its input (the decoder copies strings)
 	for line := 1; ; line++ {
-		b, rerr := br.ReadBytes('\n')
+		var rerr error
+		b, rerr = readLine(br, b[:0])
 		if len(bytes.TrimSpace(b)) > 0 {
 			rep.Lines++
 			if err := rep.webhook(line, b, feed); err != nil {
@@ -227,6 +231,17 @@ func (res *Result) run(ctx context.Context, cfg Config, r io.Reader, log *slog.L
 		return nil, err
 	}
 	return rep, nil
+}
+
+// readLine appends the next line of br, with its newline if it has one, to b.
+func readLine(br *bufio.Reader, b []byte) ([]byte, error) {
+	for {
+		s, err := br.ReadSlice('\n')
+		b = append(b, s...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return b, err
+		}
+	}
 }
 
 // webhook normalises one line and feeds its events; what cannot become an event is reported

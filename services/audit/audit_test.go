@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -459,6 +460,21 @@ func TestWriteLinesAsTabwriter(t *testing.T) {
 		}
 		if got.String() != want.String() {
 			t.Errorf("line table of %d lines:\n%s\nwant\n%s", len(m.Lines), got.String(), want.String())
+		}
+	}
+}
+
+// readLine gives whole lines, newline included, however long they are against the reader's
+// buffer, and the last line without a newline with io.EOF.
+func TestReadLine(t *testing.T) {
+	long := strings.Repeat("x", 100)
+	br := bufio.NewReaderSize(strings.NewReader("a\n"+long+"\n\nlast"), 16)
+	var b []byte
+	for i, want := range []string{"a\n", long + "\n", "\n", "last"} {
+		var err error
+		b, err = readLine(br, b[:0])
+		if string(b) != want || (err != nil) != (i == 3) {
+			t.Fatalf("line %d: %q, %v; want %q", i, b, err, want)
 		}
 	}
 }
