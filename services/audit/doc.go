@@ -10,10 +10,11 @@
 // facts come from an accounts file (LoadAccounts), rates from rate-card files.
 //
 // Cost: on the 2-core development VM, a webhook export of the loadgen model (`convmeter loadgen
-// -mode file`, 4 numbers) audits at about 30k lines/s, 1M lines in 25-35 s with 1.5 GB peak RSS
-// (the whole state is in memory, but the report's settled lines are printed a page at a time
-// from the embedded Redis: see Result). That holds because the embedded Redis is the patched miniredis
-// of third_party/miniredis: upstream sorts a sorted set on every range read, and the rate-limit
+// -mode file`, 4 numbers) audits 1M lines in 17.6 s with 1.3 GB peak RSS, JSON report included
+// (2026-11-25; a month's 8.24M lines: see the README's benchmark table). The whole state is in
+// memory, but the report's settled lines are printed a page at a time from the embedded Redis
+// (see Result). That holds because the embedded Redis is the patched miniredis of
+// third_party/miniredis: upstream sorts a sorted set on every range read, and the rate-limit
 // projection's reads made an audit quadratic (1M lines: 84 s).
 //
 // The Report lists the settled ledger of every WABA-month (lines and totals per category, in the
