@@ -12,6 +12,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -23,6 +25,7 @@ import (
 	"github.com/convmeter/convmeter/projections/ratecard"
 	"github.com/convmeter/convmeter/projections/ratelimit"
 	"github.com/convmeter/convmeter/services/ingest"
+	"github.com/convmeter/convmeter/services/internal/progress"
 	"github.com/convmeter/convmeter/services/replay"
 	"github.com/convmeter/convmeter/services/window"
 )
@@ -38,6 +41,13 @@ type Config struct {
 	// BatchSize is the number of engine outputs per projection batch (DefaultBatchSize when 0).
 	// The report does not depend on it.
 	BatchSize int
+	// Progress, when set, receives the lines read so far, lines/s and the ETA: a line every
+	// ProgressEvery (default 2 s), or with ProgressBar one bar redrawn in place. TotalLines is the
+	// number of lines in the input, for the share and the ETA (0: unknown, count and rate only).
+	Progress      io.Writer
+	ProgressEvery time.Duration
+	ProgressBar   bool
+	TotalLines    int64
 }
 
 // DefaultBatchSize is Config.BatchSize when 0. Fewer, larger batches mean fewer WATCH/MULTI round
@@ -200,11 +210,22 @@ func (res *Result) run(ctx context.Context, cfg Config, r io.Reader, log *slog.L
 			return nil, err
 		}
 	}
+	total := cfg.TotalLines
+	if total <= 0 {
+		total = -1 // unknown
+	}
+	var read atomic.Int64
+	stopProgress := progress.Start(ctx, progress.Config{Out: cfg.Progress, Every: cfg.ProgressEvery, Bar: cfg.ProgressBar,
+		Job: "audit", Unit: "lines", Rate: "lines/s", Finishing: "all read, applying the last batches"}, total, &read)
+	defer stopProgress() // on an error; once the batches are applied, it stops below
 	br := bufio.NewReaderSize(r, 1<<20)
 	var b []byte // reused: Normalize keeps nothing of its input (the decoder copies strings)
 	for line := 1; ; line++ {
 		var rerr error
 		b, rerr = readLine(br, b[:0])
+		if len(b) > 0 {
+			read.Add(1)
+		}
 		if len(bytes.TrimSpace(b)) > 0 {
 			rep.Lines++
 			if err := rep.webhook(line, b, feed); err != nil {
@@ -221,6 +242,7 @@ func (res *Result) run(ctx context.Context, cfg Config, r io.Reader, log *slog.L
 	if err := x.Flush(ctx); err != nil {
 		return nil, err
 	}
+	stopProgress()
 	for _, d := range x.DeadLetters() {
 		dl := d.Data.(*events.DeadLetter)
 		rep.DeadLetters = append(rep.DeadLetters, Problem{Reason: dl.ErrorKind + ": " + dl.Reason, Original: string(dl.Original)})

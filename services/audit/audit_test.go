@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"text/tabwriter"
+	"time"
 
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/projections/billing"
@@ -476,5 +477,19 @@ func TestReadLine(t *testing.T) {
 		if string(b) != want || (err != nil) != (i == 3) {
 			t.Fatalf("line %d: %q, %v; want %q", i, b, err, want)
 		}
+	}
+}
+
+// An audit with Progress set reports the lines read against TotalLines, and its last report
+// comes once every line is read and applied.
+func TestAuditProgress(t *testing.T) {
+	file, cfg := fixture(t)
+	var out strings.Builder
+	cfg.Progress, cfg.TotalLines, cfg.ProgressEvery = &out, int64(bytes.Count(file, []byte("\n"))), time.Hour
+	if _, err := Run(context.Background(), cfg, bytes.NewReader(file), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.HasPrefix(got, "audit: 21/21 lines (100.0%), ") || strings.Count(got, "\n") != 1 {
+		t.Fatalf("progress %q, want one last line of 21/21 lines", got)
 	}
 }

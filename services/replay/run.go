@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkax"
+	"github.com/convmeter/convmeter/services/internal/progress"
 	"github.com/convmeter/convmeter/services/window"
 )
 
@@ -132,7 +132,8 @@ func Run(ctx context.Context, cfg Config, target *Namespace, log *slog.Logger) (
 			return readPartition(gctx, cfg, x, int32(p), firsts[p], st.HighWater[p], &done)
 		})
 	}
-	stopProgress := progress(ctx, cfg, start, total, &done)
+	stopProgress := progress.Start(ctx, progress.Config{Out: cfg.Progress, Every: cfg.ProgressEvery, Bar: cfg.ProgressBar,
+		Job: "replay", Unit: "records", Rate: "events/s", Finishing: "all read, applying the last batches"}, total, &done)
 	err = g.Wait()
 	stopProgress()
 	st.ApplySeconds = map[string]float64{}
@@ -323,80 +324,4 @@ func inRange(cfg Config, m kafka.Message) bool {
 	default:
 	}
 	return (cfg.From == 0 || ev.Time >= cfg.From) && (cfg.To == 0 || ev.Time < cfg.To)
-}
-
-// progress reports the replay's progress on cfg.Progress until the returned stop is called: a
-// line every cfg.ProgressEvery, or with cfg.ProgressBar a bar redrawn in place four times a second.
-func progress(ctx context.Context, cfg Config, start time.Time, total int64, done *atomic.Int64) func() {
-	if cfg.Progress == nil {
-		return func() {}
-	}
-	every := cfg.ProgressEvery
-	switch {
-	case cfg.ProgressBar:
-		every = 250 * time.Millisecond
-	case every <= 0:
-		every = 2 * time.Second
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	finished := make(chan struct{})
-	line := func(last bool) {
-		s := progressLine(done.Load(), total, time.Since(start), cfg.ProgressBar, last)
-		if cfg.ProgressBar {
-			s = "\r" + s + "\x1b[K" // back to the line's start; erase what a longer line left
-			if last {
-				s += "\n"
-			}
-		} else {
-			s += "\n"
-		}
-		_, _ = io.WriteString(cfg.Progress, s)
-	}
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				line(true)
-				return
-			case <-t.C:
-				line(false)
-			}
-		}
-	}()
-	return func() { cancel(); <-finished }
-}
-
-// progressBarWidth is the bar's width in characters.
-const progressBarWidth = 30
-
-// progressLine describes n of total records read after elapsed: the share, the rate in events/s
-// and the ETA at that rate, after a bar when bar is set. Once every record is read and until the
-// replay ends (last), the projections are applying the last batches: it says so instead of an
-// ETA.
-func progressLine(n, total int64, elapsed time.Duration, bar, last bool) string {
-	rate := 0.0
-	if s := elapsed.Seconds(); s > 0 {
-		rate = float64(n) / s
-	}
-	eta := "?"
-	if rate > 0 {
-		eta = (time.Duration(float64(max(total-n, 0))/rate) * time.Second).Round(time.Second).String()
-	}
-	pct := 100.0
-	if total > 0 {
-		pct = min(100*float64(n)/float64(total), 100)
-	}
-	eta = "ETA " + eta
-	if n >= total && !last {
-		eta = "all read, applying the last batches"
-	}
-	if !bar {
-		return fmt.Sprintf("replay: %d/%d records (%.1f%%), %.0f events/s, %s", n, total, pct, rate, eta)
-	}
-	filled := int(pct / 100 * progressBarWidth)
-	return fmt.Sprintf("replay [%s%s] %5.1f%% %d/%d records, %.0f events/s, %s",
-		strings.Repeat("#", filled), strings.Repeat("-", progressBarWidth-filled), pct, n, total, rate, eta)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -35,10 +36,11 @@ type auditConfig struct {
 	MemLimit  memlimit.Bytes
 	Out       io.Writer
 	In        io.Reader
+	Progress  io.Writer // lines read, lines/s and the ETA while the audit reads (standard error)
 }
 
 func parseAudit(fs *flag.FlagSet, args []string, _ func(string) string) (runner, error) {
-	c := auditConfig{Out: reportOut, In: os.Stdin}
+	c := auditConfig{Out: reportOut, In: os.Stdin, Progress: fs.Output()}
 	var cards string
 	fs.StringVar(&c.Accounts, "accounts", "", "accounts file: a JSON list of account.config.v1 payloads (required)")
 	fs.StringVar(&cards, "ratecards", "", "rate-card files or directories, comma-separated (default: the shipped EXAMPLE cards)")
@@ -84,6 +86,7 @@ func runAudit(ctx context.Context, c auditConfig, log *slog.Logger) error {
 			return err
 		}
 	}
+	cfg.Progress, cfg.ProgressBar = c.Progress, isTerminal(c.Progress)
 	in := c.In
 	if c.File != "-" {
 		f, err := os.Open(c.File)
@@ -91,6 +94,9 @@ func runAudit(ctx context.Context, c auditConfig, log *slog.Logger) error {
 			return fmt.Errorf("open webhooks: %w", err)
 		}
 		defer f.Close()
+		if cfg.TotalLines, err = countLines(f); err != nil {
+			return fmt.Errorf("count the lines of %s: %w", c.File, err)
+		}
 		in = f
 	}
 	rep, err := audit.Open(ctx, cfg, in, log)
@@ -114,3 +120,35 @@ func runAudit(ctx context.Context, c auditConfig, log *slog.Logger) error {
 
 // reportOut is where replay and audit print their reports (standard output; tests replace it).
 var reportOut io.Writer = os.Stdout
+
+// countLines counts the lines of f, the last one with or without its newline, and seeks back to
+// the start: the audit's progress then has a share and an ETA. It reads the file once more (a
+// month's 3.5 GB export: 0.9 s when the file is cached, against 4 minutes of audit); a file
+// that is not a regular one (a pipe) is not counted: 0.
+func countLines(f *os.File) (int64, error) {
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return 0, err
+	}
+	buf := make([]byte, 1<<20)
+	var n int64
+	last := byte('\n')
+	for {
+		k, err := f.Read(buf)
+		if k > 0 {
+			n += int64(bytes.Count(buf[:k], []byte{'\n'}))
+			last = buf[k-1]
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	if last != '\n' {
+		n++
+	}
+	_, err = f.Seek(0, io.SeekStart)
+	return n, err
+}

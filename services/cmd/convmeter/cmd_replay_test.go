@@ -141,6 +141,10 @@ func TestAuditCommand(t *testing.T) {
 		!strings.Contains(out, "2 bad") || !strings.Contains(errs, "2 bad lines or elements") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
+	// The progress goes to standard error, counted against the file's 21 lines (one blank).
+	if !strings.Contains(errs, "audit: 21/21 lines (100.0%)") || strings.Contains(out, "lines/s") {
+		t.Fatalf("progress:\n%s", errs)
+	}
 	code, out, _ = capture(t, "audit", "-json", "-allow-bad", "-accounts", filepath.Join(td, "accounts.json"), filepath.Join(td, "month.jsonl"))
 	if code != 0 || !strings.Contains(out, `"bad_lines"`) {
 		t.Fatalf("json, -allow-bad: exit %d\n%s", code, out)
@@ -154,6 +158,40 @@ func TestAuditCommand(t *testing.T) {
 	}
 	if code, _, _ := capture(t, "audit", filepath.Join(td, "month.jsonl")); code != 2 {
 		t.Fatalf("no -accounts: exit %d, want 2", code)
+	}
+}
+
+// countLines counts every line of a regular file, the last one with or without its newline,
+// and leaves the file at its start; a pipe is not counted.
+func TestCountLines(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		text string
+		want int64
+	}{{"", 0}, {"a\n", 1}, {"a\n\nb", 3}, {strings.Repeat("x\n", 3<<19), 3 << 19}} {
+		path := filepath.Join(dir, "f")
+		if err := os.WriteFile(path, []byte(c.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := countLines(f)
+		rest, rerr := io.ReadAll(f)
+		f.Close()
+		if err != nil || rerr != nil || n != c.want || string(rest) != c.text {
+			t.Errorf("%.10q: %d lines (%v), then read %d bytes (%v); want %d lines, the whole file", c.text, n, err, len(rest), rerr, c.want)
+		}
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if n, err := countLines(r); n != 0 || err != nil {
+		t.Errorf("pipe: %d lines (%v), want 0: not counted", n, err)
 	}
 }
 
