@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -123,7 +124,9 @@ func benchReplayKafka(b *testing.B, m benchModel) {
 		cpu0, pcpu0, ccpu0 := redistest.ServerCPU(b, rdb).Seconds(), testenv.ProcessCPU().Seconds(), redistest.ChildrenCPU(b, rdb).Seconds()
 		bcpu0 := testenv.PIDCPU(brokerPID).Seconds()
 		batch, _ := strconv.Atoi(os.Getenv("CONVMETER_BENCH_REPLAY_BATCH"))
+		stopProfile := profileReplay(b, m.name)
 		st, err := Run(ctx, Config{Brokers: brokers, Topic: topic, BatchSize: batch}, ns, quiet())
+		stopProfile()
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -137,6 +140,30 @@ func benchReplayKafka(b *testing.B, m benchModel) {
 		b.ReportMetric(float64(st.Outputs)/st.Seconds, "outputs/s")
 		b.Logf("replay: %d records, %d outputs, %.2fs, %.0f records/s; apply seconds (summed over partitions) %v; redis cpu %.2fs",
 			st.Records, st.Outputs, st.Seconds, st.PerSecond, st.ApplySeconds, redistest.ServerCPU(b, rdb).Seconds()-cpu0)
+	}
+}
+
+// profileReplay writes a CPU profile of the replay alone (not the traffic's generation and
+// publication, which -cpuprofile would include) to $CONVMETER_BENCH_REPLAY_CPUPROFILE.<model>,
+// when the variable is set. It returns the function that stops it.
+func profileReplay(b *testing.B, model string) (stop func()) {
+	path := os.Getenv("CONVMETER_BENCH_REPLAY_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path + "." + model)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+		b.Logf("CPU profile of the replay in %s", f.Name())
 	}
 }
 
