@@ -103,11 +103,12 @@ function render(ov, totals, limits, history) {
 
   // Cards.
   const byCurrency = {};
-  let lines = 0, billable = 0;
+  let lines = 0, billable = 0, unpriced = 0;
   for (const w of ov.wabas) {
     const t = totals[w.waba_id];
     lines += t.total.lines;
     billable += t.total.billable;
+    unpriced += t.total.unpriced;
     for (const [cur, b] of Object.entries(t.by_currency || {})) byCurrency[cur] = (byCurrency[cur] || 0) + b.amount_micros;
   }
   const cards = [
@@ -118,31 +119,34 @@ function render(ov, totals, limits, history) {
     ["billable", fmt(billable)],
   ];
   for (const [cur, m] of Object.entries(byCurrency).sort()) cards.push(["charges " + cur, (m / 1e6).toFixed(2)]);
-  document.getElementById("cards").replaceChildren(...cards.map(([k, v]) =>
-    el("div", { class: "card" }, el("div", { class: "label" }, k), el("div", { class: "v" }, v))));
+  // Lines no rate card prices count in no charge: say how many, so a sum is never read as whole.
+  cards.push(["unpriced (not in charges)", fmt(unpriced), unpriced > 0 ? "warn" : ""]);
+  document.getElementById("cards").replaceChildren(...cards.map(([k, v, cls]) =>
+    el("div", { class: "card" }, el("div", { class: "label" }, k), el("div", { class: "v " + (cls || "") }, v))));
 
   // Numbers table.
-  const head = el("tr", {}, ...["number", "WABA", "windows open", "conversations open", "lines", "billable", "charges",
+  const head = el("tr", {}, ...["number", "WABA", "windows open", "conversations open", "lines", "billable", "unpriced", "charges",
     "tier", "limit", "used 24 h", "headroom", "headroom back", "peak msg/s", "pair-rate hits 24 h"].map((h) => el("th", {}, h)));
   const rows = [head];
   const numbers = {};
   for (const n of ov.numbers) {
     const t = totals[n.waba_id];
-    const b = (t && t.by_number && t.by_number[n.phone_number_id]) || { lines: 0, billable: 0, amount_micros: 0, amount: "0" };
+    const b = (t && t.by_number && t.by_number[n.phone_number_id]) || { lines: 0, billable: 0, unpriced: 0, amount_micros: 0, amount: "0" };
     const l = limits[n.phone_number_id];
     const ml = l.messaging_limit;
     const full = !ml.unlimited && ml.headroom === 0;
     rows.push(el("tr", {},
       el("td", {}, n.phone_number_id), el("td", { class: "l" }, n.waba_id),
       el("td", {}, fmt(n.windows_open)), el("td", {}, fmt(n.conversations_open_total)),
-      el("td", {}, fmt(b.lines)), el("td", {}, fmt(b.billable)), el("td", {}, b.amount + " " + (n.currency || "")),
+      el("td", {}, fmt(b.lines)), el("td", {}, fmt(b.billable)), el("td", b.unpriced > 0 ? { class: "warn" } : {}, fmt(b.unpriced)),
+      el("td", {}, b.amount + " " + (n.currency || "")),
       el("td", { class: "l" }, ml.tier), el("td", {}, ml.unlimited ? "∞" : fmt(ml.limit)), el("td", {}, fmt(ml.used)),
       el("td", full ? { class: "full" } : {}, ml.unlimited ? "∞" : fmt(ml.headroom)),
       el("td", {}, full ? iso(ml.headroom_at) : "now"),
       el("td", {}, fmt(l.throughput && l.throughput.peak)), el("td", {}, fmt(l.pair_rate.hits_24h))));
     numbers[n.phone_number_id] = {
       windows_open: n.windows_open, conversations_open: n.conversations_open_total,
-      lines: b.lines, billable: b.billable, amount_micros: b.amount_micros,
+      lines: b.lines, billable: b.billable, unpriced: b.unpriced, amount_micros: b.amount_micros,
       limit: ml.limit, used: ml.used, headroom: ml.headroom,
     };
   }
@@ -152,7 +156,8 @@ function render(ov, totals, limits, history) {
   const wabaOut = {};
   document.getElementById("wabas").replaceChildren(...ov.wabas.map((w) => {
     const t = totals[w.waba_id];
-    wabaOut[w.waba_id] = { month: w.month, lines: t.total.lines, billable: t.total.billable, amount_micros: t.total.amount_micros };
+    wabaOut[w.waba_id] = { month: w.month, lines: t.total.lines, billable: t.total.billable, unpriced: t.unpriced || {},
+      amount_micros: t.total.amount_micros };
     const pick = el("select", { "aria-label": "month" }, ...w.months.map((m) => {
       const o = el("option", { value: m }, m);
       if (m === w.month) o.selected = true;
@@ -167,6 +172,7 @@ function render(ov, totals, limits, history) {
       el("h3", {}, "WABA " + w.waba_id + " (" + w.time_zone + ") ", pick, " ", csv),
       el("div", {}, fmt(t.total.lines) + " lines, " + fmt(t.total.billable) + " billable, " + t.total.amount + " " + w.currency +
         (t.free_tier ? " · free tier " + t.free_tier.used + "/" + t.free_tier.limit : "")));
+    if (t.total.unpriced > 0) box.append(unpricedNote(t));
     box.append(el("div", { class: "label" }, "charges by category"), bars(t.by_category, (b) => b.amount_micros / 1e6, w.currency));
     box.append(el("div", { class: "label" }, "lines by market"), bars(t.by_market, (b) => b.lines, "lines"));
     return box;
@@ -190,6 +196,26 @@ function render(ov, totals, limits, history) {
 
   check = { at: ov.at, at_source: ov.at_source, windows_open: ov.windows_open, conversations_open: ov.conversations_open,
     totals: wabaOut, numbers: numbers };
+}
+
+// What each unpriced reason of the billing projection means (projections/billing, Line.Unpriced).
+const UNPRICED = {
+  account_not_configured: "no account.config for the number",
+  no_currency: "the WABA has no currency",
+  bad_time_zone: "the WABA's time zone is not known",
+  unknown_market: "the recipient's calling code is in no market",
+  no_rate_card: "no rate card of the currency in force",
+  no_rate: "the card in force has no rate for the market and category",
+};
+
+// unpricedNote says how many of a WABA-month's lines are left out of its charges, and why.
+function unpricedNote(t) {
+  const why = Object.entries(t.unpriced || {}).sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => fmt(n) + " " + k + (UNPRICED[k] ? " (" + UNPRICED[k] + ")" : ""));
+  const markets = Object.entries(t.by_market || {}).filter(([, b]) => b.unpriced > 0).sort((a, b) => b[1].unpriced - a[1].unpriced)
+    .map(([m, b]) => m + " " + fmt(b.unpriced));
+  return el("div", { class: "warn" }, fmt(t.total.unpriced) + " lines unpriced, not in the charges: " + why.join(", ") +
+    (markets.length ? "; by market: " + markets.join(", ") : "") + ". Load rate cards that price them (-ratecards) and replay.");
 }
 
 // bars draws a horizontal bar chart of a breakdown map.
