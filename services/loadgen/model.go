@@ -124,10 +124,14 @@ func New(cfg Config) (*Model, error) {
 		w := i % max(cfg.WABAs, 1)
 		n := number{id: fmt.Sprintf("1065%011d", i+1), display: fmt.Sprintf("1555%07d", i+1), waba: fmt.Sprintf("1022%011d", w+1)}
 		m.numbers = append(m.numbers, n)
+		// TIER_10K: the default `convmeter dev --simulate` (9 numbers of one portfolio, 120
+		// sessions an hour each) reaches about 2,800 users a day outside their windows, so its
+		// dashboard shows the portfolio's headroom instead of a limit reached from the first day
+		// (as TIER_2K did). Heavier models reach it: the limit is still counted and shown.
 		ac := &events.AccountConfig{
 			PhoneNumberID: n.id, DisplayPhoneNumber: n.display, WABAID: n.waba, PortfolioID: "portfolio-1",
 			TimeZone: zones[w%len(zones)], Currency: currencies[w%len(currencies)], EffectiveFrom: from,
-			MessagingLimitTier: "TIER_2K", ThroughputMPS: 80,
+			MessagingLimitTier: "TIER_10K", ThroughputMPS: 80,
 		}
 		if w == 0 {
 			ac.AuthIntl = &events.AuthIntl{StartTime: from, CallingCodes: []string{"62"}}
