@@ -276,15 +276,16 @@ type rendered struct {
 		AmountMicros int64            `json:"amount_micros"`
 	} `json:"totals"`
 	Numbers map[string]struct {
-		WindowsOpen       int64 `json:"windows_open"`
-		ConversationsOpen int64 `json:"conversations_open"`
-		Lines             int64 `json:"lines"`
-		Billable          int64 `json:"billable"`
-		Unpriced          int64 `json:"unpriced"`
-		AmountMicros      int64 `json:"amount_micros"`
-		Limit             int64 `json:"limit"`
-		Used              int64 `json:"used"`
-		Headroom          int64 `json:"headroom"`
+		WindowsOpen       int64  `json:"windows_open"`
+		ConversationsOpen int64  `json:"conversations_open"`
+		Lines             int64  `json:"lines"`
+		Billable          int64  `json:"billable"`
+		Unpriced          int64  `json:"unpriced"`
+		AmountMicros      int64  `json:"amount_micros"`
+		Scope             string `json:"scope"`
+		Limit             int64  `json:"limit"`
+		Used              int64  `json:"used"`
+		Headroom          int64  `json:"headroom"`
 	} `json:"numbers"`
 }
 
@@ -370,9 +371,9 @@ func checkDashboard(t *testing.T, base string, l ledger) {
 			got.Billable != b.Billable || got.Unpriced != b.Unpriced || got.AmountMicros != int64(b.AmountMicros) {
 			t.Errorf("number %s: page %+v; API windows %d, conversations %d, ledger %+v", n.PhoneNumberID, got, n.Windows, n.ConversationsTotal, b)
 		}
-		if got.Limit != st.Limit.Limit || got.Used != st.Limit.Used || got.Headroom != st.Limit.Headroom {
-			t.Errorf("number %s: page limit %d used %d headroom %d; API %d, %d, %d", n.PhoneNumberID, got.Limit, got.Used, got.Headroom,
-				st.Limit.Limit, st.Limit.Used, st.Limit.Headroom)
+		if got.Scope != string(st.Limit.Scope) || got.Limit != st.Limit.Limit || got.Used != st.Limit.Used || got.Headroom != st.Limit.Headroom {
+			t.Errorf("number %s: page limit of %s %d used %d headroom %d; API %s, %d, %d, %d", n.PhoneNumberID, got.Scope, got.Limit, got.Used, got.Headroom,
+				st.Limit.Scope, st.Limit.Limit, st.Limit.Used, st.Limit.Headroom)
 		}
 	}
 	t.Logf("dashboard rendered %d WABAs and %d numbers at %d, equal to the APIs", len(r.Totals), len(r.Numbers), r.At)

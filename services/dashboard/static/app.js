@@ -126,7 +126,7 @@ function render(ov, totals, limits, history) {
 
   // Numbers table.
   const head = el("tr", {}, ...["number", "WABA", "windows open", "conversations open", "lines", "billable", "unpriced", "charges",
-    "tier", "limit", "used 24 h", "headroom", "headroom back", "peak msg/s", "pair-rate hits 24 h"].map((h) => el("th", {}, h)));
+    "limit of", "tier", "limit", "used 24 h", "headroom", "headroom back", "peak msg/s", "pair-rate hits 24 h"].map((h) => el("th", {}, h)));
   const rows = [head];
   const numbers = {};
   for (const n of ov.numbers) {
@@ -140,14 +140,14 @@ function render(ov, totals, limits, history) {
       el("td", {}, fmt(n.windows_open)), el("td", {}, fmt(n.conversations_open_total)),
       el("td", {}, fmt(b.lines)), el("td", {}, fmt(b.billable)), el("td", b.unpriced > 0 ? { class: "warn" } : {}, fmt(b.unpriced)),
       el("td", {}, b.amount + " " + (n.currency || "")),
-      el("td", { class: "l" }, ml.tier), el("td", {}, ml.unlimited ? "∞" : fmt(ml.limit)), el("td", {}, fmt(ml.used)),
+      el("td", { class: "l" }, scopeName(ml.scope)), el("td", { class: "l" }, ml.tier), el("td", {}, ml.unlimited ? "∞" : fmt(ml.limit)), el("td", {}, fmt(ml.used)),
       el("td", full ? { class: "full" } : {}, ml.unlimited ? "∞" : fmt(ml.headroom)),
       el("td", {}, full ? iso(ml.headroom_at) : "now"),
       el("td", {}, fmt(l.throughput && l.throughput.peak)), el("td", {}, fmt(l.pair_rate.hits_24h))));
     numbers[n.phone_number_id] = {
       windows_open: n.windows_open, conversations_open: n.conversations_open_total,
       lines: b.lines, billable: b.billable, unpriced: b.unpriced, amount_micros: b.amount_micros,
-      limit: ml.limit, used: ml.used, headroom: ml.headroom,
+      scope: ml.scope, limit: ml.limit, used: ml.used, headroom: ml.headroom,
     };
   }
   document.getElementById("numbers").replaceChildren(...rows);
@@ -196,6 +196,14 @@ function render(ov, totals, limits, history) {
 
   check = { at: ov.at, at_source: ov.at_source, windows_open: ov.windows_open, conversations_open: ov.conversations_open,
     totals: wabaOut, numbers: numbers };
+}
+
+// scopeName says whose messaging limit a number's is: its own before 2025-10-07, its business
+// portfolio's from then on (shared with the portfolio's other numbers).
+function scopeName(scope) {
+  if (scope.startsWith("pf:")) return "portfolio " + scope.slice(3);
+  if (scope.startsWith("pn:")) return "this number";
+  return scope;
 }
 
 // What each unpriced reason of the billing projection means (projections/billing, Line.Unpriced).
