@@ -137,9 +137,24 @@ func (res *Result) WriteText(w io.Writer) error { return res.writeText(w, res.ea
 // encodes Run's Report, reading the lines from the store.
 func (res *Result) WriteJSON(w io.Writer) error { return res.writeJSON(w, res.eachLine) }
 
+// Input is one file of an audit of several (OpenInputs): its name, for the report's bad lines,
+// and its lines.
+type Input struct {
+	Name string
+	R    io.Reader
+}
+
 // Open runs the audit as Run does and returns it open: the settled lines stay in the embedded
 // Redis until Close.
 func Open(ctx context.Context, cfg Config, r io.Reader, log *slog.Logger) (*Result, error) {
+	return OpenInputs(ctx, cfg, []Input{{R: r}}, log)
+}
+
+// OpenInputs is Open over several files read one after the other, as one export: a month kept as
+// a file a day, in the order given (the engine takes events up to the lateness out of order, so
+// files in date order is enough). A bad line is reported with its file's name and its line
+// number in that file; with a single input, as Open, with the line number only.
+func OpenInputs(ctx context.Context, cfg Config, in []Input, log *slog.Logger) (*Result, error) {
 	if cfg.Book == nil {
 		return nil, ErrNoBook
 	}
@@ -151,7 +166,7 @@ func Open(ctx context.Context, cfg Config, r io.Reader, log *slog.Logger) (*Resu
 		return nil, fmt.Errorf("audit: start embedded redis: %w", err)
 	}
 	res := &Result{mr: mr, rdb: redis.NewClient(&redis.Options{Addr: mr.Addr()})}
-	rep, err := res.run(ctx, cfg, r, log)
+	rep, err := res.run(ctx, cfg, in, log)
 	if err != nil {
 		res.Close()
 		return nil, err
@@ -162,7 +177,7 @@ func Open(ctx context.Context, cfg Config, r io.Reader, log *slog.Logger) (*Resu
 
 // run feeds the accounts and the file through the engine and the projections, then reads
 // everything of the report but the lines.
-func (res *Result) run(ctx context.Context, cfg Config, r io.Reader, log *slog.Logger) (*Report, error) {
+func (res *Result) run(ctx context.Context, cfg Config, in []Input, log *slog.Logger) (*Report, error) {
 	rdb := res.rdb
 	ns, err := replay.OpenNamespace(rdb, "audit:", cfg.Book, 1, log)
 	if err != nil {
@@ -218,25 +233,32 @@ func (res *Result) run(ctx context.Context, cfg Config, r io.Reader, log *slog.L
 	stopProgress := progress.Start(ctx, progress.Config{Out: cfg.Progress, Every: cfg.ProgressEvery, Bar: cfg.ProgressBar,
 		Job: "audit", Unit: "lines", Rate: "lines/s", Finishing: "all read, applying the last batches"}, total, &read)
 	defer stopProgress() // on an error; once the batches are applied, it stops below
-	br := bufio.NewReaderSize(r, 1<<20)
+	br := bufio.NewReaderSize(nil, 1<<20)
 	var b []byte // reused: Normalize keeps nothing of its input (the decoder copies strings)
-	for line := 1; ; line++ {
-		var rerr error
-		b, rerr = readLine(br, b[:0])
-		if len(b) > 0 {
-			read.Add(1)
+	for _, f := range in {
+		file := ""
+		if len(in) > 1 {
+			file = f.Name
 		}
-		if len(bytes.TrimSpace(b)) > 0 {
-			rep.Lines++
-			if err := rep.webhook(line, b, feed); err != nil {
-				return nil, err
+		br.Reset(f.R)
+		for line := 1; ; line++ {
+			var rerr error
+			b, rerr = readLine(br, b[:0])
+			if len(b) > 0 {
+				read.Add(1)
 			}
-		}
-		if errors.Is(rerr, io.EOF) {
-			break
-		}
-		if rerr != nil {
-			return nil, fmt.Errorf("audit: read line %d: %w", line, rerr)
+			if len(bytes.TrimSpace(b)) > 0 {
+				rep.Lines++
+				if err := rep.webhook(file, line, b, feed); err != nil {
+					return nil, err
+				}
+			}
+			if errors.Is(rerr, io.EOF) {
+				break
+			}
+			if rerr != nil {
+				return nil, fmt.Errorf("audit: read %sline %d: %w", orNothing(file, ": "), line, rerr)
+			}
 		}
 	}
 	if err := x.Flush(ctx); err != nil {
@@ -269,12 +291,20 @@ func readLine(br *bufio.Reader, b []byte) ([]byte, error) {
 	}
 }
 
+// orNothing is s followed by suffix, or nothing when s is empty.
+func orNothing(s, suffix string) string {
+	if s == "" {
+		return ""
+	}
+	return s + suffix
+}
+
 // webhook normalises one line and feeds its events; what cannot become an event is reported
-// with the line number and reason.
-func (rep *Report) webhook(line int, b []byte, feed func(events.Event) error) error {
+// with the file (when there are several), the line number and the reason.
+func (rep *Report) webhook(file string, line int, b []byte, feed func(events.Event) error) error {
 	res, err := ingest.Normalize(bytes.TrimSpace(b))
 	if err != nil {
-		rep.BadLines = append(rep.BadLines, BadLine{Line: line, Reason: err.Error()})
+		rep.BadLines = append(rep.BadLines, BadLine{File: file, Line: line, Reason: err.Error()})
 		return nil
 	}
 	rep.Webhooks++
@@ -282,7 +312,7 @@ func (rep *Report) webhook(line int, b []byte, feed func(events.Event) error) er
 		rep.Skipped[k] += n
 	}
 	for _, rj := range res.Rejected {
-		rep.BadLines = append(rep.BadLines, BadLine{Line: line, Path: rj.Path, Kind: string(rj.Kind), Reason: rj.Reason})
+		rep.BadLines = append(rep.BadLines, BadLine{File: file, Line: line, Path: rj.Path, Kind: string(rj.Kind), Reason: rj.Reason})
 	}
 	for _, ev := range res.Events {
 		if err := feed(ev); err != nil {

@@ -36,6 +36,7 @@ type Report struct {
 
 // BadLine is a line (Path empty) or an element of a line that could not become an event.
 type BadLine struct {
+	File   string `json:"file,omitempty"` // the input file, when the audit read several
 	Line   int    `json:"line"`
 	Path   string `json:"path,omitempty"`
 	Kind   string `json:"kind,omitempty"`
@@ -137,7 +138,7 @@ func (r *Report) writeText(w io.Writer, lines lineSource) error {
 		table()
 		p("\nBAD INPUT\nline\telement\tkind\treason\n")
 		for _, b := range r.BadLines {
-			p("%d\t%s\t%s\t%s\n", b.Line, orDash(b.Path), orDash(b.Kind), b.Reason)
+			p("%s%d\t%s\t%s\t%s\n", orNothing(b.File, ":"), b.Line, orDash(b.Path), orDash(b.Kind), b.Reason)
 		}
 	}
 	if len(r.Skipped) > 0 {

@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -158,6 +162,114 @@ func TestAuditCommand(t *testing.T) {
 	}
 	if code, _, _ := capture(t, "audit", filepath.Join(td, "month.jsonl")); code != 2 {
 		t.Fatalf("no -accounts: exit %d, want 2", code)
+	}
+}
+
+// TestAuditFilesAndGzip audits the fixture export as one gzip-compressed file, and as two files
+// (the first ending without a newline, the second compressed): the report is the single plain
+// file's, with each bad line named by its file and its line there when there are several.
+// A truncated gzip file fails the audit with a clear error; standard input cannot be read twice.
+func TestAuditFilesAndGzip(t *testing.T) {
+	td := filepath.Join("..", "..", "audit", "testdata")
+	accounts := filepath.Join(td, "accounts.json")
+	whole, err := os.ReadFile(filepath.Join(td, "month.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(whole), "\n")
+	const k = 9 // the first file: lines 1-9, the fixture's first bad line last, without its newline
+	dir := t.TempDir()
+	write := func(name, text string, gz bool) string {
+		t.Helper()
+		var b bytes.Buffer
+		if gz {
+			w := gzip.NewWriter(&b)
+			_, _ = w.Write([]byte(text))
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			b.WriteString(text)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	zipped := write("month.jsonl.gz", string(whole), true)
+	day1 := write("day1.jsonl", strings.TrimSuffix(strings.Join(lines[:k], ""), "\n"), false)
+	day2 := write("day2.jsonl", strings.Join(lines[k:], ""), false)
+	day2z := write("day2.jsonl.gz", strings.Join(lines[k:], ""), true)
+
+	report := func(args ...string) (map[string]any, string) {
+		t.Helper()
+		code, out, errs := capture(t, append([]string{"audit", "-json", "-allow-bad", "-accounts", accounts}, args...)...)
+		if code != 0 {
+			t.Fatalf("audit %v: exit %d\n%s\n%s", args, code, out, errs)
+		}
+		var r map[string]any
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("audit %v: %v\n%s", args, err, out)
+		}
+		return r, errs
+	}
+	want, _ := report(filepath.Join(td, "month.jsonl"))
+	got, errs := report(zipped)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("gzip-compressed export: the report differs from the plain file's")
+	}
+	if !strings.Contains(errs, "audit: 21 lines") { // not counted first: no total
+		t.Errorf("progress of a gzip-compressed export:\n%s", errs)
+	}
+
+	// Two files: the same report but for the bad lines, which name their file and line.
+	wantBad := want["bad_lines"].([]any)
+	for _, files := range [][]string{{day1, day2}, {day1, day2z}} {
+		got, errs := report(files...)
+		gotBad := got["bad_lines"].([]any)
+		delete(got, "bad_lines")
+		rest := maps.Clone(want)
+		delete(rest, "bad_lines")
+		if !reflect.DeepEqual(got, rest) {
+			t.Errorf("%v: the report differs from the single file's", files)
+		}
+		if len(gotBad) != len(wantBad) {
+			t.Fatalf("%v: %d bad lines, want %d", files, len(gotBad), len(wantBad))
+		}
+		for i, g := range gotBad {
+			w := maps.Clone(wantBad[i].(map[string]any))
+			if line := int(w["line"].(float64)); line <= k {
+				w["file"] = day1
+			} else {
+				w["file"], w["line"] = files[1], float64(line-k)
+			}
+			if !reflect.DeepEqual(g, w) {
+				t.Errorf("%v: bad line %d is %v, want %v", files, i, g, w)
+			}
+		}
+		if files[1] == day2 && !strings.Contains(errs, "audit: 21/21 lines (100.0%)") {
+			t.Errorf("progress over two plain files, counted first:\n%s", errs)
+		}
+	}
+	code, out, _ := capture(t, "audit", "-allow-bad", "-accounts", accounts, day1, day2z)
+	if code != 0 || !strings.Contains(out, day1+":9 ") || !strings.Contains(out, day2z+":1 ") {
+		t.Errorf("text report of two files: exit %d; want the bad lines as %s:9 and %s:1\n%s", code, day1, day2z, out)
+	}
+
+	zb, err := os.ReadFile(zipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := write("cut.jsonl.gz", "", false)
+	if err := os.WriteFile(cut, zb[:len(zb)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := capture(t, "audit", "-accounts", accounts, cut); code != 1 || !strings.Contains(errs, "unexpected EOF") {
+		t.Errorf("truncated gzip file: exit %d, want 1 and unexpected EOF\n%s", code, errs)
+	}
+	if code, _, errs := capture(t, "audit", "-accounts", accounts, "-", day1, "-"); code != 2 || !strings.Contains(errs, "only once") {
+		t.Errorf("standard input twice: exit %d, want 2\n%s", code, errs)
 	}
 }
 
