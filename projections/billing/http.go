@@ -133,6 +133,14 @@ var CSVHeader = []string{"event_id", "pair", "waba_id", "phone_number_id", "port
 	"market", "category", "pricing_model", "pricing_type", "settled_pricing_type", "billable", "reason", "wamid",
 	"conversation_id", "currency", "rate_card", "tier", "list_price", "amount", "amount_micros", "unpriced"}
 
+// CSV is the line as a record of the CSV export, in CSVHeader's columns.
+func (l Settled) CSV() []string {
+	return []string{l.ID, l.Pair, l.WABA, l.Number, l.Portfolio, l.Month, l.At.String(),
+		l.Market, string(l.Category), string(l.Model), string(l.PricingType), string(l.SettledType),
+		strconv.FormatBool(l.Billable), l.Reason, l.WAMID, l.ConversationID, l.Currency, l.CardID, l.Tier,
+		l.List.String(), l.Amount.String(), strconv.FormatInt(int64(l.Amount), 10), l.Unpriced}
+}
+
 func (h *handler) csv(w http.ResponseWriter, r *http.Request) {
 	waba, month, err := wabaMonth(r)
 	if err != nil {
@@ -143,12 +151,7 @@ func (h *handler) csv(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Disposition", `attachment; filename="convmeter-`+waba+"-"+month+`.csv"`)
 	cw := csv.NewWriter(w)
 	_ = cw.Write(CSVHeader)
-	err = h.s.EachLine(r.Context(), waba, month, func(l Settled) error {
-		return cw.Write([]string{l.ID, l.Pair, l.WABA, l.Number, l.Portfolio, l.Month, l.At.String(),
-			l.Market, string(l.Category), string(l.Model), string(l.PricingType), string(l.SettledType),
-			strconv.FormatBool(l.Billable), l.Reason, l.WAMID, l.ConversationID, l.Currency, l.CardID, l.Tier,
-			l.List.String(), l.Amount.String(), strconv.FormatInt(int64(l.Amount), 10), l.Unpriced})
-	})
+	err = h.s.EachLine(r.Context(), waba, month, func(l Settled) error { return cw.Write(l.CSV()) })
 	cw.Flush()
 	if err != nil {
 		// Headers are gone; the truncated body and the log say what happened.

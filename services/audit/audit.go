@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -142,6 +143,23 @@ func (res *Result) WriteJSON(w io.Writer) error { return res.writeJSON(w, res.ea
 type Input struct {
 	Name string
 	R    io.Reader
+}
+
+// WriteCSV writes every settled line of every WABA-month, in the report's order, as the billing
+// API's CSV export writes a month's (billing.CSVHeader once, then a record a line): the ledger for
+// a spreadsheet.
+func (res *Result) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(billing.CSVHeader); err != nil {
+		return err
+	}
+	for i := range res.Ledger {
+		if err := res.eachLine(&res.Ledger[i], func(l billing.Settled) error { return cw.Write(l.CSV()) }); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
 }
 
 // Open runs the audit as Run does and returns it open: the settled lines stay in the embedded

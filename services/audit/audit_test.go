@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"text/tabwriter"
@@ -407,6 +410,66 @@ func TestOpenPrintsAsRun(t *testing.T) {
 			}
 			if !json.Valid(gotJSON.Bytes()) {
 				t.Error("open JSON is not valid JSON")
+			}
+		})
+	}
+}
+
+// TestWriteCSV: the open audit's CSV is every settled line of Run's report, month after month,
+// in the billing API's columns; each month's amounts add up to its settled total to the micro.
+func TestWriteCSV(t *testing.T) {
+	month, cfg := fixture(t)
+	generated, accounts := loadgenFile(t, 7, 8_000)
+	for _, c := range []struct {
+		name     string
+		file     []byte
+		accounts []*events.AccountConfig
+	}{{"fixture", month, cfg.Accounts}, {"loadgen", generated, accounts}} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := Config{Accounts: c.accounts, Book: cfg.Book}
+			rep, err := Run(context.Background(), cfg, bytes.NewReader(c.file), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Open(context.Background(), cfg, bytes.NewReader(c.file), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Close()
+			var got bytes.Buffer
+			if err := res.WriteCSV(&got); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := csv.NewReader(&got).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) == 0 || !slices.Equal(rows[0], billing.CSVHeader) {
+				t.Fatalf("no header row: %.200v", rows)
+			}
+			rows = rows[1:]
+			col := func(name string) int { return slices.Index(billing.CSVHeader, name) }
+			n := 0
+			for _, m := range rep.Ledger {
+				var sum int64
+				for _, l := range m.Lines {
+					if n >= len(rows) || !slices.Equal(rows[n], l.CSV()) {
+						t.Fatalf("row %d: %v, want line %s of %s %s", n+1, rows[min(n, len(rows)-1)], l.ID, m.WABA, m.Month)
+					}
+					micros, err := strconv.ParseInt(rows[n][col("amount_micros")], 10, 64)
+					if err != nil || rows[n][col("waba_id")] != m.WABA || rows[n][col("month")] != m.Month {
+						t.Fatalf("row %d: %v (%v)", n+1, rows[n], err)
+					}
+					sum += micros
+					n++
+				}
+				if total := int64(m.Totals.Total.AmountMicros); sum != total || len(m.Lines) != int(m.Totals.Total.Lines) {
+					t.Errorf("%s %s: %d rows adding to %d micros; the settled totals say %d lines, %d micros",
+						m.WABA, m.Month, len(m.Lines), sum, m.Totals.Total.Lines, total)
+				}
+			}
+			if n == 0 || n != len(rows) {
+				t.Errorf("%d rows, %d settled lines in the report", len(rows), n)
 			}
 		})
 	}

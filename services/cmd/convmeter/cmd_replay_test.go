@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"io"
 	"maps"
@@ -149,9 +150,36 @@ func TestAuditCommand(t *testing.T) {
 	if !strings.Contains(errs, "audit: 21/21 lines (100.0%)") || strings.Contains(out, "lines/s") {
 		t.Fatalf("progress:\n%s", errs)
 	}
-	code, out, _ = capture(t, "audit", "-json", "-allow-bad", "-accounts", filepath.Join(td, "accounts.json"), filepath.Join(td, "month.jsonl"))
+	linesCSV := filepath.Join(t.TempDir(), "lines.csv")
+	code, out, _ = capture(t, "audit", "-json", "-allow-bad", "-lines-csv", linesCSV, "-accounts", filepath.Join(td, "accounts.json"), filepath.Join(td, "month.jsonl"))
 	if code != 0 || !strings.Contains(out, `"bad_lines"`) {
 		t.Fatalf("json, -allow-bad: exit %d\n%s", code, out)
+	}
+	// -lines-csv: a header and a row per settled line of the report's months.
+	var rep struct {
+		Ledger []struct {
+			Totals struct {
+				Total struct {
+					Lines int `json:"lines"`
+				} `json:"total"`
+			} `json:"totals"`
+		} `json:"ledger"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	lines := 0
+	for _, m := range rep.Ledger {
+		lines += m.Totals.Total.Lines
+	}
+	f, err := os.Open(linesCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil || lines == 0 || len(rows) != lines+1 || rows[0][0] != "event_id" {
+		t.Fatalf("-lines-csv: %d rows (%v), want a header and the report's %d lines", len(rows), err, lines)
 	}
 	good := filepath.Join(t.TempDir(), "good.jsonl")
 	if err := os.WriteFile(good, []byte(""), 0o600); err != nil {
