@@ -137,8 +137,8 @@ func runAudit(ctx context.Context, c auditConfig, log *slog.Logger) error {
 // openAuditInput opens one input of the audit: a file, or "-" for standard input, of JSON lines,
 // gzip-compressed or not (told by the gzip magic bytes, not by the name). lines is its number of
 // lines when it can be counted before the audit reads it (an uncompressed regular file), else -1.
-func openAuditInput(name string, stdin io.Reader) (in audit.Input, lines int64, closeIn func(), err error) {
-	in, lines, closeIn = audit.Input{Name: name, R: stdin}, -1, func() {}
+func openAuditInput(name string, stdin io.Reader) (audit.Input, int64, func(), error) {
+	in, closeIn := audit.Input{Name: name, R: stdin}, func() {}
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
@@ -148,7 +148,8 @@ func openAuditInput(name string, stdin io.Reader) (in audit.Input, lines int64, 
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 			var magic [2]byte
 			if n, _ := f.ReadAt(magic[:], 0); n < 2 || !isGzip(magic[:]) {
-				if lines, err = countLines(f); err != nil {
+				lines, err := countLines(f)
+				if err != nil {
 					closeIn()
 					return in, 0, nil, fmt.Errorf("count the lines of %s: %w", name, err)
 				}
