@@ -51,6 +51,13 @@ type Config struct {
 	TotalLines    int64
 }
 
+// Input is one file of an audit of several (OpenInputs): its name, for the report's bad lines,
+// and its lines.
+type Input struct {
+	Name string
+	R    io.Reader
+}
+
 // DefaultBatchSize is Config.BatchSize when 0. Fewer, larger batches mean fewer WATCH/MULTI round
 // trips to the embedded Redis: auditing 1M lines took 25.9-27.0 CPU-s in batches of 20,000 or
 // 50,000 outputs against 28.1-29.4 in batches of 5,000 (alternating, 2026-11-25). A batch of
@@ -138,13 +145,6 @@ func (res *Result) WriteText(w io.Writer) error { return res.writeText(w, res.ea
 // encodes Run's Report, reading the lines from the store.
 func (res *Result) WriteJSON(w io.Writer) error { return res.writeJSON(w, res.eachLine) }
 
-// Input is one file of an audit of several (OpenInputs): its name, for the report's bad lines,
-// and its lines.
-type Input struct {
-	Name string
-	R    io.Reader
-}
-
 // WriteCSV writes every settled line of every WABA-month, in the report's order, as the billing
 // API's CSV export writes a month's (billing.CSVHeader once, then a record a line): the ledger for
 // a spreadsheet.
@@ -193,7 +193,7 @@ func OpenInputs(ctx context.Context, cfg Config, in []Input, log *slog.Logger) (
 	return res, nil
 }
 
-// run feeds the accounts and the file through the engine and the projections, then reads
+// run feeds the accounts and the files through the engine and the projections, then reads
 // everything of the report but the lines.
 func (res *Result) run(ctx context.Context, cfg Config, in []Input, log *slog.Logger) (*Report, error) {
 	rdb := res.rdb
