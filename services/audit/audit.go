@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -225,6 +227,7 @@ func (res *Result) run(ctx context.Context, cfg Config, in []Input, log *slog.Lo
 	// still apply one at a time and in order, so the report is the same.
 	x.Pipeline()
 	rep := &Report{Skipped: map[string]int{}}
+	seen := newNumbers(cfg.Accounts)
 	var off int64
 	var value, key []byte // reused: the Processor keeps nothing of a record's memory, as in a replay
 	feed := func(ev events.Event) error {
@@ -267,7 +270,7 @@ func (res *Result) run(ctx context.Context, cfg Config, in []Input, log *slog.Lo
 			}
 			if len(bytes.TrimSpace(b)) > 0 {
 				rep.Lines++
-				if err := rep.webhook(file, line, b, feed); err != nil {
+				if err := rep.webhook(file, line, b, seen, feed); err != nil {
 					return nil, err
 				}
 			}
@@ -288,6 +291,7 @@ func (res *Result) run(ctx context.Context, cfg Config, in []Input, log *slog.Lo
 		rep.DeadLetters = append(rep.DeadLetters, Problem{Reason: dl.ErrorKind + ": " + dl.Reason, Original: string(dl.Original)})
 	}
 	rep.SetAside, rep.Violations = col.setAside, col.violations
+	rep.Unconfigured = seen.unconfigured()
 	rep.End = events.UnixTime(x.Engine().StreamTime())
 	if err := rep.ledger(ctx, rdb, ns); err != nil {
 		return nil, err
@@ -319,7 +323,7 @@ func orNothing(s, suffix string) string {
 
 // webhook normalises one line and feeds its events; what cannot become an event is reported
 // with the file (when there are several), the line number and the reason.
-func (rep *Report) webhook(file string, line int, b []byte, feed func(events.Event) error) error {
+func (rep *Report) webhook(file string, line int, b []byte, seen *numbers, feed func(events.Event) error) error {
 	res, err := ingest.Normalize(bytes.TrimSpace(b))
 	if err != nil {
 		rep.BadLines = append(rep.BadLines, BadLine{File: file, Line: line, Reason: err.Error()})
@@ -333,11 +337,74 @@ func (rep *Report) webhook(file string, line int, b []byte, feed func(events.Eve
 		rep.BadLines = append(rep.BadLines, BadLine{File: file, Line: line, Path: rj.Path, Kind: string(rj.Kind), Reason: rj.Reason})
 	}
 	for _, ev := range res.Events {
+		seen.note(ev)
 		if err := feed(ev); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// numbers notes the business numbers an export's events name that the accounts do not.
+type numbers struct {
+	configured map[string]bool
+	missing    map[string]*Number
+}
+
+func newNumbers(accounts []*events.AccountConfig) *numbers {
+	ns := &numbers{configured: map[string]bool{}, missing: map[string]*Number{}}
+	for _, a := range accounts {
+		ns.configured[a.PhoneNumberID] = true
+	}
+	return ns
+}
+
+// note counts ev toward its number when the accounts lack it.
+func (ns *numbers) note(ev events.Event) {
+	var pn, display, waba string
+	switch d := ev.Data.(type) {
+	case *events.InboundMessage:
+		pn, display, waba = d.PhoneNumberID, d.DisplayPhoneNumber, d.WABAID
+	case *events.OutboundSend:
+		pn, waba = d.PhoneNumberID, d.WABAID
+	case *events.StatusUpdate:
+		pn, waba = d.PhoneNumberID, d.WABAID
+	default:
+		return
+	}
+	if pn == "" || ns.configured[pn] {
+		return
+	}
+	n := ns.missing[pn]
+	if n == nil {
+		n = &Number{PhoneNumberID: pn}
+		ns.missing[pn] = n
+	}
+	n.Events++
+	n.DisplayPhoneNumber = cmp.Or(n.DisplayPhoneNumber, display)
+	n.WABAID = cmp.Or(n.WABAID, waba)
+}
+
+// unconfigured lists the numbers noted, by id.
+func (ns *numbers) unconfigured() []Number {
+	out := make([]Number, 0, len(ns.missing))
+	for _, n := range ns.missing {
+		out = append(out, *n)
+	}
+	slices.SortFunc(out, func(a, b Number) int { return strings.Compare(a.PhoneNumberID, b.PhoneNumberID) })
+	return out
+}
+
+// AccountsTemplate is accounts (an accounts file's entries) followed by an entry for every number
+// of Unconfigured, with its id, display number and WABA from the export and the facts only the
+// business knows left empty: portfolio, time zone, currency, from when. Filled in, it is the
+// accounts file of the next audit.
+func (r *Report) AccountsTemplate(accounts []*events.AccountConfig) []*events.AccountConfig {
+	out := slices.Clone(accounts)
+	for _, n := range r.Unconfigured {
+		out = append(out, &events.AccountConfig{PhoneNumberID: n.PhoneNumberID, DisplayPhoneNumber: n.DisplayPhoneNumber, WABAID: n.WABAID})
+	}
+	return out
 }
 
 // collector is a projection that keeps the outputs the report lists one by one: events set aside

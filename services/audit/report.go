@@ -22,6 +22,9 @@ type Report struct {
 	Webhooks int            `json:"webhooks"` // lines that were webhook bodies
 	Events   int            `json:"events"`   // input events fed to the engine (account configs included)
 	Skipped  map[string]int `json:"skipped"`  // webhook content deliberately not turned into events
+	// Unconfigured lists the numbers the export names that the accounts lack: their billable
+	// lines are unpriced (account_not_configured) and their limits unknown.
+	Unconfigured []Number `json:"unconfigured_numbers,omitempty"`
 	// BadLines lists every line, or element of a line, that could not become an event.
 	BadLines     []BadLine                    `json:"bad_lines"`
 	DeadLetters  []Problem                    `json:"dead_letters"` // events the engine refused
@@ -32,6 +35,15 @@ type Report struct {
 	Limits       []ratelimit.LimitStatus      `json:"messaging_limits"`
 	Throughput   []ratelimit.ThroughputStatus `json:"throughput"`
 	PairRateHits []ratelimit.PairRateHit      `json:"pair_rate_hits"`
+}
+
+// Number is a business phone number as the export names it, with how many of the audit's input
+// events are its.
+type Number struct {
+	PhoneNumberID      string `json:"phone_number_id"`
+	DisplayPhoneNumber string `json:"display_phone_number,omitempty"`
+	WABAID             string `json:"waba_id"`
+	Events             int    `json:"events"`
 }
 
 // BadLine is a line (Path empty) or an element of a line that could not become an event.
@@ -134,6 +146,14 @@ func (r *Report) writeText(w io.Writer, lines lineSource) error {
 	}
 	p("audit: %d lines, %d webhooks, %d events, %d bad, %d dead letters, %d set aside, %d policy violations\n",
 		r.Lines, r.Webhooks, r.Events, len(r.BadLines), len(r.DeadLetters), len(r.SetAside), len(r.Violations))
+	if len(r.Unconfigured) > 0 {
+		table()
+		p("\nNOT IN THE ACCOUNTS: %d numbers of the export; their billable lines are unpriced (account_not_configured)\n", len(r.Unconfigured))
+		p("phone_number_id\tdisplay\twaba_id\tevents\n")
+		for _, n := range r.Unconfigured {
+			p("%s\t%s\t%s\t%d\n", n.PhoneNumberID, orDash(n.DisplayPhoneNumber), orDash(n.WABAID), n.Events)
+		}
+	}
 	if len(r.BadLines) > 0 {
 		table()
 		p("\nBAD INPUT\nline\telement\tkind\treason\n")

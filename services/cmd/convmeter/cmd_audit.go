@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/services/audit"
 	"github.com/convmeter/convmeter/services/internal/memlimit"
 	"github.com/convmeter/convmeter/services/window"
@@ -35,18 +37,22 @@ type auditConfig struct {
 	Lateness  time.Duration
 	JSON      bool
 	LinesCSV  string // where to write every settled line as CSV ("": nowhere)
-	AllowBad  bool   // exit 0 even when the input had bad lines
-	GCPercent int
-	MemLimit  memlimit.Bytes
-	Out       io.Writer
-	In        io.Reader
-	Progress  io.Writer // lines read, lines/s and the ETA while the audit reads (standard error)
+	// WriteAccounts is where to write the accounts with an entry to complete for every number of
+	// the export they lack ("": nowhere).
+	WriteAccounts string
+	AllowBad      bool // exit 0 even when the input had bad lines
+	GCPercent     int
+	MemLimit      memlimit.Bytes
+	Out           io.Writer
+	In            io.Reader
+	Progress      io.Writer // lines read, lines/s and the ETA while the audit reads (standard error)
 }
 
 func parseAudit(fs *flag.FlagSet, args []string, _ func(string) string) (runner, error) {
 	c := auditConfig{Out: reportOut, In: os.Stdin, Progress: fs.Output()}
 	var cards string
-	fs.StringVar(&c.Accounts, "accounts", "", "accounts file: a JSON list of account.config.v1 payloads (required)")
+	fs.StringVar(&c.Accounts, "accounts", "", "accounts file: a JSON list of account.config.v1 payloads (required unless -write-accounts starts one)")
+	fs.StringVar(&c.WriteAccounts, "write-accounts", "", "also write the accounts (-accounts, or none) with an entry for every number of the export they lack to this file: its id, display number and WABA from the webhooks; fill in portfolio_id, time_zone, currency and effective_from, then audit with it as -accounts")
 	fs.StringVar(&cards, "ratecards", "", "rate-card files or directories, comma-separated (default: the shipped EXAMPLE cards)")
 	fs.StringVar(&c.Timeline, "timeline", "", "pricing timeline file (default: the shipped timeline)")
 	fs.DurationVar(&c.Lateness, "lateness", 72*time.Hour, "how late an event may arrive and still count")
@@ -71,8 +77,8 @@ func parseAudit(fs *flag.FlagSet, args []string, _ func(string) string) (runner,
 	if i := slices.Index(c.Files, "-"); i >= 0 && slices.Contains(c.Files[i+1:], "-") {
 		return nil, errors.New("standard input (-) can be read only once")
 	}
-	if c.Accounts == "" {
-		return nil, errors.New("-accounts is required")
+	if c.Accounts == "" && c.WriteAccounts == "" {
+		return nil, errors.New("-accounts is required (without an accounts file, -write-accounts FILE audits with none and writes one to complete)")
 	}
 	c.RateCards = splitList(cards)
 	return func(ctx context.Context, log *slog.Logger) error { return runAudit(ctx, c, log) }, nil
@@ -80,9 +86,12 @@ func parseAudit(fs *flag.FlagSet, args []string, _ func(string) string) (runner,
 
 func runAudit(ctx context.Context, c auditConfig, log *slog.Logger) error {
 	setMemory(log, c.GCPercent, c.MemLimit)
-	accounts, err := audit.LoadAccounts(c.Accounts)
-	if err != nil {
-		return err
+	var accounts []*events.AccountConfig
+	if c.Accounts != "" {
+		var err error
+		if accounts, err = audit.LoadAccounts(c.Accounts); err != nil {
+			return err
+		}
 	}
 	book, err := loadBook(c.RateCards)
 	if err != nil {
@@ -122,6 +131,17 @@ func runAudit(ctx context.Context, c auditConfig, log *slog.Logger) error {
 		if err := writeLinesCSV(c.LinesCSV, rep); err != nil {
 			return err
 		}
+	}
+	if c.WriteAccounts != "" {
+		b, err := json.MarshalIndent(rep.AccountsTemplate(accounts), "", " ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(c.WriteAccounts, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write accounts: %w", err)
+		}
+		log.Info("audit: accounts written", "file", c.WriteAccounts, "accounts", len(accounts)+len(rep.Unconfigured),
+			"to_complete", len(rep.Unconfigured))
 	}
 	if len(rep.BadLines) > 0 {
 		log.Warn("audit: input had bad lines or elements", "bad", len(rep.BadLines))

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -298,6 +299,54 @@ func TestAuditFilesAndGzip(t *testing.T) {
 	}
 	if code, _, errs := capture(t, "audit", "-accounts", accounts, "-", day1, "-"); code != 2 || !strings.Contains(errs, "only once") {
 		t.Errorf("standard input twice: exit %d, want 2\n%s", code, errs)
+	}
+}
+
+// TestAuditWriteAccounts: without an accounts file, -write-accounts audits with none (the report
+// lists the export's numbers as not in the accounts, their lines unpriced) and writes one to
+// complete; completed, it prices the lines. With the complete accounts, it writes them unchanged.
+func TestAuditWriteAccounts(t *testing.T) {
+	td := filepath.Join("..", "..", "audit", "testdata")
+	export := filepath.Join(td, "month.jsonl")
+	written := filepath.Join(t.TempDir(), "accounts.json")
+	code, out, errs := capture(t, "audit", "-allow-bad", "-write-accounts", written, export)
+	if code != 0 || !strings.Contains(out, "NOT IN THE ACCOUNTS: 1 numbers") ||
+		!regexp.MustCompile(`106540352242922 +15550783881 +102290129340398 +\d+`).MatchString(out) ||
+		!strings.Contains(out, "account_not_configured") {
+		t.Fatalf("audit without accounts: exit %d\n%s\n%s", code, out, errs)
+	}
+	var got []*events.AccountConfig
+	b, err := os.ReadFile(written)
+	if err == nil {
+		err = json.Unmarshal(b, &got)
+	}
+	if err != nil || len(got) != 1 || *got[0] != (events.AccountConfig{PhoneNumberID: "106540352242922", DisplayPhoneNumber: "15550783881", WABAID: "102290129340398"}) {
+		t.Fatalf("accounts written: %v\n%s", err, b)
+	}
+
+	// Completed, the file prices the lines and names no number as missing.
+	got[0].PortfolioID, got[0].TimeZone, got[0].Currency, got[0].EffectiveFrom = "pf-1", "UTC", "USD", 1672531200
+	if b, err = json.Marshal(got); err == nil {
+		err = os.WriteFile(written, b, 0o600)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := filepath.Join(t.TempDir(), "again.json")
+	code, out, errs = capture(t, "audit", "-allow-bad", "-accounts", written, "-write-accounts", again, export)
+	if code != 0 || strings.Contains(out, "NOT IN THE ACCOUNTS") || strings.Contains(out, "account_not_configured") ||
+		!strings.Contains(out, "LEDGER 102290129340398 2025-08 (USD): 6 lines, 3 billable") {
+		t.Fatalf("audit with the completed accounts: exit %d\n%s\n%s", code, out, errs)
+	}
+	var same []*events.AccountConfig
+	if b, err = os.ReadFile(again); err == nil {
+		err = json.Unmarshal(b, &same)
+	}
+	if err != nil || len(same) != 1 || *same[0] != *got[0] {
+		t.Fatalf("accounts written from complete ones: %v\n%s", err, b)
+	}
+	if code, _, errs := capture(t, "audit", export); code != 2 || !strings.Contains(errs, "-write-accounts") {
+		t.Errorf("neither -accounts nor -write-accounts: exit %d, want 2 and a hint\n%s", code, errs)
 	}
 }
 
