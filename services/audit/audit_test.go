@@ -341,7 +341,8 @@ func TestAuditBatchInvariant(t *testing.T) {
 // An open audit prints what Run's Report prints, byte for byte, as text and as the indented JSON
 // `convmeter audit -json` wrote with a json.Encoder: over the fixture (two months, bad lines,
 // reconciliation), over loadgen traffic with months of more than a page of lines (EachLine reads
-// 1,000 at a time), and over input with no ledger at all.
+// 1,000 at a time), and over input with no ledger at all. Its lines CSV holds the same lines
+// (checkLinesCSV).
 func TestOpenPrintsAsRun(t *testing.T) {
 	month, cfg := fixture(t)
 	generated, accounts := loadgenFile(t, 7, 8_000)
@@ -411,68 +412,54 @@ func TestOpenPrintsAsRun(t *testing.T) {
 			if !json.Valid(gotJSON.Bytes()) {
 				t.Error("open JSON is not valid JSON")
 			}
+			if rows := checkLinesCSV(t, rep, res); c.months > 0 && rows == 0 {
+				t.Error("the CSV of a ledger has no rows")
+			}
 		})
 	}
 }
 
-// TestWriteCSV: the open audit's CSV is every settled line of Run's report, month after month,
-// in the billing API's columns; each month's amounts add up to its settled total to the micro.
-func TestWriteCSV(t *testing.T) {
-	month, cfg := fixture(t)
-	generated, accounts := loadgenFile(t, 7, 8_000)
-	for _, c := range []struct {
-		name     string
-		file     []byte
-		accounts []*events.AccountConfig
-	}{{"fixture", month, cfg.Accounts}, {"loadgen", generated, accounts}} {
-		t.Run(c.name, func(t *testing.T) {
-			cfg := Config{Accounts: c.accounts, Book: cfg.Book}
-			rep, err := Run(context.Background(), cfg, bytes.NewReader(c.file), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := Open(context.Background(), cfg, bytes.NewReader(c.file), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer res.Close()
-			var got bytes.Buffer
-			if err := res.WriteCSV(&got); err != nil {
-				t.Fatal(err)
-			}
-			rows, err := csv.NewReader(&got).ReadAll()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(rows) == 0 || !slices.Equal(rows[0], billing.CSVHeader) {
-				t.Fatalf("no header row: %.200v", rows)
-			}
-			rows = rows[1:]
-			col := func(name string) int { return slices.Index(billing.CSVHeader, name) }
-			n := 0
-			for _, m := range rep.Ledger {
-				var sum int64
-				for _, l := range m.Lines {
-					if n >= len(rows) || !slices.Equal(rows[n], l.CSV()) {
-						t.Fatalf("row %d: %v, want line %s of %s %s", n+1, rows[min(n, len(rows)-1)], l.ID, m.WABA, m.Month)
-					}
-					micros, err := strconv.ParseInt(rows[n][col("amount_micros")], 10, 64)
-					if err != nil || rows[n][col("waba_id")] != m.WABA || rows[n][col("month")] != m.Month {
-						t.Fatalf("row %d: %v (%v)", n+1, rows[n], err)
-					}
-					sum += micros
-					n++
-				}
-				if total := int64(m.Totals.Total.AmountMicros); sum != total || len(m.Lines) != int(m.Totals.Total.Lines) {
-					t.Errorf("%s %s: %d rows adding to %d micros; the settled totals say %d lines, %d micros",
-						m.WABA, m.Month, len(m.Lines), sum, m.Totals.Total.Lines, total)
-				}
-			}
-			if n == 0 || n != len(rows) {
-				t.Errorf("%d rows, %d settled lines in the report", len(rows), n)
-			}
-		})
+// checkLinesCSV checks the open audit's CSV against Run's report: a header, then every settled
+// line of every month in order, in the billing API's columns, each month's amounts adding up to
+// its settled total to the micro. It returns the number of rows after the header.
+func checkLinesCSV(t *testing.T, rep *Report, res *Result) int {
+	t.Helper()
+	var got bytes.Buffer
+	if err := res.WriteCSV(&got); err != nil {
+		t.Fatal(err)
 	}
+	rows, err := csv.NewReader(&got).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) == 0 || !slices.Equal(rows[0], billing.CSVHeader) {
+		t.Fatalf("CSV: no header row: %.200v", rows)
+	}
+	rows = rows[1:]
+	col := func(name string) int { return slices.Index(billing.CSVHeader, name) }
+	n := 0
+	for _, m := range rep.Ledger {
+		var sum int64
+		for _, l := range m.Lines {
+			if n >= len(rows) || !slices.Equal(rows[n], l.CSV()) {
+				t.Fatalf("CSV row %d: %v, want line %s of %s %s", n+1, rows[min(n, len(rows)-1)], l.ID, m.WABA, m.Month)
+			}
+			micros, err := strconv.ParseInt(rows[n][col("amount_micros")], 10, 64)
+			if err != nil || rows[n][col("waba_id")] != m.WABA || rows[n][col("month")] != m.Month {
+				t.Fatalf("CSV row %d: %v (%v)", n+1, rows[n], err)
+			}
+			sum += micros
+			n++
+		}
+		if total := int64(m.Totals.Total.AmountMicros); sum != total || len(m.Lines) != int(m.Totals.Total.Lines) {
+			t.Errorf("CSV of %s %s: %d rows adding to %d micros; the settled totals say %d lines, %d micros",
+				m.WABA, m.Month, len(m.Lines), sum, m.Totals.Total.Lines, total)
+		}
+	}
+	if n != len(rows) {
+		t.Errorf("CSV: %d rows, %d settled lines in the report", len(rows), n)
+	}
+	return n
 }
 
 // firstDiff shows where two texts first differ.
