@@ -278,7 +278,13 @@ func (res *Result) run(ctx context.Context, cfg Config, in []Input, log *slog.Lo
 				break
 			}
 			if rerr != nil {
-				return nil, fmt.Errorf("audit: read %sline %d: %w", orNothing(file, ": "), line, rerr)
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				// A file that cannot be read to its end (a truncated gzip file, a failing disk) is
+				// bad input like a bad line: reported, and the audit goes on with the next file.
+				rep.BadLines = append(rep.BadLines, BadLine{File: file, Line: line, Reason: "read: " + rerr.Error()})
+				break
 			}
 		}
 	}

@@ -197,7 +197,7 @@ func TestAuditCommand(t *testing.T) {
 // TestAuditFilesAndGzip audits the fixture export as one gzip-compressed file, and as two files
 // (the first ending without a newline, the second compressed): the report is the single plain
 // file's, with each bad line named by its file and its line there when there are several.
-// A truncated gzip file fails the audit with a clear error; standard input cannot be read twice.
+// A truncated gzip file is a bad input where it stops; standard input cannot be read twice.
 func TestAuditFilesAndGzip(t *testing.T) {
 	td := filepath.Join("..", "..", "audit", "testdata")
 	accounts := filepath.Join(td, "accounts.json")
@@ -294,8 +294,12 @@ func TestAuditFilesAndGzip(t *testing.T) {
 	if err := os.WriteFile(cut, zb[:len(zb)/2], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errs := capture(t, "audit", "-accounts", accounts, cut); code != 1 || !strings.Contains(errs, "unexpected EOF") {
-		t.Errorf("truncated gzip file: exit %d, want 1 and unexpected EOF\n%s", code, errs)
+	// A truncated gzip file is bad input: reported where its reading stopped, and the audit goes on
+	// with the next file (exit 3, as for bad lines).
+	code, out, errs = capture(t, "audit", "-accounts", accounts, cut, day2)
+	if code != exitBadInput || !regexp.MustCompile(regexp.QuoteMeta(cut)+`:\d+ .*read: unexpected EOF`).MatchString(out) ||
+		!strings.Contains(out, day2+":1 ") {
+		t.Errorf("truncated gzip file, then a good one: exit %d, want %d, the read error and the second file's bad line\n%s\n%s", code, exitBadInput, out, errs)
 	}
 	if code, _, errs := capture(t, "audit", "-accounts", accounts, "-", day1, "-"); code != 2 || !strings.Contains(errs, "only once") {
 		t.Errorf("standard input twice: exit %d, want 2\n%s", code, errs)
