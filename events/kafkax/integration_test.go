@@ -363,13 +363,7 @@ func TestIntegrationBroadcastAndTicksReachEveryPartition(t *testing.T) {
 // librdkafka (kcat) with murmur2_random, the Java-compatible partitioner, in both directions.
 func TestIntegrationPartitionerAgreesWithKcat(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		if testenv.Required() {
-			t.Fatal("kcat not installed; scripts/services.sh installs it (apt-get install kcat)")
-		}
-		t.Skip("kcat not installed; scripts/services.sh installs it (apt-get install kcat)")
-	}
+	kcat := testenv.Tool(t, "scripts/services.sh installs it: apt-get install kcat", "kcat")
 	const parts, n = 6, 2000
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

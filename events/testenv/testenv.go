@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -147,4 +148,23 @@ func dockerPing(addr string) bool {
 	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	return err == nil && strings.HasPrefix(line, "HTTP/") && strings.Contains(line, " 200")
+}
+
+// Tool returns the path of the first of names found on PATH: an independent client or program a
+// test runs (kcat, python3, chromium). When none is, the test fails under
+// CONVMETER_REQUIRE_SERVICES=1 (scripts/test.sh and .ci/run install them) and is skipped
+// otherwise; install says how to get one.
+func Tool(t testing.TB, install string, names ...string) string {
+	t.Helper()
+	for _, name := range names {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	msg := fmt.Sprintf("%s not installed (%s)", strings.Join(names, " or "), install)
+	if Required() {
+		t.Fatalf("%s and %s=1", msg, EnvRequireServices)
+	}
+	t.Skip(msg)
+	return ""
 }

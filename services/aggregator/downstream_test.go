@@ -33,7 +33,8 @@ import (
 // WABA, month and category must equal the billing projection's totals over the same topic. The
 // traffic must hold corrections that retract charges, or the test would not test them.
 func TestDownstreamConsumerInPython(t *testing.T) {
-	kcat, python := tool(t, "kcat"), tool(t, "python3")
+	kcat := testenv.Tool(t, "scripts/services.sh installs it: apt-get install kcat", "kcat")
+	python := testenv.Tool(t, ".ci/run installs it: apt-get install python3", "python3")
 	brokers := kafkatest.Brokers(t)
 	const parts = 4
 	topics := testTopics(t, brokers, kafkatest.Name(t), parts)
@@ -160,18 +161,4 @@ func TestDownstreamConsumerInPython(t *testing.T) {
 		}
 	}
 	t.Logf("tally.py over kcat equals billing's totals: %d WABA-months, %d charges, %d retracted by corrections", len(want), len(charges), retracted)
-}
-
-// tool is the path of an independent client the test runs; missing, it fails the test when the
-// services are required (scripts/services.sh installs kcat) and skips it otherwise.
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if testenv.Required() {
-			t.Fatalf("%s not installed (scripts/services.sh installs kcat with apt)", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
 }

@@ -290,16 +290,7 @@ type rendered struct {
 }
 
 func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if testenv.Required() {
-		t.Fatalf("no headless browser (chromium) on PATH and %s=1: install Debian's chromium", testenv.EnvRequireServices)
-	}
-	t.Skip("no headless browser: install chromium (apt-get install -y chromium) to test the dashboard page")
-	return ""
+	return testenv.Tool(t, "apt-get install -y chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 }
 
 // checkDashboard loads the page in headless Chromium and compares what its script rendered with
