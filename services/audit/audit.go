@@ -319,14 +319,6 @@ func readLine(br *bufio.Reader, b []byte) ([]byte, error) {
 	}
 }
 
-// orNothing is s followed by suffix, or nothing when s is empty.
-func orNothing(s, suffix string) string {
-	if s == "" {
-		return ""
-	}
-	return s + suffix
-}
-
 // webhook normalises one line and feeds its events; what cannot become an event is reported
 // with the file (when there are several), the line number and the reason.
 func (rep *Report) webhook(file string, line int, b []byte, seen *numbers, feed func(events.Event) error) error {
@@ -371,9 +363,7 @@ func (ns *numbers) note(ev events.Event) {
 	switch d := ev.Data.(type) {
 	case *events.InboundMessage:
 		pn, display, waba = d.PhoneNumberID, d.DisplayPhoneNumber, d.WABAID
-	case *events.OutboundSend:
-		pn, waba = d.PhoneNumberID, d.WABAID
-	case *events.StatusUpdate:
+	case *events.StatusUpdate: // webhooks carry no sends: the rest of what names a number
 		pn, waba = d.PhoneNumberID, d.WABAID
 	default:
 		return

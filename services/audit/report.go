@@ -391,6 +391,14 @@ func orDash(s string) string {
 	return s
 }
 
+// orNothing is s followed by suffix, or nothing when s is empty.
+func orNothing(s, suffix string) string {
+	if s == "" {
+		return ""
+	}
+	return s + suffix
+}
+
 // Line returns the settled line of a wamid, or a zero line.
 func (m Month) Line(wamid string) billing.Settled {
 	for _, l := range m.Lines {
