@@ -25,10 +25,12 @@ type Progress struct {
 	AggregatorLag        int64 `json:"aggregator_lag"`
 	AggregatorPartitions int   `json:"aggregator_partitions"`
 	// Aggregator counters since this process started (a restart counts the replay of the log):
-	// input records applied, output events written, inputs set aside as too late, records sent
-	// to the dead-letter topic.
+	// input records applied, output events written, outputs derived again after a restart and
+	// not written because the previous run had, inputs set aside as too late, records sent to
+	// the dead-letter topic.
 	EventsIn    int64 `json:"events_in"`
 	EventsOut   int64 `json:"events_out"`
+	Suppressed  int64 `json:"suppressed"`
 	SetAside    int64 `json:"set_aside"`
 	DeadLetters int64 `json:"dead_letters"`
 	// ProjectionLag is, per projection consumer group, the conversation-events records after its
@@ -61,6 +63,7 @@ func (p *progress) read(ctx context.Context) (Progress, error) {
 	counters := map[string]*int64{
 		"convmeter_aggregator_events_in_total":    &out.EventsIn,
 		"convmeter_aggregator_events_out_total":   &out.EventsOut,
+		"convmeter_aggregator_suppressed_total":   &out.Suppressed,
 		"convmeter_aggregator_set_aside_total":    &out.SetAside,
 		"convmeter_aggregator_dead_letters_total": &out.DeadLetters,
 	}

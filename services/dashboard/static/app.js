@@ -84,7 +84,8 @@ async function showProgress() {
   const lags = Object.entries(p.projection_lag || {}).map(([g, n]) => g.replace(/^convmeter\.|\.v1$/g, "") + " " + fmt(n));
   document.getElementById("progress").textContent = (p.simulating ? "simulating (" + fmt(p.published) + " events) · " : "") +
     (p.caught_up ? "caught up" : "behind: aggregator " + fmt(p.aggregator_lag) + ", " + lags.join(", ")) +
-    " · since start: " + fmt(p.events_in) + " in → " + fmt(p.events_out) + " out, " + fmt(p.set_aside) + " too late, " +
+    " · since start: " + fmt(p.events_in) + " in → " + fmt(p.events_out) + " out" +
+    (p.suppressed ? " (+" + fmt(p.suppressed) + " already written before the restart)" : "") + ", " + fmt(p.set_aside) + " too late, " +
     fmt(p.dead_letters) + " dead letters";
 }
 
