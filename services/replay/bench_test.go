@@ -123,6 +123,7 @@ func benchReplayKafka(b *testing.B, m benchModel) {
 		}
 		cpu0, pcpu0, ccpu0 := redistest.ServerCPU(b, rdb).Seconds(), testenv.ProcessCPU().Seconds(), redistest.ChildrenCPU(b, rdb).Seconds()
 		bcpu0 := testenv.PIDCPU(brokerPID).Seconds()
+		gc0, cycles0 := testenv.GC()
 		batch, _ := strconv.Atoi(os.Getenv("CONVMETER_BENCH_REPLAY_BATCH"))
 		stopProfile := profileReplay(b, m.name)
 		st, err := Run(ctx, Config{Brokers: brokers, Topic: topic, BatchSize: batch}, ns, quiet())
@@ -132,14 +133,16 @@ func benchReplayKafka(b *testing.B, m benchModel) {
 		}
 		b.ReportMetric(st.PerSecond, "records/s")
 		b.ReportMetric((testenv.ProcessCPU().Seconds()-pcpu0)*1e6/float64(st.Records), "cpu-µs/record(go)")
+		gc1, cycles1 := testenv.GC()
+		b.ReportMetric((gc1-gc0).Seconds()*1e6/float64(st.Records), "cpu-µs/record(go-gc)")
 		b.ReportMetric((redistest.ServerCPU(b, rdb).Seconds()-cpu0)*1e6/float64(st.Records), "cpu-µs/record(redis)")
 		b.ReportMetric((redistest.ChildrenCPU(b, rdb).Seconds()-ccpu0)*1e6/float64(st.Records), "cpu-µs/record(redis-aof-rewrite)")
 		if brokerPID > 0 {
 			b.ReportMetric((testenv.PIDCPU(brokerPID).Seconds()-bcpu0)*1e6/float64(st.Records), "cpu-µs/record(broker)")
 		}
 		b.ReportMetric(float64(st.Outputs)/st.Seconds, "outputs/s")
-		b.Logf("replay: %d records, %d outputs, %.2fs, %.0f records/s; apply seconds (summed over partitions) %v; redis cpu %.2fs",
-			st.Records, st.Outputs, st.Seconds, st.PerSecond, st.ApplySeconds, redistest.ServerCPU(b, rdb).Seconds()-cpu0)
+		b.Logf("replay: %d records, %d outputs, %.2fs, %.0f records/s; apply seconds (summed over partitions) %v; redis cpu %.2fs; %d GC cycles",
+			st.Records, st.Outputs, st.Seconds, st.PerSecond, st.ApplySeconds, redistest.ServerCPU(b, rdb).Seconds()-cpu0, cycles1-cycles0)
 	}
 }
 
