@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/convmeter/convmeter/events"
 )
@@ -12,6 +13,54 @@ import (
 type Batch struct {
 	Partition int32
 	Events    []events.Event
+	// First and Next are the conversation-events offsets a batch read from the log spans: every
+	// record from First up to (excluding) Next has been read, including records that did not
+	// decode. Next is 0 for a batch not read from the log (replay, audit): the store then neither
+	// checks nor records a position (see CheckPosition).
+	First, Next int64
+}
+
+// GapError is returned by Apply when the log position the store recorded for the partition is
+// before the batch's First: the records in between were applied once (their offsets were
+// committed) but the store no longer holds their effect. Redis restored from an older state does
+// that: a backup, a replica promoted before it had them, an append-only file that lost its last
+// second, a flushed or replaced database. The caller reads [From, To) from the log again, applies
+// it, and then the batch with First lowered to From (its records follow what was read).
+type GapError struct {
+	Partition int32
+	From, To  int64
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("partition %d: the store lacks the effect of log offsets %d to %d, which come before the batch (was it restored from an older state?)", e.Partition, e.From, e.To-1)
+}
+
+// CheckPosition is how a store that records its log position checks a batch before applying
+// it: pos is the position recorded for the partition (hasPos false: none) and hasHW says whether
+// the store holds a high-water cause for it. With neither, the store holds nothing of the
+// partition, so everything before the batch is missing (From 0; records retention deleted are
+// skipped by the reader). A high-water cause without a position (a replay's namespace, promoted)
+// leaves nothing to check against.
+//
+// It returns the position to record with the batch's effect, and whether to record it: never
+// backwards (a batch delivered again after a crash between the store's write and the offset
+// commit is older than the position).
+func CheckPosition(b Batch, pos int64, hasPos, hasHW bool) (next int64, record bool, err error) {
+	if b.Next == 0 {
+		return 0, false, nil
+	}
+	from := pos
+	switch {
+	case hasPos:
+	case hasHW:
+		return b.Next, true, nil
+	default:
+		from = 0
+	}
+	if b.First > from {
+		return 0, false, &GapError{Partition: b.Partition, From: from, To: b.First}
+	}
+	return b.Next, !hasPos || b.Next > pos, nil
 }
 
 // Projection is the port a projection consumer drives. Apply must write the state change of the

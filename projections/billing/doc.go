@@ -93,7 +93,10 @@
 // partitions and the stored versions of the ids its corrections retract (one pipelined round
 // trip), computes the Plan purely (Apply), and writes every line, index, group member, counter,
 // reconciliation record and the new marks in one MULTI/EXEC, which fails if a mark moved
-// meanwhile (then it retries). Events at or below the mark are skipped; there are no per-event
+// meanwhile (then it retries). A batch read from the log also has its log position checked against
+// the one stored in the same read and recorded in the same transaction: a store behind it (Redis
+// restored from an older state) refuses the batch with a projections.GapError, and the consumer
+// reads the missing records again (services/projector). Events at or below the mark are skipped; there are no per-event
 // dedupe keys. All keys of a partition share the hash tag {p<partition>} (keys
 // "<prefix>billing:{p<n>}:..."), so the transaction is valid on Redis Cluster. A correction removes
 // the lines and records of the ids it retracts and takes their counts out in the same transaction;
@@ -126,7 +129,8 @@
 //
 // # Redis keys (prefix P, partition n; all start with "Pbilling:{pn}")
 //
-//	:hw                 hash  source partition → "offset:index" high-water cause
+//	:hw                 hash  source partition → "offset:index" high-water cause; "next" → the log
+//	                          position after the last batch read from the log (projections.CheckPosition)
 //	:l                  hash  event id → line (codec.go: positional, version 2 written, 1 still read)
 //	:wm:<waba>|<month>  zset  line ids by delivery time (paging)
 //	:t:<waba>|<month>   hash  totals counters "<dimension>:<value>|<measure>"

@@ -123,23 +123,38 @@ func (s *Store) Apply(ctx context.Context, b projections.Batch) error {
 }
 
 func (s *Store) apply(ctx context.Context, b projections.Batch) error {
-	if len(b.Events) == 0 {
-		return nil
+	if len(b.Events) == 0 && b.Next == 0 {
+		return nil // nothing to apply, no position to record
 	}
 	tag := s.tag(b.Partition)
 	var plan Plan
 	// WATCH the high-water hash, read the prior state, plan, then MULTI/EXEC the plan with the new
 	// marks: EXEC fails if another writer moved a mark in between (optimistic lock).
 	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		prior, err := s.readPrior(ctx, tx, tag, b.Events)
+		var pos position
+		prior, err := s.readPrior(ctx, tx, tag, b.Events, &pos, b.Next > 0)
+		if err != nil {
+			return err
+		}
+		_, hasHW := prior.HW[b.Partition]
+		next, record, err := projections.CheckPosition(b, pos.next, pos.ok, hasHW)
 		if err != nil {
 			return err
 		}
 		plan = Apply(s.pricer, b.Events, prior)
-		if len(plan.HW) == 0 && len(plan.Bad) == 0 {
-			return nil // everything at or below the mark: a replay after a crash
+		var ops [][]any
+		if record {
+			ops = append(ops, []any{"hset", kHW(tag), positionField, next})
 		}
-		ops, counts := s.ops(tag, plan)
+		if len(plan.HW) == 0 && len(plan.Bad) == 0 {
+			if !record {
+				return nil // everything at or below the mark: a replay after a crash
+			}
+			_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error { return p.Do(ctx, ops[0]...).Err() })
+			return err
+		}
+		planOps, counts := s.ops(tag, plan)
+		ops = append(ops, planOps...)
 		// Member counters are read here, under the WATCH, and written back as values (counters.go).
 		set, err := counts.cmds(ctx, tx, tag)
 		if err != nil {
@@ -172,7 +187,19 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) error {
 	return nil
 }
 
-func (s *Store) readPrior(ctx context.Context, rc redis.Cmdable, tag string, evs []events.Event) (Prior, error) {
+// positionField is the field of a partition's high-water hash that holds the log position of
+// its last batch from the log (projections.CheckPosition).
+const positionField = "next"
+
+// position is a stored log position.
+type position struct {
+	next int64
+	ok   bool
+}
+
+// readPrior reads what Apply needs of the batch's prior state, and the partition's log position
+// into pos when withPos, in one round trip.
+func (s *Store) readPrior(ctx context.Context, rc redis.Cmdable, tag string, evs []events.Event, pos *position, withPos bool) (Prior, error) {
 	var fields []string
 	seen := map[int32]bool{}
 	var retracted []string
@@ -188,6 +215,9 @@ func (s *Store) readPrior(ctx context.Context, rc redis.Cmdable, tag string, evs
 	prior := Prior{HW: map[int32]events.Cause{}, Lines: map[string]Line{}, Diffs: map[string]Diff{}}
 	pipe := rc.Pipeline()
 	var hw, ls, ds *redis.SliceCmd
+	if withPos {
+		fields = append(fields, positionField)
+	}
 	if len(fields) > 0 {
 		hw = pipe.HMGet(ctx, kHW(tag), fields...)
 	}
@@ -200,6 +230,18 @@ func (s *Store) readPrior(ctx context.Context, rc redis.Cmdable, tag string, evs
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return prior, fmt.Errorf("billing: read prior state of %s: %w", tag, err)
+	}
+	if hw != nil && withPos {
+		vals := hw.Val()
+		if str, _ := vals[len(vals)-1].(string); str != "" {
+			n, err := strconv.ParseInt(str, 10, 64)
+			if err != nil {
+				return prior, fmt.Errorf("billing: bad log position %q in %s", str, kHW(tag))
+			}
+			pos.next, pos.ok = n, true
+		}
+		hw.SetVal(vals[:len(vals)-1])
+		fields = fields[:len(fields)-1]
 	}
 	if hw != nil {
 		for i, v := range hw.Val() {

@@ -42,7 +42,9 @@
 // (written {ns:pP} below):
 //
 //	{ns:pP}:meta        HASH  hw = "offset:index" of the last applied cause, st = stream time,
-//	                          lc = the last counter trim
+//	                          lc = the last counter trim, next = the log position after the last
+//	                          batch read from the log (projections.CheckPosition; checked under the
+//	                          same WATCH, a store behind it refuses the batch with a GapError)
 //	{ns:pP}:lim:<scope> ZSET  user → latest counted delivery time   (scope "pn:<id>" | "pf:<id>")
 //	{ns:pP}:limk        ZSET  scope → latest counted delivery (which counters to trim)
 //	{ns:pP}:dlx:<day>   ZSET  score 0, "scope|user|time12|id": counted deliveries of a UTC day (lex)

@@ -115,7 +115,7 @@ func TestPipelinedWatch(t *testing.T) {
 	meta := s.prefix(0) + kMeta
 	err := rdb.Watch(ctx, func(tx *redis.Tx) error {
 		w := &watchState{key: meta, pending: true}
-		v, secs, err := s.load(ctx, tx, b[1], w)
+		v, secs, _, err := s.load(ctx, tx, b[1], w)
 		if err != nil {
 			return err
 		}
@@ -126,14 +126,14 @@ func TestPipelinedWatch(t *testing.T) {
 			return err
 		}
 		ch := Reduce(s.cfg, v, b[1].Events)
-		return s.write(ctx, tx, 0, ch, secs, len(b[1].Events))
+		return s.write(ctx, tx, 0, ch, secs, len(b[1].Events), 0)
 	})
 	if err != redis.TxFailedErr {
 		t.Fatalf("EXEC after a foreign write to the meta hash: %v, want TxFailedErr", err)
 	}
 	err = rdb.Watch(ctx, func(tx *redis.Tx) error {
 		w := &watchState{key: meta, pending: true}
-		if _, _, err := s.load(ctx, tx, b[1], w); err != nil {
+		if _, _, _, err := s.load(ctx, tx, b[1], w); err != nil {
 			return err
 		}
 		w.release(ctx, tx)

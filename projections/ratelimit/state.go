@@ -11,7 +11,7 @@ import (
 // Key names inside one partition's hash tag (see doc.go for the full layout). Wire data: only
 // appended to.
 const (
-	kMeta        = "meta" // HASH: hw (high-water cause "offset:index"), st (stream time), lc (last counter trim)
+	kMeta        = "meta" // HASH: hw (high-water cause "offset:index"), st (stream time), lc (last counter trim), next (log position)
 	kLimitPrefix = "lim:" // ZSET per scope: user → latest counted delivery time
 	kLimitIdx    = "limk" // ZSET: scope → latest counted delivery time, to trim the counters
 	kDeliveries  = "dlx:" // ZSET per day of delivery, score 0, lex members "scope|user|time12|id"

@@ -204,18 +204,31 @@ func (s *Store) ApplyStats(ctx context.Context, b projections.Batch) (Stats, err
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			w := &watchState{key: meta, pending: keys == nil}
 			defer w.release(ctx, tx)
-			v, secs, err := s.load(ctx, tx, b, w)
+			v, secs, pos, err := s.load(ctx, tx, b, w)
 			if err != nil {
 				return err
+			}
+			next, record, err := projections.CheckPosition(b, pos.next, pos.ok, v.HasHW)
+			if err != nil {
+				return err
+			}
+			if !record {
+				next = 0
 			}
 			ch := Reduce(s.cfg, v, b.Events)
 			defer ch.recycle() // nothing keeps the changes once written
 			stats = ch.Stats
-			if ch.Stats.Applied == 0 {
+			if ch.Stats.Applied == 0 && next == 0 {
 				return nil
 			}
 			w.exec = true // EXEC ends the WATCH, committed or aborted
-			return s.write(ctx, tx, b.Partition, ch, secs, len(b.Events))
+			if ch.Stats.Applied == 0 {
+				_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+					return pipe.HSet(ctx, meta, PositionField, next).Err()
+				})
+				return err
+			}
+			return s.write(ctx, tx, b.Partition, ch, secs, len(b.Events), next)
 		}, keys...)
 		if errors.Is(err, redis.TxFailedErr) {
 			continue
@@ -261,7 +274,19 @@ type seconds map[string]map[string]int64
 // load reads the state the batch needs: one round trip, two when a correction retracts outputs
 // whose state lies beyond the batch.
 // w, when not nil, holds the WATCH still to be sent before the first read.
-func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batch, w *watchState) (*View, seconds, error) {
+// PositionField is the meta hash's field holding the log position of the partition's last batch
+// from the log (projections.CheckPosition).
+const PositionField = "next"
+
+// position is the log position stored in a partition's meta hash.
+type position struct {
+	next int64
+	ok   bool
+}
+
+// load reads the View of batch b, with the throughput seconds it touches and the partition's
+// log position (read only by the WATCHed path that applies).
+func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batch, w *watchState) (*View, seconds, position, error) {
 	secs := seconds{}
 	// Consecutive events mostly share a second and a number's hour: keep the last second's
 	// decimal form and each number's hour map rather than building the key per event.
@@ -341,20 +366,28 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 		res, err = s.read(ctx, rdb, b.Partition, pairList, fieldList, retracted, nil, secs)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, position{}, err
 	}
 	v := NewView()
 	v.Buckets, v.Fields = make(map[string]Bucket, len(pairList)), make(map[string]string, len(fieldList))
 	if res.hw != "" {
 		c, ok := decodeCause(b.Partition, res.hw)
 		if !ok {
-			return nil, nil, fmt.Errorf("ratelimit: partition %d: bad high-water %q", b.Partition, res.hw)
+			return nil, nil, position{}, fmt.Errorf("ratelimit: partition %d: bad high-water %q", b.Partition, res.hw)
 		}
 		v.HW, v.HasHW = c, true
 	}
 	if res.st != "" {
 		n, _ := strconv.ParseInt(res.st, 10, 64)
 		v.Stream = events.UnixTime(n)
+	}
+	var pos position
+	if res.next != "" {
+		n, err := strconv.ParseInt(res.next, 10, 64)
+		if err != nil {
+			return nil, nil, position{}, fmt.Errorf("ratelimit: partition %d: bad log position %q", b.Partition, res.next)
+		}
+		pos = position{n, true}
 	}
 	for i, x := range res.buckets {
 		if x != "" {
@@ -379,7 +412,7 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 		}
 		u, err := decodeUndo(x)
 		if err != nil {
-			return nil, nil, fmt.Errorf("ratelimit: partition %d: undo record of %s: %w", b.Partition, retracted[i], err)
+			return nil, nil, position{}, fmt.Errorf("ratelimit: partition %d: undo record of %s: %w", b.Partition, retracted[i], err)
 		}
 		v.Undo[retracted[i]] = u
 		switch u.Kind {
@@ -413,14 +446,14 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 		}
 	}
 	if len(users) == 0 && len(moreFields) == 0 && len(morePairs) == 0 {
-		return v, secs, nil
+		return v, secs, pos, nil
 	}
 	// Second round, for corrections only: what the retracted outputs touched beyond this batch's
 	// own pairs, and every counted delivery of the users whose deliveries are retracted.
 	ul, fl, pl := sortedKeys(users), sortedKeys(moreFields), sortedKeys(morePairs)
 	res, err = s.read(ctx, rdb, b.Partition, pl, fl, nil, ul, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, position{}, err
 	}
 	for i, su := range ul {
 		set := map[string]bool{}
@@ -439,11 +472,11 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 			v.Buckets[pl[i]] = decodeBucket(x)
 		}
 	}
-	return v, secs, nil
+	return v, secs, pos, nil
 }
 
 type readResult struct {
-	hw, st                string
+	hw, st, next          string
 	buckets, fields, undo []string
 	deliveries            [][]string
 	secs                  []string // the load script's throughput values, until read parses them
@@ -633,7 +666,7 @@ func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fi
 		if watch != "" {
 			pipe.Do(ctx, "watch", watch)
 		}
-		meta = pipe.HMGet(ctx, pfx+kMeta, "hw", "st")
+		meta = pipe.HMGet(ctx, pfx+kMeta, "hw", "st", PositionField)
 		if len(ids) > 0 {
 			// EVAL, not EVALSHA: a pipeline cannot resend a missing script (Redis caches it by
 			// its SHA1 either way).
@@ -655,11 +688,12 @@ func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fi
 	}
 	var r readResult
 	mv := meta.Val()
-	if len(mv) != 2 {
+	if len(mv) != 3 {
 		return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: meta reply has %d parts", p, len(mv))
 	}
 	r.hw, _ = mv[0].(string)
 	r.st, _ = mv[1].(string)
+	r.next, _ = mv[2].(string)
 	if undo != nil {
 		raw, _ := undo.Val().([]any)
 		u, err := loadReply(raw)
@@ -778,7 +812,7 @@ const maxArgs = 6000
 // on tx, whose WATCH of the meta hash guards the mark.
 // Increments of seconds in secs become absolute values; the rest go through the trim script's
 // HINCRBY loop.
-func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, secs seconds, batchLen int) error {
+func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, secs seconds, batchLen int, next int64) error {
 	pfx := s.prefix(p)
 	st := ch.Stream
 	cut := func(w events.UnixTime) string { return strconv.FormatInt(int64(st-w), 10) }
@@ -898,7 +932,11 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 		}
 		// EVAL, not EVALSHA: inside MULTI a missing script would only fail its own command.
 		pipe.Eval(ctx, applyLua, []string{meta}, args...)
-		pipe.HSet(ctx, meta, "hw", encodeCause(ch.HW), "st", strconv.FormatInt(int64(st), 10))
+		if next > 0 {
+			pipe.HSet(ctx, meta, "hw", encodeCause(ch.HW), "st", strconv.FormatInt(int64(st), 10), PositionField, next)
+		} else {
+			pipe.HSet(ctx, meta, "hw", encodeCause(ch.HW), "st", strconv.FormatInt(int64(st), 10))
+		}
 		return nil
 	})
 	if errors.Is(err, redis.TxFailedErr) {

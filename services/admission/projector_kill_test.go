@@ -107,6 +107,9 @@ func stateDump(t *testing.T, rdb *redis.Client, ns string) string {
 		switch rdb.Type(ctx, k).Val() {
 		case "hash":
 			for f, v := range rdb.HGetAll(ctx, k).Val() {
+				if strings.HasSuffix(short, ":meta") && f == ratelimit.PositionField {
+					continue // how far the projector read the log; the reference was applied directly
+				}
 				lines = append(lines, short+" "+f+"="+v)
 			}
 		case "zset":

@@ -18,6 +18,7 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	records, events, undecoded, rounds, failures prometheus.Counter
+	refilledRecords, lostRecords                 prometheus.Counter
 	applySeconds                                 prometheus.Counter
 	lag                                          *prometheus.GaugeVec
 	lastCommit                                   prometheus.Gauge
@@ -44,6 +45,10 @@ func NewMetrics(projection string) *Metrics {
 		rounds:       counter("rounds_total", "Rounds fetched, applied and committed."),
 		failures:     counter("failures_total", "Apply or commit attempts that failed and were retried."),
 		applySeconds: counter("apply_seconds_total", "Wall time spent applying rounds."),
+		refilledRecords: counter("refilled_records_total",
+			"Records read again and applied because the store lacked their effect after their offsets were committed (Redis restored from an older state)."),
+		lostRecords: counter("lost_records_total",
+			"Records the store lacked that retention had deleted from the log: the projection lacks them until a replay rebuilds it."),
 	}
 	m.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "convmeter_projector_lag", ConstLabels: l,
 		Help: "Records of the partition after the last committed one, as of that round's fetch."}, []string{"partition"})
@@ -103,4 +108,17 @@ func (m *Metrics) committed(st Stats, lag map[int]int64) {
 		m.lag.WithLabelValues(strconv.Itoa(p)).Set(float64(n))
 	}
 	m.lastCommit.Set(float64(time.Now().UnixMilli()) / 1000)
+}
+
+func (m *Metrics) refilled(records, undecoded int) {
+	if m != nil {
+		m.refilledRecords.Add(float64(records))
+		m.undecoded.Add(float64(undecoded))
+	}
+}
+
+func (m *Metrics) lost(records int64) {
+	if m != nil {
+		m.lostRecords.Add(float64(records))
+	}
 }

@@ -7,6 +7,17 @@
 //
 // Records that do not decode are logged with topic, partition and offset and counted; they stay in
 // the log (the source of truth) for the audit, and the partition moves on (architecture rule 6).
+//
+// Committed offsets alone would trust Redis never to lose what it acknowledged. It does when it
+// is restored from a backup, fails over to a replica that lagged, or loses the last second of an
+// append-only file fsynced every second (or everything since the last RDB snapshot). So each batch
+// carries the log offsets it spans, and the stores record the position after it with its effect,
+// in the same atomic unit, and check it first: a store whose position is behind the batch refuses
+// it (projections.GapError), and Run reads the records in between from the log again, applies them,
+// then the batch. Records retention has deleted meanwhile cannot be had again: they are logged and
+// counted (convmeter_projector_lost_records_total), and only a replay restores the projection.
+// TestRedisRestoredFromOlderState kills a Redis server that persists by snapshots and checks that
+// the ledger ends equal to an uninterrupted apply.
 package projector
 
 import (
@@ -151,6 +162,9 @@ func Run(ctx context.Context, cfg Config, p projections.Projection, log *slog.Lo
 // that do not decode.
 func Decode(pb kafkax.PartitionBatch, log *slog.Logger) (projections.Batch, int) {
 	out := projections.Batch{Partition: int32(pb.Partition), Events: make([]events.Event, 0, len(pb.Messages))}
+	if len(pb.Messages) > 0 {
+		out.First, out.Next = pb.Messages[0].Offset, pb.Last().Offset+1
+	}
 	bad := 0
 	for _, m := range pb.Messages {
 		e, err := kafkax.FromMessage(m)
@@ -176,16 +190,15 @@ func applyBatch(ctx context.Context, cfg Config, p projections.Projection, b kaf
 		batch, bad := Decode(pb, log)
 		st.Undecoded += bad
 		st.Events += len(batch.Events)
-		if len(batch.Events) > 0 {
-			jobs = append(jobs, job{batch, pb.Last().Offset})
-		}
+		// Applied even when nothing decoded: a store records how far the log was read.
+		jobs = append(jobs, job{batch, pb.Last().Offset})
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(cfg.Parallel)
 	for _, j := range jobs {
 		plog := log.With("partition", j.batch.Partition, "offset", j.last)
 		g.Go(func() error {
-			return retry(gctx, cfg, plog, "apply", func() error { return p.Apply(gctx, j.batch) })
+			return retry(gctx, cfg, plog, "apply", func() error { return applyFromLog(gctx, cfg, p, j.batch, plog) })
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -193,6 +206,65 @@ func applyBatch(ctx context.Context, cfg Config, p projections.Projection, b kaf
 	}
 	st.Apply = time.Since(start)
 	return st, nil
+}
+
+// applyFromLog applies a batch read from the log. When the store lacks the effect of records
+// before it (projections.GapError: it was restored from an older state), it reads them from the
+// log again and applies them first, so nothing the group has committed is missing from the store.
+func applyFromLog(ctx context.Context, cfg Config, p projections.Projection, b projections.Batch, log *slog.Logger) error {
+	err := p.Apply(ctx, b)
+	var gap *projections.GapError
+	if !errors.As(err, &gap) {
+		return err
+	}
+	log.Warn("projector: the store lacks records it had applied (restored from an older state?); reading them again",
+		"from", gap.From, "to", gap.To, "records", gap.To-gap.From)
+	if err := refill(ctx, cfg, p, *gap, log); err != nil {
+		return err
+	}
+	b.First = gap.From // read from there on, without a gap
+	return p.Apply(ctx, b)
+}
+
+// refill reads partition gap.Partition from gap.From up to gap.To with a reader of its own and
+// applies it in batches of at most cfg.MaxBatch records. Each batch says it follows gap.From, the
+// position the store holds: the records in between are read by this loop, and those retention
+// deleted (the reader starts at the partition's first offset) cannot be had from anywhere.
+func refill(ctx context.Context, cfg Config, p projections.Projection, gap projections.GapError, log *slog.Logger) error {
+	r, err := kafkax.NewPartitionReader(kafkax.PartitionReaderConfig{Brokers: cfg.Brokers, Topic: cfg.Topic,
+		Partition: int(gap.Partition), ErrorLogger: kafkax.ErrorLogger(log)}, gap.From)
+	if err != nil {
+		return fmt.Errorf("projector %s: read again %s/%d from %d: %w", p.Name(), cfg.Topic, gap.Partition, gap.From, err)
+	}
+	defer r.Close()
+	for at := gap.From; at < gap.To; {
+		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		msgs, err := r.FetchMessages(fctx, cfg.MaxBatch)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("projector %s: read again %s/%d at %d: %w", p.Name(), cfg.Topic, gap.Partition, at, err)
+		}
+		if first := msgs[0].Offset; at == gap.From && first > at {
+			log.Error("projector: records deleted by retention before the store had their effect; the projection lacks them until a replay rebuilds it",
+				"from", at, "to", first)
+			cfg.Metrics.lost(first - at)
+		}
+		n := 0
+		for n < len(msgs) && msgs[n].Offset < gap.To {
+			n++
+		}
+		if n == 0 {
+			break
+		}
+		b, bad := Decode(kafkax.PartitionBatch{Topic: cfg.Topic, Partition: int(gap.Partition), Messages: msgs[:n]}, log)
+		b.First = gap.From
+		if err := p.Apply(ctx, b); err != nil {
+			return err
+		}
+		cfg.Metrics.refilled(n, bad)
+		at = b.Next
+	}
+	return nil
 }
 
 // retry runs fn until it succeeds or ctx ends, backing off exponentially between failures: Redis

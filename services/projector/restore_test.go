@@ -1,0 +1,179 @@
+package projector
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/convmeter/convmeter/events"
+	"github.com/convmeter/convmeter/events/kafkatest"
+	"github.com/convmeter/convmeter/events/kafkax"
+	"github.com/convmeter/convmeter/events/testenv"
+	"github.com/convmeter/convmeter/projections/billing"
+	"github.com/convmeter/convmeter/projections/ratecard"
+	"github.com/convmeter/convmeter/services/projector/projectortest"
+)
+
+// TestRedisRestoredFromOlderState runs a billing projector against a Redis server of its own that
+// persists by RDB snapshots only, and kills that server with SIGKILL after the projector has
+// applied and committed records the last snapshot does not hold. Restarted, Redis holds the state
+// of the snapshot while the consumer group's offsets are past it: the records in between were
+// committed but their effect is gone, as after a restore from a backup, a failover to a replica
+// that lagged, or an append-only file that lost its last second. The projector, running all
+// along, must notice it at its next batch (the store's log position is behind the batch), read
+// them from the log again, and end with the ledger of an uninterrupted apply.
+func TestRedisRestoredFromOlderState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a Redis server in -short mode")
+	}
+	const partitions = 4
+	bin := testenv.Tool(t, "apt-get install redis-server", "redis-server")
+	srv := startRedis(t, bin, t.TempDir())
+	rdb := redis.NewClient(&redis.Options{Addr: srv.addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	book, err := ratecard.Load(cardsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, brokers, partitions)
+
+	// Three parts of each partition's history: a (in the snapshot), b (applied, committed, lost
+	// with the kill), c (published after the restart).
+	hist := synth(12_000, partitions)
+	var a, b, c [][]events.Event
+	total := 0
+	for _, evs := range hist {
+		i, j := len(evs)*2/5, len(evs)*4/5
+		a, b, c = append(a, evs[:i]), append(b, evs[i:j]), append(c, evs[j:])
+		total += len(evs)
+	}
+	count := func(h [][]events.Event) (n int64) {
+		for _, evs := range h {
+			n += int64(len(evs))
+		}
+		return n
+	}
+
+	ref, err := billing.NewStore(rdb, "ref:", book, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	projectortest.ApplyAll(t, ref, hist, 1000)
+	want := ledgerDump(t, ref)
+
+	store, err := billing.NewStore(rdb, "live:", book, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMetrics(billing.Name)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(rctx, Config{Brokers: brokers, Topic: topic, Group: kafkatest.Name(t), MaxBatch: 500,
+			RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, Metrics: m,
+			ReaderOptions: []kafkax.ReaderOption{kafkax.WithSessionTimeout(6 * time.Second)}}, store, nil)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	// committed waits until the projector has applied n records and committed their offsets.
+	committed := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for testutil.ToFloat64(m.records) < float64(n) || progress(ctx, store, partitions) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("the projector committed %v records and applied %d; want %d", testutil.ToFloat64(m.records), progress(ctx, store, partitions), n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	projectortest.Publish(t, brokers, topic, a)
+	committed(count(a))
+	if err := rdb.Save(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	projectortest.Publish(t, brokers, topic, b)
+	committed(count(a) + count(b))
+	if ledgerDump(t, store) == want {
+		t.Fatal("the ledger is complete before the last part was published: the test checks nothing")
+	}
+
+	srv.kill()
+	startRedis(t, bin, srv.dir, srv.port) // loads the snapshot; the test's cleanup stops it
+	if got := progress(ctx, store, partitions); got != count(a) {
+		t.Fatalf("after the restart Redis holds %d applied records; want the snapshot's %d", got, count(a))
+	}
+	projectortest.Publish(t, brokers, topic, c)
+	committed(int64(total))
+	if got := ledgerDump(t, store); got != want {
+		t.Fatalf("the ledger after Redis lost %d committed records differs from an uninterrupted apply (%d vs %d bytes)", count(b), len(got), len(want))
+	}
+	if got := testutil.ToFloat64(m.refilledRecords); got != float64(count(b)) {
+		t.Errorf("refilled %v records; want the %d Redis lost", got, count(b))
+	}
+	if got := testutil.ToFloat64(m.lostRecords); got != 0 {
+		t.Errorf("%v records reported lost to retention; want none", got)
+	}
+	t.Logf("Redis restarted from a snapshot without %d committed records; the projector read them again and the ledger equals the reference (%d records)", count(b), total)
+}
+
+// redisProc is a redis-server process of a test's own.
+type redisProc struct {
+	cmd  *exec.Cmd
+	dir  string
+	port int
+	addr string
+}
+
+// startRedis starts redis-server in dir (its RDB file there, no append-only file), on port or,
+// when none is given, a free one, and waits until it answers.
+func startRedis(t *testing.T, bin, dir string, port ...int) *redisProc {
+	t.Helper()
+	p := &redisProc{dir: dir}
+	if len(port) > 0 {
+		p.port = port[0]
+	} else {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.port = ln.Addr().(*net.TCPAddr).Port
+		_ = ln.Close()
+	}
+	p.addr = "127.0.0.1:" + strconv.Itoa(p.port)
+	p.cmd = exec.Command(bin, "--port", strconv.Itoa(p.port), "--bind", "127.0.0.1", "--dir", dir,
+		"--dbfilename", "dump.rdb", "--appendonly", "no", "--save", "", "--daemonize", "no", "--loglevel", "warning")
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.kill)
+	c := redis.NewClient(&redis.Options{Addr: p.addr})
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); c.Ping(context.Background()).Err() != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on %s did not answer", p.addr)
+		}
+	}
+	return p
+}
+
+// kill kills the server with SIGKILL and waits for it; a second call does nothing.
+func (p *redisProc) kill() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+}
