@@ -35,8 +35,15 @@ func (e *GapError) Error() string {
 	return fmt.Sprintf("partition %d: the store lacks the effect of log offsets %d to %d, which come before the batch (was it restored from an older state?)", e.Partition, e.From, e.To-1)
 }
 
+// Position is the log position a store recorded for a partition: Next, the offset after the last
+// batch it applied from the log, when Known.
+type Position struct {
+	Next  int64
+	Known bool
+}
+
 // CheckPosition is how a store that records its log position checks a batch before applying
-// it: pos is the position recorded for the partition (hasPos false: none) and hasHW says whether
+// it: pos is the position recorded for the partition and hasHW says whether
 // the store holds a high-water cause for it. With neither, the store holds nothing of the
 // partition, so everything before the batch is missing (From 0; records retention deleted are
 // skipped by the reader). A high-water cause without a position (a replay's namespace, promoted)
@@ -45,13 +52,13 @@ func (e *GapError) Error() string {
 // It returns the position to record with the batch's effect, and whether to record it: never
 // backwards (a batch delivered again after a crash between the store's write and the offset
 // commit is older than the position).
-func CheckPosition(b Batch, pos int64, hasPos, hasHW bool) (next int64, record bool, err error) {
+func CheckPosition(b Batch, pos Position, hasHW bool) (next int64, record bool, err error) {
 	if b.Next == 0 {
 		return 0, false, nil
 	}
-	from := pos
+	from := pos.Next
 	switch {
-	case hasPos:
+	case pos.Known:
 	case hasHW:
 		return b.Next, true, nil
 	default:
@@ -60,7 +67,7 @@ func CheckPosition(b Batch, pos int64, hasPos, hasHW bool) (next int64, record b
 	if b.First > from {
 		return 0, false, &GapError{Partition: b.Partition, From: from, To: b.First}
 	}
-	return b.Next, !hasPos || b.Next > pos, nil
+	return b.Next, !pos.Known || b.Next > pos.Next, nil
 }
 
 // Projection is the port a projection consumer drives. Apply must write the state change of the

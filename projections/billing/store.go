@@ -131,13 +131,13 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) error {
 	// WATCH the high-water hash, read the prior state, plan, then MULTI/EXEC the plan with the new
 	// marks: EXEC fails if another writer moved a mark in between (optimistic lock).
 	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		var pos position
+		var pos projections.Position
 		prior, err := s.readPrior(ctx, tx, tag, b.Events, &pos, b.Next > 0)
 		if err != nil {
 			return err
 		}
 		_, hasHW := prior.HW[b.Partition]
-		next, record, err := projections.CheckPosition(b, pos.next, pos.ok, hasHW)
+		next, record, err := projections.CheckPosition(b, pos, hasHW)
 		if err != nil {
 			return err
 		}
@@ -191,15 +191,9 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) error {
 // its last batch from the log (projections.CheckPosition).
 const positionField = "next"
 
-// position is a stored log position.
-type position struct {
-	next int64
-	ok   bool
-}
-
 // readPrior reads what Apply needs of the batch's prior state, and the partition's log position
 // into pos when withPos, in one round trip.
-func (s *Store) readPrior(ctx context.Context, rc redis.Cmdable, tag string, evs []events.Event, pos *position, withPos bool) (Prior, error) {
+func (s *Store) readPrior(ctx context.Context, rc redis.Cmdable, tag string, evs []events.Event, pos *projections.Position, withPos bool) (Prior, error) {
 	var fields []string
 	seen := map[int32]bool{}
 	var retracted []string
@@ -238,7 +232,7 @@ func (s *Store) readPrior(ctx context.Context, rc redis.Cmdable, tag string, evs
 			if err != nil {
 				return prior, fmt.Errorf("billing: bad log position %q in %s", str, kHW(tag))
 			}
-			pos.next, pos.ok = n, true
+			*pos = projections.Position{Next: n, Known: true}
 		}
 		hw.SetVal(vals[:len(vals)-1])
 		fields = fields[:len(fields)-1]

@@ -208,7 +208,7 @@ func (s *Store) ApplyStats(ctx context.Context, b projections.Batch) (Stats, err
 			if err != nil {
 				return err
 			}
-			next, record, err := projections.CheckPosition(b, pos.next, pos.ok, v.HasHW)
+			next, record, err := projections.CheckPosition(b, pos, v.HasHW)
 			if err != nil {
 				return err
 			}
@@ -271,22 +271,17 @@ func (w *watchState) release(ctx context.Context, tx *redis.Tx) {
 // turns the batch's increments of these seconds into absolute values (HSET, no Lua loop).
 type seconds map[string]map[string]int64
 
-// load reads the state the batch needs: one round trip, two when a correction retracts outputs
-// whose state lies beyond the batch.
-// w, when not nil, holds the WATCH still to be sent before the first read.
 // PositionField is the meta hash's field holding the log position of the partition's last batch
-// from the log (projections.CheckPosition).
+// from the log (projections.CheckPosition): where the consumer had read, not projection state,
+// so a comparison of two namespaces leaves it out.
 const PositionField = "next"
 
-// position is the log position stored in a partition's meta hash.
-type position struct {
-	next int64
-	ok   bool
-}
-
-// load reads the View of batch b, with the throughput seconds it touches and the partition's
-// log position (read only by the WATCHed path that applies).
-func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batch, w *watchState) (*View, seconds, position, error) {
+// load reads the state the batch needs: one round trip, two when a correction retracts outputs
+// whose state lies beyond the batch. It returns the View, the throughput seconds the batch
+// touches and the partition's log position (read by the WATCHed path that applies; absent from
+// the script's).
+// w, when not nil, holds the WATCH still to be sent before the first read.
+func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batch, w *watchState) (*View, seconds, projections.Position, error) {
 	secs := seconds{}
 	// Consecutive events mostly share a second and a number's hour: keep the last second's
 	// decimal form and each number's hour map rather than building the key per event.
@@ -366,14 +361,14 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 		res, err = s.read(ctx, rdb, b.Partition, pairList, fieldList, retracted, nil, secs)
 	}
 	if err != nil {
-		return nil, nil, position{}, err
+		return nil, nil, projections.Position{}, err
 	}
 	v := NewView()
 	v.Buckets, v.Fields = make(map[string]Bucket, len(pairList)), make(map[string]string, len(fieldList))
 	if res.hw != "" {
 		c, ok := decodeCause(b.Partition, res.hw)
 		if !ok {
-			return nil, nil, position{}, fmt.Errorf("ratelimit: partition %d: bad high-water %q", b.Partition, res.hw)
+			return nil, nil, projections.Position{}, fmt.Errorf("ratelimit: partition %d: bad high-water %q", b.Partition, res.hw)
 		}
 		v.HW, v.HasHW = c, true
 	}
@@ -381,13 +376,13 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 		n, _ := strconv.ParseInt(res.st, 10, 64)
 		v.Stream = events.UnixTime(n)
 	}
-	var pos position
+	var pos projections.Position
 	if res.next != "" {
 		n, err := strconv.ParseInt(res.next, 10, 64)
 		if err != nil {
-			return nil, nil, position{}, fmt.Errorf("ratelimit: partition %d: bad log position %q", b.Partition, res.next)
+			return nil, nil, projections.Position{}, fmt.Errorf("ratelimit: partition %d: bad log position %q", b.Partition, res.next)
 		}
-		pos = position{n, true}
+		pos = projections.Position{Next: n, Known: true}
 	}
 	for i, x := range res.buckets {
 		if x != "" {
@@ -412,7 +407,7 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 		}
 		u, err := decodeUndo(x)
 		if err != nil {
-			return nil, nil, position{}, fmt.Errorf("ratelimit: partition %d: undo record of %s: %w", b.Partition, retracted[i], err)
+			return nil, nil, projections.Position{}, fmt.Errorf("ratelimit: partition %d: undo record of %s: %w", b.Partition, retracted[i], err)
 		}
 		v.Undo[retracted[i]] = u
 		switch u.Kind {
@@ -453,7 +448,7 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 	ul, fl, pl := sortedKeys(users), sortedKeys(moreFields), sortedKeys(morePairs)
 	res, err = s.read(ctx, rdb, b.Partition, pl, fl, nil, ul, nil)
 	if err != nil {
-		return nil, nil, position{}, err
+		return nil, nil, projections.Position{}, err
 	}
 	for i, su := range ul {
 		set := map[string]bool{}
