@@ -327,3 +327,27 @@ func names(specs []TopicSpec) string {
 	}
 	return fmt.Sprint(s)
 }
+
+// PartitionBounds returns partition p of topic's first offset (retention deleted the records
+// before it) and its end offset (the next one to be written).
+func PartitionBounds(ctx context.Context, brokers []string, topic string, p int) (first, end int64, err error) {
+	client, err := newClient(brokers)
+	if err != nil {
+		return 0, 0, fmt.Errorf("offsets of %s/%d: %w", topic, p, err)
+	}
+	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		topic: {kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p)},
+	}})
+	if err != nil {
+		return 0, 0, fmt.Errorf("offsets of %s/%d: %w", topic, p, err)
+	}
+	for _, po := range res.Topics[topic] {
+		if po.Partition == p {
+			if po.Error != nil {
+				return 0, 0, fmt.Errorf("offsets of %s/%d: %w", topic, p, po.Error)
+			}
+			return po.FirstOffset, po.LastOffset, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("offsets of %s/%d: none returned", topic, p)
+}

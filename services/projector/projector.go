@@ -231,23 +231,27 @@ func applyFromLog(ctx context.Context, cfg Config, p projections.Projection, b p
 // position the store holds: the records in between are read by this loop, and those retention
 // deleted (the reader starts at the partition's first offset) cannot be had from anywhere.
 func refill(ctx context.Context, cfg Config, p projections.Projection, gap projections.GapError, log *slog.Logger) error {
+	first, _, err := kafkax.PartitionBounds(ctx, cfg.Brokers, cfg.Topic, int(gap.Partition))
+	if err != nil {
+		return fmt.Errorf("projector %s: %w", p.Name(), err)
+	}
+	if first > gap.From {
+		log.Error("projector: records deleted by retention before the store had their effect; the projection lacks them until a replay rebuilds it",
+			"from", gap.From, "to", min(first, gap.To))
+		cfg.Metrics.lost(min(first, gap.To) - gap.From)
+	}
 	r, err := kafkax.NewPartitionReader(kafkax.PartitionReaderConfig{Brokers: cfg.Brokers, Topic: cfg.Topic,
-		Partition: int(gap.Partition), ErrorLogger: kafkax.ErrorLogger(log)}, gap.From)
+		Partition: int(gap.Partition), ErrorLogger: kafkax.ErrorLogger(log)}, max(first, gap.From))
 	if err != nil {
 		return fmt.Errorf("projector %s: read again %s/%d from %d: %w", p.Name(), cfg.Topic, gap.Partition, gap.From, err)
 	}
 	defer r.Close()
-	for at := gap.From; at < gap.To; {
+	for at := max(first, gap.From); at < gap.To; {
 		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		msgs, err := r.FetchMessages(fctx, cfg.MaxBatch)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("projector %s: read again %s/%d at %d: %w", p.Name(), cfg.Topic, gap.Partition, at, err)
-		}
-		if first := msgs[0].Offset; at == gap.From && first > at {
-			log.Error("projector: records deleted by retention before the store had their effect; the projection lacks them until a replay rebuilds it",
-				"from", at, "to", first)
-			cfg.Metrics.lost(first - at)
 		}
 		n := 0
 		for n < len(msgs) && msgs[n].Offset < gap.To {

@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkatest"
@@ -27,11 +31,20 @@ import (
 // committed but their effect is gone, as after a restore from a backup, a failover to a replica
 // that lagged, or an append-only file that lost its last second. The projector, running all
 // along, must notice it at its next batch (the store's log position is behind the batch), read
-// them from the log again, and end with the ledger of an uninterrupted apply.
+// them from the log again, and end with the ledger of an uninterrupted apply. When retention has
+// deleted some of them meanwhile (DeleteRecords), it must read the rest, end with the ledger of
+// the log without the deleted ones, and count those as lost.
 func TestRedisRestoredFromOlderState(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a Redis server in -short mode")
 	}
+	t.Run("within retention", func(t *testing.T) { restoredFromOlderState(t, 0) })
+	t.Run("past retention", func(t *testing.T) { restoredFromOlderState(t, 300) })
+}
+
+// restoredFromOlderState is the scenario; deleted records of partition 0 that the snapshot lacks
+// are deleted from the log before the projector notices.
+func restoredFromOlderState(t *testing.T, deleted int) {
 	const partitions = 4
 	bin := testenv.Tool(t, "apt-get install redis-server", "redis-server")
 	srv := startRedis(t, bin, t.TempDir())
@@ -61,12 +74,18 @@ func TestRedisRestoredFromOlderState(t *testing.T) {
 		}
 		return n
 	}
+	if deleted > len(b[0]) {
+		t.Fatalf("cannot delete %d of the %d lost records of partition 0", deleted, len(b[0]))
+	}
 
+	// The reference: the log as the projector can still read it, applied without interruption.
 	ref, err := billing.NewStore(rdb, "ref:", book, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	projectortest.ApplyAll(t, ref, hist, 1000)
+	readable := append([][]events.Event{}, hist...)
+	readable[0] = append(append([]events.Event{}, a[0]...), hist[0][len(a[0])+deleted:]...)
+	projectortest.ApplyAll(t, ref, readable, 1000)
 	want := ledgerDump(t, ref)
 
 	store, err := billing.NewStore(rdb, "live:", book, nil)
@@ -87,25 +106,27 @@ func TestRedisRestoredFromOlderState(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	// committed waits until the projector has applied n records and committed their offsets.
-	committed := func(n int64) {
+	// committed waits until the projector has committed n records and applied through cause
+	// offsets summing to applied.
+	committed := func(n, applied int64) {
 		t.Helper()
 		deadline := time.Now().Add(90 * time.Second)
-		for testutil.ToFloat64(m.records) < float64(n) || progress(ctx, store, partitions) < n {
+		for value(m.records) < float64(n) || progress(ctx, store, partitions) < applied {
 			if time.Now().After(deadline) {
-				t.Fatalf("the projector committed %v records and applied %d; want %d", testutil.ToFloat64(m.records), progress(ctx, store, partitions), n)
+				t.Fatalf("the projector committed %v records and applied %d; want %d and %d",
+					value(m.records), progress(ctx, store, partitions), n, applied)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
 
 	projectortest.Publish(t, brokers, topic, a)
-	committed(count(a))
+	committed(count(a), count(a))
 	if err := rdb.Save(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	projectortest.Publish(t, brokers, topic, b)
-	committed(count(a) + count(b))
+	committed(count(a)+count(b), count(a)+count(b))
 	if ledgerDump(t, store) == want {
 		t.Fatal("the ledger is complete before the last part was published: the test checks nothing")
 	}
@@ -115,18 +136,55 @@ func TestRedisRestoredFromOlderState(t *testing.T) {
 	if got := progress(ctx, store, partitions); got != count(a) {
 		t.Fatalf("after the restart Redis holds %d applied records; want the snapshot's %d", got, count(a))
 	}
+	if deleted > 0 {
+		deleteRecords(t, brokers, topic, 0, int64(len(a[0])+deleted))
+	}
 	projectortest.Publish(t, brokers, topic, c)
-	committed(int64(total))
+	committed(int64(total), int64(total))
 	if got := ledgerDump(t, store); got != want {
-		t.Fatalf("the ledger after Redis lost %d committed records differs from an uninterrupted apply (%d vs %d bytes)", count(b), len(got), len(want))
+		t.Fatalf("the ledger after Redis lost %d committed records (%d of them deleted from the log) differs from the reference (%d vs %d bytes)",
+			count(b), deleted, len(got), len(want))
 	}
-	if got := testutil.ToFloat64(m.refilledRecords); got != float64(count(b)) {
-		t.Errorf("refilled %v records; want the %d Redis lost", got, count(b))
+	if got := value(m.refilledRecords); got != float64(count(b)-int64(deleted)) {
+		t.Errorf("refilled %v records; want the %d Redis lost that the log still has", got, count(b)-int64(deleted))
 	}
-	if got := testutil.ToFloat64(m.lostRecords); got != 0 {
-		t.Errorf("%v records reported lost to retention; want none", got)
+	if got := value(m.lostRecords); got != float64(deleted) {
+		t.Errorf("%v records reported lost to retention; want %d", got, deleted)
 	}
-	t.Logf("Redis restarted from a snapshot without %d committed records; the projector read them again and the ledger equals the reference (%d records)", count(b), total)
+	t.Logf("Redis restarted from a snapshot without %d committed records, %d of them deleted from the log; the projector read the rest again and the ledger equals the reference (%d records)",
+		count(b), deleted, total)
+}
+
+// deleteRecords deletes the records of topic's partition p before offset, as retention does.
+func deleteRecords(t *testing.T, brokers []string, topic string, p int32, before int64) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	req.TimeoutMillis = 10_000
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	rp.Partition, rp.Offset = p, before
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				t.Fatalf("delete records of %s/%d before %d: %v", topic, p, before, err)
+			}
+			if rp.LowWatermark != before {
+				t.Fatalf("delete records of %s/%d before %d: the log starts at %d", topic, p, before, rp.LowWatermark)
+			}
+		}
+	}
 }
 
 // redisProc is a redis-server process of a test's own.
@@ -176,4 +234,13 @@ func (p *redisProc) kill() {
 	}
 	_ = p.cmd.Process.Kill()
 	_ = p.cmd.Wait()
+}
+
+// value reads a counter.
+func value(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
 }
