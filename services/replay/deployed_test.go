@@ -38,7 +38,7 @@ func TestReplayEqualsDeployedPath(t *testing.T) {
 		evs = append(evs, it.Event)
 	}
 	publish(t, brokers, topics.MessageEvents, evs)
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topics.MessageEvents, Balancer: &kafka.RoundRobin{}}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topics.MessageEvents, Balancer: &kafka.RoundRobin{}, RequiredAcks: kafka.RequireAll}
 	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("junk"), Value: []byte("not an event")}); err != nil {
 		t.Fatal(err)
 	}

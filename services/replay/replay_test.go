@@ -18,6 +18,7 @@ import (
 
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkatest"
+	"github.com/convmeter/convmeter/events/kafkax"
 	"github.com/convmeter/convmeter/events/producer"
 	"github.com/convmeter/convmeter/projections/ratecard"
 	"github.com/convmeter/convmeter/projections/redistest"
@@ -49,7 +50,7 @@ func live(t *testing.T, brokers []string, topic string, ns *Namespace, n int) {
 	t.Helper()
 	ctx := context.Background()
 	for p := range n {
-		_, end, err := offsets(ctx, brokers[0], topic, p)
+		_, end, err := kafkax.PartitionBounds(ctx, brokers, topic, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +102,7 @@ func TestReplayEqualsLive(t *testing.T) {
 		evs = append(evs, it.Event)
 	}
 	publish(t, brokers, topic, evs)
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.RoundRobin{}}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.RoundRobin{}, RequiredAcks: kafka.RequireAll}
 	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("junk"), Value: []byte(`{"v":1,"type":"nope`)}); err != nil {
 		t.Fatal(err)
 	}

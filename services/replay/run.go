@@ -175,8 +175,8 @@ func partitionCount(ctx context.Context, cfg Config) (int, error) {
 func captureOffsets(ctx context.Context, cfg Config, n int) (first, end []int64, err error) {
 	first, end = make([]int64, n), make([]int64, n)
 	for p := range n {
-		if first[p], end[p], err = offsets(ctx, cfg.Brokers[0], cfg.Topic, p); err != nil {
-			return nil, nil, err
+		if first[p], end[p], err = kafkax.PartitionBounds(ctx, cfg.Brokers, cfg.Topic, p); err != nil {
+			return nil, nil, fmt.Errorf("replay: %w", err)
 		}
 	}
 	return first, end, nil
@@ -231,20 +231,6 @@ func cacheShare(total, n int) int {
 		total = DefaultCachePairs
 	}
 	return max(total/max(n, 1), window.DefaultCachePairs)
-}
-
-// offsets returns the first and the high-water (next) offset of a partition.
-func offsets(ctx context.Context, broker, topic string, p int) (int64, int64, error) {
-	conn, err := kafka.DialLeader(ctx, "tcp", broker, topic, p)
-	if err != nil {
-		return 0, 0, fmt.Errorf("replay: dial leader of %s/%d: %w", topic, p, err)
-	}
-	defer conn.Close()
-	first, last, err := conn.ReadOffsets()
-	if err != nil {
-		return 0, 0, fmt.Errorf("replay: offsets of %s/%d: %w", topic, p, err)
-	}
-	return first, last, nil
 }
 
 // fetchBytes bounds a replay's fetch responses. The reader decodes up to its Prefetch responses
