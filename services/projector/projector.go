@@ -228,8 +228,9 @@ func applyFromLog(ctx context.Context, cfg Config, p projections.Projection, b p
 
 // refill reads partition gap.Partition from gap.From up to gap.To with a reader of its own and
 // applies it in batches of at most cfg.MaxBatch records. Each batch says it follows gap.From, the
-// position the store holds: the records in between are read by this loop, and those retention
-// deleted (the reader starts at the partition's first offset) cannot be had from anywhere.
+// position the store holds: the records in between are read by this loop, or were deleted by
+// retention (before the partition's first offset, where the reader starts) and cannot be had from
+// anywhere.
 func refill(ctx context.Context, cfg Config, p projections.Projection, gap projections.GapError, log *slog.Logger) error {
 	first, _, err := kafkax.PartitionBounds(ctx, cfg.Brokers, cfg.Topic, int(gap.Partition))
 	if err != nil {
