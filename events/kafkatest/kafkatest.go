@@ -29,7 +29,10 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/wait"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Image is the Kafka image used when a Docker engine is available: the same Kafka version
@@ -181,4 +184,38 @@ func startContainer(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	return []string{"127.0.0.1:" + p}, nil
+}
+
+// DeleteRecords deletes the records of topic's partition before offset, as retention does
+// (DeleteRecords, which kafka-go does not speak, through franz-go), and fails the test unless the
+// partition then starts at offset.
+func DeleteRecords(t testing.TB, brokers []string, topic string, partition int32, offset int64) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	req.TimeoutMillis = 10_000
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	rp.Partition, rp.Offset = partition, offset
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range resp.Topics {
+		for _, p := range tp.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				t.Fatalf("delete records of %s/%d before %d: %v", topic, p.Partition, offset, err)
+			}
+			if p.LowWatermark != offset {
+				t.Fatalf("delete records of %s/%d before %d: the log starts at %d", topic, p.Partition, offset, p.LowWatermark)
+			}
+		}
+	}
 }

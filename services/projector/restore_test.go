@@ -11,9 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkatest"
@@ -137,7 +134,7 @@ func restoredFromOlderState(t *testing.T, deleted int) {
 		t.Fatalf("after the restart Redis holds %d applied records; want the snapshot's %d", got, count(a))
 	}
 	if deleted > 0 {
-		deleteRecords(t, brokers, topic, 0, int64(len(a[0])+deleted))
+		kafkatest.DeleteRecords(t, brokers, topic, 0, int64(len(a[0])+deleted))
 	}
 	projectortest.Publish(t, brokers, topic, c)
 	committed(int64(total), int64(total))
@@ -153,38 +150,6 @@ func restoredFromOlderState(t *testing.T, deleted int) {
 	}
 	t.Logf("Redis restarted from a snapshot without %d committed records, %d of them deleted from the log; the projector read the rest again and the ledger equals the reference (%d records)",
 		count(b), deleted, total)
-}
-
-// deleteRecords deletes the records of topic's partition p before offset, as retention does.
-func deleteRecords(t *testing.T, brokers []string, topic string, p int32, before int64) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	req := kmsg.NewPtrDeleteRecordsRequest()
-	req.TimeoutMillis = 10_000
-	rt := kmsg.NewDeleteRecordsRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
-	rp.Partition, rp.Offset = p, before
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(context.Background(), cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, rt := range resp.Topics {
-		for _, rp := range rt.Partitions {
-			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
-				t.Fatalf("delete records of %s/%d before %d: %v", topic, p, before, err)
-			}
-			if rp.LowWatermark != before {
-				t.Fatalf("delete records of %s/%d before %d: the log starts at %d", topic, p, before, rp.LowWatermark)
-			}
-		}
-	}
 }
 
 // redisProc is a redis-server process of a test's own.

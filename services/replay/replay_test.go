@@ -12,9 +12,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/convmeter/convmeter/events"
 	"github.com/convmeter/convmeter/events/kafkatest"
@@ -436,41 +433,12 @@ func TestResumeRefusesTruncatedLog(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	deleteRecordsBefore(t, brokers, topic, 0, 3)
+	kafkatest.DeleteRecords(t, brokers, topic, 0, 3)
 	_, err = Rebuild(ctx, rdb, cfg, liveNS, target, true, quiet())
 	if !errors.Is(err, ErrLogTruncated) || !strings.Contains(err.Error(), "now starts at offset 3, the replay started at 0") {
 		t.Fatalf("resume over a truncated log: %v, want ErrLogTruncated naming the offsets", err)
 	}
 	if empty, err := target.Empty(ctx, rdb); err != nil || !empty {
 		t.Fatalf("the refused resume wrote projection keys (empty %v, %v)", empty, err)
-	}
-}
-
-// deleteRecordsBefore deletes the records of topic/partition before offset, as retention would.
-func deleteRecordsBefore(t *testing.T, brokers []string, topic string, partition int32, offset int64) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	req := kmsg.NewPtrDeleteRecordsRequest()
-	req.TimeoutMillis = 10_000
-	rt := kmsg.NewDeleteRecordsRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
-	rp.Partition, rp.Offset = partition, offset
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(context.Background(), cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tp := range resp.Topics {
-		for _, p := range tp.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				t.Fatalf("delete records of %s/%d before %d: %v", topic, p.Partition, offset, err)
-			}
-		}
 	}
 }
