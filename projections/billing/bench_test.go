@@ -32,7 +32,8 @@ const (
 
 func (o timeOrder) String() string { return [...]string{"log_order", "random_order"}[o] }
 
-// benchBatch makes a batch of n PMP charges of partition p starting at offset off: a few WABAs,
+// benchBatch makes a batch of n PMP charges of partition p starting at offset off (its log offsets
+// too, which the store checks and records as the projector's batches make it): a few WABAs,
 // numbers and markets (a fifth in the United Kingdom, which the example card does not price:
 // unpriced lines), utility/authentication/marketing, so groups and totals look real.
 func benchBatch(r *rand.Rand, p int32, off int64, n int, order timeOrder) projections.Batch {
@@ -53,7 +54,7 @@ func benchBatch(r *rand.Rand, p int32, off int64, n int, order timeOrder) projec
 		evs[i] = events.Event{ID: fmt.Sprintf("%032x/%d", uint64(p)<<40|uint64(off+int64(i)), 0), Type: events.TypeCharge,
 			Key: acct.PhoneNumberID + "/" + to, Time: c.DeliveredAt, Cause: &events.Cause{Partition: p, Offset: off + int64(i)}, Data: c}
 	}
-	return projections.Batch{Partition: p, Events: evs}
+	return projections.Batch{Partition: p, Events: evs, First: off, Next: off + int64(n)}
 }
 
 // BenchmarkApply measures charge events applied per second into real Redis, in batches of 5000

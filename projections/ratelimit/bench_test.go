@@ -28,6 +28,7 @@ func benchBatchesOf(p int32, seed uint64, n, size int) []projections.Batch {
 	off := int64(0)
 	out := make([]projections.Batch, n)
 	for i := range out {
+		first := off // the batch's log offsets, which the store checks and records
 		evs := make([]events.Event, 0, size)
 		for range size {
 			off++
@@ -50,7 +51,7 @@ func benchBatchesOf(p int32, seed uint64, n, size int) []projections.Batch {
 			evs = append(evs, events.Event{ID: fmt.Sprintf("in-%d/0", off), Type: d.EventType(), Time: t,
 				Cause: &events.Cause{Offset: off}, Data: d})
 		}
-		out[i] = projections.Batch{Partition: p, Events: evs}
+		out[i] = projections.Batch{Partition: p, Events: evs, First: first, Next: off}
 	}
 	return out
 }
