@@ -20,6 +20,14 @@ type Batch struct {
 	First, Next int64
 }
 
+// Positioned is a Projection that records its log position with each batch read from the log
+// (see CheckPosition), so that a consumer can compare it with its committed offsets.
+type Positioned interface {
+	Projection
+	// Position returns the log position recorded for partition p.
+	Position(ctx context.Context, p int32) (Position, error)
+}
+
 // GapError is returned by Apply when the log position the store recorded for the partition is
 // before the batch's First: the records in between were applied once (their offsets were
 // committed) but the store no longer holds their effect. Redis restored from an older state does

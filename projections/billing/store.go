@@ -191,6 +191,18 @@ func (s *Store) apply(ctx context.Context, b projections.Batch) error {
 // its last batch from the log (projections.CheckPosition).
 const positionField = "next"
 
+// Position implements projections.Positioned.
+func (s *Store) Position(ctx context.Context, p int32) (projections.Position, error) {
+	n, err := s.rdb.HGet(ctx, kHW(s.tag(p)), positionField).Int64()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return projections.Position{}, nil
+	case err != nil:
+		return projections.Position{}, fmt.Errorf("billing: read log position of partition %d: %w", p, err)
+	}
+	return projections.Position{Next: n, Known: true}, nil
+}
+
 // readPrior reads what Apply needs of the batch's prior state, and the partition's log position
 // into pos when withPos, in one round trip.
 func (s *Store) readPrior(ctx context.Context, rc redis.Cmdable, tag string, evs []events.Event, pos *projections.Position, withPos bool) (Prior, error) {

@@ -276,6 +276,18 @@ type seconds map[string]map[string]int64
 // so a comparison of two namespaces leaves it out.
 const PositionField = "next"
 
+// Position implements projections.Positioned.
+func (s *Store) Position(ctx context.Context, p int32) (projections.Position, error) {
+	n, err := s.rdb.HGet(ctx, s.prefix(p)+kMeta, PositionField).Int64()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return projections.Position{}, nil
+	case err != nil:
+		return projections.Position{}, fmt.Errorf("ratelimit: read log position of partition %d: %w", p, err)
+	}
+	return projections.Position{Next: n, Known: true}, nil
+}
+
 // load reads the state the batch needs: one round trip, two when a correction retracts outputs
 // whose state lies beyond the batch. It returns the View, the throughput seconds the batch
 // touches and the partition's log position (read by the WATCHed path that applies; absent from

@@ -14,7 +14,9 @@
 // carries the log offsets it spans, and the stores record the position after it with its effect,
 // in the same atomic unit, and check it first: a store whose position is behind the batch refuses
 // it (projections.GapError), and Run reads the records in between from the log again, applies them,
-// then the batch. Records retention has deleted meanwhile cannot be had again: they are logged and
+// then the batch. With nothing to read, it compares the stores' positions with the group's
+// committed offsets every CheckEvery (catchUp), so a store restored while no record flows catches
+// up too. Records retention has deleted meanwhile cannot be had again: they are logged and
 // counted (convmeter_projector_lost_records_total), and only a replay restores the projection.
 // TestRedisRestoredFromOlderState kills a Redis server that persists by snapshots and checks that
 // the ledger ends equal to an uninterrupted apply.
@@ -27,6 +29,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/convmeter/convmeter/events"
@@ -53,6 +56,11 @@ type Config struct {
 	// safe to call concurrently for different partitions (billing's and ratelimit's are; `convmeter
 	// project` runs 2).
 	Parallel int
+	// CheckEvery is how often a projector with nothing to read compares the store's log
+	// positions (projections.Positioned) with the group's committed offsets, so that a store
+	// restored from an older state catches up even when no new record comes to show it (the
+	// first idle round checks at once); default 1 minute, negative: never.
+	CheckEvery time.Duration
 	// OnBatch, when set, is called after each round is applied and committed (metrics, tests).
 	OnBatch func(Stats)
 	// Metrics, when set, counts rounds, lag and failures and tells readiness (serve its Handler).
@@ -92,6 +100,9 @@ func (c *Config) defaults(name string) error {
 	if c.RetryMax <= 0 {
 		c.RetryMax = 10 * time.Second
 	}
+	if c.CheckEvery == 0 {
+		c.CheckEvery = time.Minute
+	}
 	return nil
 }
 
@@ -118,6 +129,7 @@ func Run(ctx context.Context, cfg Config, p projections.Projection, log *slog.Lo
 		}
 	}()
 	log.Info("projector: started")
+	var checked time.Time
 	for {
 		b, err := kafkax.FetchBatch(ctx, r, cfg.MaxBatch, cfg.MaxWait)
 		if ctx.Err() != nil {
@@ -129,6 +141,15 @@ func Run(ctx context.Context, cfg Config, p projections.Projection, log *slog.Lo
 		}
 		cfg.Metrics.fetchedOK()
 		if b.Len() == 0 {
+			if cfg.CheckEvery > 0 && time.Since(checked) >= cfg.CheckEvery {
+				checked = time.Now()
+				if err := retry(ctx, cfg, log, "check positions", func() error { return catchUp(ctx, cfg, p, log) }); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+			}
 			continue
 		}
 		st, err := applyBatch(ctx, cfg, p, b, log)
@@ -226,6 +247,62 @@ func applyFromLog(ctx context.Context, cfg Config, p projections.Projection, b p
 	return p.Apply(ctx, b)
 }
 
+// catchUp compares, for every partition, the log position the store recorded with the offset the
+// group committed, and reads again what the store lacks. The committed offsets are read first:
+// a store's position only grows, and is recorded before the offset is committed, so a position
+// behind an offset read before it is a loss, not a race with another instance.
+func catchUp(ctx context.Context, cfg Config, p projections.Projection, log *slog.Logger) error {
+	pp, ok := p.(projections.Positioned)
+	if !ok {
+		return nil
+	}
+	n, err := kafkax.PartitionCount(ctx, cfg.Brokers, cfg.Topic)
+	if err != nil {
+		return err
+	}
+	parts := make([]int, n)
+	for i := range parts {
+		parts[i] = i
+	}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
+	res, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: cfg.Group, Topics: map[string][]int{cfg.Topic: parts}})
+	if err != nil {
+		return fmt.Errorf("projector %s: committed offsets of %s: %w", p.Name(), cfg.Group, err)
+	}
+	if res.Error != nil {
+		return fmt.Errorf("projector %s: committed offsets of %s: %w", p.Name(), cfg.Group, res.Error)
+	}
+	for _, po := range res.Topics[cfg.Topic] {
+		if po.Error != nil {
+			return fmt.Errorf("projector %s: committed offset of %s/%d: %w", p.Name(), cfg.Topic, po.Partition, po.Error)
+		}
+		if po.CommittedOffset <= 0 {
+			continue // nothing committed
+		}
+		part := int32(po.Partition)
+		pos, err := pp.Position(ctx, part)
+		if err != nil {
+			return err
+		}
+		_, hasHW, err := pp.HighWater(ctx, part)
+		if err != nil {
+			return err
+		}
+		// As if the next batch started at the committed offset.
+		_, _, err = projections.CheckPosition(projections.Batch{Partition: part, First: po.CommittedOffset, Next: po.CommittedOffset}, pos, hasHW)
+		var gap *projections.GapError
+		if !errors.As(err, &gap) {
+			continue
+		}
+		log.Warn("projector: the store lacks records the group committed (restored from an older state?); reading them again",
+			"partition", part, "from", gap.From, "to", gap.To, "records", gap.To-gap.From)
+		if err := refill(ctx, cfg, p, *gap, log); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // refill reads partition gap.Partition from gap.From up to gap.To with a reader of its own and
 // applies it in batches of at most cfg.MaxBatch records. Each batch says it follows gap.From, the
 // position the store holds: the records in between are read by this loop, or were deleted by
@@ -247,7 +324,8 @@ func refill(ctx context.Context, cfg Config, p projections.Projection, gap proje
 		return fmt.Errorf("projector %s: read again %s/%d from %d: %w", p.Name(), cfg.Topic, gap.Partition, gap.From, err)
 	}
 	defer r.Close()
-	for at := max(first, gap.From); at < gap.To; {
+	at := max(first, gap.From)
+	for at < gap.To {
 		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		msgs, err := r.FetchMessages(fctx, cfg.MaxBatch)
 		cancel()
@@ -268,6 +346,11 @@ func refill(ctx context.Context, cfg Config, p projections.Projection, gap proje
 		}
 		cfg.Metrics.refilled(n, bad)
 		at = b.Next
+	}
+	if at < gap.To {
+		// Nothing left to read before gap.To (deleted, or offsets without records): the store
+		// records that it has read that far.
+		return p.Apply(ctx, projections.Batch{Partition: gap.Partition, First: gap.From, Next: gap.To})
 	}
 	return nil
 }
