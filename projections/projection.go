@@ -33,7 +33,7 @@ type Positioned interface {
 // committed) but the store no longer holds their effect. Redis restored from an older state does
 // that: a backup, a replica promoted before it had them, an append-only file that lost its last
 // second, a flushed or replaced database. The caller reads [From, To) from the log again, applies
-// it, and then the batch with First lowered to From (its records follow what was read).
+// it (the store then records To as its position), and then the batch.
 type GapError struct {
 	Partition int32
 	From, To  int64

@@ -243,7 +243,6 @@ func applyFromLog(ctx context.Context, cfg Config, p projections.Projection, b p
 	if err := refill(ctx, cfg, p, *gap, log); err != nil {
 		return err
 	}
-	b.First = gap.From // read from there on, without a gap
 	return p.Apply(ctx, b)
 }
 
