@@ -233,12 +233,20 @@ func cacheShare(total, n int) int {
 	return max(total/max(n, 1), window.DefaultCachePairs)
 }
 
-// fetchBytes bounds a replay's fetch responses. The reader decodes up to its Prefetch responses
-// ahead of the engine, per partition: with fetches of 16 MiB those were hundreds of megabytes of
-// records, cold in the caches by the time the engine read them and marked by every GC. With 2 MiB
-// the replay benchmark ran 3-5% faster (process CPU lower in 6 of 8 alternating runs, records/s
-// higher in 7 of 8); the broker's CPU did not change.
-const fetchBytes = 2 << 20
+// fetchBytes and prefetch bound a replay's read-ahead: the reader decodes up to prefetch fetch
+// responses of up to fetchBytes (as stored, compressed) ahead of the engine, per partition. The
+// loadgen traffic's LZ4 batches decompress about eightfold, so 4 responses of 2 MiB were 60-100 MB
+// of buffers per partition: cold in the caches by the time the engine read them, marked by every
+// GC, and new memory the kernel had to fault in (a third of a replay's process CPU was page
+// faults, perf record). With 2 of 512 KiB, in alternating runs of the replay benchmark (dense, 1M
+// records, 2026-11-25): process CPU 5.5-5.7 µs per record against 6.2-6.5 (GC 0.15-0.29 against
+// 0.55-0.63), 235k-238k records/s against 176k-220k; `convmeter replay` of the same million:
+// peak RSS 1.9-2.0 GB against 2.7-3.0 GB, system CPU 1.8-1.9 s against 2.3-2.6 s. (Before, 16 MiB
+// fetches had cost 3-5% more than 2 MiB.) The broker's CPU did not change.
+const (
+	fetchBytes = 512 << 10
+	prefetch   = 2
+)
 
 // readPartition reads partition p from first up to (excluding) end with a kafkax.PartitionReader
 // (fetches decoded in one pass, read ahead while the engine runs) and runs every record
@@ -253,7 +261,7 @@ func readPartition(ctx context.Context, cfg Config, x *Partition, p int32, first
 	// letters and set-aside events keep), and this loop is done with a call's records when it
 	// asks for more.
 	r, err := kafkax.NewPartitionReader(kafkax.PartitionReaderConfig{Brokers: cfg.Brokers, Topic: cfg.Topic, Partition: int(p),
-		MaxBytes: fetchBytes, Reuse: true}, first)
+		MaxBytes: fetchBytes, Prefetch: prefetch, Reuse: true}, first)
 	if err != nil {
 		return fmt.Errorf("replay: read %s/%d: %w", cfg.Topic, p, err)
 	}
