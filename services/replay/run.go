@@ -240,9 +240,9 @@ func cacheShare(total, n int) int {
 // GC, and new memory the kernel had to fault in (a third of a replay's process CPU was page
 // faults, perf record). With 2 of 512 KiB, in alternating runs of the replay benchmark (dense, 1M
 // records, 2026-11-25): process CPU 5.5-5.7 µs per record against 6.2-6.5 (GC 0.15-0.29 against
-// 0.55-0.63), 235k-238k records/s against 176k-220k; `convmeter replay` of the same million:
-// peak RSS 1.9-2.0 GB against 2.7-3.0 GB, system CPU 1.8-1.9 s against 2.3-2.6 s. (Before, 16 MiB
-// fetches had cost 3-5% more than 2 MiB.) The broker's CPU did not change.
+// 0.55-0.63), 235k-238k records/s against 176k-220k, the broker's CPU alike; `convmeter replay`
+// of a million loadgen records in 12 partitions: peak RSS 1.9-2.0 GB against 2.7-3.0 GB, system
+// CPU 1.8-1.9 s against 2.3-2.6 s. (Before, 16 MiB fetches had cost 3-5% more than 2 MiB.)
 const (
 	fetchBytes = 512 << 10
 	prefetch   = 2
