@@ -212,11 +212,11 @@ type Changes struct {
 	HW     events.Cause
 	HasHW  bool
 	Stream events.UnixTime
-	// Z: sorted-set key → member → operation; H: hash key → field → operation; HIncr: hash key →
-	// field → delta (HINCRBY, the field removed when it reaches 0 or less).
-	Z     map[string]map[string]ZOp
-	H     map[string]map[string]HOp
-	HIncr map[string]map[string]int64
+	// Z: sorted-set key → member → operation; H: hash key → field → operation; Tput: throughput
+	// hash key → unix second → delta (added to the minutes the store read, a count never below 0).
+	Z    map[string]map[string]ZOp
+	H    map[string]map[string]HOp
+	Tput map[string]map[events.UnixTime]int64
 	// HLog: hash key → fields set in this order (HSET; of a field set twice the later value
 	// stands), none of them in H under the same key. Reduce logs here the undo records of the
 	// outputs no correction of the batch retracts: they are most of a batch's writes and are never
@@ -257,7 +257,7 @@ type Stats struct {
 }
 
 func newChanges() *Changes {
-	return &Changes{Z: map[string]map[string]ZOp{}, H: map[string]map[string]HOp{}, HIncr: map[string]map[string]int64{},
+	return &Changes{Z: map[string]map[string]ZOp{}, H: map[string]map[string]HOp{}, Tput: map[string]map[events.UnixTime]int64{},
 		HLog: map[string][]FieldVal{}}
 }
 
@@ -445,8 +445,6 @@ type reducer struct {
 	// Per-batch caches. Event time mostly advances, so consecutive events share a second, an
 	// hour and a day: these keep the key strings and maps last used instead of building the same
 	// strings and looking up the same maps per event, and set each time-bucket index member once.
-	secT          events.UnixTime
-	secS          string
 	undoTK, bktTK timeKey[HOp]
 	undoLog       struct { // the hour whose undo records are being logged
 		ok  bool
@@ -489,16 +487,8 @@ type tputAt struct {
 }
 
 type tputEntry struct {
-	m       map[string]int64
+	m       map[events.UnixTime]int64
 	indexed bool
-}
-
-// second is t in decimal, the field of a throughput second.
-func (r *reducer) second(t events.UnixTime) string {
-	if r.secS == "" || r.secT != t {
-		r.secT, r.secS = t, strconv.FormatInt(int64(t), 10)
-	}
-	return r.secS
 }
 
 func (r *reducer) event(e *events.Event) {
@@ -640,19 +630,18 @@ func (r *reducer) countSecond(pn string, t events.UnixTime, d int64) {
 	e := r.tputs[tputAt{pn, h}]
 	if e == nil {
 		k := tputKey(pn, h)
-		m, ok := r.c.HIncr[k]
+		m, ok := r.c.Tput[k]
 		if !ok {
-			m = map[string]int64{}
-			r.c.HIncr[k] = m
+			m = map[events.UnixTime]int64{}
+			r.c.Tput[k] = m
 		}
 		e = &tputEntry{m: m}
 		r.tputs[tputAt{pn, h}] = e
 	}
-	s := r.second(t)
-	if n := e.m[s] + d; n != 0 {
-		e.m[s] = n
+	if n := e.m[t] + d; n != 0 {
+		e.m[t] = n
 	} else {
-		delete(e.m, s)
+		delete(e.m, t)
 	}
 	if d > 0 && !e.indexed {
 		r.c.zset(kTputIdx, pn+sep+itoa(h), hourEnd(h))

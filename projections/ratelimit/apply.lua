@@ -1,41 +1,14 @@
 -- Runs inside the MULTI/EXEC that applies one batch of the rate-limit projection to one
 -- partition (store.go: the batch's variadic writes come before it, the new high-water mark after
--- it; the WATCH of the meta hash guards the mark): the increments that need a loop, then the trims.
+-- it; the WATCH of the meta hash guards the mark): the trims.
 -- KEYS[1]  the partition's meta hash ("<ns>{rl.p<N>}:meta"); every key touched shares its hash tag.
 -- ARGV[1]  key prefix "<ns>{rl.p<N>}:"
 -- ARGV[2..7] trim cutoffs: usage window (deliveries, counters), undo records, throughput seconds,
 --          buckets, pair fields, hits
 -- ARGV[8]  trim budget: the most index entries trimmed per index in this call
--- ARGV[9..] groups "op, key suffix, n, n args", op one of ZS ZG ZR HS HD HI
 -- Returns 1.
 local meta = KEYS[1]
 local pfx = ARGV[1]
-
-local i, n = 9, #ARGV
-while i <= n do
-  local op, key, cnt = ARGV[i], pfx .. ARGV[i + 1], tonumber(ARGV[i + 2])
-  local a, b = i + 3, i + 2 + cnt
-  if op == 'ZS' then
-    redis.call('ZADD', key, unpack(ARGV, a, b))
-  elseif op == 'ZG' then
-    redis.call('ZADD', key, 'GT', unpack(ARGV, a, b))
-  elseif op == 'ZR' then
-    redis.call('ZREM', key, unpack(ARGV, a, b))
-  elseif op == 'HS' then
-    redis.call('HSET', key, unpack(ARGV, a, b))
-  elseif op == 'HD' then
-    redis.call('HDEL', key, unpack(ARGV, a, b))
-  elseif op == 'HI' then
-    for j = a, b, 2 do
-      if redis.call('HINCRBY', key, ARGV[j], ARGV[j + 1]) <= 0 then
-        redis.call('HDEL', key, ARGV[j])
-      end
-    end
-  else
-    return redis.error_reply('ratelimit: unknown op ' .. tostring(op))
-  end
-  i = b + 1
-end
 
 local budget = tonumber(ARGV[8])
 local CHUNK = 4000

@@ -15,7 +15,7 @@ import (
 // commands in one round trip, so its answer is what it would have read alone at that moment; the
 // batch only saves round trips (one write and one read per batch instead of per admission, in
 // this process and in Redis) and commands: admissions of one scope, number and second share the
-// counter's ZCOUNT and the second's field, and the users of one counter are scored by one ZMSCORE.
+// counter's ZCOUNT and the number's throughput fields, and the users of one counter are scored by one ZMSCORE.
 // maxBatch bounds the admissions read in one pipeline (about 40 commands each).
 const maxBatch = 64
 
@@ -173,9 +173,9 @@ func (s *Store) readMerged(ctx context.Context, q []*admRead) error {
 		i int
 	}
 	type refs struct {
-		score, second ref
-		buckets       []ref
-		fields        []ref
+		score, minute, second ref
+		buckets               []ref
+		fields                []ref
 	}
 	plan := make([]refs, len(q))
 	for i, r := range q {
@@ -184,7 +184,7 @@ func (s *Store) readMerged(ctx context.Context, q []*admRead) error {
 		g := scores.get(r.limKey)
 		pl.score = ref{g, g.add(r.user)}
 		g = seconds.get(r.tpKey)
-		pl.second = ref{g, g.add(r.sec)}
+		pl.minute, pl.second = ref{g, g.add(r.minute)}, ref{g, g.add(r.sec)}
 		for _, k := range r.bucketKeys {
 			g := hashes.get(k)
 			pl.buckets = append(pl.buckets, ref{g, g.add(r.pair)})
@@ -246,7 +246,7 @@ func (s *Store) readMerged(ctx context.Context, q []*admRead) error {
 		for p := range n {
 			r.counts[p] = cs[p].Val()
 			r.scores[p] = pl.score.g.value(p, pl.score.i)
-			r.seconds[p] = pl.second.g.value(p, pl.second.i)
+			r.seconds[p] = []any{pl.minute.g.value(p, pl.minute.i), pl.second.g.value(p, pl.second.i)}
 		}
 		for j, f := range pl.buckets {
 			r.buckets[j] = f.g.value(0, f.i)

@@ -52,7 +52,9 @@
 //	{ns:pP}:fx:<hour>   HASH  output id → undo record, by hour of the output's event time
 //	                          (v2: "\x02", kind, varint time, the kind's fields; v1 still read)
 //	{ns:pP}:fxk         ZSET  hour → its last second
-//	{ns:pP}:tp:<pn>:<h> HASH  unix second → messages of the number in hour h (inbound + outbound)
+//	{ns:pP}:tp:<pn>:<h> HASH  "m<minute's first second>" → the number's messages (inbound +
+//	                          outbound) in each second of that minute of hour h, ",3,,1" (tput.go;
+//	                          a field per second, "<unix second>" → count, is still read)
 //	{ns:pP}:tpk         ZSET  "pn|hour" → the hour's last second
 //	{ns:pP}:pb:<hour>   HASH  pair → token bucket "units:at" (absent = full), by hour of its time;
 //	                          a pair has at most one entry over all hours

@@ -12,7 +12,7 @@ import (
 )
 
 // TestReadDirectMatchesLoadScript: the pipelined read of a batch returns what the load script
-// returns, with buckets over several hours (the newest wins), pair fields, throughput seconds
+// returns, with buckets over several hours (the newest wins), pair fields, throughput minutes
 // and undo records of retracted ids in several hours (absent ones included).
 func TestReadDirectMatchesLoadScript(t *testing.T) {
 	rdb, ns := client(t)
@@ -40,9 +40,9 @@ func TestReadDirectMatchesLoadScript(t *testing.T) {
 		add := func(secs seconds, pn string, at events.UnixTime) {
 			k := tputKey(pn, hourOf(at))
 			if secs[k] == nil {
-				secs[k] = map[string]int64{}
+				secs[k] = map[string]*minuteCounts{}
 			}
-			secs[k][itoa(int64(at))] = 0
+			secs[k][minuteField(at)] = nil
 		}
 		for _, e := range b.Events {
 			switch d := e.Data.(type) {

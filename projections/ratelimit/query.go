@@ -400,11 +400,9 @@ func (s *Store) seconds(ctx context.Context, pn string, from, to int64) (map[eve
 	}
 	secs := map[events.UnixTime]int64{}
 	for _, c := range cmds {
-		for k, v := range c.Val() {
-			sec, err1 := strconv.ParseInt(k, 10, 64)
-			n, err2 := strconv.ParseInt(v, 10, 64)
-			if err1 == nil && err2 == nil {
-				secs[events.UnixTime(sec)] += n
+		for f, v := range c.Val() {
+			if err := AddThroughput(secs, f, v); err != nil {
+				return nil, fmt.Errorf("ratelimit: read throughput of %s: %w", pn, err)
 			}
 		}
 	}
@@ -565,7 +563,7 @@ func (s *Store) fetch(ctx context.Context, r *admRead) error {
 	for p := range n {
 		counts[p] = pipe.ZCount(ctx, lims[p], r.from, "+inf")
 		scores[p] = pipe.Do(ctx, "zmscore", lims[p], r.user)
-		seconds[p] = pipe.HMGet(ctx, tps[p], r.sec)
+		seconds[p] = pipe.HMGet(ctx, tps[p], r.minute, r.sec)
 	}
 	buckets := make([]*redis.SliceCmd, len(r.bucketKeys))
 	for i, k := range r.bucketKeys {
@@ -578,7 +576,7 @@ func (s *Store) fetch(ctx context.Context, r *admRead) error {
 	for p := range n {
 		r.counts[p] = counts[p].Val()
 		r.scores[p] = first(scores[p].Val())
-		r.seconds[p] = first(seconds[p].Val())
+		r.seconds[p] = seconds[p].Val()
 	}
 	for i, c := range buckets {
 		r.buckets[i] = first(c.Val())
@@ -593,12 +591,14 @@ type admRead struct {
 	pn, user, pair  string
 	t               events.UnixTime
 	from, sec       string // "(t-24h" and t
+	minute          string // t's throughput minute field
 	limKey, tpKey   string // without the partition prefix
 	bucketKeys      []string
 	pairsKey        string
 	fields          []string        // the pair's fields in the pairs hash: window, then ConvCategories
 	counts          []int64         // per partition: users counted in the window
-	scores, seconds []any           // per partition: the user's score, the number's second (nil: absent)
+	scores          []any           // per partition: the user's score (nil: absent)
+	seconds         [][]any         // per partition: the number's minute and (as stored before minutes) second
 	buckets, values []any           // per bucket key: the pair's bucket; per field: its value
 	ctx             context.Context // of the admission: a batch it leads is read under it
 	err             error
@@ -615,7 +615,7 @@ func (s *Store) newAdmRead(sc Scope, pn, user string, t events.UnixTime) *admRea
 	r := &admRead{sc: sc, pn: pn, user: user, pair: pair, t: t,
 		from: "(" + strconv.FormatInt(int64(t-s.cfg.LimitWindow), 10), sec: strconv.FormatInt(int64(t), 10),
 		limKey: kLimitPrefix + string(sc), tpKey: tputKey(pn, hourOf(t)), pairsKey: s.prefix(pp) + kPairs,
-		counts: make([]int64, n), scores: make([]any, n), seconds: make([]any, n)}
+		minute: minuteField(t), counts: make([]int64, n), scores: make([]any, n), seconds: make([][]any, n)}
 	// A bucket lives in the hourly key of its time; one older than 270 s is full anyway.
 	for h := hourOf(t - pairCapacity); h <= hourOf(t); h++ {
 		r.bucketKeys = append(r.bucketKeys, s.prefix(pp)+bucketKey(h))
@@ -642,9 +642,16 @@ func (r *admRead) fill(snap *Snapshot, cfg Config) {
 		if v, ok := score(r.scores[p]); ok && events.UnixTime(v) > t-cfg.LimitWindow {
 			snap.UserCounted = true
 		}
-		if v, ok := r.seconds[p].(string); ok {
-			if x, err := strconv.ParseInt(v, 10, 64); err == nil {
-				snap.Second += x
+		if vs := r.seconds[p]; len(vs) == 2 {
+			if v, ok := vs[0].(string); ok {
+				if c, err := decodeMinute(v); err == nil {
+					snap.Second += c[t%60]
+				}
+			}
+			if v, ok := vs[1].(string); ok {
+				if x, err := strconv.ParseInt(v, 10, 64); err == nil {
+					snap.Second += x
+				}
 			}
 		}
 	}

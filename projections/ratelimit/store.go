@@ -266,10 +266,11 @@ func (w *watchState) release(ctx context.Context, tx *redis.Tx) {
 	}
 }
 
-// seconds holds throughput counts read before the batch: hash key → unix second → count (0 when
-// absent). Under the WATCH of the meta hash nothing else changes them before the EXEC, so write
-// turns the batch's increments of these seconds into absolute values (HSET, no Lua loop).
-type seconds map[string]map[string]int64
+// seconds holds the throughput minutes a batch touches, read before it (tput.go): hash key →
+// minute field → its counts (nil until read; zero when absent). Under the WATCH of the meta hash
+// nothing else changes them before the EXEC, so write adds the batch's increments and writes the
+// minutes whole.
+type seconds map[string]map[string]*minuteCounts
 
 // PositionField is the meta hash's field holding the log position of the partition's last batch
 // from the log (projections.CheckPosition): where the consumer had read, not projection state,
@@ -297,24 +298,26 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 	secs := seconds{}
 	// Consecutive events mostly share a second and a number's hour: keep the last second's
 	// decimal form and each number's hour map rather than building the key per event.
-	hours := map[tputAt]map[string]int64{}
-	var lastT events.UnixTime
-	var lastS string
+	hours := map[tputAt]map[string]*minuteCounts{}
+	var lastM events.UnixTime
+	var lastF string
 	second := func(pn string, t events.UnixTime) {
 		h := hourOf(t)
 		m, ok := hours[tputAt{pn, h}]
 		if !ok {
 			k := tputKey(pn, h)
 			if m, ok = secs[k]; !ok {
-				m = map[string]int64{}
+				m = map[string]*minuteCounts{}
 				secs[k] = m
 			}
 			hours[tputAt{pn, h}] = m
 		}
-		if lastS == "" || t != lastT {
-			lastT, lastS = t, strconv.FormatInt(int64(t), 10)
+		if lastF == "" || minuteOf(t) != lastM {
+			lastM, lastF = minuteOf(t), minuteField(t)
 		}
-		m[lastS] = 0
+		if _, ok := m[lastF]; !ok {
+			m[lastF] = nil
+		}
 	}
 	sc := loadPool.Get().(*loadScratch)
 	defer sc.put()
@@ -408,6 +411,17 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 	}
 	users := map[string]bool{}
 	moreFields, morePairs := map[string]bool{}, map[string]bool{}
+	moreSecs := seconds{} // the minutes of retracted messages that the batch did not read
+	retractedSecond := func(pn string, t events.UnixTime) {
+		k, f := tputKey(pn, hourOf(t)), minuteField(t)
+		if _, ok := secs[k][f]; ok {
+			return
+		}
+		if moreSecs[k] == nil {
+			moreSecs[k] = map[string]*minuteCounts{}
+		}
+		moreSecs[k][f] = nil
+	}
 	var unstored map[string]bool // retracted ids without a stored undo record
 	for i, x := range res.undo {
 		if x == "" {
@@ -431,9 +445,13 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 			if !pairs[u.Pair] {
 				morePairs[u.Pair] = true
 			}
+			retractedSecond(u.PN, u.Sec)
 		case "f":
 			if !fields[u.Field] {
 				moreFields[u.Field] = true
+			}
+			if u.PN != "" {
+				retractedSecond(u.PN, u.Sec)
 			}
 		}
 	}
@@ -452,15 +470,24 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 			users[su] = true
 		}
 	}
-	if len(users) == 0 && len(moreFields) == 0 && len(morePairs) == 0 {
+	if len(users) == 0 && len(moreFields) == 0 && len(morePairs) == 0 && len(moreSecs) == 0 {
 		return v, secs, pos, nil
 	}
 	// Second round, for corrections only: what the retracted outputs touched beyond this batch's
-	// own pairs, and every counted delivery of the users whose deliveries are retracted.
+	// own pairs and seconds, and every counted delivery of the users whose deliveries are retracted.
 	ul, fl, pl := sortedKeys(users), sortedKeys(moreFields), sortedKeys(morePairs)
-	res, err = s.read(ctx, rdb, b.Partition, pl, fl, nil, ul, nil)
+	res, err = s.read(ctx, rdb, b.Partition, pl, fl, nil, ul, moreSecs)
 	if err != nil {
 		return nil, nil, projections.Position{}, err
+	}
+	for k, ms := range moreSecs {
+		if secs[k] == nil {
+			secs[k] = ms
+			continue
+		}
+		for f, c := range ms {
+			secs[k][f] = c
+		}
 	}
 	for i, su := range ul {
 		set := map[string]bool{}
@@ -546,13 +573,11 @@ func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fi
 			if j >= len(vals) {
 				return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: %d throughput seconds read, want more", p, len(vals))
 			}
-			if vals[j] != "" {
-				n, err := strconv.ParseInt(vals[j], 10, 64)
-				if err != nil {
-					return readResult{}, fmt.Errorf("ratelimit: partition %d: throughput %s %s: %w", p, k, f, err)
-				}
-				secs[k][f] = n
+			c, err := decodeMinute(vals[j])
+			if err != nil {
+				return readResult{}, fmt.Errorf("ratelimit: partition %d: throughput %s %s: %w", p, k, f, err)
 			}
+			secs[k][f] = &c
 			j++
 		}
 	}
@@ -722,14 +747,11 @@ func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fi
 			return readResult{}, fmt.Errorf("ratelimit: load throughput of partition %d: %w", p, err)
 		}
 		for j, f := range names[i] {
-			if vals[j] == "" {
-				continue
-			}
-			c, err := strconv.ParseInt(vals[j], 10, 64)
+			c, err := decodeMinute(vals[j])
 			if err != nil {
 				return readResult{}, fmt.Errorf("ratelimit: partition %d: throughput %s %s: %w", p, k, f, err)
 			}
-			secs[k][f] = c
+			secs[k][f] = &c
 		}
 	}
 	r.buckets = make([]string, len(pairs))
@@ -784,18 +806,18 @@ func guessHours(lo, hi events.UnixTime) []string {
 // writeScratch holds write's arenas between batches: a batch of 10,000 events fills about half a
 // megabyte of them, which made most of the garbage of a batch.
 type writeScratch struct {
-	args, all              []any
-	cmds                   [][]any
-	strs                   []string
-	ints                   []int64
-	zs, zg, zr, hs, hd, hi []any
+	args, all          []any
+	cmds               [][]any
+	strs               []string
+	ints               []int64
+	zs, zg, zr, hs, hd []any
 }
 
 var writePool = sync.Pool{New: func() any { return new(writeScratch) }}
 
 // put clears the arenas (so they keep no strings of the batch alive) and returns them to the pool.
 func (sc *writeScratch) put() {
-	for _, l := range [][]any{sc.args, sc.all, sc.zs, sc.zg, sc.zr, sc.hs, sc.hd, sc.hi} {
+	for _, l := range [][]any{sc.args, sc.all, sc.zs, sc.zg, sc.zr, sc.hs, sc.hd} {
 		clear(l[:cap(l)])
 	}
 	clear(sc.cmds[:cap(sc.cmds)])
@@ -817,13 +839,12 @@ const maxArgs = 6000
 
 // write queues the batch's net changes, the trims and the new high-water mark in one MULTI/EXEC
 // on tx, whose WATCH of the meta hash guards the mark.
-// Increments of seconds in secs become absolute values; the rest go through the trim script's
-// HINCRBY loop.
+// The throughput increments go into the minutes in secs, read by load.
 func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, secs seconds, batchLen int, next int64) error {
 	pfx := s.prefix(p)
 	st := ch.Stream
 	cut := func(w events.UnixTime) string { return strconv.FormatInt(int64(st-w), 10) }
-	// The trim script's arguments; its op groups take only what needs a Lua loop (HINCRBY).
+	// The trim script's arguments.
 	sc := writePool.Get().(*writeScratch)
 	defer sc.put()
 	args := sc.args[:0]
@@ -841,7 +862,7 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 	for _, ops := range ch.H {
 		n += len(ops)
 	}
-	for _, ops := range ch.HIncr {
+	for _, ops := range ch.Tput {
 		n += len(ops)
 	}
 	nLog := 0
@@ -863,17 +884,9 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 			kv = kv[n:]
 		}
 	}
-	group := func(op, key string, kv []any, step int) {
-		for len(kv) > 0 {
-			n := min(len(kv), maxArgs/step*step)
-			args = append(args, op, key, n)
-			args = append(args, kv[:n]...)
-			kv = kv[n:]
-		}
-	}
 	zadd, zaddGT, zrem, hset, hdel := []any{"zadd"}, []any{"zadd", "gt"}, []any{"zrem"}, []any{"hset"}, []any{"hdel"}
 	// Net changes are disjoint per element, so their order does not matter: no sorting.
-	zs, zg, zr, hs, hd, hi := sc.zs, sc.zg, sc.zr, sc.hs, sc.hd, sc.hi
+	zs, zg, zr, hs, hd := sc.zs, sc.zg, sc.zr, sc.hs, sc.hd
 	for key, ops := range ch.Z {
 		zs, zg, zr = zs[:0], zg[:0], zr[:0]
 		for m, op := range ops {
@@ -909,28 +922,40 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 		}
 		command(hset, key, hs, 2)
 	}
-	for key, ops := range ch.HIncr {
-		hi, hs, hd = hi[:0], hs[:0], hd[:0]
-		prior := secs[key]
-		for f, d := range ops {
-			if n, ok := prior[f]; ok {
-				if n += d; n > 0 {
-					hs = append(hs, str(f), num(n))
-				} else {
-					hd = append(hd, str(f))
+	// Throughput: the increments go into the minutes load read, written whole (tput.go).
+	touched := map[string]bool{}
+	for key, ops := range ch.Tput {
+		hs, hd = hs[:0], hd[:0]
+		minutes := secs[key]
+		clear(touched)
+		var c *minuteCounts
+		var lastM events.UnixTime = -1
+		for t, d := range ops {
+			if m := minuteOf(t); m != lastM {
+				mf := minuteField(t)
+				if c = minutes[mf]; c == nil {
+					// load reads every minute the batch's events and retractions touch.
+					return fmt.Errorf("ratelimit: partition %d: throughput minute %s of %s was not read", p, mf, key)
 				}
-				continue
+				lastM = m
+				touched[mf] = true
 			}
-			hi = append(hi, f, d)
+			c[t%60] = max(0, c[t%60]+d)
+		}
+		for mf := range touched {
+			if v := minutes[mf].encode(); v != "" {
+				hs = append(hs, str(mf), str(v))
+			} else {
+				hd = append(hd, str(mf))
+			}
 		}
 		command(hset, key, hs, 2)
 		command(hdel, key, hd, 1)
-		group("HI", key, hi, 2)
 	}
 	// The arenas go back to the pool (at their grown sizes) once the EXEC is done with them.
 	defer func() {
 		sc.args, sc.cmds, sc.strs, sc.ints, sc.all = args, cmds, strs, ints, all
-		sc.zs, sc.zg, sc.zr, sc.hs, sc.hd, sc.hi = zs, zg, zr, hs, hd, hi
+		sc.zs, sc.zg, sc.zr, sc.hs, sc.hd = zs, zg, zr, hs, hd
 	}()
 	meta := pfx + kMeta
 	_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {

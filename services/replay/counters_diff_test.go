@@ -163,3 +163,44 @@ func oracleEntries(t *testing.T, rdb redis.UniversalClient, prefix string) map[s
 	}
 	return out
 }
+
+// Throughput hashes compare per second: a live store still holding seconds in the form from
+// before the minute fields equals a rebuilt one holding the same counts in minute fields; a
+// count that differs is one difference, in family "tp", named by its second.
+func TestCompareCountersThroughputPerSecond(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	ctx := context.Background()
+	const key = "{rl.p0}:tp:n1:488832"
+	const minute = 1_759_795_200 // hour 488832's first minute
+	for _, c := range []struct {
+		name        string
+		live        []any
+		differences int
+		example     string
+	}{
+		{"same counts", []any{"1759795200", "3", "1759795202", "1", "m1759795260", ",2"}, 0, ""},
+		{"one count differs", []any{"1759795200", "3", "1759795202", "2", "m1759795260", ",2"}, 2, "1759795202=2"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			live := &Namespace{Prefix: prefix + strings.ReplaceAll(c.name, " ", "") + "l:"}
+			rebuilt := &Namespace{Prefix: prefix + strings.ReplaceAll(c.name, " ", "") + "r:"}
+			if err := rdb.HSet(ctx, live.Prefix+ratelimit.Name+":"+key, c.live...).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := rdb.HSet(ctx, rebuilt.Prefix+ratelimit.Name+":"+key, "m"+strconv.Itoa(minute), "3,,1", "m"+strconv.Itoa(minute+60), ",2").Err(); err != nil {
+				t.Fatal(err)
+			}
+			r := &Report{}
+			if err := r.compareCounters(ctx, rdb, live, rebuilt); err != nil {
+				t.Fatal(err)
+			}
+			d := r.RateLimit
+			if d.Differences != c.differences || d.ByFamily["tp"] != c.differences {
+				t.Fatalf("differences %d by family %v, want %d in tp: %q", d.Differences, d.ByFamily, c.differences, d.Examples)
+			}
+			if c.example != "" && !slices.ContainsFunc(d.Examples, func(e string) bool { return strings.HasSuffix(e, c.example) }) {
+				t.Errorf("examples %q, want one ending %q", d.Examples, c.example)
+			}
+		})
+	}
+}
