@@ -40,9 +40,9 @@ func TestReadDirectMatchesLoadScript(t *testing.T) {
 		add := func(secs seconds, pn string, at events.UnixTime) {
 			k := tputKey(pn, hourOf(at))
 			if secs[k] == nil {
-				secs[k] = map[string]*minuteCounts{}
+				secs[k] = map[events.UnixTime]*minuteCounts{}
 			}
-			secs[k][minuteField(at)] = nil
+			secs[k][minuteOf(at)] = nil
 		}
 		for _, e := range b.Events {
 			switch d := e.Data.(type) {

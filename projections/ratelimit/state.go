@@ -149,7 +149,10 @@ func ints(s string, n int) ([3]int64, string, bool) {
 // parseInt is strconv.ParseInt(s, 10, 64) without the error value, which allocates on every
 // failure (decoding a value of the wrong shape is routine here).
 func parseInt(s string) (int64, bool) {
-	if s == "" || len(s) > 18 { // 18 characters cannot overflow
+	if s == "" {
+		return 0, false
+	}
+	if len(s) > 18 { // 18 characters cannot overflow
 		v, err := strconv.ParseInt(s, 10, 64)
 		return v, err == nil
 	}

@@ -267,10 +267,10 @@ func (w *watchState) release(ctx context.Context, tx *redis.Tx) {
 }
 
 // seconds holds the throughput minutes a batch touches, read before it (tput.go): hash key →
-// minute field → its counts (nil until read; zero when absent). Under the WATCH of the meta hash
+// the minute's first second → its counts (nil until read; zero when absent). Under the WATCH of the meta hash
 // nothing else changes them before the EXEC, so write adds the batch's increments and writes the
 // minutes whole.
-type seconds map[string]map[string]*minuteCounts
+type seconds map[string]map[events.UnixTime]*minuteCounts
 
 // PositionField is the meta hash's field holding the log position of the partition's last batch
 // from the log (projections.CheckPosition): where the consumer had read, not projection state,
@@ -296,27 +296,22 @@ func (s *Store) Position(ctx context.Context, p int32) (projections.Position, er
 // w, when not nil, holds the WATCH still to be sent before the first read.
 func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batch, w *watchState) (*View, seconds, projections.Position, error) {
 	secs := seconds{}
-	// Consecutive events mostly share a second and a number's hour: keep the last second's
-	// decimal form and each number's hour map rather than building the key per event.
-	hours := map[tputAt]map[string]*minuteCounts{}
-	var lastM events.UnixTime
-	var lastF string
+	// Consecutive events mostly share a number's hour: keep each number's hour map rather than
+	// building the key per event.
+	hours := map[tputAt]map[events.UnixTime]*minuteCounts{}
 	second := func(pn string, t events.UnixTime) {
 		h := hourOf(t)
 		m, ok := hours[tputAt{pn, h}]
 		if !ok {
 			k := tputKey(pn, h)
 			if m, ok = secs[k]; !ok {
-				m = map[string]*minuteCounts{}
+				m = map[events.UnixTime]*minuteCounts{}
 				secs[k] = m
 			}
 			hours[tputAt{pn, h}] = m
 		}
-		if lastF == "" || minuteOf(t) != lastM {
-			lastM, lastF = minuteOf(t), minuteField(t)
-		}
-		if _, ok := m[lastF]; !ok {
-			m[lastF] = nil
+		if _, ok := m[minuteOf(t)]; !ok {
+			m[minuteOf(t)] = nil
 		}
 	}
 	sc := loadPool.Get().(*loadScratch)
@@ -413,14 +408,14 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 	moreFields, morePairs := map[string]bool{}, map[string]bool{}
 	moreSecs := seconds{} // the minutes of retracted messages that the batch did not read
 	retractedSecond := func(pn string, t events.UnixTime) {
-		k, f := tputKey(pn, hourOf(t)), minuteField(t)
-		if _, ok := secs[k][f]; ok {
+		k, m := tputKey(pn, hourOf(t)), minuteOf(t)
+		if _, ok := secs[k][m]; ok {
 			return
 		}
 		if moreSecs[k] == nil {
-			moreSecs[k] = map[string]*minuteCounts{}
+			moreSecs[k] = map[events.UnixTime]*minuteCounts{}
 		}
-		moreSecs[k][f] = nil
+		moreSecs[k][m] = nil
 	}
 	var unstored map[string]bool // retracted ids without a stored undo record
 	for i, x := range res.undo {
@@ -485,8 +480,8 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 			secs[k] = ms
 			continue
 		}
-		for f, c := range ms {
-			secs[k][f] = c
+		for m, c := range ms {
+			secs[k][m] = c
 		}
 	}
 	for i, su := range ul {
@@ -541,24 +536,24 @@ func appendKeys[V any](l []string, m map[string]V) []string {
 	return l
 }
 
-// listSeconds lists secs as the load script's groups: keys and each key's field names (in map
-// order: the reply is matched against the same lists).
-func listSeconds(secs seconds) (keys []string, names [][]string) {
-	keys, names = make([]string, 0, len(secs)), make([][]string, 0, len(secs))
-	for k, fs := range secs {
-		l := make([]string, 0, len(fs))
-		for f := range fs {
-			l = append(l, f)
+// listSeconds lists secs as the load script's groups: keys and each key's field names, with the
+// minutes they name (in map order: the reply is matched against the same lists).
+func listSeconds(secs seconds) (keys []string, names [][]string, minutes [][]events.UnixTime) {
+	keys, names, minutes = make([]string, 0, len(secs)), make([][]string, 0, len(secs)), make([][]events.UnixTime, 0, len(secs))
+	for k, ms := range secs {
+		l, ml := make([]string, 0, len(ms)), make([]events.UnixTime, 0, len(ms))
+		for m := range ms {
+			l, ml = append(l, minuteField(m)), append(ml, m)
 		}
-		keys, names = append(keys, k), append(names, l)
+		keys, names, minutes = append(keys, k), append(names, l), append(minutes, ml)
 	}
-	return keys, names
+	return keys, names, minutes
 }
 
 // read runs the load script: one round trip.
 // It fills secs with the stored counts of its seconds.
 func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fields, ids, users []string, secs seconds) (readResult, error) {
-	keys, names := listSeconds(secs)
+	keys, names, minutes := listSeconds(secs)
 	raw, err := loadScript.Run(ctx, rdb, []string{s.prefix(p) + kMeta}, loadArgs(s.prefix(p), pairs, fields, ids, users, keys, names)...).Slice()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: %w", p, err)
@@ -569,7 +564,7 @@ func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fi
 	}
 	vals, j := r.secs, 0
 	for i, k := range keys {
-		for _, f := range names[i] {
+		for x, f := range names[i] {
 			if j >= len(vals) {
 				return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: %d throughput seconds read, want more", p, len(vals))
 			}
@@ -577,7 +572,7 @@ func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fi
 			if err != nil {
 				return readResult{}, fmt.Errorf("ratelimit: partition %d: throughput %s %s: %w", p, k, f, err)
 			}
-			secs[k][f] = &c
+			secs[k][minutes[i][x]] = &c
 			j++
 		}
 	}
@@ -642,7 +637,7 @@ func loadReply(raw []any) (readResult, error) {
 // watch, when not "", is WATCHed first in the same pipeline.
 func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fields, ids []string, secs seconds, guess []string, watch string) (readResult, error) {
 	pfx := s.prefix(p)
-	keys, names := listSeconds(secs)
+	keys, names, minutes := listSeconds(secs)
 	n := len(fields)
 	for _, l := range names {
 		n += len(l)
@@ -751,7 +746,7 @@ func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fi
 			if err != nil {
 				return readResult{}, fmt.Errorf("ratelimit: partition %d: throughput %s %s: %w", p, k, f, err)
 			}
-			secs[k][f] = &c
+			secs[k][minutes[i][j]] = &c
 		}
 	}
 	r.buckets = make([]string, len(pairs))
@@ -923,30 +918,25 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 		command(hset, key, hs, 2)
 	}
 	// Throughput: the increments go into the minutes load read, written whole (tput.go).
-	touched := map[string]bool{}
+	touched := map[events.UnixTime]bool{}
 	for key, ops := range ch.Tput {
 		hs, hd = hs[:0], hd[:0]
 		minutes := secs[key]
 		clear(touched)
-		var c *minuteCounts
-		var lastM events.UnixTime = -1
 		for t, d := range ops {
-			if m := minuteOf(t); m != lastM {
-				mf := minuteField(t)
-				if c = minutes[mf]; c == nil {
-					// load reads every minute the batch's events and retractions touch.
-					return fmt.Errorf("ratelimit: partition %d: throughput minute %s of %s was not read", p, mf, key)
-				}
-				lastM = m
-				touched[mf] = true
+			c := minutes[minuteOf(t)]
+			if c == nil {
+				// load reads every minute the batch's events and retractions touch.
+				return fmt.Errorf("ratelimit: partition %d: throughput minute %s of %s was not read", p, minuteField(t), key)
 			}
 			c[t%60] = max(0, c[t%60]+d)
+			touched[minuteOf(t)] = true
 		}
-		for mf := range touched {
-			if v := minutes[mf].encode(); v != "" {
-				hs = append(hs, str(mf), str(v))
+		for m := range touched {
+			if v := minutes[m].encode(); v != "" {
+				hs = append(hs, str(minuteField(m)), str(v))
 			} else {
-				hd = append(hd, str(mf))
+				hd = append(hd, str(minuteField(m)))
 			}
 		}
 		command(hset, key, hs, 2)
