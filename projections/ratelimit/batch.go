@@ -15,7 +15,8 @@ import (
 // commands in one round trip, so its answer is what it would have read alone at that moment; the
 // batch only saves round trips (one write and one read per batch instead of per admission, in
 // this process and in Redis) and commands: admissions of one scope, number and second share the
-// counter's ZCOUNT and the number's throughput fields, and the users of one counter are scored by one ZMSCORE.
+// counter's ZCOUNT and the number's throughput fields, and the users of one counter are scored by
+// one ZMSCORE.
 // maxBatch bounds the admissions read in one pipeline (about 40 commands each).
 const maxBatch = 64
 

@@ -2,10 +2,10 @@
 -- KEYS[1]  the partition's meta hash; every key read shares its hash tag.
 -- ARGV[1]  key prefix "<ns>{rl.p<N>}:"
 -- ARGV[2..] four lists, each "n, n items": pairs (token buckets), pair fields, output ids (undo
---          records), "scope|user" (counted deliveries); then throughput seconds: "k" and k groups
+--          records), "scope|user" (counted deliveries); then throughput minutes: "k" and k groups
 --          "key suffix, m, m fields"
--- Returns {hw, st, buckets, fields, undo records, deliveries, seconds}: values aligned with the
--- lists (false when absent); deliveries is one list of dlx members per "scope|user"; seconds are
+-- Returns {hw, st, buckets, fields, undo records, deliveries, minutes}: values aligned with the
+-- lists (false when absent); deliveries is one list of dlx members per "scope|user"; minutes are
 -- the fields' values in group order.
 local pfx = ARGV[1]
 local i = 2

@@ -35,9 +35,9 @@ func TestReadDirectMatchesLoadScript(t *testing.T) {
 		apply(t, s, b)
 	}
 	for i, b := range append(benchBatches(6, 500)[4:], l.batch()) {
-		secs1, secs2 := seconds{}, seconds{}
+		secs1, secs2 := tputMinutes{}, tputMinutes{}
 		pairs, fields := map[string]bool{}, map[string]bool{}
-		add := func(secs seconds, pn string, at events.UnixTime) {
+		add := func(secs tputMinutes, pn string, at events.UnixTime) {
 			k := tputKey(pn, hourOf(at))
 			if secs[k] == nil {
 				secs[k] = map[events.UnixTime]*minuteCounts{}

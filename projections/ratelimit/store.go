@@ -266,11 +266,11 @@ func (w *watchState) release(ctx context.Context, tx *redis.Tx) {
 	}
 }
 
-// seconds holds the throughput minutes a batch touches, read before it (tput.go): hash key →
-// the minute's first second → its counts (nil until read; zero when absent). Under the WATCH of the meta hash
-// nothing else changes them before the EXEC, so write adds the batch's increments and writes the
-// minutes whole.
-type seconds map[string]map[events.UnixTime]*minuteCounts
+// tputMinutes holds the throughput minutes a batch touches, read before it (tput.go): hash key
+// → the minute's first second → its counts (nil until read; zero when absent). Under the WATCH
+// of the meta hash nothing else changes them before the EXEC, so write adds the batch's
+// increments and writes the minutes whole.
+type tputMinutes map[string]map[events.UnixTime]*minuteCounts
 
 // PositionField is the meta hash's field holding the log position of the partition's last batch
 // from the log (projections.CheckPosition): where the consumer had read, not projection state,
@@ -290,12 +290,12 @@ func (s *Store) Position(ctx context.Context, p int32) (projections.Position, er
 }
 
 // load reads the state the batch needs: one round trip, two when a correction retracts outputs
-// whose state lies beyond the batch. It returns the View, the throughput seconds the batch
+// whose state lies beyond the batch. It returns the View, the throughput minutes the batch
 // touches and the partition's log position (read by the WATCHed path that applies; absent from
 // the script's).
 // w, when not nil, holds the WATCH still to be sent before the first read.
-func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batch, w *watchState) (*View, seconds, projections.Position, error) {
-	secs := seconds{}
+func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batch, w *watchState) (*View, tputMinutes, projections.Position, error) {
+	secs := tputMinutes{}
 	// Consecutive events mostly share a number's hour: keep each number's hour map rather than
 	// building the key per event.
 	hours := map[tputAt]map[events.UnixTime]*minuteCounts{}
@@ -406,7 +406,7 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 	}
 	users := map[string]bool{}
 	moreFields, morePairs := map[string]bool{}, map[string]bool{}
-	moreSecs := seconds{} // the minutes of retracted messages that the batch did not read
+	moreSecs := tputMinutes{} // the minutes of retracted messages that the batch did not read
 	retractedSecond := func(pn string, t events.UnixTime) {
 		k, m := tputKey(pn, hourOf(t)), minuteOf(t)
 		if _, ok := secs[k][m]; ok {
@@ -538,7 +538,7 @@ func appendKeys[V any](l []string, m map[string]V) []string {
 
 // listSeconds lists secs as the load script's groups: keys and each key's field names, with the
 // minutes they name (in map order: the reply is matched against the same lists).
-func listSeconds(secs seconds) (keys []string, names [][]string, minutes [][]events.UnixTime) {
+func listSeconds(secs tputMinutes) (keys []string, names [][]string, minutes [][]events.UnixTime) {
 	keys, names, minutes = make([]string, 0, len(secs)), make([][]string, 0, len(secs)), make([][]events.UnixTime, 0, len(secs))
 	for k, ms := range secs {
 		l, ml := make([]string, 0, len(ms)), make([]events.UnixTime, 0, len(ms))
@@ -551,8 +551,8 @@ func listSeconds(secs seconds) (keys []string, names [][]string, minutes [][]eve
 }
 
 // read runs the load script: one round trip.
-// It fills secs with the stored counts of its seconds.
-func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fields, ids, users []string, secs seconds) (readResult, error) {
+// It fills secs with the stored counts of its minutes.
+func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fields, ids, users []string, secs tputMinutes) (readResult, error) {
 	keys, names, minutes := listSeconds(secs)
 	raw, err := loadScript.Run(ctx, rdb, []string{s.prefix(p) + kMeta}, loadArgs(s.prefix(p), pairs, fields, ids, users, keys, names)...).Slice()
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -566,7 +566,7 @@ func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fi
 	for i, k := range keys {
 		for x, f := range names[i] {
 			if j >= len(vals) {
-				return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: %d throughput seconds read, want more", p, len(vals))
+				return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: %d throughput minutes read, want more", p, len(vals))
 			}
 			c, err := decodeMinute(vals[j])
 			if err != nil {
@@ -625,7 +625,7 @@ func loadReply(raw []any) (readResult, error) {
 
 // readDirect is read (without users) for a batch on the WATCHed connection, mostly without the
 // load script: plain HMGETs pipelined, in one or two round trips: the meta hash, the pair fields,
-// the throughput seconds, the bucket index and the buckets of the guessed hours, then the pairs'
+// the throughput minutes, the bucket index and the buckets of the guessed hours, then the pairs'
 // buckets in every indexed hour not guessed, oldest first so the newest wins (as load.lua does).
 // In Lua, converting the arguments and the reply cost Redis more than the reads themselves (about
 // 0.7 µs per event). Only the undo records of the retracted ids, when there are any, are read by
@@ -635,7 +635,7 @@ func loadReply(raw []any) (readResult, error) {
 // WATCHed high-water mark, so a view read across its EXEC is never written: the EXEC aborts and
 // the batch is recomputed.
 // watch, when not "", is WATCHed first in the same pipeline.
-func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fields, ids []string, secs seconds, guess []string, watch string) (readResult, error) {
+func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fields, ids []string, secs tputMinutes, guess []string, watch string) (readResult, error) {
 	pfx := s.prefix(p)
 	keys, names, minutes := listSeconds(secs)
 	n := len(fields)
@@ -835,7 +835,7 @@ const maxArgs = 6000
 // write queues the batch's net changes, the trims and the new high-water mark in one MULTI/EXEC
 // on tx, whose WATCH of the meta hash guards the mark.
 // The throughput increments go into the minutes in secs, read by load.
-func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, secs seconds, batchLen int, next int64) error {
+func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, secs tputMinutes, batchLen int, next int64) error {
 	pfx := s.prefix(p)
 	st := ch.Stream
 	cut := func(w events.UnixTime) string { return strconv.FormatInt(int64(st-w), 10) }
