@@ -643,16 +643,9 @@ func (r *admRead) fill(snap *Snapshot, cfg Config) {
 			snap.UserCounted = true
 		}
 		if vs := r.seconds[p]; len(vs) == 2 {
-			if v, ok := vs[0].(string); ok {
-				if c, err := decodeMinute(v); err == nil {
-					snap.Second += c[t%60]
-				}
-			}
-			if v, ok := vs[1].(string); ok {
-				if x, err := strconv.ParseInt(v, 10, 64); err == nil {
-					snap.Second += x
-				}
-			}
+			minute, _ := vs[0].(string)
+			second, _ := vs[1].(string)
+			snap.Second += countAt(t, minute, second)
 		}
 	}
 	snap.Exact = nonEmpty <= 1

@@ -76,6 +76,19 @@ func decodeMinute(v string) (minuteCounts, error) {
 	return c, nil
 }
 
+// countAt is the count of second t from the values of its minute field and of its field as
+// stored before the minute fields ("" when absent); a malformed value counts nothing.
+func countAt(t events.UnixTime, minute, second string) int64 {
+	var n int64
+	if c, err := decodeMinute(minute); err == nil {
+		n += c[t%60]
+	}
+	if x, err := strconv.ParseInt(second, 10, 64); err == nil {
+		n += x
+	}
+	return n
+}
+
 // AddThroughput adds the counts of one field of a throughput hash, either form (a minute, or a
 // second as stored before the minute fields), to secs: unix second → messages.
 func AddThroughput(secs map[events.UnixTime]int64, field, value string) error {
