@@ -12,7 +12,8 @@
 #   scripts/bench-replay.sh [EVENTS]        (default 1000000; MONTH_EVENTS=3000000; PARTITIONS=4, BATCH=50000 as `convmeter replay`)
 #
 # CONVMETER_BENCH_REPLAY_CPUPROFILE=/tmp/replay.cpu writes a CPU profile of each model's replay
-# alone (not the traffic's generation and publication) to /tmp/replay.cpu.<model>.
+# alone (not the traffic's generation and publication) to /tmp/replay.cpu.<model>, and its
+# allocations (/tmp/replay.cpu.<model>.allocs, diffed against .allocs0 taken at its start).
 #
 # records/s = input records read, run through the engines and applied / wall time of the replay.
 # cpu-µs/record splits the cost: this process (decode, engines, projections' Go side), the

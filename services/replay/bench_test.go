@@ -148,13 +148,18 @@ func benchReplayKafka(b *testing.B, m benchModel) {
 
 // profileReplay writes a CPU profile of the replay alone (not the traffic's generation and
 // publication, which -cpuprofile would include) to $CONVMETER_BENCH_REPLAY_CPUPROFILE.<model>,
-// when the variable is set. It returns the function that stops it.
+// when the variable is set, and the allocation profiles at its start and end to
+// <that>.allocs0 and <that>.allocs: `go tool pprof -sample_index alloc_space -diff_base
+// X.allocs0 X.allocs` shows what the replay alone allocated. It returns the function that stops
+// them.
 func profileReplay(b *testing.B, model string) (stop func()) {
 	path := os.Getenv("CONVMETER_BENCH_REPLAY_CPUPROFILE")
 	if path == "" {
 		return func() {}
 	}
-	f, err := os.Create(path + "." + model)
+	path += "." + model
+	writeAllocs(b, path+".allocs0")
+	f, err := os.Create(path)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -166,7 +171,24 @@ func profileReplay(b *testing.B, model string) (stop func()) {
 		if err := f.Close(); err != nil {
 			b.Error(err)
 		}
-		b.Logf("CPU profile of the replay in %s", f.Name())
+		writeAllocs(b, path+".allocs")
+		b.Logf("CPU profile of the replay in %s, allocations in %[1]s.allocs0 and %[1]s.allocs", path)
+	}
+}
+
+// writeAllocs writes the allocation profile so far to path. The profile is as of the last
+// garbage collection, so it collects first.
+func writeAllocs(b *testing.B, path string) {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
 	}
 }
 
