@@ -6,6 +6,10 @@
 // grow to five times what is live. The soft limit bounds that: below it the GC target holds, near
 // it the collector runs as often as needed to stay under. A whole month replayed at GOGC 400
 // peaks at about 8 GB with 1.6 GB live; in a container with less memory that would be an OOM kill.
+//
+// A replay, a batch job, also runs under Floor: no collection until the heap reaches a floor
+// (DefaultFloor, 4 GiB), and Prefault has the memory it will allocate until then backed before it
+// starts.
 package memlimit
 
 import (

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package memlimit
+
+// Prefault populates nothing outside Linux; see the Linux version.
+func Prefault(n int64) int64 { return 0 }
