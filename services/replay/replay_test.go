@@ -115,12 +115,17 @@ func TestReplayEqualsLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	var progress strings.Builder
-	st, err := Run(ctx, Config{Brokers: brokers, Topic: topic, Progress: &progress, ProgressEvery: 50 * time.Millisecond}, rebuilt, quiet())
+	var before []int64 // what BeforeRead was called with
+	st, err := Run(ctx, Config{Brokers: brokers, Topic: topic, Progress: &progress, ProgressEvery: 50 * time.Millisecond,
+		BeforeRead: func(records int64) { before = append(before, records) }}, rebuilt, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.DeadLetters != 1 || st.Records < int64(len(evs)) || st.Outputs == 0 {
 		t.Fatalf("stats %+v, published %d events", st, len(evs))
+	}
+	if len(before) != 1 || before[0] != st.Records {
+		t.Errorf("BeforeRead called with %v, want once with the %d records read", before, st.Records)
 	}
 	if !strings.Contains(progress.String(), "events/s, ETA") {
 		t.Errorf("no progress line: %q", progress.String())

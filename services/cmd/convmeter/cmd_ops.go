@@ -154,8 +154,10 @@ func memoryLimitFlag(fs *flag.FlagSet, b *memlimit.Bytes, why string) {
 		" (like 6GiB; default: GOMEMLIMIT, else 3/4 of the container's memory limit or of physical memory)")
 }
 
-// setMemory applies -gc-percent and -memory-limit and logs what is in force.
-func setMemory(log *slog.Logger, gcPercent int, b memlimit.Bytes) {
+// setMemory applies -gc-percent and -memory-limit, logs what is in force and returns the limit
+// (math.MaxInt64 when none).
+func setMemory(log *slog.Logger, gcPercent int, b memlimit.Bytes) int64 {
 	limit, from := memlimit.Set(gcPercent, int64(b))
 	log.Info("memory", "gc_percent", gcPercent, "memory_limit", memlimit.Format(limit), "limit_from", from)
+	return limit
 }

@@ -135,10 +135,17 @@ func TestMemoryLimitFlag(t *testing.T) {
 		env(map[string]string{envBrokers: "a:1", envRedisURL: "redis://x:6379/0"})); err != nil || c.MemoryLimit != 6<<30 {
 		t.Fatalf("-memory-limit 6GiB: %v, limit %d", err, c.MemoryLimit)
 	}
-	for _, cmd := range []string{"aggregator", "replay", "audit"} {
+	for _, cmd := range [][]string{{"aggregator", "-memory-limit"}, {"replay", "-memory-limit"}, {"audit", "-memory-limit"}, {"replay", "-gc-floor"}} {
 		var out bytes.Buffer
-		if code := run([]string{cmd, "-memory-limit", "lots"}, env(map[string]string{envBrokers: "a:1", envRedisURL: "redis://x:6379/0"}), &out); code != 2 || !strings.Contains(out.String(), "not a byte count") {
-			t.Errorf("%s -memory-limit lots: exit %d, output %q: want 2 and what a byte count is", cmd, code, out.String())
+		if code := run([]string{cmd[0], cmd[1], "lots"}, env(map[string]string{envBrokers: "a:1", envRedisURL: "redis://x:6379/0"}), &out); code != 2 || !strings.Contains(out.String(), "not a byte count") {
+			t.Errorf("%s %s lots: exit %d, output %q: want 2 and what a byte count is", cmd[0], cmd[1], code, out.String())
 		}
+	}
+	fs = flag.NewFlagSet("t", flag.ContinueOnError)
+	if _, err := parseReplay(fs, []string{"-gc-floor", "1GiB"}, env(map[string]string{envBrokers: "a:1", envRedisURL: "redis://x:6379/0"})); err != nil {
+		t.Fatal(err)
+	}
+	if f := fs.Lookup("gc-floor"); f.DefValue != "4GiB" || f.Value.String() != "1GiB" {
+		t.Errorf("replay -gc-floor: default %s, set %s; want 4GiB and 1GiB", f.DefValue, f.Value)
 	}
 }
