@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/convmeter/convmeter/events/testenv"
 	"github.com/convmeter/convmeter/projections"
 	"github.com/convmeter/convmeter/projections/redistest"
+	"github.com/convmeter/convmeter/services/internal/memlimit"
 	"github.com/convmeter/convmeter/services/loadgen"
 	"github.com/convmeter/convmeter/services/window"
 )
@@ -99,19 +101,18 @@ func benchReplayKafka(b *testing.B, m benchModel) {
 	topic := kafkatest.Topic(b, brokers, parts)
 	rdb, prefix := redistest.Client(b)
 	ctx := context.Background()
-	evs := m.traffic(b, m.events())
-	pr, err := producer.New(ctx, brokers, producer.WithTopic(topic))
-	if err != nil {
-		b.Fatal(err)
-	}
-	t0 := time.Now()
-	for i := 0; i < len(evs); i += 10_000 {
-		if err := pr.Publish(ctx, evs[i:min(i+10_000, len(evs))]...); err != nil {
-			b.Fatal(err)
-		}
-	}
-	_ = pr.Close()
-	b.Logf("published %d events in %v; GOMAXPROCS %d", len(evs), time.Since(t0).Round(time.Millisecond), runtime.GOMAXPROCS(0))
+	publishTraffic(ctx, b, m, brokers, topic)
+	// The replay starts from a clean heap, as `convmeter replay` does in its own process, under
+	// its memory policy: no collection below the GC floor, the memory it will allocate backed in
+	// advance (Config.BeforeRead).
+	runtime.GC()
+	debug.FreeOSMemory()
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	limit, _ := memlimit.Set(0, 0) // GOGC as the environment says (the script: 400, as the command)
+	floor := min(int64(memlimit.DefaultFloor), limit/2)
+	gcPercent := debug.SetGCPercent(100)
+	debug.SetGCPercent(gcPercent)
+	defer memlimit.Floor(gcPercent, floor, limit)()
 	// The broker's CPU too, when the script says which process it is (CONVMETER_KAFKA_PID).
 	brokerPID, _ := strconv.Atoi(os.Getenv("CONVMETER_KAFKA_PID"))
 	redistest.NoteOccupancy(b, rdb)
@@ -126,7 +127,7 @@ func benchReplayKafka(b *testing.B, m benchModel) {
 		gc0, cycles0 := testenv.GC()
 		batch, _ := strconv.Atoi(os.Getenv("CONVMETER_BENCH_REPLAY_BATCH"))
 		stopProfile := profileReplay(b, m.name)
-		st, err := Run(ctx, Config{Brokers: brokers, Topic: topic, BatchSize: batch}, ns, quiet())
+		st, err := Run(ctx, Config{Brokers: brokers, Topic: topic, BatchSize: batch, BeforeRead: Prefault(floor, quiet())}, ns, quiet())
 		stopProfile()
 		if err != nil {
 			b.Fatal(err)
@@ -144,6 +145,49 @@ func benchReplayKafka(b *testing.B, m benchModel) {
 		b.Logf("replay: %d records, %d outputs, %.2fs, %.0f records/s; apply seconds (summed over partitions) %v; redis cpu %.2fs; %d GC cycles",
 			st.Records, st.Outputs, st.Seconds, st.PerSecond, st.ApplySeconds, redistest.ServerCPU(b, rdb).Seconds()-cpu0, cycles1-cycles0)
 	}
+}
+
+// publishTraffic writes the model's traffic to topic as it generates it, 10,000 events at a time,
+// so the heap stays small: the replay then starts from a heap like a fresh process's, as
+// `convmeter replay`'s does.
+func publishTraffic(ctx context.Context, b *testing.B, m benchModel, brokers []string, topic string) {
+	g, err := loadgen.New(m.cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pr, err := producer.New(ctx, brokers, producer.WithTopic(topic))
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	var lo, hi events.UnixTime
+	n, want := 0, m.events()
+	chunk := make([]events.Event, 0, 10_000)
+	for n < want {
+		it, ok := g.Next()
+		if ok {
+			chunk = append(chunk, it.Event)
+			if e := it.Event; !kafkax.IsBroadcast(e.Type) {
+				if lo == 0 || e.Time < lo {
+					lo = e.Time
+				}
+				hi = max(hi, e.Time)
+			}
+		}
+		if len(chunk) == cap(chunk) || n+len(chunk) == want || !ok {
+			if err := pr.Publish(ctx, chunk...); err != nil {
+				b.Fatal(err)
+			}
+			n += len(chunk)
+			chunk = chunk[:0]
+		}
+		if !ok {
+			break
+		}
+	}
+	_ = pr.Close()
+	b.Logf("%s traffic: %d events over %.1f h of event time, published in %v; GOMAXPROCS %d",
+		m.name, n, float64(hi-lo)/3600, time.Since(t0).Round(time.Millisecond), runtime.GOMAXPROCS(0))
 }
 
 // profileReplay writes a CPU profile of the replay alone (not the traffic's generation and
