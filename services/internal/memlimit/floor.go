@@ -4,7 +4,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"sync/atomic"
+	"sync"
 )
 
 // DefaultFloor is the heap a batch job may grow to before its first collection (Floor), unless
@@ -12,7 +12,7 @@ import (
 const DefaultFloor = 4 << 30
 
 // Floor runs the collector for a batch job: none until the Go heap reaches floor bytes, then as
-// GOGC=gcPercent would, and never above limit. After each cycle the next one is due at
+// GOGC=gcPercent would (0 or less: the GOGC in force; off: only at limit), and never above limit. After each cycle the next one is due at
 //
 //	min(limit, max(floor, live + live*gcPercent/100))
 //
@@ -27,31 +27,43 @@ const DefaultFloor = 4 << 30
 // collection; 203k-213k at GOGC 400 from the start, with 4-5.
 //
 // It returns the function that stops moving the limit and restores GOGC and the memory limit in
-// force before. floor <= 0 or limit <= 0 changes nothing (the stop function is then a no-op).
+// force before (once: later calls do nothing). floor <= 0 or limit <= 0 changes nothing (the stop function is then a no-op).
 func Floor(gcPercent int, floor, limit int64) (stop func()) {
 	if floor <= 0 || limit <= 0 {
 		return func() {}
 	}
-	t := &floorTuner{pct: int64(max(gcPercent, 1)), floor: min(floor, limit), limit: limit}
-	t.sample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	prevPct := debug.SetGCPercent(-1)
+	if gcPercent <= 0 { // the runtime's (GOGC); off leaves the limit alone to bound the heap
+		gcPercent = prevPct
+	}
+	t := &floorTuner{pct: int64(gcPercent), floor: min(floor, limit), limit: limit}
+	t.sample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	prevLimit := debug.SetMemoryLimit(t.goal())
 	t.arm()
 	return func() {
-		t.stopped.Store(true)
-		debug.SetGCPercent(prevPct)
-		debug.SetMemoryLimit(prevLimit)
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if !t.stopped {
+			t.stopped = true
+			debug.SetGCPercent(prevPct)
+			debug.SetMemoryLimit(prevLimit)
+		}
 	}
 }
 
 type floorTuner struct {
 	pct, floor, limit int64
-	sample            []metrics.Sample // used only by goal, which runs in one goroutine at a time
-	stopped           atomic.Bool
+	// mu orders the cleanup's move of the limit with stop's restore.
+	mu      sync.Mutex
+	stopped bool
+	sample  []metrics.Sample
 }
 
 // goal is the next cycle's due size: see Floor.
 func (t *floorTuner) goal() int64 {
+	if t.pct < 0 {
+		return t.limit
+	}
 	metrics.Read(t.sample)
 	var live int64
 	if v := t.sample[0].Value; v.Kind() == metrics.KindUint64 {
@@ -68,7 +80,9 @@ type sentinel [32]byte
 // runs after the cycle that found it unreachable, and arms the next.
 func (t *floorTuner) arm() {
 	runtime.AddCleanup(new(sentinel), func(t *floorTuner) {
-		if t.stopped.Load() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.stopped {
 			return
 		}
 		debug.SetMemoryLimit(t.goal())

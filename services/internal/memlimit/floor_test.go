@@ -22,12 +22,14 @@ func numGC() uint32 {
 	return m.NumGC
 }
 
-// waitLimit waits for the memory limit to come within [lo, hi]: Floor moves it from a cleanup,
-// which runs shortly after the collection.
+// waitLimit collects and waits for the memory limit to come within [lo, hi]: Floor moves it from
+// a cleanup, which runs shortly after a collection.
 func waitLimit(t *testing.T, what string, lo, hi int64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
+		runtime.GC()
+		time.Sleep(5 * time.Millisecond)
 		l := debug.SetMemoryLimit(-1)
 		if l >= lo && l <= hi {
 			return
@@ -35,8 +37,19 @@ func waitLimit(t *testing.T, what string, lo, hi int64) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: memory limit %d MiB, want %d-%d MiB", what, l>>20, lo>>20, hi>>20)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// withLive runs f with mib MiB more live heap.
+//
+//go:noinline
+func withLive(mib int, f func()) {
+	keep := make([][]byte, mib)
+	for i := range keep {
+		keep[i] = make([]byte, 1<<20)
+	}
+	f()
+	runtime.KeepAlive(keep)
 }
 
 var sink []byte
@@ -46,6 +59,7 @@ func TestFloor(t *testing.T) {
 	const floor = 256 << 20
 	runtime.GC()
 	stop := Floor(100, floor, 4<<30)
+	t.Cleanup(stop)
 
 	if got := debug.SetGCPercent(-1); got != -1 {
 		t.Errorf("GOGC %d under Floor, want off", got)
@@ -62,18 +76,8 @@ func TestFloor(t *testing.T) {
 	}
 
 	// 200 MiB live: the next goal is live plus 100%, above the floor.
-	func() {
-		keep := make([][]byte, 200)
-		for i := range keep {
-			keep[i] = make([]byte, 1<<20)
-		}
-		runtime.GC()
-		waitLimit(t, "with 200 MiB live at 100%", 380<<20, 440<<20)
-		runtime.KeepAlive(keep)
-	}()
-
+	withLive(200, func() { waitLimit(t, "with 200 MiB live at 100%", 380<<20, 440<<20) })
 	// Little live again: back to the floor.
-	runtime.GC()
 	waitLimit(t, "with little live", floor, floor)
 
 	stop()
@@ -95,14 +99,8 @@ func TestFloorCappedByLimit(t *testing.T) {
 	stop := Floor(400, 1<<30, 64<<20) // the floor above the limit: the limit holds
 	defer stop()
 	waitLimit(t, "floor above the limit", 64<<20, 64<<20)
-	keep := make([][]byte, 32) // 32 MiB live at 400% would want 160 MiB
-	for i := range keep {
-		keep[i] = make([]byte, 1<<20)
-	}
-	runtime.GC()
-	time.Sleep(50 * time.Millisecond)
-	waitLimit(t, "live times 5 above the limit", 64<<20, 64<<20)
-	runtime.KeepAlive(keep)
+	// 32 MiB live at 400% would want 160 MiB.
+	withLive(32, func() { waitLimit(t, "live times 5 above the limit", 64<<20, 64<<20) })
 }
 
 func TestFloorOff(t *testing.T) {
@@ -113,4 +111,24 @@ func TestFloorOff(t *testing.T) {
 			t.Errorf("Floor(400, %d, %d) changed the settings", c[0], c[1])
 		}
 	}
+}
+
+// TestFloorRuntimePercent: gcPercent 0 takes the GOGC in force, not a goal of the live heap
+// itself (which would collect without end).
+func TestFloorRuntimePercent(t *testing.T) {
+	keepSettings(t)
+	debug.SetGCPercent(300)
+	stop := Floor(0, 64<<20, 4<<30)
+	t.Cleanup(stop)
+	// 100 MiB live at 300%: 400 MiB.
+	withLive(100, func() { waitLimit(t, "100 MiB live at the runtime's 300%", 380<<20, 440<<20) })
+	stop()
+	if got := debug.SetGCPercent(100); got != 300 {
+		t.Errorf("GOGC %d after stop, want 300 back", got)
+	}
+
+	debug.SetGCPercent(-1) // GOGC off: only the limit bounds the heap
+	stop = Floor(0, 64<<20, 1<<30)
+	t.Cleanup(stop)
+	waitLimit(t, "GOGC off", 1<<30, 1<<30)
 }
