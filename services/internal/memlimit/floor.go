@@ -12,7 +12,8 @@ import (
 const DefaultFloor = 4 << 30
 
 // Floor runs the collector for a batch job: none until the Go heap reaches floor bytes, then as
-// GOGC=gcPercent would (0 or less: the GOGC in force; off: only at limit), and never above limit. After each cycle the next one is due at
+// GOGC=gcPercent would (0 or less: the GOGC in force; off: only at limit), and never above
+// limit. After each cycle the next one is due at
 //
 //	min(limit, max(floor, live + live*gcPercent/100))
 //
@@ -27,7 +28,8 @@ const DefaultFloor = 4 << 30
 // collection; 203k-213k at GOGC 400 from the start, with 4-5.
 //
 // It returns the function that stops moving the limit and restores GOGC and the memory limit in
-// force before (once: later calls do nothing). floor <= 0 or limit <= 0 changes nothing (the stop function is then a no-op).
+// force before (once: later calls do nothing). floor <= 0 or limit <= 0 changes nothing (the
+// stop function is then a no-op).
 func Floor(gcPercent int, floor, limit int64) (stop func()) {
 	if floor <= 0 || limit <= 0 {
 		return func() {}

@@ -16,11 +16,12 @@ import (
 // Linux 5.14, one part per CPU in parallel), drops them and collects, leaving them free in the
 // heap. It returns the bytes populated: 0 when n is below 64 MiB or the kernel cannot populate.
 //
-// Why: a fresh page costs a fault, and the Go runtime often reads a fresh page before writing it
-// (the heap bitmap at the end of a span), so the kernel maps the zero page and faults again on the
-// write, flushing the TLB of every CPU the process ran on. Measured with perf on `convmeter
-// replay` of 1M records under Floor (2-core VM): page faults took 23% of its CPU, a third of that
-// in the second fault. Populating the 1.9 GB it was about to use took 0.54 s in one thread and
+// Why: a fresh page costs a fault, and a fresh page read before it is written (the runtime
+// updates some spans' heap bits, kept at their end, by read-modify-write) is first mapped to the
+// zero page and faults again on the write, flushing the TLB of every CPU the process ran on.
+// Measured with perf on `convmeter replay` of 1M records under Floor (2-core VM): page faults
+// took 23% of its CPU, a third of that in such second faults (on the decoder's first writes into
+// new events). Populating the 1.9 GB it was about to use took 0.54 s in one thread and
 // 0.33-0.45 s in two, after which the replay ran at 250k-256k records/s (the populating
 // counted) instead of 232k-240k.
 //
