@@ -71,16 +71,23 @@ func (m benchModel) traffic(tb testing.TB, n int) []events.Event {
 
 // span is the event time the pair events of evs cover (account events take effect earlier).
 func span(evs []events.Event) events.UnixTime {
-	var lo, hi events.UnixTime
+	var s timeSpan
 	for _, e := range evs {
-		if !kafkax.IsBroadcast(e.Type) {
-			if lo == 0 || e.Time < lo {
-				lo = e.Time
-			}
-			hi = max(hi, e.Time)
-		}
+		s.add(e)
 	}
-	return hi - lo
+	return s.hi - s.lo
+}
+
+// timeSpan is the event time of the pair events added to it: [lo, hi].
+type timeSpan struct{ lo, hi events.UnixTime }
+
+func (s *timeSpan) add(e events.Event) {
+	if !kafkax.IsBroadcast(e.Type) {
+		if s.lo == 0 || e.Time < s.lo {
+			s.lo = e.Time
+		}
+		s.hi = max(s.hi, e.Time)
+	}
 }
 
 // BenchmarkReplayKafka is the end-to-end replay: loadgen traffic (each of benchModels) in a
@@ -160,19 +167,14 @@ func publishTraffic(ctx context.Context, b *testing.B, m benchModel, brokers []s
 		b.Fatal(err)
 	}
 	t0 := time.Now()
-	var lo, hi events.UnixTime
+	var covered timeSpan
 	n, want := 0, m.events()
 	chunk := make([]events.Event, 0, 10_000)
 	for n < want {
 		it, ok := g.Next()
 		if ok {
 			chunk = append(chunk, it.Event)
-			if e := it.Event; !kafkax.IsBroadcast(e.Type) {
-				if lo == 0 || e.Time < lo {
-					lo = e.Time
-				}
-				hi = max(hi, e.Time)
-			}
+			covered.add(it.Event)
 		}
 		if len(chunk) == cap(chunk) || n+len(chunk) == want || !ok {
 			if err := pr.Publish(ctx, chunk...); err != nil {
@@ -187,7 +189,7 @@ func publishTraffic(ctx context.Context, b *testing.B, m benchModel, brokers []s
 	}
 	_ = pr.Close()
 	b.Logf("%s traffic: %d events over %.1f h of event time, published in %v; GOMAXPROCS %d",
-		m.name, n, float64(hi-lo)/3600, time.Since(t0).Round(time.Millisecond), runtime.GOMAXPROCS(0))
+		m.name, n, float64(covered.hi-covered.lo)/3600, time.Since(t0).Round(time.Millisecond), runtime.GOMAXPROCS(0))
 }
 
 // profileReplay writes a CPU profile of the replay alone (not the traffic's generation and
