@@ -117,9 +117,7 @@ func benchReplayKafka(b *testing.B, m benchModel) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	limit, _ := memlimit.Set(0, 0) // GOGC as the environment says (the script: 400, as the command)
 	floor := min(int64(memlimit.DefaultFloor), limit/2)
-	gcPercent := debug.SetGCPercent(100)
-	debug.SetGCPercent(gcPercent)
-	defer memlimit.Floor(gcPercent, floor, limit)()
+	defer memlimit.Floor(0, floor, limit)() // 0: the GOGC in force
 	// The broker's CPU too, when the script says which process it is (CONVMETER_KAFKA_PID).
 	brokerPID, _ := strconv.Atoi(os.Getenv("CONVMETER_KAFKA_PID"))
 	redistest.NoteOccupancy(b, rdb)
