@@ -12,6 +12,7 @@ local pfx = ARGV[1]
 
 local budget = tonumber(ARGV[8])
 local CHUNK = 4000
+local UNDO_BUCKETS = 256 -- undoBuckets (undolog.go)
 
 -- trim removes the members of index idx scored at or below cutoff, calling each(members) on each
 -- chunk before removing them from the index, until budget entries are gone.
@@ -38,7 +39,14 @@ local function dropKeys(idx, cutoff, key)
 end
 local cUsage = ARGV[2]
 dropKeys('dlxk', cUsage, function(d) return pfx .. 'dlx:' .. d end)
-dropKeys('fxk', ARGV[3], function(h) return pfx .. 'fx:' .. h end)
+-- An hour of undo records: its hash (written before the logs) and its logs (undolog.go).
+trim('fxk', ARGV[3], function(ms)
+  for _, h in ipairs(ms) do
+    local ks = {pfx .. 'fx:' .. h}
+    for b = 0, UNDO_BUCKETS - 1 do ks[b + 2] = pfx .. 'fx:' .. h .. ':' .. b end
+    redis.call('UNLINK', unpack(ks))
+  end
+end)
 dropKeys('tpk', ARGV[4], function(m)
   local at = string.find(m, '|', 1, true)
   return pfx .. 'tp:' .. string.sub(m, 1, at - 1) .. ':' .. string.sub(m, at + 1)

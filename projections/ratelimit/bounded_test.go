@@ -54,8 +54,9 @@ func TestMemoryBounded(t *testing.T) {
 			if d := num(kDeliveries); events.UnixTime((d+1)*int64(Day)-1) <= st-cfg.UsageWindow {
 				t.Errorf("day key %s outlived the usage window", name)
 			}
-		case strings.HasPrefix(name, kUndo):
-			if h := num(kUndo); hourEnd(h) <= st-cfg.UndoWindow {
+		case strings.HasPrefix(name, kUndo): // "fx:<hour>" (before the logs) or "fx:<hour>:<bucket>"
+			h, _ := strconv.ParseInt(strings.Split(strings.TrimPrefix(name, kUndo), ":")[0], 10, 64)
+			if hourEnd(h) <= st-cfg.UndoWindow {
 				t.Errorf("undo hour %s outlived the undo window", name)
 			}
 		case strings.HasPrefix(name, kTputPrefix):

@@ -110,6 +110,25 @@ func dump(t testing.TB, rdb redis.UniversalClient, ns string) []string {
 			for _, z := range zs {
 				out = append(out, fmt.Sprintf("%s %v=%v", short, z.Member, z.Score))
 			}
+		case "list":
+			hour, ok := UndoLogHour(short)
+			if !ok {
+				out = append(out, short+" type "+typ)
+				continue
+			}
+			elems, err := rdb.LRange(ctx, k, 0, -1).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs := map[string]string{}
+			for _, e := range elems {
+				if err := ApplyUndoLog(e, recs); err != nil {
+					t.Fatalf("%s: %v", short, err)
+				}
+			}
+			for id, r := range recs { // as the hash of the hour held them
+				out = append(out, hour+" "+id+"="+r)
+			}
 		default:
 			out = append(out, short+" type "+typ)
 		}

@@ -1,12 +1,13 @@
 -- Reads what one batch of the rate-limit projection needs from one partition, in one round trip.
 -- KEYS[1]  the partition's meta hash; every key read shares its hash tag.
 -- ARGV[1]  key prefix "<ns>{rl.p<N>}:"
--- ARGV[2..] four lists, each "n, n items": pairs (token buckets), pair fields, output ids (undo
---          records), "scope|user" (counted deliveries); then throughput minutes: "k" and k groups
---          "key suffix, m, m fields"
--- Returns {hw, st, buckets, fields, undo records, deliveries, minutes}: values aligned with the
--- lists (false when absent); deliveries is one list of dlx members per "scope|user"; minutes are
--- the fields' values in group order.
+-- ARGV[2..] five lists, each "n, n items": pairs (token buckets), pair fields, output ids (undo
+--          records), "scope|user" (counted deliveries), the undo log buckets of the ids; then
+--          throughput minutes: "k" and k groups "key suffix, m, m fields"
+-- Returns {hw, st, buckets, fields, undo, deliveries, minutes}: values aligned with the lists
+-- (false when absent); undo is, per indexed hour oldest first, {the hour's hash values of the ids,
+-- the elements of the hour's logs of the buckets} (undolog.go resolves them); deliveries is one list of dlx
+-- members per "scope|user"; minutes are the fields' values in group order.
 local pfx = ARGV[1]
 local i = 2
 local function list()
@@ -15,7 +16,7 @@ local function list()
   i = i + n + 1
   return t
 end
-local pairs_, fields, ids, users = list(), list(), list(), list()
+local pairs_, fields, ids, users, logs = list(), list(), list(), list(), list()
 local CHUNK = 4000
 
 -- hmget reads names from key in chunks into out (only values present overwrite).
@@ -51,7 +52,17 @@ local meta = redis.call('HMGET', KEYS[1], 'hw', 'st')
 local buckets = across('pbk', 'pb:', pairs_)
 local vals = blank(#fields)
 if #fields > 0 then hmget(pfx .. 'pr', fields, vals) end
-local undo = across('fxk', 'fx:', ids)
+local undo = {}
+if #ids > 0 then
+  for _, h in ipairs(redis.call('ZRANGEBYSCORE', pfx .. 'fxk', '-inf', '+inf')) do
+    local key = pfx .. 'fx:' .. h
+    local old = blank(#ids)
+    hmget(key, ids, old)
+    local ls = {}
+    for j, b in ipairs(logs) do ls[j] = redis.call('LRANGE', key .. ':' .. b, 0, -1) end
+    undo[#undo + 1] = {old, ls}
+  end
+end
 local dl = {}
 if #users > 0 then
   local days = redis.call('ZRANGEBYSCORE', pfx .. 'dlxk', '-inf', '+inf')

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -323,6 +324,7 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 	var retracted []string
 	var sentMin, sentMax events.UnixTime // the dispatches' times, to guess the buckets' hours
 	var counted []int                    // the batch's deliveries outside the window
+	var firstRetract map[string]int      // retracted id → the first correction of it
 	for i := range b.Events {
 		e := &b.Events[i]
 		switch d := e.Data.(type) {
@@ -348,6 +350,14 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 			}
 		case *events.Correction:
 			retracted = append(retracted, d.Retracts...)
+			if firstRetract == nil {
+				firstRetract = map[string]int{}
+			}
+			for _, id := range d.Retracts {
+				if _, ok := firstRetract[id]; !ok {
+					firstRetract[id] = i
+				}
+			}
 			if pn, user, ok := events.SplitPairKey(d.Key); ok {
 				pair := events.PairKey(pn, user, "")
 				pairs[pair] = true
@@ -357,6 +367,10 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 				}
 			}
 		}
+	}
+	own := ownOutputs(b.Events, firstRetract)
+	if len(own) > 0 {
+		retracted = slices.DeleteFunc(retracted, func(id string) bool { _, ok := own[id]; return ok })
 	}
 	// The replies are matched by position: no need to sort.
 	sc.pairList, sc.fieldList = appendKeys(sc.pairList[:0], pairs), appendKeys(sc.fieldList[:0], fields)
@@ -417,7 +431,26 @@ func (s *Store) load(ctx context.Context, rdb redis.Scripter, b projections.Batc
 		}
 		moreSecs[k][m] = nil
 	}
+	// An output of the batch below the high-water mark is not applied again, so the record of
+	// its id is the one stored: read those too (a batch applied again in part; rare).
 	var unstored map[string]bool // retracted ids without a stored undo record
+	for id, c := range own {
+		if v.HasHW && !c.After(v.HW) {
+			retracted = append(retracted, id)
+			continue
+		}
+		if unstored == nil {
+			unstored = map[string]bool{}
+		}
+		unstored[id] = true
+	}
+	if n := len(res.undo); len(retracted) > n {
+		more, err := s.read(ctx, rdb, b.Partition, nil, nil, retracted[n:], nil, tputMinutes{})
+		if err != nil {
+			return nil, nil, projections.Position{}, err
+		}
+		res.undo = append(res.undo, more.undo...)
+	}
 	for i, x := range res.undo {
 		if x == "" {
 			if unstored == nil {
@@ -558,7 +591,7 @@ func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fi
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: %w", p, err)
 	}
-	r, err := loadReply(raw)
+	r, err := loadReply(raw, ids)
 	if err != nil {
 		return readResult{}, fmt.Errorf("ratelimit: load state of partition %d: %w", p, err)
 	}
@@ -583,9 +616,10 @@ func (s *Store) read(ctx context.Context, rdb redis.Scripter, p int32, pairs, fi
 // loadArgs lists the load script's arguments. Elements go in as pointers into their lists: no
 // allocation per boxed string.
 func loadArgs(pfx string, pairs, fields, ids, users, keys []string, names [][]string) []any {
-	args := make([]any, 0, 6+len(pairs)+len(fields)+len(ids)+len(users)+3*len(keys))
+	logs := undoLookup(ids)
+	args := make([]any, 0, 7+len(pairs)+len(fields)+len(ids)+len(users)+len(logs)+3*len(keys))
 	args = append(args, pfx)
-	for _, l := range [][]string{pairs, fields, ids, users} {
+	for _, l := range [][]string{pairs, fields, ids, users, logs} {
 		args = append(args, len(l))
 		for i := range l {
 			args = append(args, &l[i])
@@ -601,8 +635,9 @@ func loadArgs(pfx string, pairs, fields, ids, users, keys []string, names [][]st
 	return args
 }
 
-// loadReply parses the load script's reply; secs holds the throughput values in group order.
-func loadReply(raw []any) (readResult, error) {
+// loadReply parses the load script's reply to a read of the undo records of ids (among the
+// rest); secs holds the throughput values in group order.
+func loadReply(raw []any, ids []string) (readResult, error) {
 	if len(raw) != 7 {
 		return readResult{}, fmt.Errorf("reply has %d parts", len(raw))
 	}
@@ -615,7 +650,11 @@ func loadReply(raw []any) (readResult, error) {
 		}
 		return out
 	}
-	r := readResult{hw: str(raw[0]), st: str(raw[1]), buckets: strs(raw[2]), fields: strs(raw[3]), undo: strs(raw[4]), secs: strs(raw[6])}
+	r := readResult{hw: str(raw[0]), st: str(raw[1]), buckets: strs(raw[2]), fields: strs(raw[3]), secs: strs(raw[6])}
+	var err error
+	if r.undo, err = resolveUndo(raw[4], ids, undoLookup(ids)); err != nil {
+		return readResult{}, err
+	}
 	ds, _ := raw[5].([]any)
 	for _, x := range ds {
 		r.deliveries = append(r.deliveries, strs(x))
@@ -723,7 +762,7 @@ func (s *Store) readDirect(ctx context.Context, tx *redis.Tx, p int32, pairs, fi
 	r.next, _ = mv[2].(string)
 	if undo != nil {
 		raw, _ := undo.Val().([]any)
-		u, err := loadReply(raw)
+		u, err := loadReply(raw, ids)
 		if err != nil {
 			return readResult{}, fmt.Errorf("ratelimit: load undo records of partition %d: %w", p, err)
 		}
@@ -806,6 +845,8 @@ type writeScratch struct {
 	strs               []string
 	ints               []int64
 	zs, zg, zr, hs, hd []any
+	blob               []byte // the undo logs' entries, batch after batch
+	undo               undoWriter
 }
 
 var writePool = sync.Pool{New: func() any { return new(writeScratch) }}
@@ -899,6 +940,9 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 		command(zrem, key, zr, 1)
 	}
 	for key, ops := range ch.H {
+		if isUndoHour(key) {
+			continue // written as logs: undoWriter.appendLogs
+		}
 		hs, hd = hs[:0], hd[:0]
 		for f, op := range ops {
 			if op.Kind == OpSet {
@@ -911,12 +955,18 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 		command(hdel, key, hd, 1)
 	}
 	for key, l := range ch.HLog {
+		if isUndoHour(key) {
+			continue // written as logs: undoWriter.appendLogs
+		}
 		hs = hs[:0]
 		for i := range l { // in order: of a field logged twice the later value stands
 			hs = append(hs, &l[i].Field, &l[i].Val)
 		}
 		command(hset, key, hs, 2)
 	}
+	// Undo records: appended to their buckets' logs (undolog.go).
+	var blob []byte
+	blob, cmds = sc.undo.appendLogs(ch, pfx, sc.blob[:0], cmds)
 	// Throughput: the increments go into the minutes load read, written whole (tput.go).
 	touched := map[events.UnixTime]bool{}
 	for key, ops := range ch.Tput {
@@ -946,6 +996,7 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 	defer func() {
 		sc.args, sc.cmds, sc.strs, sc.ints, sc.all = args, cmds, strs, ints, all
 		sc.zs, sc.zg, sc.zr, sc.hs, sc.hd = zs, zg, zr, hs, hd
+		sc.blob = blob
 	}()
 	meta := pfx + kMeta
 	_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {

@@ -204,3 +204,48 @@ func TestCompareCountersThroughputPerSecond(t *testing.T) {
 		})
 	}
 }
+
+// Undo records compare by hour, whatever holds them: a live namespace written before the logs
+// (an hour's hash) equals a rebuilt one holding the same records in logs, however the entries
+// were batched; a record that differs is reported under the hour's key.
+func TestCompareUndoRecordsByHour(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	ctx := context.Background()
+	live, rebuilt := &Namespace{Prefix: prefix + "ul:"}, &Namespace{Prefix: prefix + "ur:"}
+	lp, rp := live.Prefix+ratelimit.Name+":", rebuilt.Prefix+ratelimit.Name+":"
+	entry := func(id, rec string) string { return string(appendEntry(nil, id, rec)) }
+	rdb.HSet(ctx, lp+"{rl.p0}:fx:10", "a", "\x02ra", "b", "\x02rb")
+	rdb.RPush(ctx, lp+"{rl.p0}:fx:11:4", entry("z", "\x02rz"))
+	// Rebuilt: a and b in two logs over two batches, c logged then deleted; z in the hash form.
+	rdb.RPush(ctx, rp+"{rl.p0}:fx:10:3", entry("a", "\x02old")+entry("c", "\x02rc"), entry("a", "\x02ra"))
+	rdb.RPush(ctx, rp+"{rl.p0}:fx:10:7", entry("b", "\x02rb")+entry("c", ""))
+	rdb.HSet(ctx, rp+"{rl.p0}:fx:11", "z", "\x02rz")
+	r := &Report{}
+	if err := r.compareCounters(ctx, rdb, live, rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	if r.RateLimit.Differences != 0 || r.RateLimit.EntriesLive != 3 || r.RateLimit.EntriesRebuilt != 3 {
+		t.Fatalf("equal records compared as %+v", r.RateLimit)
+	}
+	rdb.RPush(ctx, rp+"{rl.p0}:fx:10:3", entry("a", "\x02changed"))
+	r = &Report{}
+	if err := r.compareCounters(ctx, rdb, live, rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"- {rl.p0}:fx:10 a=\x02ra", "+ {rl.p0}:fx:10 a=\x02changed"}
+	if r.RateLimit.Differences != 2 || !slices.Equal(r.RateLimit.Examples, want) {
+		t.Fatalf("a changed record: %d differences %q, want %q", r.RateLimit.Differences, r.RateLimit.Examples, want)
+	}
+}
+
+// appendEntry is an undo log entry as the store writes it (ratelimit's undolog.go): the id's and
+// the record's lengths as uvarints, the record's plus one; "" is a deletion.
+func appendEntry(dst []byte, id, rec string) []byte {
+	dst = append(dst, byte(len(id)))
+	dst = append(dst, id...)
+	if rec == "" {
+		return append(dst, 0)
+	}
+	dst = append(dst, byte(len(rec)+1))
+	return append(dst, rec...)
+}

@@ -395,6 +395,9 @@ func (r *Report) compareCounters(ctx context.Context, rdb redis.UniversalClient,
 	d := &r.RateLimit
 	d.Compared = true
 	var minus, plus []string // entries only live has, only rebuilt has
+	// Undo records are compared by hour, whatever holds them: the hash written before the logs,
+	// or the logs, whose bytes depend on how the outputs were batched (ratelimit.UndoLog).
+	undoLive, undoRebuilt := undoHours{}, undoHours{}
 	const chunk = 256
 	for i := 0; i < len(keys); i += chunk {
 		ks := keys[i:min(i+chunk, len(keys))]
@@ -414,11 +417,27 @@ func (r *Report) compareCounters(ctx context.Context, rdb redis.UniversalClient,
 			if family(k) == "tp" { // minute fields, or seconds as stored before them: compared per second
 				a[j].hash, b[j].hash = perSecond(a[j].hash), perSecond(b[j].hash)
 			}
+			if hour, ok := undoHour(k); ok {
+				if err := undoLive.add(hour, a[j]); err != nil {
+					return fmt.Errorf("replay: live %s: %w", k, err)
+				}
+				if err := undoRebuilt.add(hour, b[j]); err != nil {
+					return fmt.Errorf("replay: rebuilt %s: %w", k, err)
+				}
+				continue
+			}
 			d.EntriesLive += a[j].len()
 			d.EntriesRebuilt += b[j].len()
 			minus = a[j].missingFrom(b[j], k, minus)
 			plus = b[j].missingFrom(a[j], k, plus)
 		}
+	}
+	for _, h := range undoLive.union(undoRebuilt) {
+		a, b := keyContent{hash: undoLive[h]}, keyContent{hash: undoRebuilt[h]}
+		d.EntriesLive += a.len()
+		d.EntriesRebuilt += b.len()
+		minus = a.missingFrom(b, h, minus)
+		plus = b.missingFrom(a, h, plus)
 	}
 	sort.Strings(minus)
 	sort.Strings(plus)
@@ -438,6 +457,64 @@ func (r *Report) compareCounters(ctx context.Context, rdb redis.UniversalClient,
 		}
 	}
 	return nil
+}
+
+// undoHours holds a namespace's undo records by hour key ("{rl.pN}:fx:<hour>"), id → record.
+type undoHours map[string]map[string]string
+
+// undoHour returns the hour key of an hour's undo records: the hash written before the logs, or
+// a log (ratelimit.UndoLogHour).
+func undoHour(key string) (string, bool) {
+	if h, ok := ratelimit.UndoLogHour(key); ok {
+		return h, true
+	}
+	if _, h, ok := strings.Cut(key, "}:fx:"); ok && h != "" && strings.Trim(h, "0123456789") == "" {
+		return key, true
+	}
+	return "", false
+}
+
+// add takes what a key of hour holds: the hour's hash, or one of its logs applied over what the
+// hour holds so far (keys come sorted, so the hash comes before the logs).
+func (u undoHours) add(hour string, c keyContent) error {
+	if c.len() == 0 {
+		return nil
+	}
+	m := u[hour]
+	if m == nil {
+		m = map[string]string{}
+		u[hour] = m
+	}
+	switch {
+	case c.hash != nil:
+		for id, r := range c.hash {
+			m[id] = r
+		}
+	case c.list != nil:
+		for _, e := range c.list {
+			if err := ratelimit.ApplyUndoLog(e, m); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("neither a hash nor a log (%s)", c.broken)
+	}
+	return nil
+}
+
+// union lists the hours of u and o, sorted.
+func (u undoHours) union(o undoHours) []string {
+	var hs []string
+	for h := range u {
+		hs = append(hs, h)
+	}
+	for h := range o {
+		if _, ok := u[h]; !ok {
+			hs = append(hs, h)
+		}
+	}
+	sort.Strings(hs)
+	return hs
 }
 
 // perSecond turns a throughput hash into one entry per second with messages, so a store holding
@@ -494,17 +571,18 @@ func unionKeys(ctx context.Context, rdb redis.UniversalClient, prefixes ...strin
 }
 
 // keyContent is what one key holds: the fields of a hash, the members of a sorted set or a set
-// (with their scores), or a string; nothing for a missing key.
+// (with their scores), the elements of a list, or a string; nothing for a missing key.
 type keyContent struct {
 	hash   map[string]string
 	zset   map[string]float64
 	set    map[string]struct{}
+	list   []string
 	str    *string
 	broken string // a type the comparison does not know
 }
 
 func (c keyContent) len() int {
-	n := len(c.hash) + len(c.zset) + len(c.set)
+	n := len(c.hash) + len(c.zset) + len(c.set) + len(c.list)
 	if c.str != nil || c.broken != "" {
 		n++
 	}
@@ -512,7 +590,8 @@ func (c keyContent) len() int {
 }
 
 // missingFrom appends to out the entries of c that o does not hold, rendered as "key field=value"
-// ("key member=score" for a sorted set, "key member" for a set, "key =value" for a string).
+// ("key member=score" for a sorted set, "key member" for a set, "key #i=element" for a list,
+// "key =value" for a string).
 func (c keyContent) missingFrom(o keyContent, key string, out []string) []string {
 	for f, v := range c.hash {
 		if w, ok := o.hash[f]; !ok || w != v {
@@ -527,6 +606,11 @@ func (c keyContent) missingFrom(o keyContent, key string, out []string) []string
 	for m := range c.set {
 		if _, ok := o.set[m]; !ok {
 			out = append(out, key+" "+m)
+		}
+	}
+	for i, e := range c.list {
+		if i >= len(o.list) || o.list[i] != e {
+			out = append(out, key+" #"+strconv.Itoa(i)+"="+e)
 		}
 	}
 	if c.str != nil && (o.str == nil || *o.str != *c.str) {
@@ -559,6 +643,8 @@ func readEntries(ctx context.Context, rdb redis.UniversalClient, prefix string, 
 			cmds[j] = pipe.ZRangeWithScores(ctx, prefix+k, 0, -1)
 		case "set":
 			cmds[j] = pipe.SMembers(ctx, prefix+k)
+		case "list":
+			cmds[j] = pipe.LRange(ctx, prefix+k, 0, -1)
 		case "string":
 			cmds[j] = pipe.Get(ctx, prefix+k)
 		case "none":
@@ -585,6 +671,10 @@ func readEntries(ctx context.Context, rdb redis.UniversalClient, prefix string, 
 			}
 		case *redis.StringSliceCmd:
 			ms := c.Val()
+			if types[j].Val() == "list" {
+				out[j].list = ms
+				continue
+			}
 			out[j].set = make(map[string]struct{}, len(ms))
 			for _, m := range ms {
 				out[j].set[m] = struct{}{}

@@ -1,0 +1,287 @@
+package ratelimit
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/convmeter/convmeter/events"
+)
+
+// Undo records are written as logs: the records of one hour of output time are spread over
+// undoBuckets lists by their output id, "fx:<hour>:<bucket>", and a batch RPUSHes its entries for
+// each as one element. Every output a batch applies leaves a record, so a dense replay wrote 0.46
+// undo fields per record, each a hash insert: without them Redis spent 1.3-1.5 CPU-µs per record
+// instead of 1.9. A push costs Redis one command per batch and bucket, whatever the number of
+// entries. (Strings, APPENDed to, cost as little to write but held twice their length: Redis
+// grows an appended string by doubling it.)
+//
+// The logs are read back only for the ids that corrections retract and that the batch did not
+// output itself before the correction (a few per batch of 50,000 on the replay traffic): one
+// bucket per id in each hour of the index. Namespaces written before keep their hashes,
+// "fx:<hour>" (id → record); they are read under the logs of the same hour until the trim drops
+// the hour.
+const undoBuckets = 256
+
+// undoBucket is the log an output id's records go to: its FNV-1a hash modulo undoBuckets. Wire
+// data: what was written is found only by the same function.
+func undoBucket(id string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return int(h % undoBuckets)
+}
+
+// undoLogKeyOf names the log of bucket b of the hour whose hash key is hourKey ("fx:<hour>").
+func undoLogKeyOf(hourKey string, b int) string { return hourKey + ":" + strconv.Itoa(b) }
+
+// An element of a log is a sequence of entries; an entry is the id's length (uvarint), the id, then the record's length plus one
+// (uvarint) and the record; a length of 0 is a deletion (the record was undone). Of an id's
+// entries in one hour the last stands.
+
+// appendUndoEntry appends the entry setting id's record to val, or deleting it when del.
+func appendUndoEntry(dst []byte, id, val string, del bool) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(id)))
+	dst = append(dst, id...)
+	if del {
+		return binary.AppendUvarint(dst, 0)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(val))+1)
+	return append(dst, val...)
+}
+
+var errUndoLog = errors.New("truncated undo log")
+
+// scanUndoLog calls fn with each entry of log in order (val is "" when del).
+func scanUndoLog(log string, fn func(id, val string, del bool)) error {
+	for i := 0; i < len(log); {
+		n, w := uvarintAt(log, i)
+		if w <= 0 || uint64(len(log)-i-w) < n {
+			return fmt.Errorf("%w at byte %d", errUndoLog, i)
+		}
+		i += w
+		id := log[i : i+int(n)]
+		i += int(n)
+		m, w := uvarintAt(log, i)
+		if w <= 0 || (m > 0 && uint64(len(log)-i-w) < m-1) {
+			return fmt.Errorf("%w at byte %d", errUndoLog, i)
+		}
+		i += w
+		if m == 0 {
+			fn(id, "", true)
+			continue
+		}
+		fn(id, log[i:i+int(m-1)], false)
+		i += int(m - 1)
+	}
+	return nil
+}
+
+// uvarintAt decodes the uvarint at s[i:] without copying: the value and its width (<= 0 when
+// s ends first or it overflows).
+func uvarintAt(s string, i int) (uint64, int) {
+	var x uint64
+	var shift uint
+	for j := 0; j < binary.MaxVarintLen64; j++ {
+		if i+j >= len(s) {
+			return 0, 0
+		}
+		b := s[i+j]
+		if b < 0x80 {
+			if j == binary.MaxVarintLen64-1 && b > 1 {
+				return 0, -(j + 1)
+			}
+			return x | uint64(b)<<shift, j + 1
+		}
+		x |= uint64(b&0x7f) << shift
+		shift += 7
+	}
+	return 0, -binary.MaxVarintLen64
+}
+
+// undoLookup lists what load asks Redis for the undo records of ids: the buckets their logs are
+// in (each once), as the load script's argument list.
+func undoLookup(ids []string) (buckets []string) {
+	seen := map[int]bool{}
+	for _, id := range ids {
+		if b := undoBucket(id); !seen[b] {
+			seen[b] = true
+			buckets = append(buckets, strconv.Itoa(b))
+		}
+	}
+	return buckets
+}
+
+// resolveUndo makes the undo records of ids (aligned, "" for none) from the load script's reply
+// for them: per indexed hour, oldest first, {the old hash's values for ids, the hour's logs of
+// buckets}. Within an hour the log's entries come after the hash's values; across hours an id's
+// record of the newest hour that has one stands (as the hashes alone were read).
+func resolveUndo(raw any, ids, buckets []string) ([]string, error) {
+	hours, _ := raw.([]any)
+	out := make([]string, len(ids))
+	if len(hours) == 0 {
+		return out, nil
+	}
+	pos := make(map[string][]int, len(ids))
+	for i, id := range ids {
+		pos[id] = append(pos[id], i)
+	}
+	val, has := make([]string, len(ids)), make([]bool, len(ids))
+	for hi, x := range hours {
+		h, _ := x.([]any)
+		if len(h) != 2 {
+			return nil, fmt.Errorf("undo hour %d of the reply has %d parts", hi, len(h))
+		}
+		legacy, _ := h[0].([]any)
+		logs, _ := h[1].([]any)
+		if len(legacy) != len(ids) || len(logs) != len(buckets) {
+			return nil, fmt.Errorf("undo hour %d of the reply: %d values for %d ids, %d logs for %d buckets", hi, len(legacy), len(ids), len(logs), len(buckets))
+		}
+		clear(has)
+		for i, v := range legacy {
+			if s, ok := v.(string); ok {
+				val[i], has[i] = s, true
+			}
+		}
+		for j, l := range logs {
+			elems, _ := l.([]any)
+			for _, x := range elems {
+				s, _ := x.(string)
+				if err := scanUndoLog(s, func(id, v string, del bool) {
+					for _, i := range pos[id] {
+						val[i], has[i] = v, !del
+					}
+				}); err != nil {
+					return nil, fmt.Errorf("undo log of bucket %s in hour %d of the reply: %w", buckets[j], hi, err)
+				}
+			}
+		}
+		for i := range ids {
+			if has[i] {
+				out[i] = val[i]
+			}
+		}
+	}
+	return out, nil
+}
+
+// isUndoHour reports whether key is an hour's undo records ("fx:<hour>") in Changes.
+func isUndoHour(key string) bool { return len(key) > len(kUndo) && key[:len(kUndo)] == kUndo }
+
+// undoWriter turns a batch's undo records into pushes to their logs. Its buffers are kept
+// between batches.
+type undoWriter struct {
+	bucket [undoBuckets][]byte
+}
+
+// appendLogs appends to cmds an RPUSH to each log that the undo records of ch (the "fx:<hour>"
+// keys of H, then of HLog, as they were written as hashes) add entries to, the entries copied to
+// arena (returned grown: the commands hold sub-slices of it).
+func (w *undoWriter) appendLogs(ch *Changes, pfx string, arena []byte, cmds [][]any) ([]byte, [][]any) {
+	hours := map[string]bool{}
+	for key := range ch.H {
+		if isUndoHour(key) {
+			hours[key] = true
+		}
+	}
+	for key := range ch.HLog {
+		if isUndoHour(key) {
+			hours[key] = true
+		}
+	}
+	for hk := range hours {
+		for f, op := range ch.H[hk] {
+			b := undoBucket(f)
+			w.bucket[b] = appendUndoEntry(w.bucket[b], f, op.Val, op.Kind != OpSet)
+		}
+		for _, fv := range ch.HLog[hk] {
+			b := undoBucket(fv.Field)
+			w.bucket[b] = appendUndoEntry(w.bucket[b], fv.Field, fv.Val, false)
+		}
+		for b := range w.bucket {
+			e := w.bucket[b]
+			if len(e) == 0 {
+				continue
+			}
+			start := len(arena)
+			arena = append(arena, e...)
+			cmds = append(cmds, []any{"rpush", pfx + undoLogKeyOf(hk, b), arena[start:len(arena):len(arena)]})
+			w.bucket[b] = e[:0]
+		}
+	}
+	return arena, cmds
+}
+
+// ownOutputs returns the retracted ids (firstRetract: id → the index of the first correction
+// retracting it) that evs outputs before that correction, with the cause of that first output.
+// Reduce applies the output before the correction and keeps its undo record in memory, so no
+// stored record of the id is read, as long as the output is above the stored high-water mark
+// (load checks that once it has read the mark). On the replay traffic this leaves a few of the
+// 900 ids that a batch of 50,000 retracts.
+func ownOutputs(evs []events.Event, firstRetract map[string]int) map[string]events.Cause {
+	if len(firstRetract) == 0 {
+		return nil
+	}
+	var own map[string]events.Cause
+	for i := range evs {
+		e := &evs[i]
+		if e.Cause == nil {
+			continue
+		}
+		j, ok := firstRetract[e.ID]
+		if !ok || i > j {
+			continue
+		}
+		if _, done := own[e.ID]; done {
+			continue
+		}
+		if own == nil {
+			own = map[string]events.Cause{}
+		}
+		own[e.ID] = *e.Cause
+	}
+	return own
+}
+
+// UndoLogHour returns the key of the hour whose records the undo log named key holds (any
+// prefix): "<prefix>fx:<hour>", the key of the hour's hash written before the logs. ok is false
+// when key does not name an undo log.
+func UndoLogHour(key string) (hourKey string, ok bool) {
+	i := strings.LastIndex(key, "}:"+kUndo)
+	if i < 0 {
+		return "", false
+	}
+	h, b, found := strings.Cut(key[i+2+len(kUndo):], ":")
+	if !found || !allDigits(h) || !allDigits(b) {
+		return "", false
+	}
+	return key[:i+2+len(kUndo)+len(h)], true
+}
+
+// ApplyUndoLog applies the entries of an element of a stored undo log to records (id → record) in order: of an
+// id's entries the last stands, a deletion removes the id. records should start as the hour's
+// hash (written before the logs) and take the elements of the hour's logs in turn. Comparisons of two
+// namespaces read logs through it: their bytes depend on how the outputs were batched, their
+// records do not.
+func ApplyUndoLog(log string, records map[string]string) error {
+	return scanUndoLog(log, func(id, val string, del bool) {
+		if del {
+			delete(records, id)
+			return
+		}
+		records[id] = val
+	})
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
