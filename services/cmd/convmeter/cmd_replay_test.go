@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -54,9 +55,16 @@ func TestReplayCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "DIFFERENT") {
 		t.Fatalf("bootstrap with -promote: exit %d\n%s\n%s", code, out, errs)
 	}
-	code, out, errs = capture(t, append(base, "-prefix", kp+"b:", "-json")...)
+	// The GC floor is for the rebuild: the comparison runs under -gc-percent.
+	gcPercent := 0
+	beforeCompare = func() { gcPercent = debug.SetGCPercent(-1); debug.SetGCPercent(gcPercent) }
+	defer func() { beforeCompare = nil }()
+	code, out, errs = capture(t, append(base, "-prefix", kp+"b:", "-json", "-gc-percent", "300")...)
 	if code != 0 || !strings.Contains(out, `"line_diffs": 0`) || !strings.Contains(errs, "events/s") {
 		t.Fatalf("replay of the live run: exit %d\n%s\n%s", code, out, errs)
+	}
+	if gcPercent != 300 {
+		t.Errorf("GOGC %d while comparing, want -gc-percent 300 (the floor stopped)", gcPercent)
 	}
 	cards := editedCards(t)
 	code, out, errs = capture(t, append(base, "-prefix", kp+"c:", "-ratecards", cards)...)
