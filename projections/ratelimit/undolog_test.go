@@ -124,28 +124,40 @@ func TestUndoReadsHashesWrittenBefore(t *testing.T) {
 	if n, _ := rdb.HLen(ctx, pfx+undoKey(tPFEra)).Result(); n != 2 {
 		t.Fatalf("the hour's hash holds %d records, want 2", n)
 	}
-	// A record logged over the hash's: d2 retracted, delivered again (same id) at another time.
-	l2 := &log{off: l.off}
-	l2.add(&events.Correction{Key: "n1/u2", Retracts: []string{d2}}, tPFEra+120)
-	apply(t, s, l2.batch())
-	if st, _ := s.Limit(ctx, PortfolioScope("pf1"), tPFEra+Hour); st.Used != 1 {
-		t.Fatalf("after retracting d2 (a hash record): used %d, want 1", st.Used)
+	// Each step is a batch after the last; used is the portfolio's count an hour in.
+	off := l.off
+	step := func(add func(l *log)) {
+		l := &log{off: off}
+		add(l)
+		apply(t, s, l.batch())
+		off = l.off
 	}
-	l3 := &log{off: l2.off}
-	l3.delivered("n1", "pf1", "u2", tPFEra+180, false)
-	l3.evs[0].ID = d2
-	apply(t, s, l3.batch())
-	l4 := &log{off: l3.off}
-	l4.add(&events.Correction{Key: "n1/u1", Retracts: []string{d1}}, tPFEra+240)
-	apply(t, s, l4.batch())
-	if st, _ := s.Limit(ctx, PortfolioScope("pf1"), tPFEra+Hour); st.Used != 1 {
-		t.Fatalf("after retracting d1 (a hash record): used %d, want 1 (u2 delivered again)", st.Used)
+	retract := func(key, id string, at events.UnixTime) func(*log) {
+		return func(l *log) { l.add(&events.Correction{Key: key, Retracts: []string{id}}, at) }
 	}
-	l5 := &log{off: l4.off}
-	l5.add(&events.Correction{Key: "n1/u2", Retracts: []string{d2}}, tPFEra+300)
-	apply(t, s, l5.batch())
-	if st, _ := s.Limit(ctx, PortfolioScope("pf1"), tPFEra+Hour); st.Used != 0 {
-		t.Fatalf("after retracting d2 again (its logged record over the hash's deletion): used %d, want 0", st.Used)
+	used := func() int64 {
+		st, err := s.Limit(ctx, PortfolioScope("pf1"), tPFEra+Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Used
+	}
+	step(retract("n1/u2", d2, tPFEra+120))
+	if n := used(); n != 1 {
+		t.Fatalf("after retracting d2 (a hash record): used %d, want 1", n)
+	}
+	// A record logged over the hash's: d2 delivered again (same id) at another time.
+	step(func(l *log) {
+		l.delivered("n1", "pf1", "u2", tPFEra+180, false)
+		l.evs[0].ID = d2
+	})
+	step(retract("n1/u1", d1, tPFEra+240))
+	if n := used(); n != 1 {
+		t.Fatalf("after retracting d1 (a hash record): used %d, want 1 (u2 delivered again)", n)
+	}
+	step(retract("n1/u2", d2, tPFEra+300))
+	if n := used(); n != 0 {
+		t.Fatalf("after retracting d2 again (its logged record over the hash's deletion): used %d, want 0", n)
 	}
 }
 

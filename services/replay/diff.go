@@ -432,7 +432,7 @@ func (r *Report) compareCounters(ctx context.Context, rdb redis.UniversalClient,
 			plus = b[j].missingFrom(a[j], k, plus)
 		}
 	}
-	for _, h := range undoLive.union(undoRebuilt) {
+	for _, h := range unionKeysOf(undoLive, undoRebuilt) {
 		a, b := keyContent{hash: undoLive[h]}, keyContent{hash: undoRebuilt[h]}
 		d.EntriesLive += a.len()
 		d.EntriesRebuilt += b.len()
@@ -500,21 +500,6 @@ func (u undoHours) add(hour string, c keyContent) error {
 		return fmt.Errorf("neither a hash nor a log (%s)", c.broken)
 	}
 	return nil
-}
-
-// union lists the hours of u and o, sorted.
-func (u undoHours) union(o undoHours) []string {
-	var hs []string
-	for h := range u {
-		hs = append(hs, h)
-	}
-	for h := range o {
-		if _, ok := u[h]; !ok {
-			hs = append(hs, h)
-		}
-	}
-	sort.Strings(hs)
-	return hs
 }
 
 // perSecond turns a throughput hash into one entry per second with messages, so a store holding

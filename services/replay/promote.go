@@ -85,7 +85,7 @@ func Promote(ctx context.Context, rdb redis.UniversalClient, live, rebuilt *Name
 		untagged = append(untagged, rtags[""]...)
 		delete(ltags, "")
 		delete(rtags, "")
-		for _, tag := range sortedTags(ltags, rtags) {
+		for _, tag := range unionKeysOf(ltags, rtags) {
 			if len(rtags[tag]) == 0 && resuming {
 				continue // switched before the interruption: these live keys are the rebuilt ones
 			}
@@ -153,18 +153,19 @@ func byTag(keys []string) map[string][]string {
 	return m
 }
 
-func sortedTags(a, b map[string][]string) []string {
-	var tags []string
-	for t := range a {
-		tags = append(tags, t)
+// unionKeysOf lists the keys of a and b, each once, sorted.
+func unionKeysOf[A, B any](a map[string]A, b map[string]B) []string {
+	var ks []string
+	for k := range a {
+		ks = append(ks, k)
 	}
-	for t := range b {
-		if _, ok := a[t]; !ok {
-			tags = append(tags, t)
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			ks = append(ks, k)
 		}
 	}
-	sort.Strings(tags)
-	return tags
+	sort.Strings(ks)
+	return ks
 }
 
 // copySet copies a set (the billing partitions registry) to another name and deletes the source.
