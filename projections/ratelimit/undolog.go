@@ -14,9 +14,10 @@ import (
 // undoBuckets lists by their output id, "fx:<hour>:<bucket>", and a batch RPUSHes its entries for
 // each as one element. Every output a batch applies leaves a record, so a dense replay wrote 0.46
 // undo fields per record, each a hash insert: without them Redis spent 1.3-1.5 CPU-µs per record
-// instead of 1.9. A push costs Redis one command per batch and bucket, whatever the number of
-// entries. (Strings, APPENDed to, cost as little to write but held twice their length: Redis
-// grows an appended string by doubling it.)
+// instead of 1.9; with the lists 1.5-1.6. A push costs Redis one command per batch and bucket,
+// whatever the number of entries. (Strings, APPENDed to, cost as little to write but took 92 MB
+// for 46 MB of entries after a dense replay of 1M records: Redis grows an appended string by
+// doubling it. The lists took 52 MB, the hashes 74 MB.)
 //
 // The logs are read back only for the ids that corrections retract and that the batch did not
 // output itself before the correction (a few per batch of 50,000 on the replay traffic): one
@@ -39,9 +40,9 @@ func undoBucket(id string) int {
 // undoLogKeyOf names the log of bucket b of the hour whose hash key is hourKey ("fx:<hour>").
 func undoLogKeyOf(hourKey string, b int) string { return hourKey + ":" + strconv.Itoa(b) }
 
-// An element of a log is a sequence of entries; an entry is the id's length (uvarint), the id, then the record's length plus one
-// (uvarint) and the record; a length of 0 is a deletion (the record was undone). Of an id's
-// entries in one hour the last stands.
+// An element of a log is a sequence of entries; an entry is the id's length (uvarint), the id,
+// then the record's length plus one (uvarint) and the record; a length of 0 is a deletion (the
+// record was undone). Of an id's entries in one hour the last stands.
 
 // appendUndoEntry appends the entry setting id's record to val, or deleting it when del.
 func appendUndoEntry(dst []byte, id, val string, del bool) []byte {
@@ -117,8 +118,8 @@ func undoLookup(ids []string) (buckets []string) {
 }
 
 // resolveUndo makes the undo records of ids (aligned, "" for none) from the load script's reply
-// for them: per indexed hour, oldest first, {the old hash's values for ids, the hour's logs of
-// buckets}. Within an hour the log's entries come after the hash's values; across hours an id's
+// for them: per indexed hour, oldest first, {the old hash's values for ids, the elements of the
+// hour's logs of buckets}. Within an hour the log's entries come after the hash's values; across hours an id's
 // record of the newest hour that has one stands (as the hashes alone were read).
 func resolveUndo(raw any, ids, buckets []string) ([]string, error) {
 	hours, _ := raw.([]any)
