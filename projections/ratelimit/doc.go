@@ -50,11 +50,14 @@
 //	{ns:pP}:dlx:<day>   ZSET  score 0, "scope|user|time12|id": counted deliveries of a UTC day (lex)
 //	{ns:pP}:dlxk        ZSET  day → its last second
 //	{ns:pP}:fx:<hour>:<b> LIST log of the undo records of the outputs of an hour of event time
-//	                          whose id falls in bucket b (FNV-1a mod 256): an element per batch,
-//	                          its entries (id, record) in order, the last of an id standing, an
-//	                          empty one a deletion (undolog.go). A record: "\x02", kind, varint
-//	                          time, the kind's fields (v1 still read)
-//	{ns:pP}:fx:<hour>   HASH  output id → undo record: written before the logs, still read
+//	                          whose id falls in bucket b (FNV-1a mod 256), written by batches with
+//	                          at least 1,024 new records in the hour: an element per batch, its
+//	                          entries (id, record) in order, the last of an id standing, an empty
+//	                          one a deletion (undolog.go). A record: "\x02", kind, varint time,
+//	                          the kind's fields (v1 still read)
+//	{ns:pP}:fx:<hour>   HASH  output id → undo record, set by smaller batches (and before the
+//	                          logs); an id's record here stands over its logs' entries: a record
+//	                          set again or deleted goes to the logs and leaves the hash
 //	{ns:pP}:fxk         ZSET  hour → its last second
 //	{ns:pP}:tp:<pn>:<h> HASH  "m<minute's first second>" → the number's messages (inbound +
 //	                          outbound) in each second of that minute of hour h, ",3,,1" (tput.go;

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"testing"
@@ -85,6 +86,16 @@ func dump(t testing.TB, rdb redis.UniversalClient, ns string) []string {
 	t.Helper()
 	ctx := context.Background()
 	var out []string
+	// Undo records by hour: the logs' records, then the hash's over them (undolog.go), so two
+	// namespaces holding the same records in other places dump the same.
+	type hourRecs struct{ logs, hash map[string]string }
+	undo := map[string]*hourRecs{}
+	hour := func(k string) *hourRecs {
+		if undo[k] == nil {
+			undo[k] = &hourRecs{map[string]string{}, map[string]string{}}
+		}
+		return undo[k]
+	}
 	iter := rdb.Scan(ctx, 0, ns+"*", 1000).Iterator()
 	for iter.Next(ctx) {
 		k := iter.Val()
@@ -99,6 +110,10 @@ func dump(t testing.TB, rdb redis.UniversalClient, ns string) []string {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if _, rest, _ := strings.Cut(short, "}:"); isUndoHour(rest) && allDigits(rest[len(kUndo):]) {
+				maps.Copy(hour(short).hash, m)
+				continue
+			}
 			for f, v := range m {
 				out = append(out, short+" "+f+"="+v)
 			}
@@ -111,7 +126,7 @@ func dump(t testing.TB, rdb redis.UniversalClient, ns string) []string {
 				out = append(out, fmt.Sprintf("%s %v=%v", short, z.Member, z.Score))
 			}
 		case "list":
-			hour, ok := UndoLogHour(short)
+			h, ok := UndoLogHour(short)
 			if !ok {
 				out = append(out, short+" type "+typ)
 				continue
@@ -120,14 +135,10 @@ func dump(t testing.TB, rdb redis.UniversalClient, ns string) []string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			recs := map[string]string{}
 			for _, e := range elems {
-				if err := ApplyUndoLog(e, recs); err != nil {
+				if err := ApplyUndoLog(e, hour(h).logs); err != nil {
 					t.Fatalf("%s: %v", short, err)
 				}
-			}
-			for id, r := range recs { // as the hash of the hour held them
-				out = append(out, hour+" "+id+"="+r)
 			}
 		default:
 			out = append(out, short+" type "+typ)
@@ -135,6 +146,12 @@ func dump(t testing.TB, rdb redis.UniversalClient, ns string) []string {
 	}
 	if err := iter.Err(); err != nil {
 		t.Fatal(err)
+	}
+	for h, r := range undo {
+		maps.Copy(r.logs, r.hash)
+		for id, v := range r.logs {
+			out = append(out, h+" "+id+"="+v)
+		}
 	}
 	sort.Strings(out)
 	return out

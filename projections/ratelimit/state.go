@@ -16,7 +16,7 @@ const (
 	kLimitIdx    = "limk" // ZSET: scope → latest counted delivery time, to trim the counters
 	kDeliveries  = "dlx:" // ZSET per day of delivery, score 0, lex members "scope|user|time12|id"
 	kDeliveryIdx = "dlxk" // ZSET: day → its last second, to drop whole days
-	kUndo        = "fx:"  // per hour of event time: "fx:<hour>:<bucket>" LIST logs of undo records (undolog.go); "fx:<hour>" HASH id → record before them
+	kUndo        = "fx:"  // per hour of event time: "fx:<hour>:<bucket>" LIST logs of undo records of large batches, "fx:<hour>" HASH id → record of small ones (undolog.go)
 	kUndoIdx     = "fxk"  // ZSET: hour → its last second, to drop whole hours
 	kTputPrefix  = "tp:"  // HASH per phone number and hour: unix second → messages (inbound + outbound)
 	kTputIdx     = "tpk"  // ZSET: "pn|hour" → the hour's last second

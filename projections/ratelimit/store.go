@@ -940,12 +940,12 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 		command(zrem, key, zr, 1)
 	}
 	for key, ops := range ch.H {
-		if isUndoHour(key) {
-			continue // written as logs: undoWriter.appendLogs
-		}
+		// An undo record set or deleted here (its output retracted in this batch) goes to the
+		// hour's logs, and leaves the hour's hash, which would stand over them (undolog.go).
+		undo := isUndoHour(key)
 		hs, hd = hs[:0], hd[:0]
 		for f, op := range ops {
-			if op.Kind == OpSet {
+			if op.Kind == OpSet && !undo {
 				hs = append(hs, str(f), str(op.Val))
 			} else {
 				hd = append(hd, str(f))
@@ -955,7 +955,7 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 		command(hdel, key, hd, 1)
 	}
 	for key, l := range ch.HLog {
-		if isUndoHour(key) {
+		if isUndoHour(key) && len(l) >= undoLogMin {
 			continue // written as logs: undoWriter.appendLogs
 		}
 		hs = hs[:0]
@@ -964,7 +964,7 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 		}
 		command(hset, key, hs, 2)
 	}
-	// Undo records: appended to their buckets' logs (undolog.go).
+	// Undo records of the hours that take logs: pushed to their buckets' logs (undolog.go).
 	var blob []byte
 	blob, cmds = sc.undo.appendLogs(ch, pfx, sc.blob[:0], cmds)
 	// Throughput: the increments go into the minutes load read, written whole (tput.go).

@@ -10,21 +10,32 @@ import (
 	"github.com/convmeter/convmeter/events"
 )
 
-// Undo records are written as logs: the records of one hour of output time are spread over
-// undoBuckets lists by their output id, "fx:<hour>:<bucket>", and a batch RPUSHes its entries for
-// each as one element. Every output a batch applies leaves a record, so a dense replay wrote 0.46
-// undo fields per record, each a hash insert: without them Redis spent 1.3-1.5 CPU-µs per record
-// instead of 1.9; with the lists 1.5-1.6. A push costs Redis one command per batch and bucket,
-// whatever the number of entries. (Strings, APPENDed to, cost as little to write but took 92 MB
-// for 46 MB of entries after a dense replay of 1M records: Redis grows an appended string by
-// doubling it. The lists took 52 MB, the hashes 74 MB.)
+// Undo records are written as logs when a batch has many: the records of one hour of output
+// time are spread over undoBuckets lists by their output id, "fx:<hour>:<bucket>", and a batch
+// RPUSHes its entries for each as one element. Every output a batch applies leaves a record, so a
+// dense replay wrote 0.46 undo fields per record, each a hash insert: without them Redis spent
+// 1.3-1.5 CPU-µs per record instead of 1.9; with the lists 1.5-1.6. A push costs one command per
+// batch and bucket, whatever the number of entries. (Strings, APPENDed to, cost as little to
+// write but took 92 MB for 46 MB of entries after a dense replay of 1M records: Redis grows an
+// appended string by doubling it. The lists took 52 MB, the hashes 74 MB.)
 //
-// The logs are read back only for the ids that corrections retract and that the batch did not
-// output itself before the correction (a few per batch of 50,000 on the replay traffic): one
-// bucket per id in each hour of the index. Namespaces written before keep their hashes,
-// "fx:<hour>" (id → record); they are read under the logs of the same hour until the trim drops
-// the hour.
+// A batch with fewer than undoLogMin new records in an hour sets them in the hour's hash,
+// "fx:<hour>" (id → record), as before the logs: a push costs about 1.2 µs of Redis and 1.5 of Go
+// where a field of one HSET costs 0.5 and 0.1, so the logs only pay when most buckets take many
+// entries. (Batches of 100 events were 7% slower with logs alone.) A record that a correction of
+// the batch retracts (set again or deleted) always goes to the logs and is deleted from the
+// hash, so in an hour the hash's record of an id, when there is one, is its newest: an id is set
+// in the hash only as a new output, never while it has a record. Namespaces written before the
+// logs hold hashes alone.
+//
+// The records are read back only for the ids that corrections retract and that the batch did not
+// output itself before the correction (a few per batch of 50,000 on the replay traffic): the
+// hash and one bucket per id in each hour of the index.
 const undoBuckets = 256
+
+// undoLogMin is the fewest new records of one hour that a batch writes as logs rather than as
+// hash fields: 4 per bucket.
+const undoLogMin = 4 * undoBuckets
 
 // undoBucket is the log an output id's records go to: its FNV-1a hash modulo undoBuckets. Wire
 // data: what was written is found only by the same function.
@@ -118,9 +129,9 @@ func undoLookup(ids []string) (buckets []string) {
 }
 
 // resolveUndo makes the undo records of ids (aligned, "" for none) from the load script's reply
-// for them: per indexed hour, oldest first, {the old hash's values for ids, the elements of the
-// hour's logs of buckets}. Within an hour the log's entries come after the hash's values; across hours an id's
-// record of the newest hour that has one stands (as the hashes alone were read).
+// for them: per indexed hour, oldest first, {the hour's hash values for ids, the elements of the
+// hour's logs of buckets}. Within an hour the hash's record stands over the logs'; across hours
+// an id's record of the newest hour that has one stands (as the hashes alone were read).
 func resolveUndo(raw any, ids, buckets []string) ([]string, error) {
 	hours, _ := raw.([]any)
 	out := make([]string, len(ids))
@@ -137,17 +148,12 @@ func resolveUndo(raw any, ids, buckets []string) ([]string, error) {
 		if len(h) != 2 {
 			return nil, fmt.Errorf("undo hour %d of the reply has %d parts", hi, len(h))
 		}
-		legacy, _ := h[0].([]any)
+		hash, _ := h[0].([]any)
 		logs, _ := h[1].([]any)
-		if len(legacy) != len(ids) || len(logs) != len(buckets) {
-			return nil, fmt.Errorf("undo hour %d of the reply: %d values for %d ids, %d logs for %d buckets", hi, len(legacy), len(ids), len(logs), len(buckets))
+		if len(hash) != len(ids) || len(logs) != len(buckets) {
+			return nil, fmt.Errorf("undo hour %d of the reply: %d values for %d ids, %d logs for %d buckets", hi, len(hash), len(ids), len(logs), len(buckets))
 		}
 		clear(has)
-		for i, v := range legacy {
-			if s, ok := v.(string); ok {
-				val[i], has[i] = s, true
-			}
-		}
 		for j, l := range logs {
 			elems, _ := l.([]any)
 			for _, x := range elems {
@@ -159,6 +165,11 @@ func resolveUndo(raw any, ids, buckets []string) ([]string, error) {
 				}); err != nil {
 					return nil, fmt.Errorf("undo log of bucket %s in hour %d of the reply: %w", buckets[j], hi, err)
 				}
+			}
+		}
+		for i, v := range hash {
+			if s, ok := v.(string); ok {
+				val[i], has[i] = s, true
 			}
 		}
 		for i := range ids {
@@ -179,9 +190,9 @@ type undoWriter struct {
 	bucket [undoBuckets][]byte
 }
 
-// appendLogs appends to cmds an RPUSH to each log that the undo records of ch (the "fx:<hour>"
-// keys of H, then of HLog, as they were written as hashes) add entries to, the entries copied to
-// arena (returned grown: the commands hold sub-slices of it).
+// appendLogs appends to cmds an RPUSH to each log that the undo records of ch add entries to:
+// those of the "fx:<hour>" keys of H, then those of HLog when an hour has at least undoLogMin.
+// The entries are copied to arena (returned grown: the commands hold sub-slices of it).
 func (w *undoWriter) appendLogs(ch *Changes, pfx string, arena []byte, cmds [][]any) ([]byte, [][]any) {
 	hours := map[string]bool{}
 	for key := range ch.H {
@@ -189,8 +200,8 @@ func (w *undoWriter) appendLogs(ch *Changes, pfx string, arena []byte, cmds [][]
 			hours[key] = true
 		}
 	}
-	for key := range ch.HLog {
-		if isUndoHour(key) {
+	for key, l := range ch.HLog {
+		if isUndoHour(key) && len(l) >= undoLogMin {
 			hours[key] = true
 		}
 	}
@@ -199,7 +210,7 @@ func (w *undoWriter) appendLogs(ch *Changes, pfx string, arena []byte, cmds [][]
 			b := undoBucket(f)
 			w.bucket[b] = appendUndoEntry(w.bucket[b], f, op.Val, op.Kind != OpSet)
 		}
-		for _, fv := range ch.HLog[hk] {
+		for _, fv := range logged(ch.HLog[hk]) {
 			b := undoBucket(fv.Field)
 			w.bucket[b] = appendUndoEntry(w.bucket[b], fv.Field, fv.Val, false)
 		}
@@ -215,6 +226,14 @@ func (w *undoWriter) appendLogs(ch *Changes, pfx string, arena []byte, cmds [][]
 		}
 	}
 	return arena, cmds
+}
+
+// logged is l when its records go to the logs, else nothing (they go to the hour's hash).
+func logged(l []FieldVal) []FieldVal {
+	if len(l) < undoLogMin {
+		return nil
+	}
+	return l
 }
 
 // ownOutputs returns the retracted ids (firstRetract: id → the index of the first correction
@@ -249,8 +268,8 @@ func ownOutputs(evs []events.Event, firstRetract map[string]int) map[string]even
 }
 
 // UndoLogHour returns the key of the hour whose records the undo log named key holds (any
-// prefix): "<prefix>fx:<hour>", the key of the hour's hash written before the logs. ok is false
-// when key does not name an undo log.
+// prefix): "<prefix>fx:<hour>", the key of the hour's hash. ok is false when key does not name
+// an undo log.
 func UndoLogHour(key string) (hourKey string, ok bool) {
 	i := strings.LastIndex(key, "}:"+kUndo)
 	if i < 0 {
@@ -263,11 +282,11 @@ func UndoLogHour(key string) (hourKey string, ok bool) {
 	return key[:i+2+len(kUndo)+len(h)], true
 }
 
-// ApplyUndoLog applies the entries of an element of a stored undo log to records (id → record) in order: of an
-// id's entries the last stands, a deletion removes the id. records should start as the hour's
-// hash (written before the logs) and take the elements of the hour's logs in turn. Comparisons of two
-// namespaces read logs through it: their bytes depend on how the outputs were batched, their
-// records do not.
+// ApplyUndoLog applies the entries of an element of a stored undo log to records (id → record)
+// in order: of an id's entries the last stands, a deletion removes the id. An hour's records are
+// its logs' elements applied in turn, then its hash's fields set over them (the hash's record of
+// an id is its newest). Comparisons of two namespaces read logs through it: where the records
+// are depends on how the outputs were batched, what they are does not.
 func ApplyUndoLog(log string, records map[string]string) error {
 	return scanUndoLog(log, func(id, val string, del bool) {
 		if del {

@@ -91,74 +91,71 @@ func TestUndoBucketsMatchTheTrimScript(t *testing.T) {
 	}
 }
 
-// TestUndoReadsHashesWrittenBefore: a store written before the logs holds its undo records in
-// one hash per hour; a correction of such an output still undoes it, and a record logged after
-// it in the same hour stands over it.
-func TestUndoReadsHashesWrittenBefore(t *testing.T) {
+// TestUndoRecordsInHashAndLogs: a batch with many new records in an hour logs them, a batch with
+// few sets them in the hour's hash (as namespaces written before the logs hold them all); a
+// retraction in either kind of batch undoes a record from either place, and an id delivered again
+// after its retraction is undone again.
+func TestUndoRecordsInHashAndLogs(t *testing.T) {
 	rdb, ns := client(t)
 	s := newStore(t, rdb, ns, 1)
 	ctx := context.Background()
-	l := &log{}
-	d1 := l.delivered("n1", "pf1", "u1", tPFEra, false)
-	d2 := l.delivered("n1", "pf1", "u2", tPFEra+60, false)
-	apply(t, s, l.batch())
-	// Rewrite the logs as the hashes of before.
 	pfx := s.prefix(0)
-	keys, err := rdb.Keys(ctx, pfx+kUndo+"*:*").Result()
-	if err != nil || len(keys) == 0 {
-		t.Fatalf("undo logs: %v %v", keys, err)
-	}
-	for _, k := range keys {
-		hour, ok := UndoLogHour(k)
-		recs := map[string]string{}
-		for _, e := range rdb.LRange(ctx, k, 0, -1).Val() {
-			if err := ApplyUndoLog(e, recs); !ok || err != nil {
-				t.Fatalf("%s: %v %v", k, ok, err)
-			}
-		}
-		for id, r := range recs {
-			rdb.HSet(ctx, hour, id, r)
-		}
-		rdb.Del(ctx, k)
-	}
-	if n, _ := rdb.HLen(ctx, pfx+undoKey(tPFEra)).Result(); n != 2 {
-		t.Fatalf("the hour's hash holds %d records, want 2", n)
-	}
-	// Each step is a batch after the last; used is the portfolio's count an hour in.
-	off := l.off
+	var off int64
 	step := func(add func(l *log)) {
 		l := &log{off: off}
 		add(l)
 		apply(t, s, l.batch())
 		off = l.off
 	}
-	retract := func(key, id string, at events.UnixTime) func(*log) {
-		return func(l *log) { l.add(&events.Correction{Key: key, Retracts: []string{id}}, at) }
+	retract := func(l *log, user, id string) {
+		l.add(&events.Correction{Key: "n1/" + user, Retracts: []string{id}}, tPFEra+3500)
 	}
-	used := func() int64 {
+	check := func(what string, wantUsed, wantHashed int64) {
+		t.Helper()
 		st, err := s.Limit(ctx, PortfolioScope("pf1"), tPFEra+Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return st.Used
+		hashed, err := rdb.HLen(ctx, pfx+undoKey(tPFEra)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Used != wantUsed || hashed != wantHashed {
+			t.Fatalf("%s: used %d with %d records in the hour's hash, want %d and %d", what, st.Used, hashed, wantUsed, wantHashed)
+		}
 	}
-	step(retract("n1/u2", d2, tPFEra+120))
-	if n := used(); n != 1 {
-		t.Fatalf("after retracting d2 (a hash record): used %d, want 1", n)
-	}
-	// A record logged over the hash's: d2 delivered again (same id) at another time.
+	n := int64(undoLogMin + 100)
+	var big []string
 	step(func(l *log) {
-		l.delivered("n1", "pf1", "u2", tPFEra+180, false)
-		l.evs[0].ID = d2
+		for i := range n {
+			big = append(big, l.delivered("n1", "pf1", fmt.Sprintf("u%d", i), tPFEra+events.UnixTime(i%3000), false))
+		}
 	})
-	step(retract("n1/u1", d1, tPFEra+240))
-	if n := used(); n != 1 {
-		t.Fatalf("after retracting d1 (a hash record): used %d, want 1 (u2 delivered again)", n)
+	if keys, err := rdb.Keys(ctx, pfx+kUndo+"*:*").Result(); err != nil || len(keys) != undoBuckets {
+		t.Fatalf("a batch of %d records wrote %d logs (%v), want %d", n, len(keys), err, undoBuckets)
 	}
-	step(retract("n1/u2", d2, tPFEra+300))
-	if n := used(); n != 0 {
-		t.Fatalf("after retracting d2 again (its logged record over the hash's deletion): used %d, want 0", n)
-	}
+	check("a large batch", n, 0)
+	var d1 string
+	step(func(l *log) { d1 = l.delivered("n1", "pf1", "v1", tPFEra+3100, false) })
+	check("a small batch", n+1, 1)
+	step(func(l *log) { retract(l, "u0", big[0]) })
+	check("a logged record retracted in a small batch", n, 1)
+	step(func(l *log) { retract(l, "v1", d1) })
+	check("a hashed record retracted in a small batch", n-1, 0)
+	step(func(l *log) {
+		l.delivered("n1", "pf1", "u0", tPFEra+3300, false)
+		l.evs[0].ID = big[0]
+	})
+	check("an id delivered again in a small batch, over its deletion in the logs", n, 1)
+	step(func(l *log) {
+		retract(l, "u0", big[0])
+		for i := range int64(undoLogMin) {
+			l.delivered("n1", "pf1", fmt.Sprintf("w%d", i), tPFEra+3400+events.UnixTime(i%100), false)
+		}
+	})
+	check("the hashed record retracted in a large batch", n-1+undoLogMin, 0)
+	step(func(l *log) { retract(l, "u0", big[0]) })
+	check("retracted once more: nothing left to undo", n-1+undoLogMin, 0)
 }
 
 // TestCorrectionOfAnOutputBelowTheMark: a batch given again in part (its first outputs at or below

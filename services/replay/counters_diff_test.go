@@ -205,9 +205,9 @@ func TestCompareCountersThroughputPerSecond(t *testing.T) {
 	}
 }
 
-// Undo records compare by hour, whatever holds them: a live namespace written before the logs
-// (an hour's hash) equals a rebuilt one holding the same records in logs, however the entries
-// were batched; a record that differs is reported under the hour's key.
+// Undo records compare by hour, whatever holds them: a live namespace holding an hour's records
+// in its hash equals a rebuilt one holding them in logs and hash, however the entries were
+// batched; a record that differs is reported under the hour's key.
 func TestCompareUndoRecordsByHour(t *testing.T) {
 	rdb, prefix := redistest.Client(t)
 	ctx := context.Background()
@@ -216,9 +216,11 @@ func TestCompareUndoRecordsByHour(t *testing.T) {
 	entry := func(id, rec string) string { return string(appendEntry(nil, id, rec)) }
 	rdb.HSet(ctx, lp+"{rl.p0}:fx:10", "a", "\x02ra", "b", "\x02rb")
 	rdb.RPush(ctx, lp+"{rl.p0}:fx:11:4", entry("z", "\x02rz"))
-	// Rebuilt: a and b in two logs over two batches, c logged then deleted; z in the hash form.
-	rdb.RPush(ctx, rp+"{rl.p0}:fx:10:3", entry("a", "\x02old")+entry("c", "\x02rc"), entry("a", "\x02ra"))
+	// Rebuilt: a and b in two logs over two batches, c logged then deleted, a's newest record in
+	// the hour's hash (which stands over the logs); z in the hash alone.
+	rdb.RPush(ctx, rp+"{rl.p0}:fx:10:3", entry("a", "\x02old")+entry("c", "\x02rc"), entry("a", "\x02older"))
 	rdb.RPush(ctx, rp+"{rl.p0}:fx:10:7", entry("b", "\x02rb")+entry("c", ""))
+	rdb.HSet(ctx, rp+"{rl.p0}:fx:10", "a", "\x02ra")
 	rdb.HSet(ctx, rp+"{rl.p0}:fx:11", "z", "\x02rz")
 	r := &Report{}
 	if err := r.compareCounters(ctx, rdb, live, rebuilt); err != nil {
@@ -227,7 +229,7 @@ func TestCompareUndoRecordsByHour(t *testing.T) {
 	if r.RateLimit.Differences != 0 || r.RateLimit.EntriesLive != 3 || r.RateLimit.EntriesRebuilt != 3 {
 		t.Fatalf("equal records compared as %+v", r.RateLimit)
 	}
-	rdb.RPush(ctx, rp+"{rl.p0}:fx:10:3", entry("a", "\x02changed"))
+	rdb.HSet(ctx, rp+"{rl.p0}:fx:10", "a", "\x02changed")
 	r = &Report{}
 	if err := r.compareCounters(ctx, rdb, live, rebuilt); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -417,7 +418,7 @@ func (r *Report) compareCounters(ctx context.Context, rdb redis.UniversalClient,
 			if family(k) == "tp" { // minute fields, or seconds as stored before them: compared per second
 				a[j].hash, b[j].hash = perSecond(a[j].hash), perSecond(b[j].hash)
 			}
-			if hour, ok := undoHour(k); ok {
+			if hour, ok := undoHourOf(k); ok {
 				if err := undoLive.add(hour, a[j]); err != nil {
 					return fmt.Errorf("replay: live %s: %w", k, err)
 				}
@@ -433,7 +434,7 @@ func (r *Report) compareCounters(ctx context.Context, rdb redis.UniversalClient,
 		}
 	}
 	for _, h := range unionKeysOf(undoLive, undoRebuilt) {
-		a, b := keyContent{hash: undoLive[h]}, keyContent{hash: undoRebuilt[h]}
+		a, b := keyContent{hash: undoLive.records(h)}, keyContent{hash: undoRebuilt.records(h)}
 		d.EntriesLive += a.len()
 		d.EntriesRebuilt += b.len()
 		minus = a.missingFrom(b, h, minus)
@@ -459,12 +460,15 @@ func (r *Report) compareCounters(ctx context.Context, rdb redis.UniversalClient,
 	return nil
 }
 
-// undoHours holds a namespace's undo records by hour key ("{rl.pN}:fx:<hour>"), id → record.
-type undoHours map[string]map[string]string
+// undoHours holds a namespace's undo records by hour key ("{rl.pN}:fx:<hour>"): those of its
+// logs and those of its hash, which stand over the logs' (ratelimit.ApplyUndoLog).
+type undoHours map[string]*undoHour
 
-// undoHour returns the hour key of an hour's undo records: the hash written before the logs, or
-// a log (ratelimit.UndoLogHour).
-func undoHour(key string) (string, bool) {
+type undoHour struct{ logs, hash map[string]string }
+
+// undoHourOf returns the hour key of an hour's undo records: the hour's hash, or one of its logs
+// (ratelimit.UndoLogHour).
+func undoHourOf(key string) (string, bool) {
 	if h, ok := ratelimit.UndoLogHour(key); ok {
 		return h, true
 	}
@@ -474,25 +478,22 @@ func undoHour(key string) (string, bool) {
 	return "", false
 }
 
-// add takes what a key of hour holds: the hour's hash, or one of its logs applied over what the
-// hour holds so far (keys come sorted, so the hash comes before the logs).
+// add takes what a key of hour holds: the hour's hash, or one of its logs.
 func (u undoHours) add(hour string, c keyContent) error {
 	if c.len() == 0 {
 		return nil
 	}
-	m := u[hour]
-	if m == nil {
-		m = map[string]string{}
-		u[hour] = m
+	h := u[hour]
+	if h == nil {
+		h = &undoHour{map[string]string{}, map[string]string{}}
+		u[hour] = h
 	}
 	switch {
 	case c.hash != nil:
-		for id, r := range c.hash {
-			m[id] = r
-		}
+		maps.Copy(h.hash, c.hash)
 	case c.list != nil:
 		for _, e := range c.list {
-			if err := ratelimit.ApplyUndoLog(e, m); err != nil {
+			if err := ratelimit.ApplyUndoLog(e, h.logs); err != nil {
 				return err
 			}
 		}
@@ -500,6 +501,16 @@ func (u undoHours) add(hour string, c keyContent) error {
 		return fmt.Errorf("neither a hash nor a log (%s)", c.broken)
 	}
 	return nil
+}
+
+// records returns the hour's records: the logs', the hash's over them.
+func (u undoHours) records(hour string) map[string]string {
+	h := u[hour]
+	if h == nil {
+		return nil
+	}
+	maps.Copy(h.logs, h.hash)
+	return h.logs
 }
 
 // perSecond turns a throughput hash into one entry per second with messages, so a store holding
