@@ -955,7 +955,7 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 		command(hdel, key, hd, 1)
 	}
 	for key, l := range ch.HLog {
-		if isUndoHour(key) && len(l) >= undoLogMin {
+		if logsNew(key, l) {
 			continue // written as logs: undoWriter.appendLogs
 		}
 		hs = hs[:0]

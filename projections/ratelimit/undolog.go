@@ -93,26 +93,10 @@ func scanUndoLog(log string, fn func(id, val string, del bool)) error {
 	return nil
 }
 
-// uvarintAt decodes the uvarint at s[i:] without copying: the value and its width (<= 0 when
-// s ends first or it overflows).
+// uvarintAt decodes the uvarint at s[i:]: the value and its width (<= 0 when s ends first or it
+// overflows). The conversion of at most 10 bytes does not escape: no allocation.
 func uvarintAt(s string, i int) (uint64, int) {
-	var x uint64
-	var shift uint
-	for j := 0; j < binary.MaxVarintLen64; j++ {
-		if i+j >= len(s) {
-			return 0, 0
-		}
-		b := s[i+j]
-		if b < 0x80 {
-			if j == binary.MaxVarintLen64-1 && b > 1 {
-				return 0, -(j + 1)
-			}
-			return x | uint64(b)<<shift, j + 1
-		}
-		x |= uint64(b&0x7f) << shift
-		shift += 7
-	}
-	return 0, -binary.MaxVarintLen64
+	return binary.Uvarint([]byte(s[i:min(len(s), i+binary.MaxVarintLen64)]))
 }
 
 // undoLookup lists what load asks Redis for the undo records of ids: the buckets their logs are
@@ -201,7 +185,7 @@ func (w *undoWriter) appendLogs(ch *Changes, pfx string, arena []byte, cmds [][]
 		}
 	}
 	for key, l := range ch.HLog {
-		if isUndoHour(key) && len(l) >= undoLogMin {
+		if logsNew(key, l) {
 			hours[key] = true
 		}
 	}
@@ -210,9 +194,11 @@ func (w *undoWriter) appendLogs(ch *Changes, pfx string, arena []byte, cmds [][]
 			b := undoBucket(f)
 			w.bucket[b] = appendUndoEntry(w.bucket[b], f, op.Val, op.Kind != OpSet)
 		}
-		for _, fv := range logged(ch.HLog[hk]) {
-			b := undoBucket(fv.Field)
-			w.bucket[b] = appendUndoEntry(w.bucket[b], fv.Field, fv.Val, false)
+		if l := ch.HLog[hk]; logsNew(hk, l) {
+			for _, fv := range l {
+				b := undoBucket(fv.Field)
+				w.bucket[b] = appendUndoEntry(w.bucket[b], fv.Field, fv.Val, false)
+			}
 		}
 		for b := range w.bucket {
 			e := w.bucket[b]
@@ -228,13 +214,9 @@ func (w *undoWriter) appendLogs(ch *Changes, pfx string, arena []byte, cmds [][]
 	return arena, cmds
 }
 
-// logged is l when its records go to the logs, else nothing (they go to the hour's hash).
-func logged(l []FieldVal) []FieldVal {
-	if len(l) < undoLogMin {
-		return nil
-	}
-	return l
-}
+// logsNew reports whether the new records l of the HLog key go to logs: key is an hour of undo
+// records and l has at least undoLogMin (else they are set in the hour's hash).
+func logsNew(key string, l []FieldVal) bool { return isUndoHour(key) && len(l) >= undoLogMin }
 
 // ownOutputs returns the retracted ids (firstRetract: id → the index of the first correction
 // retracting it) that evs outputs before that correction, with the cause of that first output.

@@ -27,6 +27,10 @@ func TestUndoLogEntries(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(in) {
 		t.Fatalf("scanned %v, appended %v", got, in)
 	}
+	ls := string(log)
+	if a := testing.AllocsPerRun(100, func() { _ = scanUndoLog(ls, func(string, string, bool) {}) }); a != 0 {
+		t.Errorf("scanning a log allocates %.0f times, want none", a)
+	}
 	for n := 1; n < len(log); n++ {
 		err := scanUndoLog(string(log[:len(log)-n]), func(string, string, bool) {})
 		if cut := len(log) - n; err == nil && cut != 0 && !entryBoundary(log, cut) {
