@@ -110,7 +110,7 @@ func dump(t testing.TB, rdb redis.UniversalClient, ns string) []string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, rest, _ := strings.Cut(short, "}:"); isUndoHour(rest) && allDigits(rest[len(kUndo):]) {
+			if _, log, ok := UndoHour(short); ok && !log {
 				maps.Copy(hour(short).hash, m)
 				continue
 			}
@@ -126,8 +126,8 @@ func dump(t testing.TB, rdb redis.UniversalClient, ns string) []string {
 				out = append(out, fmt.Sprintf("%s %v=%v", short, z.Member, z.Score))
 			}
 		case "list":
-			h, ok := UndoLogHour(short)
-			if !ok {
+			h, log, ok := UndoHour(short)
+			if !ok || !log {
 				out = append(out, short+" type "+typ)
 				continue
 			}

@@ -249,19 +249,19 @@ func ownOutputs(evs []events.Event, firstRetract map[string]int) map[string]even
 	return own
 }
 
-// UndoLogHour returns the key of the hour whose records the undo log named key holds (any
-// prefix): "<prefix>fx:<hour>", the key of the hour's hash. ok is false when key does not name
-// an undo log.
-func UndoLogHour(key string) (hourKey string, ok bool) {
+// UndoHour tells the keys of undo records apart (any prefix): the hour's hash "<prefix>fx:<hour>"
+// and its logs "<prefix>fx:<hour>:<bucket>". It returns the hour's key (the hash's) and whether
+// key is a log; ok is false when key is neither.
+func UndoHour(key string) (hourKey string, log, ok bool) {
 	i := strings.LastIndex(key, "}:"+kUndo)
 	if i < 0 {
-		return "", false
+		return "", false, false
 	}
-	h, b, found := strings.Cut(key[i+2+len(kUndo):], ":")
-	if !found || !allDigits(h) || !allDigits(b) {
-		return "", false
+	h, b, log := strings.Cut(key[i+2+len(kUndo):], ":")
+	if !allDigits(h) || log && !allDigits(b) {
+		return "", false, false
 	}
-	return key[:i+2+len(kUndo)+len(h)], true
+	return key[:i+2+len(kUndo)+len(h)], log, true
 }
 
 // ApplyUndoLog applies the entries of an element of a stored undo log to records (id → record)

@@ -38,8 +38,11 @@ func TestUndoLogEntries(t *testing.T) {
 		}
 	}
 	recs := map[string]string{"bb": "\x02d-from-the-hash", "h": "\x02kept"}
-	if hour, ok := UndoLogHour("ns:ratelimit:{rl.p3}:fx:4711:12"); !ok || hour != "ns:ratelimit:{rl.p3}:fx:4711" {
-		t.Fatalf("UndoLogHour: %q %v", hour, ok)
+	if hour, log, ok := UndoHour("ns:ratelimit:{rl.p3}:fx:4711:12"); !ok || !log || hour != "ns:ratelimit:{rl.p3}:fx:4711" {
+		t.Fatalf("UndoHour of a log: %q %v %v", hour, log, ok)
+	}
+	if hour, log, ok := UndoHour("ns:ratelimit:{rl.p3}:fx:4711"); !ok || log || hour != "ns:ratelimit:{rl.p3}:fx:4711" {
+		t.Fatalf("UndoHour of a hash: %q %v %v", hour, log, ok)
 	}
 	if err := ApplyUndoLog(string(log), recs); err != nil {
 		t.Fatal(err)
@@ -47,9 +50,9 @@ func TestUndoLogEntries(t *testing.T) {
 	if len(recs) != 4 || recs["a"] != "\x02s2" || recs[""] != "" || recs["h"] != "\x02kept" {
 		t.Errorf("records %q: the last entry of an id stands, a deletion deletes the hash's record", recs)
 	}
-	for _, k := range []string{"ns:{rl.p3}:fx:4711", "ns:{rl.p3}:fxk", "ns:{rl.p3}:fx:47a:1", "ns:{rl.p3}:pb:1:2"} {
-		if _, ok := UndoLogHour(k); ok {
-			t.Errorf("%s read as an undo log", k)
+	for _, k := range []string{"ns:{rl.p3}:fxk", "ns:{rl.p3}:fx:47a:1", "ns:{rl.p3}:fx:47:b", "ns:{rl.p3}:fx:", "ns:{rl.p3}:pb:1:2"} {
+		if _, _, ok := UndoHour(k); ok {
+			t.Errorf("%s read as an undo key", k)
 		}
 	}
 }

@@ -418,7 +418,7 @@ func (r *Report) compareCounters(ctx context.Context, rdb redis.UniversalClient,
 			if family(k) == "tp" { // minute fields, or seconds as stored before them: compared per second
 				a[j].hash, b[j].hash = perSecond(a[j].hash), perSecond(b[j].hash)
 			}
-			if hour, ok := undoHourOf(k); ok {
+			if hour, _, ok := ratelimit.UndoHour(k); ok {
 				if err := undoLive.add(hour, a[j]); err != nil {
 					return fmt.Errorf("replay: live %s: %w", k, err)
 				}
@@ -465,18 +465,6 @@ func (r *Report) compareCounters(ctx context.Context, rdb redis.UniversalClient,
 type undoHours map[string]*undoHour
 
 type undoHour struct{ logs, hash map[string]string }
-
-// undoHourOf returns the hour key of an hour's undo records: the hour's hash, or one of its logs
-// (ratelimit.UndoLogHour).
-func undoHourOf(key string) (string, bool) {
-	if h, ok := ratelimit.UndoLogHour(key); ok {
-		return h, true
-	}
-	if _, h, ok := strings.Cut(key, "}:fx:"); ok && h != "" && strings.Trim(h, "0123456789") == "" {
-		return key, true
-	}
-	return "", false
-}
 
 // add takes what a key of hour holds: the hour's hash, or one of its logs.
 func (u undoHours) add(hour string, c keyContent) error {
