@@ -344,8 +344,9 @@ func Prefault(floor int64, log *slog.Logger) func(records int64) {
 			return
 		}
 		start := time.Now()
-		if n := memlimit.Prefault(min(records*AllocPerRecord, floor/2)); n > 0 {
-			log.Info("replay: memory prefaulted", "bytes", memlimit.Format(n), "seconds", time.Since(start).Seconds())
+		if b := memlimit.Prefault(min(records*AllocPerRecord, floor/2)); b.Bytes > 0 {
+			log.Info("replay: memory prefaulted", "bytes", memlimit.Format(b.Bytes), "huge_pages", memlimit.Format(b.Huge),
+				"probe_small_ms", b.SmallProbe.Seconds()*1e3, "probe_huge_ms", b.HugeProbe.Seconds()*1e3, "seconds", time.Since(start).Seconds())
 		}
 	}
 }
