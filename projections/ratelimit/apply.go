@@ -379,17 +379,11 @@ func (c *Changes) zmax(key, m string, s events.UnixTime) {
 
 func (c *Changes) zdel(key, m string) { c.zkey(key)[m] = ZOp{Kind: OpDel} }
 
-// sized creates the maps of keys one batch fills with many elements (pair fields and their trim
-// index, buckets, counted deliveries) at the batch's size, so they do not grow step by step.
+// sizedH creates the map of a key one batch fills with many elements (the pair fields) at the
+// batch's size, so it does not grow step by step.
 func (r *reducer) sizedH(key string) {
 	if _, ok := r.c.H[key]; !ok {
 		r.c.H[key] = freeH.get(r.hint / 2)
-	}
-}
-
-func (r *reducer) sizedZ(key string) {
-	if _, ok := r.c.Z[key]; !ok {
-		r.c.Z[key] = freeZ.get(r.hint / 2)
 	}
 }
 
@@ -716,24 +710,22 @@ func (r *reducer) setBucket(pair string, b Bucket) string {
 	return ""
 }
 
-// setField writes a pair-state field; "" deletes it. expires indexes it for trimming.
-func (r *reducer) setField(f, val string, expires events.UnixTime) {
+// setField writes a pair-state field; "" deletes it. The store indexes it for trimming by the
+// hour of its expiry (fieldExpiry), from the batch's net changes (Store.write).
+func (r *reducer) setField(f, val string) {
 	if val == "" {
 		delete(r.v.Fields, f)
 		r.c.hdel(kPairs, f)
-		r.c.zdel(kPairIdx, f)
 		return
 	}
 	r.v.Fields[f] = val
 	r.sizedH(kPairs)
-	r.sizedZ(kPairIdx)
 	r.c.hset(kPairs, f, val)
-	r.c.zset(kPairIdx, f, expires)
 }
 
-func (r *reducer) changeField(id, f, val string, expires, t events.UnixTime, pn string, inbound bool) {
+func (r *reducer) changeField(id, f, val string, t events.UnixTime, pn string, inbound bool) {
 	pre := r.field(f)
-	r.setField(f, val, expires)
+	r.setField(f, val)
 	u := undoRecord{Kind: "f", Field: f, FPre: pre, FPost: val, Time: t}
 	if inbound {
 		u.PN, u.Sec = pn, t
@@ -751,7 +743,7 @@ func (r *reducer) windowOpened(id string, d *events.WindowOpened) {
 	if d.EntryPoint {
 		w.EntryAt = d.OpenedAt
 	}
-	r.changeField(id, f, w.encode(), max(w.ExpiresAt, w.EntryAt+Day), d.OpenedAt, d.PhoneNumberID, true)
+	r.changeField(id, f, w.encode(), d.OpenedAt, d.PhoneNumberID, true)
 }
 
 func (r *reducer) windowExpired(id string, d *events.WindowExpired) {
@@ -761,13 +753,13 @@ func (r *reducer) windowExpired(id string, d *events.WindowExpired) {
 	if !ok || w.ExpiresAt > d.ExpiredAt {
 		return // already gone, or refreshed since
 	}
-	r.changeField(id, f, "", 0, d.ExpiredAt, "", false)
+	r.changeField(id, f, "", d.ExpiredAt, "", false)
 }
 
 func (r *reducer) conversationOpened(id string, d *events.ConversationOpened) {
 	r.c.Stats.ConversationEvents++
 	c := Conversation{ID: d.ConversationID, Category: d.Category, OpenedAt: d.OpenedAt, ExpiresAt: d.ExpiresAt}
-	r.changeField(id, convField(pairOf(d.Account), d.Category), c.encode(), c.ExpiresAt, d.OpenedAt, "", false)
+	r.changeField(id, convField(pairOf(d.Account), d.Category), c.encode(), d.OpenedAt, "", false)
 }
 
 func (r *reducer) conversationClosed(id string, d *events.ConversationClosed) {
@@ -777,7 +769,7 @@ func (r *reducer) conversationClosed(id string, d *events.ConversationClosed) {
 	if !ok || (c.ID != "" && c.ID != d.ConversationID) {
 		return // a newer conversation of the category is open
 	}
-	r.changeField(id, f, "", 0, d.ClosedAt, "", false)
+	r.changeField(id, f, "", d.ClosedAt, "", false)
 }
 
 // correction undoes retracted outputs, newest first (an undo stack). Ids never applied here are
@@ -834,24 +826,18 @@ func (r *reducer) undo(u undoRecord) {
 		if r.field(u.Field) != u.FPost {
 			return // changed since by an output that was not retracted: it stands
 		}
-		var exp events.UnixTime
-		if u.FPre != "" {
-			exp = fieldExpiry(u.Field, u.FPre)
-		}
-		r.setField(u.Field, u.FPre, exp)
+		r.setField(u.Field, u.FPre)
 	}
 }
 
-// fieldExpiry is the trim time of a pair field value.
+// fieldExpiry is the trim time of a pair field value: after it the value is as good as absent
+// (reducer.field). apply.lua's expiry is the same function, for the trim.
 func fieldExpiry(field, val string) events.UnixTime {
 	if len(field) > 2 && field[len(field)-2:] == sep+"w" {
 		if w, ok := decodeWindow(val); ok {
 			return max(w.ExpiresAt, w.EntryAt+Day)
 		}
 	}
-	var c Conversation
-	if c, ok := decodeConversation("", val); ok {
-		return c.ExpiresAt
-	}
+	c, _ := decodeConversation("", val)
 	return c.ExpiresAt
 }

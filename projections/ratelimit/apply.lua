@@ -64,7 +64,50 @@ if lc > last then
   redis.call('ZREMRANGEBYSCORE', pfx .. 'limk', '-inf', lc)
   redis.call('HSET', meta, 'lc', lc)
 end
-trim('prt', ARGV[6], function(ms) redis.call('HDEL', pfx .. 'pr', unpack(ms)) end)
+
+-- Pair fields whose value has expired. expiry is fieldExpiry (apply.go) on the values the store
+-- writes: a window "opened expires entry" expires at the later of expires and a day after entry,
+-- any other value "opened expires ..." at expires, a value of neither shape at 0.
+local DAY = 86400
+local function expiry(f, v)
+  if string.sub(f, -2) == '|w' then
+    local _, e, en = string.match(v, '^([+-]?%d+) ([+-]?%d+) ([+-]?%d+) ?$')
+    if e then return math.max(tonumber(e), tonumber(en) + DAY) end
+  end
+  local _, e = string.match(v, '^([+-]?%d+) ([+-]?%d+)$')
+  if not e then _, e = string.match(v, '^([+-]?%d+) ([+-]?%d+) ') end
+  return tonumber(e) or 0
+end
+local cPairs = tonumber(ARGV[6])
+local function dropExpired(fields)
+  local vs = redis.call('HMGET', pfx .. 'pr', unpack(fields))
+  local gone = {}
+  for i, f in ipairs(fields) do
+    if vs[i] and expiry(f, vs[i]) <= cPairs then gone[#gone + 1] = f end
+  end
+  if #gone > 0 then redis.call('HDEL', pfx .. 'pr', unpack(gone)) end
+end
+-- The fields listed under each hour past (prt:<hour>, by the expiry they were set with), then
+-- those of the index written before the lists (prt): a field set again since may expire later.
+local function trimPairHours()
+  local left = budget
+  while left > 0 do
+    local hs = redis.call('ZRANGEBYSCORE', pfx .. 'prtk', '-inf', cPairs, 'LIMIT', 0, 64)
+    if #hs == 0 then return end
+    for _, h in ipairs(hs) do
+      while true do
+        if left <= 0 then return end
+        local fs = redis.call('LPOP', pfx .. 'prt:' .. h, math.min(CHUNK, left))
+        if not fs then break end
+        dropExpired(fs)
+        left = left - #fs
+      end
+      redis.call('ZREM', pfx .. 'prtk', h)
+    end
+  end
+end
+trimPairHours()
+trim('prt', ARGV[6], dropExpired)
 trim('hitt', ARGV[7], function(ms)
   for _, m in ipairs(ms) do
     local at = string.find(m, '|', 1, true)

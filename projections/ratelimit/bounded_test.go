@@ -14,7 +14,7 @@ import (
 // inbound messages) and checks that what remains is what the windows serve: no day of deliveries
 // older than the 7-day usage window, no hour of undo records older than the undo window, no hour
 // of throughput older than the throughput window, no bucket hour whose buckets are all full, no
-// counter entry older than 7 days.
+// counter entry older than 7 days, no pair field past the hour of its expiry.
 func TestMemoryBounded(t *testing.T) {
 	rdb, ns := client(t)
 	s := newStore(t, rdb, ns, 1)
@@ -67,6 +67,19 @@ func TestMemoryBounded(t *testing.T) {
 			if h := num(kBuckets); hourEnd(h)+pairCapacity <= st {
 				t.Errorf("bucket hour %s kept although all its buckets are full", name)
 			}
+		case strings.HasPrefix(name, kPairHour):
+			if h := num(kPairHour); hourEnd(h) <= st {
+				t.Errorf("pair fields' hour %s outlived it", name)
+			}
+		}
+	}
+	pairs, err := rdb.HGetAll(ctx, pfx+kPairs).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, v := range pairs {
+		if hourEnd(hourOf(fieldExpiry(f, v))) <= st {
+			t.Errorf("pair field %s=%q outlived the hour of its expiry", f, v)
 		}
 	}
 	old, err := rdb.ZCount(ctx, pfx+kLimitPrefix+string(PortfolioScope("pf1")), "-inf", strconv.FormatInt(int64(st-cfg.UsageWindow-60), 10)).Result()
@@ -82,7 +95,7 @@ func TestMemoryBounded(t *testing.T) {
 	}
 	fields, _ := rdb.HLen(ctx, pfx+kPairs).Result()
 	if fields > 24*6+10 {
-		t.Errorf("%d pair fields kept, want only open windows (about %d)", fields, 24*6)
+		t.Errorf("%d pair fields kept, want only open windows and those of the hour (about %d)", fields, 24*6)
 	}
 	t.Logf("%d keys after 12 days; counter %d users; %d pair fields; %d users in all", len(keys), n, fields, i)
 }

@@ -67,7 +67,11 @@
 //	                          a pair has at most one entry over all hours
 //	{ns:pP}:pbk         ZSET  hour → its last second + 270 s (every bucket of it is full by then)
 //	{ns:pP}:pr          HASH  "pair|w" → service window, "pair|c|<category>" → conversation
-//	{ns:pP}:prt         ZSET  pair field → expiry (trim index)
+//	{ns:pP}:prt:<hour>  LIST  pair fields set with an expiry in that hour, for the trim, which
+//	                          deletes those whose value has then expired (pairtrim.go); a batch
+//	                          pushes each hour's fields as one command
+//	{ns:pP}:prtk        ZSET  hour → its last second
+//	{ns:pP}:prt         ZSET  pair field → expiry: the trim index before the lists, still trimmed
 //	{ns:pP}:hit:<pn>    ZSET  "user|wamid|id" → time of a would-be 131056
 //	{ns:pP}:hitt        ZSET  "pn|user|wamid|id" → time (trim index)
 //	{ns:pP}:acct        ZSET  score 0, lex: account facts by effective time (see account.go)

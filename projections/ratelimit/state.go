@@ -23,7 +23,9 @@ const (
 	kBuckets     = "pb:"  // HASH per hour of the bucket's time: pair key → token bucket "units:at"
 	kBucketIdx   = "pbk"  // ZSET: hour → the last moment a bucket of that hour can still be short of full
 	kPairs       = "pr"   // HASH: pair state fields, "pair|w" (service window) and "pair|c|category"
-	kPairIdx     = "prt"  // ZSET: pair field → expiry, for trimming
+	kPairIdx     = "prt"  // ZSET: pair field → expiry, for trimming (written before the hour lists; still trimmed)
+	kPairHour    = "prt:" // LIST per hour: pair fields set with an expiry in that hour, for trimming
+	kPairHourIdx = "prtk" // ZSET: hour → its last second, to trim the fields of whole hours
 	kHitPrefix   = "hit:" // ZSET per phone number: "user|wamid|id" → time of a would-be 131056
 	kHitIdx      = "hitt" // ZSET: "pn|user|wamid|id" → time, for trimming
 	kAccounts    = "acct" // ZSET, score 0, lex members: account facts by effective time

@@ -847,9 +847,10 @@ type writeScratch struct {
 	zs, zg, zr, hs, hd []any
 	blob               []byte // the undo logs' entries, batch after batch
 	undo               undoWriter
+	pairHours          map[int64][]any // pair fields set, by the hour of their expiry
 }
 
-var writePool = sync.Pool{New: func() any { return new(writeScratch) }}
+var writePool = sync.Pool{New: func() any { return &writeScratch{pairHours: map[int64][]any{}} }}
 
 // put clears the arenas (so they keep no strings of the batch alive) and returns them to the pool.
 func (sc *writeScratch) put() {
@@ -858,6 +859,7 @@ func (sc *writeScratch) put() {
 	}
 	clear(sc.cmds[:cap(sc.cmds)])
 	clear(sc.strs[:cap(sc.strs)])
+	clear(sc.pairHours)
 	writePool.Put(sc)
 }
 
@@ -920,7 +922,7 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 			kv = kv[n:]
 		}
 	}
-	zadd, zaddGT, zrem, hset, hdel := []any{"zadd"}, []any{"zadd", "gt"}, []any{"zrem"}, []any{"hset"}, []any{"hdel"}
+	zadd, zaddGT, zrem, hset, hdel, rpush := []any{"zadd"}, []any{"zadd", "gt"}, []any{"zrem"}, []any{"hset"}, []any{"hdel"}, []any{"rpush"}
 	// Net changes are disjoint per element, so their order does not matter: no sorting.
 	zs, zg, zr, hs, hd := sc.zs, sc.zg, sc.zr, sc.hs, sc.hd
 	for key, ops := range ch.Z {
@@ -942,17 +944,33 @@ func (s *Store) write(ctx context.Context, tx *redis.Tx, p int32, ch *Changes, s
 	for key, ops := range ch.H {
 		// An undo record set or deleted here (its output retracted in this batch) goes to the
 		// hour's logs, and leaves the hour's hash, which would stand over them (undolog.go).
-		undo := isUndoHour(key)
+		undo, pairs := isUndoHour(key), key == kPairs
 		hs, hd = hs[:0], hd[:0]
 		for f, op := range ops {
-			if op.Kind == OpSet && !undo {
+			switch {
+			case op.Kind == OpSet && pairs:
+				// A pair field is indexed for the trim by the hour of its expiry (the lists
+				// keep it there after it changes: the trim reads the value it then has).
+				fp := str(f)
+				hs = append(hs, fp, str(op.Val))
+				h := hourOf(fieldExpiry(f, op.Val))
+				sc.pairHours[h] = append(sc.pairHours[h], fp)
+			case op.Kind == OpSet && !undo:
 				hs = append(hs, str(f), str(op.Val))
-			} else {
+			default:
 				hd = append(hd, str(f))
 			}
 		}
 		command(hset, key, hs, 2)
 		command(hdel, key, hd, 1)
+	}
+	if len(sc.pairHours) > 0 {
+		zs = zs[:0]
+		for h, fields := range sc.pairHours {
+			command(rpush, kPairHour+itoa(h), fields, 1)
+			zs = append(zs, num(int64(hourEnd(h))), str(itoa(h)))
+		}
+		command(zadd, kPairHourIdx, zs, 2)
 	}
 	for key, l := range ch.HLog {
 		if logsNew(key, l) {

@@ -251,3 +251,41 @@ func appendEntry(dst []byte, id, rec string) []byte {
 	dst = append(dst, byte(len(rec)+1))
 	return append(dst, rec...)
 }
+
+// TestComparePairFieldsAsLive: pair fields compare as what they hold at each side's stream time
+// (an expired value waits for its hour's trim, and the store before the hour lists trimmed it at
+// once), and the trim index is not compared; a live value that differs is a difference.
+func TestComparePairFieldsAsLive(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	ctx := context.Background()
+	live, rebuilt := &Namespace{Prefix: prefix + "pl:"}, &Namespace{Prefix: prefix + "pr:"}
+	lp, rp := live.Prefix+ratelimit.Name+":", rebuilt.Prefix+ratelimit.Name+":"
+	const st = 1_760_000_000
+	for _, p := range []string{lp, rp} {
+		rdb.HSet(ctx, p+"{rl.p0}:meta", "st", st)
+		rdb.HSet(ctx, p+"{rl.p0}:pr", "n1/u1|w", "1759900000 1760086400 0") // open
+	}
+	// Live as written before the hour lists: the expired window trimmed, the sorted set.
+	rdb.ZAdd(ctx, lp+"{rl.p0}:prt", redis.Z{Score: 1760086400, Member: "n1/u1|w"})
+	// Rebuilt: u2's expired window still there, the fields listed by hour.
+	rdb.HSet(ctx, rp+"{rl.p0}:pr", "n1/u2|w", "1759900000 1759990000 0")
+	rdb.RPush(ctx, rp+"{rl.p0}:prt:488913", "n1/u1|w", "n1/u1|w")
+	rdb.RPush(ctx, rp+"{rl.p0}:prt:488886", "n1/u2|w")
+	rdb.ZAdd(ctx, rp+"{rl.p0}:prtk", redis.Z{Score: 1760086799, Member: "488913"}, redis.Z{Score: 1759993199, Member: "488886"})
+	r := &Report{}
+	if err := r.compareCounters(ctx, rdb, live, rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	if r.RateLimit.Differences != 0 {
+		t.Fatalf("the same live pair state compared as %+v", r.RateLimit)
+	}
+	rdb.HSet(ctx, rp+"{rl.p0}:pr", "n1/u1|w", "1759900000 1760086401 0")
+	r = &Report{}
+	if err := r.compareCounters(ctx, rdb, live, rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"- {rl.p0}:pr n1/u1|w=1759900000 1760086400 0", "+ {rl.p0}:pr n1/u1|w=1759900000 1760086401 0"}
+	if r.RateLimit.Differences != 2 || !slices.Equal(r.RateLimit.Examples, want) {
+		t.Fatalf("a changed window: %d differences %q, want %q", r.RateLimit.Differences, r.RateLimit.Examples, want)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -393,6 +394,9 @@ func (r *Report) compareCounters(ctx context.Context, rdb redis.UniversalClient,
 	if err != nil {
 		return err
 	}
+	// The pair fields' trim index is derived from the fields, and how it lists them depends on
+	// how the outputs were batched (ratelimit.PairTrimIndex): not compared.
+	keys = slices.DeleteFunc(keys, ratelimit.PairTrimIndex)
 	d := &r.RateLimit
 	d.Compared = true
 	var minus, plus []string // entries only live has, only rebuilt has
@@ -417,6 +421,14 @@ func (r *Report) compareCounters(ctx context.Context, rdb redis.UniversalClient,
 			}
 			if family(k) == "tp" { // minute fields, or seconds as stored before them: compared per second
 				a[j].hash, b[j].hash = perSecond(a[j].hash), perSecond(b[j].hash)
+			}
+			if ratelimit.PairFields(k) { // the values live at each side's stream time: an expired one waits for its hour's trim
+				if err := livePairFields(ctx, rdb, lp+k, a[j]); err != nil {
+					return err
+				}
+				if err := livePairFields(ctx, rdb, rp+k, b[j]); err != nil {
+					return err
+				}
 			}
 			if hour, _, ok := ratelimit.UndoHour(k); ok {
 				if err := undoLive.add(hour, a[j]); err != nil {
@@ -457,6 +469,20 @@ func (r *Report) compareCounters(ctx context.Context, rdb redis.UniversalClient,
 			}
 		}
 	}
+	return nil
+}
+
+// livePairFields keeps in c, the content of the pair-state hash key, the values that have not
+// expired at its partition's stream time (ratelimit.LivePairFields).
+func livePairFields(ctx context.Context, rdb redis.UniversalClient, key string, c keyContent) error {
+	if c.hash == nil {
+		return nil
+	}
+	st, err := ratelimit.PairFieldsStream(ctx, rdb, key)
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	ratelimit.LivePairFields(c.hash, st)
 	return nil
 }
 
