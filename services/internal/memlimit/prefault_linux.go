@@ -104,11 +104,12 @@ func populateAdaptive(b []byte, huge bool, workers int, populate populateFunc) B
 		wg.Go(func() { ts, okS, _ = timed(populate, chunks[0], false) })
 		wg.Go(func() { th, okH, asHuge = timed(populate, chunks[1], true) })
 		wg.Wait()
-		for i, ok := range []bool{okS, okH} {
-			if ok {
-				out.Bytes += chunk
-			}
-			if ok && i == 1 && asHuge {
+		if okS {
+			out.Bytes += chunk
+		}
+		if okH {
+			out.Bytes += chunk
+			if asHuge {
 				out.Huge += chunk
 			}
 		}
