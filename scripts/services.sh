@@ -332,8 +332,9 @@ start_redis() {
 		port_open "$REDIS_PORT" && die "port $HOST:$REDIS_PORT is already in use by another process (set CONVMETER_REDIS_PORT)"
 		mkdir -p "$REDIS_STATE"
 		log "starting redis on $HOST:$REDIS_PORT"
+		# rdbcompression no: see README (Production deploy); the AOF rewrite's LZF doubled its CPU.
 		redis-server --bind "$HOST" --port "$REDIS_PORT" --protected-mode yes \
-			--dir "$REDIS_STATE" --appendonly yes --save '' \
+			--dir "$REDIS_STATE" --appendonly yes --save '' --rdbcompression no \
 			--daemonize yes --pidfile "$REDIS_PIDFILE" \
 			--logfile "$REDIS_STATE/redis.log" </dev/null >&2 9>&- ||
 			die "redis-server failed to start (see $REDIS_STATE/redis.log)"

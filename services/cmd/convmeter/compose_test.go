@@ -80,8 +80,10 @@ func TestComposeFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if i := slices.Index(rd.Command, "--appendonly"); i < 0 || i+1 >= len(rd.Command) || rd.Command[i+1] != "yes" {
-		t.Errorf("redis command %q: no AOF", rd.Command)
+	for _, opt := range [][2]string{{"--appendonly", "yes"}, {"--rdbcompression", "no"}} {
+		if i := slices.Index(rd.Command, opt[0]); i < 0 || i+1 >= len(rd.Command) || rd.Command[i+1] != opt[1] {
+			t.Errorf("redis command %q: want %s %s (README: Production deploy)", rd.Command, opt[0], opt[1])
+		}
 	}
 	df, err := os.ReadFile(dockerfile)
 	if err != nil {
