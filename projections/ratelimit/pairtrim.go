@@ -22,11 +22,12 @@ import (
 //
 // Before the lists, the fields were indexed in a sorted set "prt" by expiry: a ZADD per field set,
 // 124k members per 1M dense records. The lists hold the same in 10 MB less Redis memory (232 MB
-// against 243 MB after the replay) and a fraction of the ZADD's CPU: `convmeter replay` of 1M
-// dense records (nothing expires) made 259k records/s on average against 256k in 5 alternating
-// runs, Redis 1.50 CPU-s against 1.54; of 3M records of month traffic (fields expire and are
-// trimmed all along) 186k against 172k in 3, Redis 6.3 CPU-s against 6.9 (2-core VM). Stores
-// written before keep that set until it has been trimmed.
+// against 243 MB after a replay of 1M dense records). The CPU saved is within the 2-core VM's
+// noise: `convmeter replay` of those records made 259k records/s on average against 256k in 5
+// alternating runs (Redis 1.50 CPU-s against 1.54); of 3M records of month traffic, where fields
+// expire and are trimmed all along, 186k against 172k in 3 runs at 13:16, and 174k against 175k in
+// 3 more at 13:50 (scripts/ab-replay.sh). Stores written before keep that set until it has been
+// trimmed.
 
 // PairTrimIndex reports whether key (any prefix) is part of the pair fields' trim index: the set
 // of hours "…}:prtk", an hour's list "…}:prt:<hour>", or the sorted set "…}:prt" of stores written
