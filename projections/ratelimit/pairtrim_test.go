@@ -16,39 +16,19 @@ import (
 // before (expired, it reads as absent meanwhile), and not when it was set again since with a
 // later expiry; the hour's list and its entry in the hours go with it.
 func TestPairFieldsTrimByHour(t *testing.T) {
-	rdb, ns := client(t)
-	s := newStore(t, rdb, ns, 1)
+	r := newPairFieldsRig(t)
 	ctx := context.Background()
-	pfx := s.prefix(0)
-	l := &log{}
-	l.config("n1", "pf1", "TIER_250", 0)
 	t0 := events.UnixTime(hourOf(tPFEra)+1)*Hour + 600 // 10 minutes into an hour
-	l.inbound("n1", "pf1", "u1", t0)
-	l.inbound("n1", "pf1", "u2", t0)
-	apply(t, s, l.batch())
-	l.evs = nil
-	l.inbound("n1", "pf1", "u2", t0+2*Hour) // set again, expiring two hours later
-	apply(t, s, l.batch())
+	r.l.inbound("n1", "pf1", "u1", t0)
+	r.l.inbound("n1", "pf1", "u2", t0)
+	r.apply()
+	r.l.inbound("n1", "pf1", "u2", t0+2*Hour) // set again, expiring two hours later
+	r.apply()
 	h1 := hourOf(t0 + Day)
 	f1, f2 := windowField(events.PairKey("n1", "u1", "")), windowField(events.PairKey("n1", "u2", ""))
-
-	advance := func(to events.UnixTime) { // a delivery to another user moves the stream
-		t.Helper()
-		l.evs = nil
-		l.delivered("n1", "pf1", "u9", to, false)
-		apply(t, s, l.batch())
-	}
-	stored := func(f string) bool {
-		t.Helper()
-		ok, err := rdb.HExists(ctx, pfx+kPairs, f).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ok
-	}
 	hours := func() []string {
 		t.Helper()
-		hs, err := rdb.ZRange(ctx, pfx+kPairHourIdx, 0, -1).Result()
+		hs, err := r.rdb.ZRange(ctx, r.pfx+kPairHourIdx, 0, -1).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,11 +38,11 @@ func TestPairFieldsTrimByHour(t *testing.T) {
 		t.Fatalf("hours indexed %v, want %d and %d", hs, h1, h1+2)
 	}
 
-	advance(t0 + Day + 60) // u1's window has expired; its hour has not ended
-	if !stored(f1) {
+	r.advance(t0 + Day + 60) // u1's window has expired; its hour has not ended
+	if !r.stored(f1) {
 		t.Fatal("u1's field was trimmed before the hour of its expiry ended")
 	}
-	live, err := rdb.HGetAll(ctx, pfx+kPairs).Result()
+	live, err := r.rdb.HGetAll(ctx, r.pfx+kPairs).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,22 +50,22 @@ func TestPairFieldsTrimByHour(t *testing.T) {
 		t.Error("LivePairFields keeps u1's expired window")
 	}
 
-	advance(hourEnd(h1) + 1)
-	if stored(f1) {
+	r.advance(hourEnd(h1) + 1)
+	if r.stored(f1) {
 		t.Error("u1's field outlived the hour of its expiry")
 	}
-	if !stored(f2) {
+	if !r.stored(f2) {
 		t.Error("u2's field, set again with a later expiry, was trimmed with the hour it was first listed under")
 	}
-	if n, _ := rdb.Exists(ctx, pfx+kPairHour+itoa(h1)).Result(); n != 0 {
+	if n, _ := r.rdb.Exists(ctx, r.pfx+kPairHour+itoa(h1)).Result(); n != 0 {
 		t.Error("the hour's list outlived it")
 	}
 	if hs := hours(); !slices.Equal(hs, []string{itoa(h1 + 2)}) {
 		t.Errorf("hours indexed %v after the first one passed, want %d", hs, h1+2)
 	}
 
-	advance(hourEnd(h1+2) + 1)
-	if stored(f2) {
+	r.advance(hourEnd(h1+2) + 1)
+	if r.stored(f2) {
 		t.Error("u2's field outlived the hour of its expiry")
 	}
 	if hs := hours(); len(hs) != 0 {
@@ -97,36 +77,30 @@ func TestPairFieldsTrimByHour(t *testing.T) {
 // expiry, which the trim still reads: a field expired there is deleted, one set again since (the
 // set's entry is stale: the lists index it now) is not.
 func TestPairFieldsOldIndex(t *testing.T) {
-	rdb, ns := client(t)
-	s := newStore(t, rdb, ns, 1)
+	r := newPairFieldsRig(t)
 	ctx := context.Background()
-	pfx := s.prefix(0)
-	l := &log{}
-	l.config("n1", "pf1", "TIER_250", 0)
 	t0 := tPFEra
-	l.inbound("n1", "pf1", "u1", t0)
-	apply(t, s, l.batch())
+	r.l.inbound("n1", "pf1", "u1", t0)
+	r.apply()
 	f1, old := windowField(events.PairKey("n1", "u1", "")), windowField(events.PairKey("n1", "u7", ""))
 	// As the store before the lists left them: u1 indexed at an expiry since moved, u7 expired.
 	oldExpiry := t0 - Hour
-	if err := rdb.HSet(ctx, pfx+kPairs, old, Window{OpenedAt: oldExpiry - Day, ExpiresAt: oldExpiry}.encode()).Err(); err != nil {
+	if err := r.rdb.HSet(ctx, r.pfx+kPairs, old, Window{OpenedAt: oldExpiry - Day, ExpiresAt: oldExpiry}.encode()).Err(); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{f1, old} {
-		if err := rdb.ZAdd(ctx, pfx+kPairIdx, redisZ(oldExpiry, f)).Err(); err != nil {
+		if err := r.rdb.ZAdd(ctx, r.pfx+kPairIdx, redisZ(oldExpiry, f)).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	l.evs = nil
-	l.delivered("n1", "pf1", "u9", t0+60, false)
-	apply(t, s, l.batch())
-	if ok, _ := rdb.HExists(ctx, pfx+kPairs, f1).Result(); !ok {
+	r.advance(t0 + 60)
+	if !r.stored(f1) {
 		t.Error("the old index's stale entry deleted u1's live window")
 	}
-	if ok, _ := rdb.HExists(ctx, pfx+kPairs, old).Result(); ok {
+	if r.stored(old) {
 		t.Error("the old index's expired field was not trimmed")
 	}
-	if n, _ := rdb.ZCard(ctx, pfx+kPairIdx).Result(); n != 0 {
+	if n, _ := r.rdb.ZCard(ctx, r.pfx+kPairIdx).Result(); n != 0 {
 		t.Errorf("%d entries left in the old index", n)
 	}
 }
@@ -196,6 +170,48 @@ func TestPairFieldExpiryInTheTrimScript(t *testing.T) {
 			t.Errorf("%s=%q: kept %v, want %v (fieldExpiry %d, cutoff %d)", v.field, v.val, ok, want, exp, cut)
 		}
 	}
+}
+
+// pairFieldsRig is a store of one partition with n1 configured in portfolio pf1, and the log it
+// is applied from.
+type pairFieldsRig struct {
+	t   *testing.T
+	rdb *redis.Client
+	s   *Store
+	pfx string // the partition's key prefix
+	l   *log
+}
+
+func newPairFieldsRig(t *testing.T) *pairFieldsRig {
+	rdb, ns := client(t)
+	s := newStore(t, rdb, ns, 1)
+	r := &pairFieldsRig{t: t, rdb: rdb, s: s, pfx: s.prefix(0), l: &log{}}
+	r.l.config("n1", "pf1", "TIER_250", 0)
+	return r
+}
+
+// apply applies the events logged since the last apply, as one batch.
+func (r *pairFieldsRig) apply() {
+	r.t.Helper()
+	apply(r.t, r.s, r.l.batch())
+	r.l.evs = nil
+}
+
+// advance moves the stream time to `to`, with a delivery to a user of its own.
+func (r *pairFieldsRig) advance(to events.UnixTime) {
+	r.t.Helper()
+	r.l.delivered("n1", "pf1", "u9", to, false)
+	r.apply()
+}
+
+// stored reports whether the pair-state hash holds field f.
+func (r *pairFieldsRig) stored(f string) bool {
+	r.t.Helper()
+	ok, err := r.rdb.HExists(context.Background(), r.pfx+kPairs, f).Result()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return ok
 }
 
 func redisZ[T ~int64 | ~int](score T, member string) redis.Z {

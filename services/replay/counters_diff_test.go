@@ -211,8 +211,7 @@ func TestCompareCountersThroughputPerSecond(t *testing.T) {
 func TestCompareUndoRecordsByHour(t *testing.T) {
 	rdb, prefix := redistest.Client(t)
 	ctx := context.Background()
-	live, rebuilt := &Namespace{Prefix: prefix + "ul:"}, &Namespace{Prefix: prefix + "ur:"}
-	lp, rp := live.Prefix+ratelimit.Name+":", rebuilt.Prefix+ratelimit.Name+":"
+	live, rebuilt, lp, rp := counterNamespaces(prefix, "u")
 	entry := func(id, rec string) string { return string(appendEntry(nil, id, rec)) }
 	rdb.HSet(ctx, lp+"{rl.p0}:fx:10", "a", "\x02ra", "b", "\x02rb")
 	rdb.RPush(ctx, lp+"{rl.p0}:fx:11:4", entry("z", "\x02rz"))
@@ -222,22 +221,11 @@ func TestCompareUndoRecordsByHour(t *testing.T) {
 	rdb.RPush(ctx, rp+"{rl.p0}:fx:10:7", entry("b", "\x02rb")+entry("c", ""))
 	rdb.HSet(ctx, rp+"{rl.p0}:fx:10", "a", "\x02ra")
 	rdb.HSet(ctx, rp+"{rl.p0}:fx:11", "z", "\x02rz")
-	r := &Report{}
-	if err := r.compareCounters(ctx, rdb, live, rebuilt); err != nil {
-		t.Fatal(err)
-	}
-	if r.RateLimit.Differences != 0 || r.RateLimit.EntriesLive != 3 || r.RateLimit.EntriesRebuilt != 3 {
-		t.Fatalf("equal records compared as %+v", r.RateLimit)
+	if d := countersOf(t, rdb, live, rebuilt); d.Differences != 0 || d.EntriesLive != 3 || d.EntriesRebuilt != 3 {
+		t.Fatalf("equal records compared as %+v", d)
 	}
 	rdb.HSet(ctx, rp+"{rl.p0}:fx:10", "a", "\x02changed")
-	r = &Report{}
-	if err := r.compareCounters(ctx, rdb, live, rebuilt); err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"- {rl.p0}:fx:10 a=\x02ra", "+ {rl.p0}:fx:10 a=\x02changed"}
-	if r.RateLimit.Differences != 2 || !slices.Equal(r.RateLimit.Examples, want) {
-		t.Fatalf("a changed record: %d differences %q, want %q", r.RateLimit.Differences, r.RateLimit.Examples, want)
-	}
+	wantOneChange(t, "a changed record", countersOf(t, rdb, live, rebuilt), "{rl.p0}:fx:10 a=\x02ra", "{rl.p0}:fx:10 a=\x02changed")
 }
 
 // appendEntry is an undo log entry as the store writes it (ratelimit's undolog.go): the id's and
@@ -258,8 +246,7 @@ func appendEntry(dst []byte, id, rec string) []byte {
 func TestComparePairFieldsAsLive(t *testing.T) {
 	rdb, prefix := redistest.Client(t)
 	ctx := context.Background()
-	live, rebuilt := &Namespace{Prefix: prefix + "pl:"}, &Namespace{Prefix: prefix + "pr:"}
-	lp, rp := live.Prefix+ratelimit.Name+":", rebuilt.Prefix+ratelimit.Name+":"
+	live, rebuilt, lp, rp := counterNamespaces(prefix, "p")
 	const st = 1_760_000_000
 	for _, p := range []string{lp, rp} {
 		rdb.HSet(ctx, p+"{rl.p0}:meta", "st", st)
@@ -272,20 +259,36 @@ func TestComparePairFieldsAsLive(t *testing.T) {
 	rdb.RPush(ctx, rp+"{rl.p0}:prt:488913", "n1/u1|w", "n1/u1|w")
 	rdb.RPush(ctx, rp+"{rl.p0}:prt:488886", "n1/u2|w")
 	rdb.ZAdd(ctx, rp+"{rl.p0}:prtk", redis.Z{Score: 1760086799, Member: "488913"}, redis.Z{Score: 1759993199, Member: "488886"})
-	r := &Report{}
-	if err := r.compareCounters(ctx, rdb, live, rebuilt); err != nil {
-		t.Fatal(err)
-	}
-	if r.RateLimit.Differences != 0 {
-		t.Fatalf("the same live pair state compared as %+v", r.RateLimit)
+	if d := countersOf(t, rdb, live, rebuilt); d.Differences != 0 {
+		t.Fatalf("the same live pair state compared as %+v", d)
 	}
 	rdb.HSet(ctx, rp+"{rl.p0}:pr", "n1/u1|w", "1759900000 1760086401 0")
-	r = &Report{}
-	if err := r.compareCounters(ctx, rdb, live, rebuilt); err != nil {
+	wantOneChange(t, "a changed window", countersOf(t, rdb, live, rebuilt),
+		"{rl.p0}:pr n1/u1|w=1759900000 1760086400 0", "{rl.p0}:pr n1/u1|w=1759900000 1760086401 0")
+}
+
+// counterNamespaces returns a live and a rebuilt namespace under prefix+tag and the key prefixes of
+// their rate limits.
+func counterNamespaces(prefix, tag string) (live, rebuilt *Namespace, lp, rp string) {
+	live, rebuilt = &Namespace{Prefix: prefix + tag + "l:"}, &Namespace{Prefix: prefix + tag + "r:"}
+	return live, rebuilt, live.Prefix + ratelimit.Name + ":", rebuilt.Prefix + ratelimit.Name + ":"
+}
+
+// countersOf compares the rate limits of live and rebuilt.
+func countersOf(t *testing.T, rdb redis.UniversalClient, live, rebuilt *Namespace) CounterDiff {
+	t.Helper()
+	r := &Report{}
+	if err := r.compareCounters(context.Background(), rdb, live, rebuilt); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"- {rl.p0}:pr n1/u1|w=1759900000 1760086400 0", "+ {rl.p0}:pr n1/u1|w=1759900000 1760086401 0"}
-	if r.RateLimit.Differences != 2 || !slices.Equal(r.RateLimit.Examples, want) {
-		t.Fatalf("a changed window: %d differences %q, want %q", r.RateLimit.Differences, r.RateLimit.Examples, want)
+	return r.RateLimit
+}
+
+// wantOneChange fails unless d is exactly the two entries of one changed value: was on the live
+// side, now on the rebuilt.
+func wantOneChange(t *testing.T, what string, d CounterDiff, was, now string) {
+	t.Helper()
+	if want := []string{"- " + was, "+ " + now}; d.Differences != 2 || !slices.Equal(d.Examples, want) {
+		t.Fatalf("%s: %d differences %q, want %q", what, d.Differences, d.Examples, want)
 	}
 }
